@@ -1,0 +1,182 @@
+//! `flow run`: execute a workflow.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use flow_host::observe::format_duration;
+use flow_host::{
+    Event, NodeReport, NodeStatus, Observer, RunReport, RunStatus, WorkflowEngine, WorkflowSpec,
+};
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+
+use super::{Context, Exit, load_plugins, plugins_dir};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The workflow file
+    workflow: PathBuf,
+
+    /// The plugins directory [default: the workflow's `plugins`, relative to the file]
+    #[arg(long, value_name = "DIR")]
+    plugins: Option<PathBuf>,
+
+    /// Print the run's report as one JSON document instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<Exit> {
+    let spec = Arc::new(WorkflowSpec::load(&args.workflow)?);
+    let dir = plugins_dir(
+        args.plugins.as_deref(),
+        spec.plugins.as_deref(),
+        &args.workflow,
+    )?;
+    let store = context.open_store()?;
+    let (runtime, cache) = context.runtime()?;
+    let report = super::tokio()?.block_on(async {
+        let plugins = load_plugins(&runtime, &cache, &dir).await?;
+        spec.check_actions(plugins.names())?;
+        let mut engine = WorkflowEngine::new(runtime, store);
+        if !args.json {
+            engine = engine.with_observer(Arc::new(Printer::new(&spec)));
+        }
+        anyhow::Ok(engine.execute(spec.clone(), plugins).await?)
+    })?;
+
+    if args.json {
+        println!("{}", report_json(&report));
+    } else {
+        print_outputs(&report);
+        let db = context.db_path()?;
+        println!(
+            "run {} {} in {} (details: flow status {}{})",
+            report.run_id,
+            report.status,
+            format_duration(report.elapsed),
+            report.run_id,
+            context
+                .db
+                .as_ref()
+                .map_or(String::new(), |_| format!(" --db {}", db.display())),
+        );
+    }
+    Ok(match report.status {
+        RunStatus::Succeeded => Exit::Success,
+        _ => Exit::RunFailed,
+    })
+}
+
+/// Prints a line per node as it finishes.
+struct Printer {
+    id_width: usize,
+    action_width: usize,
+}
+
+impl Printer {
+    fn new(spec: &WorkflowSpec) -> Self {
+        Self {
+            id_width: spec.nodes.iter().map(|n| n.id.len()).max().unwrap_or(0),
+            action_width: spec.nodes.iter().map(|n| n.action.len()).max().unwrap_or(0),
+        }
+    }
+}
+
+impl Observer for Printer {
+    fn on_event(&self, event: &Event<'_>) {
+        let line = match event {
+            Event::RunStarted {
+                run_id,
+                workflow_id,
+                nodes,
+            } => format!("run {run_id} of workflow `{workflow_id}` ({nodes} nodes)"),
+            Event::NodeFinished { node } => node_line(node, self.id_width, self.action_width),
+            _ => return,
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+fn node_line(node: &NodeReport, id_width: usize, action_width: usize) -> String {
+    let attempts = match node.attempts {
+        0 | 1 => String::new(),
+        n => format!(", {n} attempts"),
+    };
+    let (mark, detail) = match &node.status {
+        NodeStatus::Succeeded => ("ok", format!("{}{attempts}", format_duration(node.elapsed))),
+        NodeStatus::Failed => (
+            "FAILED",
+            format!(
+                "{}{attempts}: {}",
+                format_duration(node.elapsed),
+                node.error.as_deref().unwrap_or("")
+            ),
+        ),
+        NodeStatus::Skipped { because } => ("skipped", format!("`{because}` failed")),
+        other => (other.name(), String::new()),
+    };
+    format!(
+        "  {mark:<7}  {:<id_width$}  {:<action_width$}  {detail}",
+        node.id, node.action
+    )
+}
+
+fn print_outputs(report: &RunReport) {
+    let mut outputs = report.outputs().peekable();
+    if outputs.peek().is_none() {
+        return;
+    }
+    println!("outputs:");
+    for (node, output) in outputs {
+        let pretty = serde_json::from_str::<Value>(output)
+            .and_then(|value| serde_json::to_string_pretty(&value))
+            .unwrap_or_else(|_| output.to_string());
+        let indented = pretty.replace('\n', "\n  ");
+        println!("  {node}: {indented}");
+    }
+}
+
+/// The report as JSON; outputs are embedded as they are.
+pub fn report_json(report: &RunReport) -> String {
+    let raw = |text: &str| RawValue::from_string(text.to_string()).ok();
+    let nodes: Vec<Value> = report
+        .nodes
+        .iter()
+        .map(|node| {
+            json!({
+                "id": node.id,
+                "action": node.action,
+                "status": node.status.name(),
+                "skipped_because": match &node.status {
+                    NodeStatus::Skipped { because } => Some(because),
+                    _ => None,
+                },
+                "attempts": node.attempts,
+                "elapsed_ms": node.elapsed.as_secs_f64() * 1e3,
+                "fuel_used": node.fuel_used,
+                "output": node.output.as_deref().and_then(raw),
+                "error": node.error,
+            })
+        })
+        .collect();
+    let outputs: serde_json::Map<String, Value> = report
+        .outputs()
+        .filter_map(|(node, output)| {
+            Some((node.to_string(), serde_json::to_value(raw(output)?).ok()?))
+        })
+        .collect();
+    json!({
+        "run_id": report.run_id,
+        "workflow_id": report.workflow_id,
+        "status": report.status,
+        "elapsed_ms": report.elapsed.as_secs_f64() * 1e3,
+        "nodes": nodes,
+        "outputs": outputs,
+    })
+    .to_string()
+}

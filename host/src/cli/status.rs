@@ -1,0 +1,114 @@
+//! `flow status`: one recorded run in detail.
+
+use std::time::Duration;
+
+use clap::Args;
+use flow_host::observe::format_duration;
+use flow_host::store::NodeRecord;
+use flow_host::{NodeStatus, WorkflowSpec, WorkflowStore};
+use serde_json::json;
+
+use super::{Context, Exit, table};
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The run's id, or enough of its beginning to tell it apart
+    run_id: String,
+
+    /// Print the run as one JSON document
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(context: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
+    let store = context.open_store()?;
+    let run = store.find_run(&args.run_id)?;
+    let mut nodes = store.nodes(&run.run_id)?;
+    add_pending(
+        &mut nodes,
+        store.definition(&run.run_id)?,
+        &run.workflow_path,
+    );
+
+    if args.json {
+        let value = json!({
+            "run": run,
+            "nodes": nodes,
+        });
+        println!("{value}");
+        return Ok(Exit::Success);
+    }
+
+    println!("run       {}", run.run_id);
+    println!(
+        "workflow  {} ({})",
+        run.workflow_id,
+        run.workflow_path.display()
+    );
+    println!("status    {}", run.status);
+    println!("started   {}", run.created_at);
+    if let Some(end) = run.finished_at {
+        println!("finished  {end} (took {})", super::list::duration(&run));
+    }
+    if let Some(error) = &run.error {
+        println!("error     {error}");
+    }
+    println!();
+
+    let mut rows = table::new(&["NODE", "ACTION", "STATUS", "ATTEMPTS", "DURATION", "FUEL"]);
+    for node in &nodes {
+        rows.add_row(vec![
+            node.node_id.clone(),
+            node.action.clone(),
+            node.status.to_string(),
+            node.attempts.to_string(),
+            node.elapsed_us
+                .map_or("-".into(), |us| format_duration(Duration::from_micros(us))),
+            node.fuel_used.map_or("-".into(), |fuel| fuel.to_string()),
+        ]);
+    }
+    table::align_right(&mut rows, &[3, 4, 5]);
+    table::print(&mut rows);
+
+    let width = nodes.iter().map(|n| n.node_id.len()).max().unwrap_or(0);
+    let mut header = false;
+    for node in &nodes {
+        let detail = match (&node.output, &node.error) {
+            (Some(output), _) => output.get().to_string(),
+            (None, Some(error)) => format!("error: {error}"),
+            (None, None) => continue,
+        };
+        if !std::mem::replace(&mut header, true) {
+            println!("\noutputs and errors:");
+        }
+        println!("  {:<width$}  {detail}", node.node_id);
+    }
+    Ok(Exit::Success)
+}
+
+/// Adds a `pending` record for every node of the stored workflow that has
+/// none, so that status lists the whole workflow.
+fn add_pending(nodes: &mut Vec<NodeRecord>, definition: Option<String>, path: &std::path::Path) {
+    let Some(spec) = definition.and_then(|text| WorkflowSpec::parse(path, text).ok()) else {
+        return;
+    };
+    for (index, node) in spec.nodes.iter().enumerate() {
+        if nodes.iter().any(|record| record.node_id == node.id) {
+            continue;
+        }
+        nodes.push(NodeRecord {
+            node_id: node.id.clone(),
+            index,
+            action: node.action.clone(),
+            status: NodeStatus::Pending,
+            attempts: 0,
+            started_at: None,
+            finished_at: None,
+            elapsed_us: None,
+            output: None,
+            error: None,
+            fuel_used: None,
+        });
+    }
+    nodes.sort_by_key(|node| node.index);
+}

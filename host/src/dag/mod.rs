@@ -1,0 +1,220 @@
+//! The dependency graph of a workflow: cycles, levels, critical paths.
+//!
+//! Nodes are numbered `0..n` (their order in the workflow file). The graph is
+//! built with petgraph, which finds the topological order and, when there is
+//! none, the strongly connected components that hold the cycles.
+
+use petgraph::algo::{tarjan_scc, toposort};
+use petgraph::graph::{DiGraph, NodeIndex};
+use std::collections::VecDeque;
+
+/// A validated, acyclic dependency graph.
+#[derive(Debug, Clone)]
+pub struct Dag {
+    dependencies: Vec<Vec<usize>>,
+    dependents: Vec<Vec<usize>>,
+    levels: Vec<Vec<usize>>,
+    level_of: Vec<usize>,
+}
+
+impl Dag {
+    /// Builds the graph from each node's dependencies. Fails with every
+    /// cycle found, each as the list of its nodes in dependency order
+    /// (the first node depends on the second, ..., the last on the first).
+    pub fn new(dependencies: Vec<Vec<usize>>) -> Result<Self, Vec<Vec<usize>>> {
+        let n = dependencies.len();
+        // An edge dependency -> dependent: topological order = execution order.
+        let mut graph = DiGraph::<(), ()>::with_capacity(n, 0);
+        for _ in 0..n {
+            graph.add_node(());
+        }
+        for (node, deps) in dependencies.iter().enumerate() {
+            for &dep in deps {
+                graph.add_edge(NodeIndex::new(dep), NodeIndex::new(node), ());
+            }
+        }
+        let order = match toposort(&graph, None) {
+            Ok(order) => order,
+            Err(_) => return Err(cycles(&graph, &dependencies)),
+        };
+
+        let mut level_of = vec![0usize; n];
+        for index in &order {
+            let node = index.index();
+            level_of[node] = dependencies[node]
+                .iter()
+                .map(|&dep| level_of[dep] + 1)
+                .max()
+                .unwrap_or(0);
+        }
+        let depth = level_of.iter().max().map_or(0, |&max| max + 1);
+        let mut levels = vec![Vec::new(); depth];
+        for (node, &level) in level_of.iter().enumerate() {
+            levels[level].push(node);
+        }
+        let mut dependents = vec![Vec::new(); n];
+        for (node, deps) in dependencies.iter().enumerate() {
+            for &dep in deps {
+                dependents[dep].push(node);
+            }
+        }
+        Ok(Self {
+            dependencies,
+            dependents,
+            levels,
+            level_of,
+        })
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.dependencies.len()
+    }
+
+    /// True when the graph has no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.dependencies.is_empty()
+    }
+
+    /// Nodes grouped by level: level 0 has no dependencies, and every node's
+    /// dependencies are in lower levels. Within a level, file order.
+    pub fn levels(&self) -> &[Vec<usize>] {
+        &self.levels
+    }
+
+    /// The level of a node.
+    pub fn level_of(&self, node: usize) -> usize {
+        self.level_of[node]
+    }
+
+    /// The nodes `node` depends on.
+    pub fn dependencies(&self, node: usize) -> &[usize] {
+        &self.dependencies[node]
+    }
+
+    /// The nodes that depend on `node`.
+    pub fn dependents(&self, node: usize) -> &[usize] {
+        &self.dependents[node]
+    }
+
+    /// Nodes nothing depends on: their outputs are the workflow's outputs.
+    pub fn sinks(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.len()).filter(|&node| self.dependents[node].is_empty())
+    }
+
+    /// Every node downstream of `node` (its dependents, theirs, ...), in
+    /// breadth-first order.
+    pub fn downstream(&self, node: usize) -> Vec<usize> {
+        let mut seen = vec![false; self.len()];
+        let mut queue: VecDeque<usize> = self.dependents[node].iter().copied().collect();
+        let mut out = Vec::new();
+        while let Some(next) = queue.pop_front() {
+            if std::mem::replace(&mut seen[next], true) {
+                continue;
+            }
+            out.push(next);
+            queue.extend(self.dependents[next].iter().copied());
+        }
+        out
+    }
+}
+
+/// One cycle per strongly connected component that has one.
+fn cycles(graph: &DiGraph<(), ()>, dependencies: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let mut found = Vec::new();
+    for component in tarjan_scc(graph) {
+        let members: Vec<usize> = component.iter().map(|i| i.index()).collect();
+        let start = *members.iter().min().expect("components are not empty");
+        if members.len() == 1 && !dependencies[start].contains(&start) {
+            continue;
+        }
+        found.push(shortest_cycle(start, &members, dependencies));
+    }
+    found.sort();
+    found
+}
+
+/// The shortest path start -> ... -> start along "depends on" edges that
+/// stays inside the component.
+fn shortest_cycle(start: usize, members: &[usize], dependencies: &[Vec<usize>]) -> Vec<usize> {
+    let mut parent: Vec<Option<usize>> = vec![None; dependencies.len()];
+    let mut queue = VecDeque::from([start]);
+    while let Some(node) = queue.pop_front() {
+        let mut deps = dependencies[node].clone();
+        deps.sort_unstable();
+        for dep in deps {
+            if !members.contains(&dep) {
+                continue;
+            }
+            if dep == start {
+                let mut path = vec![node];
+                let mut at = node;
+                while let Some(p) = parent[at] {
+                    path.push(p);
+                    at = p;
+                }
+                path.reverse();
+                return path;
+            }
+            if parent[dep].is_none() && dep != start {
+                parent[dep] = Some(node);
+                queue.push_back(dep);
+            }
+        }
+    }
+    unreachable!("a strongly connected component with an edge has a cycle through each member")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diamond_levels() {
+        // 0 <- 1, 0 <- 2, {1, 2} <- 3
+        let dag = Dag::new(vec![vec![], vec![0], vec![0], vec![1, 2]]).unwrap();
+        assert_eq!(dag.levels(), &[vec![0], vec![1, 2], vec![3]]);
+        assert_eq!(dag.sinks().collect::<Vec<_>>(), vec![3]);
+        assert_eq!(dag.dependents(0), &[1, 2]);
+        assert_eq!(dag.downstream(0), vec![1, 2, 3]);
+        assert_eq!(dag.downstream(3), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn level_is_longest_path_from_a_root() {
+        // 0 <- 1 <- 2, and 3 depends on 0 and 2.
+        let dag = Dag::new(vec![vec![], vec![0], vec![1], vec![0, 2]]).unwrap();
+        assert_eq!(dag.level_of(3), 3);
+        for node in 0..dag.len() {
+            for &dep in dag.dependencies(node) {
+                assert!(dag.level_of(dep) < dag.level_of(node));
+            }
+        }
+    }
+
+    #[test]
+    fn cycle_is_named_in_dependency_order() {
+        // 0 depends on 1, 1 on 2, 2 on 0; 3 is outside.
+        let cycles = Dag::new(vec![vec![1], vec![2], vec![0], vec![0]]).unwrap_err();
+        assert_eq!(cycles, vec![vec![0, 1, 2]]);
+    }
+
+    #[test]
+    fn self_dependency_is_a_cycle() {
+        let cycles = Dag::new(vec![vec![], vec![1]]).unwrap_err();
+        assert_eq!(cycles, vec![vec![1]]);
+    }
+
+    #[test]
+    fn every_cycle_is_reported() {
+        let cycles = Dag::new(vec![vec![1], vec![0], vec![3], vec![2]]).unwrap_err();
+        assert_eq!(cycles, vec![vec![0, 1], vec![2, 3]]);
+    }
+
+    #[test]
+    fn shortest_cycle_through_the_first_node() {
+        // 0 -> 1 -> 2 -> 0 and a shortcut 0 -> 2.
+        let cycles = Dag::new(vec![vec![1, 2], vec![2], vec![0]]).unwrap_err();
+        assert_eq!(cycles, vec![vec![0, 2]]);
+    }
+}

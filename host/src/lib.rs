@@ -1,0 +1,50 @@
+//! Flow Orchestrator's host: runs TOML workflows whose nodes are sandboxed
+//! WebAssembly components.
+//!
+//! The layers, in the order data flows through them:
+//!
+//! - [`spec`]: the workflow file, parsed and validated with precise errors;
+//! - [`dag`]: the dependency graph, its levels and cycles;
+//! - [`exec`]: the [`WorkflowEngine`] that schedules nodes and records them;
+//! - [`runtime`]: wasmtime, the plugin registry and the sandbox of an attempt;
+//! - [`store`]: where runs are kept ([`SledStore`] on disk, [`MemoryStore`]);
+//! - [`observe`]: observers of runs.
+//!
+//! # Example
+//!
+//! Run a workflow file with the plugins of a directory and keep the run in
+//! memory:
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use std::sync::Arc;
+//!
+//! use flow_host::{CompileCache, MemoryStore, Runtime, RuntimeConfig, WorkflowEngine, WorkflowSpec};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let workflow = Arc::new(WorkflowSpec::load(Path::new("examples/orders.toml"))?);
+//! let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
+//! let cache = CompileCache::new(runtime.engine(), None);
+//! let plugins = Arc::new(runtime.load_plugins(Path::new("target/plugins"), &cache).await?);
+//!
+//! let engine = WorkflowEngine::new(runtime, Arc::new(MemoryStore::new()));
+//! let report = engine.execute(workflow, plugins).await?;
+//! for (node, output) in report.outputs() {
+//!     println!("{node}: {output}");
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod dag;
+pub mod exec;
+pub mod observe;
+pub mod runtime;
+pub mod spec;
+pub mod store;
+
+pub use exec::{ExecError, NodeReport, RunReport, WorkflowEngine};
+pub use observe::{Event, Observer};
+pub use runtime::{CompileCache, Limits, PluginRegistry, Runtime, RuntimeConfig};
+pub use spec::{SpecError, WorkflowSpec};
+pub use store::{MemoryStore, NodeStatus, RunStatus, SledStore, WorkflowStore};

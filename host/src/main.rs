@@ -1,0 +1,108 @@
+//! `flow`: run TOML workflows of WebAssembly actions.
+//!
+//! This file parses the command line and sets up logging; the commands live
+//! in `cli/`, and everything a library user would also need lives in the
+//! `flow_host` library.
+
+mod cli;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Runs workflows whose nodes are sandboxed WebAssembly components.
+///
+/// A workflow is a TOML file of nodes; each node names an action, a plugin
+/// found in the plugins directory. Runs are recorded in an embedded
+/// database, so `flow status` and `flow list` show them afterwards.
+#[derive(Debug, Parser)]
+#[command(name = "flow", version, about, long_about = None, max_term_width = 100)]
+#[command(
+    after_help = "Exit codes: 0 success, 1 the run failed, 2 invalid input \
+    (workflow, plugins, arguments), 3 the environment failed (database, files)."
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+struct Global {
+    /// The run database (a directory) [default: ~/.local/share/flow/db]
+    #[arg(
+        long,
+        global = true,
+        env = "FLOW_DB",
+        hide_env_values = true,
+        value_name = "PATH"
+    )]
+    db: Option<PathBuf>,
+
+    /// Where compiled plugins are cached [default: ~/.cache/flow/compiled]
+    #[arg(
+        long,
+        global = true,
+        env = "FLOW_CACHE_DIR",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
+    cache_dir: Option<PathBuf>,
+
+    /// Compile plugins on every start instead of using the cache
+    #[arg(long, global = true)]
+    no_cache: bool,
+
+    /// What to log on stderr: a level (error, warn, info, debug, trace) or
+    /// filter directives such as `warn,flow::plugin=debug`. Default: warnings,
+    /// and the plugins' own logs at info
+    #[arg(
+        long,
+        global = true,
+        env = "FLOW_LOG",
+        hide_env_values = true,
+        value_name = "FILTER"
+    )]
+    log_level: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a workflow and print each node's result and the outputs
+    Run(cli::run::RunArgs),
+    /// Check a workflow file and its actions without running anything
+    Validate(cli::validate::ValidateArgs),
+    /// Show a recorded run: its nodes, attempts, timings, errors and outputs
+    Status(cli::status::StatusArgs),
+    /// List recorded runs, newest first
+    List(cli::list::ListArgs),
+    /// List the plugins of a directory
+    Plugins(cli::plugins::PluginsArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli::logging::init(cli.global.log_level.as_deref());
+    let context = cli::Context {
+        db: cli.global.db,
+        cache_dir: cli.global.cache_dir,
+        no_cache: cli.global.no_cache,
+    };
+    let result = match cli.command {
+        Command::Run(args) => cli::run::run(&context, args),
+        Command::Validate(args) => cli::validate::run(&context, args),
+        Command::Status(args) => cli::status::run(&context, args),
+        Command::List(args) => cli::list::run(&context, args),
+        Command::Plugins(args) => cli::plugins::run(&context, args),
+    };
+    match result {
+        Ok(code) => code.into(),
+        Err(error) => {
+            eprintln!("error: {}", cli::render_error(&error));
+            cli::exit_code(&error).into()
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Watching runs: the [`Observer`] extension point and the events it gets.
+
+use std::time::Duration;
+
+use crate::exec::{NodeReport, RunReport};
+
+/// Something that happened during a run.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// The run was recorded and its first nodes are about to start.
+    RunStarted {
+        /// The run's id.
+        run_id: &'a str,
+        /// `[workflow] id`.
+        workflow_id: &'a str,
+        /// Number of nodes.
+        nodes: usize,
+    },
+    /// An attempt of a node is starting.
+    AttemptStarted {
+        /// The node's id.
+        node: &'a str,
+        /// Attempt number, from 1.
+        attempt: u32,
+    },
+    /// A node reached its final state (succeeded, failed or skipped).
+    NodeFinished {
+        /// What happened to it.
+        node: &'a NodeReport,
+    },
+    /// The run ended.
+    RunFinished {
+        /// Its outcome.
+        report: &'a RunReport,
+    },
+}
+
+/// Receives the events of every run of an engine, in the order they happen.
+///
+/// Called on the engine's tasks: keep it quick and never block.
+pub trait Observer: Send + Sync {
+    /// Called for each event.
+    fn on_event(&self, event: &Event<'_>);
+}
+
+/// Formats a duration for people: `850 µs`, `12.3 ms`, `4.20 s`.
+pub fn format_duration(duration: Duration) -> String {
+    let micros = duration.as_micros();
+    if micros < 1_000 {
+        format!("{micros} µs")
+    } else if micros < 1_000_000 {
+        format!("{:.1} ms", micros as f64 / 1e3)
+    } else {
+        format!("{:.2} s", duration.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_for_people() {
+        assert_eq!(format_duration(Duration::from_micros(850)), "850 µs");
+        assert_eq!(format_duration(Duration::from_micros(12_340)), "12.3 ms");
+        assert_eq!(format_duration(Duration::from_millis(4_200)), "4.20 s");
+    }
+}

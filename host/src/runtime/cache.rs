@@ -1,0 +1,122 @@
+//! On-disk cache of compiled components.
+//!
+//! Compiling a component is the slowest step of loading a plugin (seconds for
+//! a Python or JavaScript component). The cache keeps the compiled artifact in
+//! `<dir>/<sha256 of the component>-<engine key>.cwasm`, where the engine key
+//! digests wasmtime's version and every compilation setting that matters.
+//! A file is written to a temporary name and renamed, so concurrent `flow`
+//! processes never see half a file. A cached file that fails to load is
+//! compiled again and replaced.
+//!
+//! Only `flow` writes this directory, and it must not be writable by anyone
+//! else: loading compiled code trusts its contents.
+
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// Where compiled components are kept, if anywhere.
+#[derive(Debug, Clone)]
+pub struct CompileCache {
+    dir: Option<PathBuf>,
+    engine_key: String,
+}
+
+/// Whether a component came from the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Loaded compiled code from the cache.
+    Hit,
+    /// Compiled now (and stored, when the cache is enabled).
+    Compiled,
+}
+
+impl CompileCache {
+    /// A cache in `dir`, or no cache with `None`.
+    pub fn new(engine: &Engine, dir: Option<PathBuf>) -> Self {
+        let mut hasher = Sha256Hasher(Sha256::new());
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let digest = hasher.0.finalize();
+        Self {
+            dir,
+            engine_key: hex(&digest[..8]),
+        }
+    }
+
+    /// The cache directory, if caching is on.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// Returns the compiled component for `bytes`, whose SHA-256 is `digest`.
+    pub(crate) fn load(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+        digest: &str,
+    ) -> wasmtime::Result<(Component, CacheOutcome)> {
+        let Some(dir) = &self.dir else {
+            return Ok((Component::new(engine, bytes)?, CacheOutcome::Compiled));
+        };
+        let path = dir.join(format!("{digest}-{}.cwasm", self.engine_key));
+        if path.exists() {
+            // SAFETY: the file was written by `store` below from the output
+            // of `Engine::precompile_component` for an engine with the same
+            // compatibility key; the directory is private to flow (see the
+            // module docs). wasmtime still checks the header and version.
+            match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(component) => return Ok((component, CacheOutcome::Hit)),
+                Err(error) => tracing::warn!(
+                    path = %path.display(),
+                    "compiled plugin in the cache is unusable, compiling again: {error}"
+                ),
+            }
+        }
+        let compiled = engine.precompile_component(bytes)?;
+        // SAFETY: `compiled` was produced just now by this engine.
+        let component = unsafe { Component::deserialize(engine, &compiled)? };
+        if let Err(error) = store(dir, &path, &compiled) {
+            tracing::warn!(
+                dir = %dir.display(),
+                "cannot write the compile cache, plugins will compile on every run: {error}"
+            );
+        }
+        Ok((component, CacheOutcome::Compiled))
+    }
+}
+
+fn store(dir: &Path, path: &Path, compiled: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(compiled)?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Lower-case hexadecimal.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Feeds `Hash` data into SHA-256, for a key that is stable across processes.
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn finish(&self) -> u64 {
+        unreachable!("only the SHA-256 digest is used")
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}

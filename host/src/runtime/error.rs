@@ -1,0 +1,125 @@
+//! Errors of the WebAssembly layer.
+
+use std::path::PathBuf;
+
+/// The engine could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the WebAssembly engine: {message}")]
+pub struct RuntimeError {
+    message: String,
+}
+
+impl RuntimeError {
+    pub(crate) fn engine(error: wasmtime::Error) -> Self {
+        Self {
+            message: format!("{error:#}"),
+        }
+    }
+}
+
+/// A `.wasm` file that cannot be used as a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The file could not be read.
+    #[error("{}: cannot read the file: {error}", path.display())]
+    Read {
+        /// The plugin file.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// The file is not WebAssembly at all.
+    #[error("{}: not a WebAssembly file; remove it from the plugins directory", path.display())]
+    NotWasm {
+        /// The plugin file.
+        path: PathBuf,
+    },
+    /// The file is a core module, not a component.
+    #[error(
+        "{}: a core WebAssembly module, not a component; build Rust plugins for the \
+         wasm32-wasip2 target (cargo build --target wasm32-wasip2), or wrap the module \
+         with `wasm-tools component new`",
+        path.display()
+    )]
+    CoreModule {
+        /// The plugin file.
+        path: PathBuf,
+    },
+    /// wasmtime could not compile the component.
+    #[error("{}: cannot compile the component: {message}", path.display())]
+    Compile {
+        /// The plugin file.
+        path: PathBuf,
+        /// wasmtime's explanation.
+        message: String,
+    },
+    /// The component does not implement the `flow:plugin/action` world.
+    #[error(
+        "{}: not a flow action: {message}; a plugin must implement the world `action` \
+         of the WIT package flow:plugin (wit/plugin.wit)",
+        path.display()
+    )]
+    WrongWorld {
+        /// The plugin file.
+        path: PathBuf,
+        /// What does not match.
+        message: String,
+    },
+    /// The plugin's `describe` failed or returned nonsense.
+    #[error("{}: `describe` failed: {message}", path.display())]
+    Describe {
+        /// The plugin file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// Two files claim the same plugin name.
+    #[error(
+        "{} and {} are both called `{name}`; remove or rename one of them",
+        first.display(),
+        second.display()
+    )]
+    Duplicate {
+        /// The plugin name.
+        name: String,
+        /// The first file (in name order).
+        first: PathBuf,
+        /// The second file.
+        second: PathBuf,
+    },
+}
+
+/// A plugins directory that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The directory does not exist or cannot be listed.
+    #[error("cannot read the plugins directory {}: {error}", dir.display())]
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// Some plugins are unusable.
+    #[error("{}", plugins_message(dir, errors))]
+    Plugins {
+        /// The directory.
+        dir: PathBuf,
+        /// One error per unusable file.
+        errors: Vec<PluginError>,
+    },
+}
+
+fn plugins_message(dir: &std::path::Path, errors: &[PluginError]) -> String {
+    let mut message = format!(
+        "the plugins directory {} has {} unusable plugin{}:",
+        dir.display(),
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
+    for error in errors {
+        message.push_str("\n  ");
+        message.push_str(&error.to_string());
+    }
+    message
+}

@@ -1,0 +1,305 @@
+//! The plugins directory: every `*.wasm` file, compiled (or loaded from the
+//! compile cache), checked against the `action` world and indexed by the
+//! name its `describe` returns.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Store;
+use wasmtime::component::Component;
+
+use super::bindings::ActionPre;
+use super::cache::{CacheOutcome, CompileCache, hex};
+use super::error::{PluginError, RegistryError};
+use super::limits::MemoryLimiter;
+use super::sandbox::{Capture, HostState};
+use super::{PluginInfo, Runtime};
+
+/// Fuel and time `describe` may use.
+const DESCRIBE_FUEL: u64 = 1_000_000_000;
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+const DESCRIBE_MEMORY: usize = 1 << 30;
+
+/// A loaded plugin, ready to instantiate.
+pub struct Plugin {
+    /// What `describe` returned.
+    pub info: PluginInfo,
+    /// The `.wasm` file.
+    pub path: PathBuf,
+    /// SHA-256 of the file, hex.
+    pub digest: String,
+    /// Size of the file in bytes.
+    pub size: u64,
+    /// Whether compiled code came from the cache.
+    pub cache: CacheOutcome,
+    /// Time to compile or load the component.
+    pub load_time: Duration,
+    pub(crate) pre: ActionPre<HostState>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.info.name)
+            .field("path", &self.path)
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The plugins of a directory, by name.
+#[derive(Debug, Default)]
+pub struct PluginRegistry {
+    dir: PathBuf,
+    plugins: BTreeMap<String, Arc<Plugin>>,
+}
+
+impl PluginRegistry {
+    /// The directory scanned.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The plugin called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<Plugin>> {
+        self.plugins.get(name)
+    }
+
+    /// Plugin names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> + Clone {
+        self.plugins.keys().map(String::as_str)
+    }
+
+    /// Plugins, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Plugin>> {
+        self.plugins.values()
+    }
+
+    /// Number of plugins.
+    pub fn len(&self) -> usize {
+        self.plugins.len()
+    }
+
+    /// True when the directory holds no plugin.
+    pub fn is_empty(&self) -> bool {
+        self.plugins.is_empty()
+    }
+}
+
+impl Runtime {
+    /// Loads every plugin of `dir`; fails if any file is unusable.
+    pub async fn load_plugins(
+        &self,
+        dir: &Path,
+        cache: &CompileCache,
+    ) -> Result<PluginRegistry, RegistryError> {
+        let (registry, errors) = self.scan_plugins(dir, cache).await?;
+        if errors.is_empty() {
+            Ok(registry)
+        } else {
+            Err(RegistryError::Plugins {
+                dir: dir.to_path_buf(),
+                errors,
+            })
+        }
+    }
+
+    /// Loads what can be loaded from `dir`, and says what could not.
+    pub async fn scan_plugins(
+        &self,
+        dir: &Path,
+        cache: &CompileCache,
+    ) -> Result<(PluginRegistry, Vec<PluginError>), RegistryError> {
+        let dir_error = |error| RegistryError::Dir {
+            dir: dir.to_path_buf(),
+            error,
+        };
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(dir_error)? {
+            let path = entry.map_err(dir_error)?.path();
+            if path.extension().is_some_and(|ext| ext == "wasm") && path.is_file() {
+                files.push(path);
+            }
+        }
+        files.sort();
+
+        let mut registry = PluginRegistry {
+            dir: dir.to_path_buf(),
+            plugins: BTreeMap::new(),
+        };
+        let mut errors = Vec::new();
+        for path in files {
+            let plugin = match self.load_plugin(&path, cache).await {
+                Ok(plugin) => plugin,
+                Err(error) => {
+                    errors.push(error);
+                    continue;
+                }
+            };
+            let name = plugin.info.name.clone();
+            if let Some(first) = registry.plugins.get(&name) {
+                errors.push(PluginError::Duplicate {
+                    name,
+                    first: first.path.clone(),
+                    second: plugin.path.clone(),
+                });
+                continue;
+            }
+            tracing::debug!(
+                plugin = %name,
+                path = %plugin.path.display(),
+                cache = ?plugin.cache,
+                load_ms = plugin.load_time.as_secs_f64() * 1e3,
+                "loaded plugin"
+            );
+            registry.plugins.insert(name, Arc::new(plugin));
+        }
+        Ok((registry, errors))
+    }
+
+    /// Loads one `.wasm` file.
+    pub async fn load_plugin(
+        &self,
+        path: &Path,
+        cache: &CompileCache,
+    ) -> Result<Plugin, PluginError> {
+        let started = Instant::now();
+        let bytes = std::fs::read(path).map_err(|error| PluginError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        check_header(path, &bytes)?;
+        let digest = hex(&Sha256::digest(&bytes));
+        let size = bytes.len() as u64;
+        // Compiling takes milliseconds to seconds of CPU: keep it off the
+        // async workers.
+        let (engine, cache, key) = (self.engine.clone(), cache.clone(), digest.clone());
+        let compiled = tokio::task::spawn_blocking(move || cache.load(&engine, &bytes, &key))
+            .await
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+        let (component, outcome) = compiled.map_err(|error| PluginError::Compile {
+            path: path.to_path_buf(),
+            message: format!("{error:#}"),
+        })?;
+        let pre = self
+            .prepare(&component)
+            .map_err(|message| PluginError::WrongWorld {
+                path: path.to_path_buf(),
+                message,
+            })?;
+        let load_time = started.elapsed();
+        let info = self
+            .describe(&pre)
+            .await
+            .map_err(|message| PluginError::Describe {
+                path: path.to_path_buf(),
+                message,
+            })?;
+        check_name(&info.name).map_err(|message| PluginError::Describe {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(Plugin {
+            info,
+            path: path.to_path_buf(),
+            digest,
+            size,
+            cache: outcome,
+            load_time,
+            pre,
+        })
+    }
+
+    /// Links the component and checks its exports.
+    fn prepare(&self, component: &Component) -> Result<ActionPre<HostState>, String> {
+        let instance_pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|error| format!("{error:#}"))?;
+        ActionPre::new(instance_pre).map_err(|error| format!("{error:#}"))
+    }
+
+    async fn describe(&self, pre: &ActionPre<HostState>) -> Result<PluginInfo, String> {
+        let capture = Capture::new(4096);
+        let mut store = Store::new(
+            &self.engine,
+            HostState::new(&capture, MemoryLimiter::new(DESCRIBE_MEMORY), 4096),
+        );
+        store.limiter(|state| &mut state.limiter);
+        if self.config.fuel_metering {
+            store
+                .set_fuel(DESCRIBE_FUEL)
+                .expect("fuel metering is enabled");
+        }
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+        let call = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_describe(&mut store).await
+        };
+        match tokio::time::timeout(DESCRIBE_TIMEOUT, call).await {
+            Ok(Ok(info)) => Ok(info),
+            Ok(Err(error)) => Err(format!("{error:#}")),
+            Err(_) => Err(format!("it did not return within {DESCRIBE_TIMEOUT:?}")),
+        }
+    }
+}
+
+/// Tells a component from a core module or a file that is not WebAssembly.
+fn check_header(path: &Path, bytes: &[u8]) -> Result<(), PluginError> {
+    let path = path.to_path_buf();
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(PluginError::NotWasm { path });
+    }
+    // Bytes 4..8: version (2 bytes) and layer (2 bytes); layer 1 is a component.
+    match bytes[6..8] {
+        [1, 0] => Ok(()),
+        _ => Err(PluginError::CoreModule { path }),
+    }
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "it returned the name `{name}`; a plugin name uses ASCII letters, digits, `-` and `_`"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers() {
+        let path = Path::new("x.wasm");
+        assert!(matches!(
+            check_header(path, b"hello world"),
+            Err(PluginError::NotWasm { .. })
+        ));
+        assert!(matches!(
+            check_header(path, b"\0asm\x01\0\0\0"),
+            Err(PluginError::CoreModule { .. })
+        ));
+        assert!(check_header(path, b"\0asm\x0d\0\x01\0").is_ok());
+    }
+
+    #[test]
+    fn names() {
+        assert!(check_name("json-2_x").is_ok());
+        assert!(check_name("").is_err());
+        assert!(check_name("a b").is_err());
+        assert!(check_name("-a").is_err());
+    }
+}

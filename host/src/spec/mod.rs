@@ -1,0 +1,120 @@
+//! The workflow file: its TOML model, loading and validation.
+//!
+//! [`WorkflowSpec::load`] reads a file and checks everything that can be
+//! checked without plugins: syntax, value types, unknown fields, ids,
+//! dependencies and cycles. [`WorkflowSpec::check_actions`] then checks each
+//! node's `action` against the loaded plugins. Every problem is reported as
+//! a [`Diagnostic`] that points at the file, line and column.
+
+mod diagnostic;
+mod raw;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use diagnostic::{Diagnostic, SpecError};
+
+use crate::dag::Dag;
+
+/// A workflow file, parsed and validated.
+#[derive(Debug, Clone)]
+pub struct WorkflowSpec {
+    /// `[workflow] id`.
+    pub id: String,
+    /// `[workflow] description`.
+    pub description: Option<String>,
+    /// Upper bound on attempts running at once.
+    pub max_concurrency: Concurrency,
+    /// `[workflow] plugins`, resolved against the file's directory.
+    pub plugins: Option<PathBuf>,
+    /// Nodes in the order the file declares them.
+    pub nodes: Vec<NodeSpec>,
+    /// The dependency graph of `nodes` (indices into `nodes`).
+    pub dag: Dag,
+    /// Where the workflow came from, for messages and the run record.
+    pub source: Arc<Source>,
+}
+
+/// A node of the workflow.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    /// The node's id (the key of its `[nodes.<id>]` table).
+    pub id: String,
+    /// Name of the plugin that runs it.
+    pub action: String,
+    /// The node's `input`, as JSON text (`{}` when absent).
+    pub input: Arc<str>,
+    /// Ids of the nodes it depends on, as written.
+    pub depends_on: Vec<String>,
+    /// Byte range of the `action` value in the file.
+    pub(crate) action_span: std::ops::Range<usize>,
+}
+
+/// How many attempts may run at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concurrency {
+    /// As many as the machine has cores.
+    Auto,
+    /// At most this many (at least 1).
+    Fixed(usize),
+}
+
+impl Concurrency {
+    /// The number of workers this setting means on this machine.
+    pub fn workers(self) -> usize {
+        match self {
+            Concurrency::Fixed(n) => n,
+            Concurrency::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+impl Default for Concurrency {
+    fn default() -> Self {
+        Concurrency::Auto
+    }
+}
+
+/// The text of a workflow file and where it was read from.
+#[derive(Debug)]
+pub struct Source {
+    /// Path as the user gave it.
+    pub path: PathBuf,
+    /// The whole file.
+    pub text: String,
+}
+
+impl WorkflowSpec {
+    /// Reads and validates a workflow file.
+    pub fn load(path: &Path) -> Result<Self, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|error| SpecError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        Self::parse(path, text)
+    }
+
+    /// Validates workflow text; `path` is used in messages and to resolve
+    /// `plugins`.
+    pub fn parse(path: &Path, text: String) -> Result<Self, SpecError> {
+        let source = Arc::new(Source {
+            path: path.to_path_buf(),
+            text,
+        });
+        validate::workflow(source)
+    }
+
+    /// Checks that every node's action is one of `available` (plugin names).
+    pub fn check_actions<'a>(
+        &self,
+        available: impl IntoIterator<Item = &'a str> + Clone,
+    ) -> Result<(), SpecError> {
+        validate::actions(self, available)
+    }
+
+    /// Index of the node with this id.
+    pub fn node_index(&self, id: &str) -> Option<usize> {
+        self.nodes.iter().position(|node| node.id == id)
+    }
+}

@@ -1,0 +1,453 @@
+//! Checks that turn the raw TOML model into a [`WorkflowSpec`].
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use toml::Spanned;
+
+use super::raw::{self, RawFile, RawNode};
+use super::{Concurrency, Diagnostic, NodeSpec, Source, SpecError, WorkflowSpec};
+use crate::dag::Dag;
+
+/// Longest id accepted for workflows and nodes.
+const MAX_ID_LEN: usize = 64;
+
+const EXAMPLE_HEADER: &str = "start the file with:\n\n    [workflow]\n    id = \"my-workflow\"";
+
+pub(super) fn workflow(source: Arc<Source>) -> Result<WorkflowSpec, SpecError> {
+    let raw: RawFile = toml::from_str(&source.text).map_err(|error| {
+        let diagnostic = Diagnostic::new(toml_message(&error), error.span());
+        SpecError::invalid(&source, vec![diagnostic])
+    })?;
+
+    let mut problems = Vec::new();
+    let Some(header) = raw.workflow else {
+        let diagnostic =
+            Diagnostic::new("the file has no [workflow] table", Some(0..0)).help(EXAMPLE_HEADER);
+        return Err(SpecError::invalid(&source, vec![diagnostic]));
+    };
+    let header_span = header.span();
+    let header = header.into_inner();
+    let id = match header.id {
+        Some(id) => {
+            check_id(&id, "workflow", &mut problems);
+            id.into_inner()
+        }
+        None => {
+            problems.push(
+                Diagnostic::new(
+                    "[workflow] has no `id`",
+                    Some(header_span.start..header_span.start),
+                )
+                .help("name the workflow: id = \"my-workflow\""),
+            );
+            String::new()
+        }
+    };
+    let plugins = header
+        .plugins
+        .map(|dir| resolve_relative(&source.path, dir.get_ref()));
+    let max_concurrency = header
+        .max_concurrency
+        .map_or(Concurrency::default(), Spanned::into_inner);
+
+    let raw_nodes = match raw.nodes {
+        Some(nodes) if !nodes.get_ref().is_empty() => nodes.into_inner(),
+        _ => {
+            problems.push(
+                Diagnostic::new("the workflow has no nodes", Some(header_span.start..header_span.start))
+                    .help("add a node, for example:\n\n    [nodes.hello]\n    action = \"echo\"\n    input = { message = \"hi\" }"),
+            );
+            return Err(SpecError::invalid(&source, problems));
+        }
+    };
+
+    // File order: the map is sorted by id, the spans say where each table is.
+    let mut raw_nodes: Vec<(Spanned<String>, Spanned<RawNode>)> = raw_nodes.into_iter().collect();
+    raw_nodes.sort_by_key(|(key, _)| key.span().start);
+    let index: HashMap<&str, usize> = raw_nodes
+        .iter()
+        .enumerate()
+        .map(|(i, (key, _))| (key.get_ref().as_str(), i))
+        .collect();
+
+    let mut nodes = Vec::with_capacity(raw_nodes.len());
+    let mut dependencies = Vec::with_capacity(raw_nodes.len());
+    for (key, node) in &raw_nodes {
+        check_id(key, "node", &mut problems);
+        let (node, deps) = node_spec(key, node.get_ref(), &index, &raw_nodes, &mut problems);
+        nodes.push(node);
+        dependencies.push(deps);
+    }
+    if !problems.is_empty() {
+        return Err(SpecError::invalid(&source, problems));
+    }
+
+    let dag = Dag::new(dependencies).map_err(|cycles| {
+        let diagnostics = cycles
+            .iter()
+            .map(|cycle| cycle_diagnostic(cycle, &raw_nodes))
+            .collect();
+        SpecError::invalid(&source, diagnostics)
+    })?;
+
+    Ok(WorkflowSpec {
+        id,
+        description: header.description,
+        max_concurrency,
+        plugins,
+        nodes,
+        dag,
+        source,
+    })
+}
+
+fn node_spec(
+    key: &Spanned<String>,
+    node: &RawNode,
+    index: &HashMap<&str, usize>,
+    raw_nodes: &[(Spanned<String>, Spanned<RawNode>)],
+    problems: &mut Vec<Diagnostic>,
+) -> (NodeSpec, Vec<usize>) {
+    let id = key.get_ref();
+    let (action, action_span) = match &node.action {
+        Some(action) => (action.get_ref().clone(), action.span()),
+        None => {
+            problems.push(
+                Diagnostic::new(format!("node `{id}` has no `action`"), Some(key.span()))
+                    .help("name the plugin that runs it: action = \"echo\""),
+            );
+            (String::new(), key.span())
+        }
+    };
+
+    let input = match &node.input {
+        None => Arc::from("{}"),
+        Some(value) => match raw::to_json(value.get_ref()) {
+            Ok(json) => Arc::from(json.to_string()),
+            Err(why) => {
+                problems.push(Diagnostic::new(
+                    format!("the input of node `{id}` cannot be passed as JSON: {why}"),
+                    Some(value.span()),
+                ));
+                Arc::from("{}")
+            }
+        },
+    };
+
+    let mut deps = Vec::with_capacity(node.depends_on.len());
+    for dep in &node.depends_on {
+        let name = dep.get_ref();
+        match index.get(name.as_str()) {
+            Some(&i) if i == index[id.as_str()] => problems.push(
+                Diagnostic::new(format!("node `{id}` depends on itself"), Some(dep.span()))
+                    .help(format!("remove `{name}` from its depends_on")),
+            ),
+            Some(&i) if deps.contains(&i) => problems.push(
+                Diagnostic::new(
+                    format!("node `{id}` lists `{name}` twice in depends_on"),
+                    Some(dep.span()),
+                )
+                .help("list each dependency once"),
+            ),
+            Some(&i) => deps.push(i),
+            None => problems.push(
+                Diagnostic::new(
+                    format!(
+                        "node `{id}` depends on `{name}`, which is not a node of this workflow"
+                    ),
+                    Some(dep.span()),
+                )
+                .label("unknown node")
+                .help(suggest(
+                    name,
+                    raw_nodes.iter().map(|(k, _)| k.get_ref().as_str()),
+                    "nodes",
+                )),
+            ),
+        }
+    }
+    let spec = NodeSpec {
+        id: id.clone(),
+        action,
+        input,
+        depends_on: node
+            .depends_on
+            .iter()
+            .map(|d| d.get_ref().clone())
+            .collect(),
+        action_span,
+    };
+    (spec, deps)
+}
+
+pub(super) fn actions<'a>(
+    spec: &WorkflowSpec,
+    available: impl IntoIterator<Item = &'a str> + Clone,
+) -> Result<(), SpecError> {
+    let problems: Vec<Diagnostic> = spec
+        .nodes
+        .iter()
+        .filter(|node| {
+            !available
+                .clone()
+                .into_iter()
+                .any(|name| name == node.action)
+        })
+        .map(|node| {
+            Diagnostic::new(
+                format!(
+                    "node `{}` uses action `{}`, which no plugin provides",
+                    node.id, node.action
+                ),
+                Some(node.action_span.clone()),
+            )
+            .label("unknown action")
+            .help(
+                suggest(&node.action, available.clone(), "plugins")
+                    + "; `flow plugins` lists what a directory provides",
+            )
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(SpecError::invalid(&spec.source, problems))
+    }
+}
+
+fn check_id(id: &Spanned<String>, what: &str, problems: &mut Vec<Diagnostic>) {
+    let text = id.get_ref();
+    let why = if text.is_empty() {
+        Some("it is empty".to_string())
+    } else if text.len() > MAX_ID_LEN {
+        Some(format!("it is longer than {MAX_ID_LEN} characters"))
+    } else if !text.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        Some("it must start with a letter or a digit".to_string())
+    } else {
+        text.chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+            .map(|c| format!("it contains {c:?}"))
+    };
+    if let Some(why) = why {
+        problems.push(
+            Diagnostic::new(
+                format!("invalid {what} id `{text}`: {why}"),
+                Some(id.span()),
+            )
+            .help("ids use ASCII letters, digits, `-` and `_`, and start with a letter or a digit"),
+        );
+    }
+}
+
+fn cycle_diagnostic(
+    cycle: &[usize],
+    raw_nodes: &[(Spanned<String>, Spanned<RawNode>)],
+) -> Diagnostic {
+    let name = |i: usize| raw_nodes[i].0.get_ref().as_str();
+    let mut path: Vec<&str> = cycle.iter().map(|&i| name(i)).collect();
+    path.push(name(cycle[0]));
+    let first = &raw_nodes[cycle[0]];
+    // Point at the first node's dependency on the next node of the cycle.
+    let next = name(*cycle.get(1).unwrap_or(&cycle[0]));
+    let span = first
+        .1
+        .get_ref()
+        .depends_on
+        .iter()
+        .find(|dep| dep.get_ref() == next)
+        .map_or(first.0.span(), Spanned::span);
+    Diagnostic::new(
+        format!("dependency cycle: {}", path.join(" -> ")),
+        Some(span),
+    )
+    .label("each node depends on the next")
+    .help("a workflow must be acyclic: remove one of these dependencies")
+}
+
+/// "did you mean" help, or the list of valid names.
+fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>, what: &str) -> String {
+    let mut candidates: Vec<&str> = candidates.into_iter().collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    let close = candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(name, c), *c))
+        .filter(|(distance, c)| *distance <= (c.len() / 3).max(1))
+        .min();
+    match close {
+        Some((_, c)) => format!("did you mean `{c}`?"),
+        None if candidates.is_empty() => format!("there are no {what}"),
+        None => format!("the {what} are: {}", candidates.join(", ")),
+    }
+}
+
+fn toml_message(error: &toml::de::Error) -> String {
+    let message = error.message().trim_end();
+    // serde's wording for a missing required key names a field; keep it, but
+    // say "key", the TOML word.
+    message
+        .replace("missing field", "missing key")
+        .replace("unknown field", "unknown key")
+}
+
+fn resolve_relative(file: &Path, dir: &str) -> std::path::PathBuf {
+    let dir = Path::new(dir);
+    if dir.is_absolute() {
+        return dir.to_path_buf();
+    }
+    match file.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.join(dir),
+        _ => dir.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<WorkflowSpec, SpecError> {
+        WorkflowSpec::parse(Path::new("flows/test.toml"), text.to_string())
+    }
+
+    fn messages(text: &str) -> Vec<String> {
+        parse(text)
+            .unwrap_err()
+            .diagnostics()
+            .iter()
+            .map(|d| d.message.clone())
+            .collect()
+    }
+
+    const HEADER: &str = "[workflow]\nid = \"w\"\n";
+
+    #[test]
+    fn a_valid_diamond() {
+        let spec = parse(&format!(
+            "{HEADER}plugins = \"../plugins\"\nmax_concurrency = 2\n\
+             [nodes.a]\naction = \"echo\"\ninput = {{ x = 1 }}\n\
+             [nodes.c]\naction = \"echo\"\ndepends_on = [\"a\"]\n\
+             [nodes.b]\naction = \"echo\"\ndepends_on = [\"a\"]\n\
+             [nodes.d]\naction = \"echo\"\ndepends_on = [\"b\", \"c\"]\n"
+        ))
+        .unwrap();
+        let ids: Vec<&str> = spec.nodes.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(ids, ["a", "c", "b", "d"], "file order is kept");
+        assert_eq!(&*spec.nodes[0].input, r#"{"x":1}"#);
+        assert_eq!(&*spec.nodes[1].input, "{}");
+        assert_eq!(spec.dag.levels(), &[vec![0], vec![1, 2], vec![3]]);
+        assert_eq!(spec.max_concurrency, Concurrency::Fixed(2));
+        assert_eq!(spec.plugins.as_deref(), Some(Path::new("flows/../plugins")));
+    }
+
+    #[test]
+    fn every_dependency_problem_is_reported() {
+        let found = messages(&format!(
+            "{HEADER}[nodes.a]\naction = \"echo\"\ndepends_on = [\"a\", \"zz\"]\n\
+             [nodes.b]\naction = \"echo\"\ndepends_on = [\"a\", \"a\"]\n"
+        ));
+        assert_eq!(
+            found,
+            [
+                "node `a` depends on itself",
+                "node `a` depends on `zz`, which is not a node of this workflow",
+                "node `b` lists `a` twice in depends_on",
+            ]
+        );
+    }
+
+    #[test]
+    fn cycle_names_its_nodes() {
+        let found = messages(&format!(
+            "{HEADER}[nodes.a]\naction = \"e\"\ndepends_on = [\"c\"]\n\
+             [nodes.b]\naction = \"e\"\ndepends_on = [\"a\"]\n\
+             [nodes.c]\naction = \"e\"\ndepends_on = [\"b\"]\n"
+        ));
+        assert_eq!(found, ["dependency cycle: a -> c -> b -> a"]);
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        let found = messages("[workflow]\nid = \"-w\"\n[nodes.\"a b\"]\naction = \"e\"\n");
+        assert_eq!(
+            found,
+            [
+                "invalid workflow id `-w`: it must start with a letter or a digit",
+                "invalid node id `a b`: it contains ' '",
+            ]
+        );
+    }
+
+    #[test]
+    fn structure_errors() {
+        assert_eq!(messages(""), ["the file has no [workflow] table"]);
+        assert_eq!(messages(HEADER), ["the workflow has no nodes"]);
+        assert_eq!(
+            messages("[workflow]\n[nodes.a]\naction = \"e\"\n"),
+            ["[workflow] has no `id`"]
+        );
+        assert_eq!(
+            messages(&format!("{HEADER}[nodes.a]\ninput = 1\n")),
+            ["node `a` has no `action`"]
+        );
+    }
+
+    #[test]
+    fn type_errors_have_a_location() {
+        let error = parse(&format!(
+            "{HEADER}[nodes.a]\naction = \"e\"\ndepends_on = \"b\"\n"
+        ))
+        .unwrap_err();
+        let diagnostic = &error.diagnostics()[0];
+        assert!(
+            diagnostic
+                .message
+                .contains("invalid type: string \"b\", expected a sequence"),
+            "{diagnostic:?}"
+        );
+        let span = diagnostic.span.clone().unwrap();
+        assert_eq!(&error_source(&error)[span], "\"b\"");
+    }
+
+    #[test]
+    fn unknown_actions_suggest_the_closest_plugin() {
+        let spec = parse(&format!(
+            "{HEADER}[nodes.a]\naction = \"ehco\"\n[nodes.b]\naction = \"zzz\"\n"
+        ))
+        .unwrap();
+        let error = spec.check_actions(["echo", "hash"]).unwrap_err();
+        let helps: Vec<_> = error
+            .diagnostics()
+            .iter()
+            .map(|d| d.help.clone().unwrap())
+            .collect();
+        assert!(helps[0].starts_with("did you mean `echo`?"), "{helps:?}");
+        assert!(
+            helps[1].starts_with("the plugins are: echo, hash"),
+            "{helps:?}"
+        );
+        assert!(spec.check_actions(["echo", "ehco", "zzz"]).is_ok());
+    }
+
+    #[test]
+    fn rendered_errors_name_file_line_and_column() {
+        let error = parse(&format!(
+            "{HEADER}[nodes.a]\naction = \"e\"\ndepends_on = [\"nope\"]\n"
+        ))
+        .unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("flows/test.toml:5:15"), "{text}");
+        assert!(
+            text.ends_with("flows/test.toml: 1 error; the workflow was not run"),
+            "{text}"
+        );
+    }
+
+    fn error_source(error: &SpecError) -> &str {
+        match error {
+            SpecError::Invalid { file, .. } => &file.text,
+            SpecError::Read { .. } => "",
+        }
+    }
+}

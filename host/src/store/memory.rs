@@ -1,0 +1,112 @@
+//! A store that keeps runs in memory, for tests and embedders that need no
+//! persistence.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use super::{NodeRecord, RunRecord, StoreError, WorkflowStore};
+
+#[derive(Debug, Default)]
+struct Runs {
+    runs: BTreeMap<String, RunRecord>,
+    definitions: BTreeMap<String, String>,
+    nodes: BTreeMap<(String, String), NodeRecord>,
+}
+
+/// Runs kept in memory and lost when it is dropped.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Runs>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Runs> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl WorkflowStore for MemoryStore {
+    fn create_run(&self, run: &RunRecord, definition: &str) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner.runs.insert(run.run_id.clone(), run.clone());
+        inner
+            .definitions
+            .insert(run.run_id.clone(), definition.to_string());
+        Ok(())
+    }
+
+    fn update_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        self.lock().runs.insert(run.run_id.clone(), run.clone());
+        Ok(())
+    }
+
+    fn put_node(&self, run_id: &str, node: &NodeRecord) -> Result<(), StoreError> {
+        self.lock()
+            .nodes
+            .insert((run_id.to_string(), node.node_id.clone()), node.clone());
+        Ok(())
+    }
+
+    fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        Ok(self.lock().runs.get(run_id).cloned())
+    }
+
+    fn definition(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.lock().definitions.get(run_id).cloned())
+    }
+
+    fn nodes(&self, run_id: &str) -> Result<Vec<NodeRecord>, StoreError> {
+        let inner = self.lock();
+        let mut nodes: Vec<NodeRecord> = inner
+            .nodes
+            .range((run_id.to_string(), String::new())..)
+            .take_while(|((run, _), _)| run == run_id)
+            .map(|(_, node)| node.clone())
+            .collect();
+        nodes.sort_by_key(|node| node.index);
+        Ok(nodes)
+    }
+
+    fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        Ok(self.lock().runs.values().rev().cloned().collect())
+    }
+
+    fn delete_run(&self, run_id: &str) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        inner.definitions.remove(run_id);
+        inner.nodes.retain(|(run, _), _| run != run_id);
+        Ok(inner.runs.remove(run_id).is_some())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance;
+
+    #[test]
+    fn round_trip() {
+        conformance::round_trip(&MemoryStore::new());
+    }
+
+    #[test]
+    fn listing_and_prefixes() {
+        conformance::listing_and_prefixes(&MemoryStore::new());
+    }
+
+    #[test]
+    fn deletion() {
+        conformance::deletion(&MemoryStore::new());
+    }
+}

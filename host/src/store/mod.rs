@@ -1,0 +1,190 @@
+//! Persistence of runs: the [`WorkflowStore`] trait and its implementations.
+//!
+//! The design's WorkflowStore saves and loads a whole workflow's data at
+//! once. Here each run is a small header record and each node a record of
+//! its own, so a node's state change writes one key whatever the size of the
+//! workflow; the workflow file's text is stored once, when the run starts.
+//!
+//! [`SledStore`] keeps runs in an embedded sled database on disk;
+//! [`MemoryStore`] keeps them in memory, for tests and library users who do
+//! not need persistence.
+
+mod error;
+mod memory;
+mod records;
+mod sled;
+
+pub use error::StoreError;
+pub use memory::MemoryStore;
+pub use records::{NodeRecord, NodeStatus, RunRecord, RunStatus, Timestamp};
+pub use sled::SledStore;
+
+/// Where runs are kept.
+pub trait WorkflowStore: Send + Sync {
+    /// Records a new run and the workflow text it runs.
+    fn create_run(&self, run: &RunRecord, definition: &str) -> Result<(), StoreError>;
+
+    /// Replaces a run's header (status, end time).
+    fn update_run(&self, run: &RunRecord) -> Result<(), StoreError>;
+
+    /// Writes one node's record.
+    fn put_node(&self, run_id: &str, node: &NodeRecord) -> Result<(), StoreError>;
+
+    /// The run with this id.
+    fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError>;
+
+    /// The workflow text a run was started with.
+    fn definition(&self, run_id: &str) -> Result<Option<String>, StoreError>;
+
+    /// The node records of a run, in workflow file order. Nodes that never
+    /// started have no record.
+    fn nodes(&self, run_id: &str) -> Result<Vec<NodeRecord>, StoreError>;
+
+    /// Every run, newest first.
+    fn runs(&self) -> Result<Vec<RunRecord>, StoreError>;
+
+    /// Deletes a run and its nodes; false if there was no such run.
+    fn delete_run(&self, run_id: &str) -> Result<bool, StoreError>;
+
+    /// Makes every write so far durable.
+    fn flush(&self) -> Result<(), StoreError>;
+
+    /// Finds a run by its id or an unambiguous prefix of it.
+    fn find_run(&self, prefix: &str) -> Result<RunRecord, StoreError> {
+        if let Some(run) = self.run(prefix)? {
+            return Ok(run);
+        }
+        let prefix_upper = prefix.to_ascii_uppercase();
+        let mut matches: Vec<RunRecord> = self
+            .runs()?
+            .into_iter()
+            .filter(|run| run.run_id.starts_with(&prefix_upper))
+            .collect();
+        match matches.len() {
+            1 => Ok(matches.remove(0)),
+            0 => Err(StoreError::UnknownRun {
+                id: prefix.to_string(),
+            }),
+            n => Err(StoreError::AmbiguousRun {
+                id: prefix.to_string(),
+                count: n,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod conformance {
+    //! Behaviour every store must have; run against each implementation.
+
+    use super::*;
+
+    pub(crate) fn run_record(id: &str, status: RunStatus) -> RunRecord {
+        RunRecord {
+            run_id: id.to_string(),
+            workflow_id: "wf".into(),
+            workflow_path: "wf.toml".into(),
+            status,
+            created_at: Timestamp(1_000),
+            finished_at: None,
+            nodes: 2,
+            error: None,
+        }
+    }
+
+    pub(crate) fn node_record(id: &str, index: usize, status: NodeStatus) -> NodeRecord {
+        NodeRecord {
+            node_id: id.to_string(),
+            index,
+            action: "echo".into(),
+            status,
+            attempts: 1,
+            started_at: Some(Timestamp(1_001)),
+            finished_at: None,
+            elapsed_us: None,
+            output: None,
+            error: None,
+            fuel_used: None,
+        }
+    }
+
+    pub(crate) fn round_trip(store: &dyn WorkflowStore) {
+        let mut run = run_record("01A", RunStatus::Running);
+        store.create_run(&run, "[workflow]\nid = \"wf\"\n").unwrap();
+        store
+            .put_node("01A", &node_record("zeta", 0, NodeStatus::Running))
+            .unwrap();
+        let mut done = node_record("alpha", 1, NodeStatus::Succeeded);
+        done.output = Some(serde_json::value::RawValue::from_string("{\"x\":1}".into()).unwrap());
+        store.put_node("01A", &done).unwrap();
+        // A second write of a node replaces the first.
+        let mut zeta = node_record("zeta", 0, NodeStatus::Failed);
+        zeta.error = Some("boom".into());
+        store.put_node("01A", &zeta).unwrap();
+        run.status = RunStatus::Failed;
+        store.update_run(&run).unwrap();
+        store.flush().unwrap();
+
+        assert_eq!(store.run("01A").unwrap().unwrap().status, RunStatus::Failed);
+        assert_eq!(
+            store.definition("01A").unwrap().unwrap(),
+            "[workflow]\nid = \"wf\"\n"
+        );
+        let nodes = store.nodes("01A").unwrap();
+        let ids: Vec<&str> = nodes.iter().map(|n| n.node_id.as_str()).collect();
+        assert_eq!(ids, ["zeta", "alpha"], "file order, not key order");
+        assert_eq!(nodes[0].error.as_deref(), Some("boom"));
+        assert_eq!(nodes[1].output.as_ref().unwrap().get(), "{\"x\":1}");
+        assert!(store.run("01B").unwrap().is_none());
+        assert!(store.nodes("01B").unwrap().is_empty());
+    }
+
+    pub(crate) fn listing_and_prefixes(store: &dyn WorkflowStore) {
+        for id in ["01AAA", "01AAB", "01BBB"] {
+            store
+                .create_run(&run_record(id, RunStatus::Succeeded), "")
+                .unwrap();
+        }
+        let ids: Vec<String> = store
+            .runs()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.run_id)
+            .collect();
+        assert_eq!(ids, ["01BBB", "01AAB", "01AAA"], "newest first");
+        assert_eq!(store.find_run("01b").unwrap().run_id, "01BBB");
+        assert!(matches!(
+            store.find_run("01AA"),
+            Err(StoreError::AmbiguousRun { count: 2, .. })
+        ));
+        assert!(matches!(
+            store.find_run("02"),
+            Err(StoreError::UnknownRun { .. })
+        ));
+    }
+
+    pub(crate) fn deletion(store: &dyn WorkflowStore) {
+        store
+            .create_run(&run_record("01A", RunStatus::Succeeded), "x")
+            .unwrap();
+        store
+            .create_run(&run_record("01AB", RunStatus::Succeeded), "y")
+            .unwrap();
+        store
+            .put_node("01A", &node_record("n", 0, NodeStatus::Succeeded))
+            .unwrap();
+        store
+            .put_node("01AB", &node_record("n", 0, NodeStatus::Succeeded))
+            .unwrap();
+        assert!(store.delete_run("01A").unwrap());
+        assert!(!store.delete_run("01A").unwrap());
+        assert!(store.run("01A").unwrap().is_none());
+        assert!(store.definition("01A").unwrap().is_none());
+        assert!(store.nodes("01A").unwrap().is_empty());
+        assert_eq!(
+            store.nodes("01AB").unwrap().len(),
+            1,
+            "a run whose id extends another's is kept"
+        );
+    }
+}

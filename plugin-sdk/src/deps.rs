@@ -1,0 +1,172 @@
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::ActionError;
+
+/// What an attempt receives: the node's `input` and its dependencies' outputs.
+///
+/// `I` is the type the node's `input` table is deserialised into; use
+/// `serde_json::Value` to accept anything.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(bound = "I: DeserializeOwned")]
+pub struct Request<I = Value> {
+    /// The node's `input` table from the workflow file.
+    pub input: I,
+    /// Outputs of the node's dependencies, by node id.
+    #[serde(default)]
+    pub deps: Deps,
+}
+
+impl<I: DeserializeOwned> Request<I> {
+    /// Parses the JSON document the host hands to `run`.
+    ///
+    /// An error names the offending field, as in
+    /// ``fatal: invalid input: input.name: invalid type: integer `1`, expected a string``.
+    pub fn from_json(json: &str) -> Result<Self, ActionError> {
+        let mut deserializer = serde_json::Deserializer::from_str(json);
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            if path == "." {
+                ActionError::fatal(format!("invalid input: {inner}"))
+            } else {
+                ActionError::fatal(format!("invalid input: {path}: {inner}"))
+            }
+        })
+    }
+}
+
+/// Outputs of a node's dependencies, by node id.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(transparent)]
+pub struct Deps(Map<String, Value>);
+
+impl Deps {
+    /// The output of dependency `node`, if the node depends on it.
+    pub fn get(&self, node: &str) -> Option<&Value> {
+        self.0.get(node)
+    }
+
+    /// Dependency ids and their outputs, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.0.iter().map(|(id, value)| (id.as_str(), value))
+    }
+
+    /// Number of dependencies.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when the node has no dependencies.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Looks up a value by reference: a dependency id, optionally followed by
+    /// a JSON pointer into its output (`"fetch"`, `"fetch/items/0/price"`).
+    ///
+    /// This is the convention every example plugin uses for fields such as
+    /// `from = "order/amounts"`. The error says which part is missing.
+    ///
+    /// ```
+    /// # use flow_plugin_sdk::Request;
+    /// let request: Request = Request::from_json(
+    ///     r#"{"input": {}, "deps": {"order": {"amounts": [3, 4]}}}"#,
+    /// ).unwrap();
+    /// assert_eq!(request.deps.resolve("order/amounts/1").unwrap(), 4);
+    /// assert!(request.deps.resolve("order/missing").is_err());
+    /// ```
+    pub fn resolve(&self, reference: &str) -> Result<&Value, ActionError> {
+        let (node, pointer) = match reference.find('/') {
+            Some(slash) => reference.split_at(slash),
+            None => (reference, ""),
+        };
+        let output = self.get(node).ok_or_else(|| {
+            let known: Vec<&str> = self.0.keys().map(String::as_str).collect();
+            let known = if known.is_empty() {
+                "this node has no dependencies".to_string()
+            } else {
+                format!("its dependencies are: {}", known.join(", "))
+            };
+            ActionError::fatal(format!(
+                "`{reference}` refers to `{node}`, which is not a dependency of this node; {known}"
+            ))
+        })?;
+        output.pointer(pointer).ok_or_else(|| {
+            ActionError::fatal(format!(
+                "`{reference}`: the output of `{node}` has nothing at `{pointer}`"
+            ))
+        })
+    }
+}
+
+impl From<Map<String, Value>> for Deps {
+    fn from(map: Map<String, Value>) -> Self {
+        Self(map)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[derive(Debug, Deserialize)]
+    struct Params {
+        #[allow(dead_code)]
+        name: String,
+    }
+
+    #[test]
+    fn parses_input_and_deps() {
+        let request: Request =
+            Request::from_json(r#"{"input": {"a": 1}, "deps": {"x": [1, 2]}}"#).unwrap();
+        assert_eq!(request.input, json!({"a": 1}));
+        assert_eq!(request.deps.get("x"), Some(&json!([1, 2])));
+        assert_eq!(request.deps.len(), 1);
+    }
+
+    #[test]
+    fn missing_deps_is_empty() {
+        let request: Request = Request::from_json(r#"{"input": null}"#).unwrap();
+        assert!(request.deps.is_empty());
+    }
+
+    #[test]
+    fn type_errors_name_the_field_and_are_fatal() {
+        let error =
+            Request::<Params>::from_json(r#"{"input": {"name": 1}, "deps": {}}"#).unwrap_err();
+        assert!(!error.is_retryable());
+        assert!(
+            error
+                .message()
+                .starts_with("invalid input: input.name: invalid type: integer `1`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn resolve_whole_output_and_pointer() {
+        let deps = Deps::from(json!({"a": {"b": [10, 20]}}).as_object().cloned().unwrap());
+        assert_eq!(deps.resolve("a").unwrap(), &json!({"b": [10, 20]}));
+        assert_eq!(deps.resolve("a/b/1").unwrap(), &json!(20));
+    }
+
+    #[test]
+    fn resolve_errors_say_what_is_missing() {
+        let deps = Deps::from(json!({"a": {"b": 1}}).as_object().cloned().unwrap());
+        let unknown = deps.resolve("z/b").unwrap_err();
+        assert_eq!(
+            unknown.message(),
+            "`z/b` refers to `z`, which is not a dependency of this node; its dependencies are: a"
+        );
+        let missing = deps.resolve("a/c").unwrap_err();
+        assert_eq!(
+            missing.message(),
+            "`a/c`: the output of `a` has nothing at `/c`"
+        );
+        let none = Deps::default().resolve("a").unwrap_err();
+        assert!(none.message().ends_with("this node has no dependencies"));
+    }
+}

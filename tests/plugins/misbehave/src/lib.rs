@@ -1,0 +1,118 @@
+//! Test plugin `misbehave`: does what a plugin must not, on request.
+//!
+//! Input `mode`:
+//! - `loop`: spins forever (fuel or the wall clock must end it);
+//! - `sleep`: blocks in a host call for `ms` milliseconds;
+//! - `alloc`: allocates and touches memory without bound;
+//! - `panic`: panics with `message`;
+//! - `overflow`: recurses until the stack overflows;
+//! - `print`: writes `bytes` bytes to stdout and to stderr, then succeeds;
+//! - `log`: sends `count` log records of `bytes` bytes each, then succeeds;
+//! - `sandbox`: reports what it can see of the host: environment, files,
+//!   network, stdin, arguments.
+
+use std::hint::black_box;
+use std::io::{Read, Write};
+
+use flow_plugin_sdk::serde::Deserialize;
+use flow_plugin_sdk::serde_json::{Value, json};
+use flow_plugin_sdk::{ActionError, Context, Request, export_action, log};
+
+#[derive(Deserialize)]
+#[serde(crate = "flow_plugin_sdk::serde", rename_all = "lowercase")]
+enum Mode {
+    Loop,
+    Sleep,
+    Alloc,
+    Panic,
+    Overflow,
+    Print,
+    Log,
+    Sandbox,
+}
+
+#[derive(Deserialize)]
+#[serde(crate = "flow_plugin_sdk::serde", deny_unknown_fields)]
+struct Params {
+    mode: Mode,
+    #[serde(default)]
+    ms: u64,
+    #[serde(default)]
+    bytes: usize,
+    #[serde(default)]
+    count: usize,
+    #[serde(default)]
+    message: String,
+}
+
+fn misbehave(_: &Context, request: Request<Params>) -> Result<Value, ActionError> {
+    let params = request.input;
+    match params.mode {
+        Mode::Loop => {
+            let mut x: u64 = 0;
+            loop {
+                x = black_box(x.wrapping_add(1));
+            }
+        }
+        Mode::Sleep => {
+            std::thread::sleep(std::time::Duration::from_millis(params.ms));
+            Ok(json!({"slept_ms": params.ms}))
+        }
+        Mode::Alloc => {
+            let mut blocks: Vec<Vec<u8>> = Vec::new();
+            loop {
+                blocks.push(vec![1u8; 1 << 20]);
+                black_box(&blocks);
+            }
+        }
+        Mode::Panic => panic!("{}", params.message),
+        Mode::Overflow => Ok(json!({"depth": recurse(black_box(1))})),
+        Mode::Print => {
+            let chunk = vec![b'x'; params.bytes];
+            std::io::stdout().write_all(&chunk).ok();
+            std::io::stderr().write_all(&chunk).ok();
+            println!();
+            Ok(json!({"printed": params.bytes}))
+        }
+        Mode::Log => {
+            let message = "y".repeat(params.bytes);
+            for _ in 0..params.count {
+                log::info(&message);
+            }
+            Ok(json!({"logged": params.count}))
+        }
+        Mode::Sandbox => Ok(sandbox()),
+    }
+}
+
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let padding = black_box([depth; 64]);
+    recurse(padding[3] + 1) + padding[7]
+}
+
+fn sandbox() -> Value {
+    let env: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+    let args: Vec<String> = std::env::args().collect();
+    let root = std::fs::read_dir("/")
+        .map(|d| d.count())
+        .map_err(|e| e.to_string());
+    let file = std::fs::read_to_string("/etc/passwd").map_err(|e| e.to_string());
+    let tcp = std::net::TcpStream::connect("127.0.0.1:22").map_err(|e| e.to_string());
+    let mut stdin = String::new();
+    let stdin_read = std::io::stdin().read_to_string(&mut stdin);
+    json!({
+        "env": env,
+        "args": args,
+        "read_dir": root.is_ok(),
+        "read_file": file.is_ok(),
+        "tcp_connect": tcp.is_ok(),
+        "stdin": stdin_read.map(|_| stdin).unwrap_or_default(),
+    })
+}
+
+export_action! {
+    name: "misbehave",
+    description: "Loops, sleeps, allocates, panics or overflows on request",
+    run: misbehave,
+}
