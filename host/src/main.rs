@@ -101,7 +101,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code.into(),
         Err(error) => {
-            eprintln!("error: {}", cli::render_error(&error));
+            eprintln!("{}", cli::render_error(&error));
             cli::exit_code(&error).into()
         }
     }

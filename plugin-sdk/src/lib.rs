@@ -95,7 +95,7 @@ pub mod __private {
     pub use wit_bindgen;
 
     /// Bindings generated from `wit/plugin.wit`.
-    #[allow(missing_docs)]
+    #[allow(missing_docs, clippy::too_many_arguments)]
     pub mod bindings {
         wit_bindgen::generate!({
             path: "../wit",

@@ -1,5 +1,7 @@
 //! Logging to stderr with tracing.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// What is logged when neither `--log-level` nor `RUST_LOG` says: warnings,
@@ -20,6 +22,7 @@ pub fn init(level: Option<&str>) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .without_time()
         .with_target(false)
         .compact()

@@ -93,11 +93,12 @@ pub fn plugins_dir(
     from_workflow: Option<&Path>,
     workflow: &Path,
 ) -> anyhow::Result<PathBuf> {
-    flag.or(from_workflow).map(Path::to_path_buf).with_context(|| {
-        format!(
+    flag.or(from_workflow).map(Path::to_path_buf).ok_or_else(|| {
+        UsageError(format!(
             "{} does not say where its plugins are: add `plugins = \"DIR\"` to its [workflow] table, or pass --plugins DIR",
             workflow.display()
-        )
+        ))
+        .into()
     })
 }
 
@@ -148,9 +149,13 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// The message for an error: its chain, outermost first.
+/// The message for an error: its chain, outermost first, after `error: `.
+/// Workflow file errors come rendered with their locations already.
 pub fn render_error(error: &anyhow::Error) -> String {
-    let mut message = error.to_string();
+    if let Some(spec @ SpecError::Invalid { .. }) = error.downcast_ref::<SpecError>() {
+        return spec.to_string();
+    }
+    let mut message = format!("error: {error}");
     for cause in error.chain().skip(1) {
         let text = cause.to_string();
         if !message.contains(&text) {

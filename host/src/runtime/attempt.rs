@@ -221,7 +221,10 @@ fn classify(
         Some(Trap::OutOfFuel) => AttemptError::OutOfFuel { fuel },
         Some(Trap::StackOverflow) => AttemptError::StackOverflow,
         Some(trap) => {
-            let mut message = trap.to_string();
+            let mut message = trap
+                .to_string()
+                .trim_start_matches("wasm trap: ")
+                .to_string();
             if let Some(asked) = limiter.refused {
                 // A guest whose growth failed usually aborts with a trap of
                 // its own; the real reason is the limit.

@@ -91,7 +91,10 @@ impl SpecError {
 fn render(source: &Source, diagnostics: &[Diagnostic]) -> String {
     let name = source.path.display().to_string();
     let file = SimpleFile::new(name.as_str(), source.text.as_str());
-    let config = term::Config::default();
+    let config = term::Config {
+        chars: term::Chars::ascii(),
+        ..term::Config::default()
+    };
     let mut out = String::new();
     for diagnostic in diagnostics {
         let mut report = Report::error().with_message(&diagnostic.message);

@@ -52,9 +52,10 @@ pub struct NodeSpec {
 }
 
 /// How many attempts may run at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Concurrency {
     /// As many as the machine has cores.
+    #[default]
     Auto,
     /// At most this many (at least 1).
     Fixed(usize),
@@ -67,12 +68,6 @@ impl Concurrency {
             Concurrency::Fixed(n) => n,
             Concurrency::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
-    }
-}
-
-impl Default for Concurrency {
-    fn default() -> Self {
-        Concurrency::Auto
     }
 }
 

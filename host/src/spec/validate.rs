@@ -17,8 +17,7 @@ const EXAMPLE_HEADER: &str = "start the file with:\n\n    [workflow]\n    id = \
 
 pub(super) fn workflow(source: Arc<Source>) -> Result<WorkflowSpec, SpecError> {
     let raw: RawFile = toml::from_str(&source.text).map_err(|error| {
-        let diagnostic = Diagnostic::new(toml_message(&error), error.span());
-        SpecError::invalid(&source, vec![diagnostic])
+        SpecError::invalid(&source, vec![toml_diagnostic(&error, &source.text)])
     })?;
 
     let mut problems = Vec::new();
@@ -206,7 +205,7 @@ pub(super) fn actions<'a>(
             .label("unknown action")
             .help(
                 suggest(&node.action, available.clone(), "plugins")
-                    + "; `flow plugins` lists what a directory provides",
+                    + " (`flow plugins DIR` lists what a directory provides)",
             )
         })
         .collect();
@@ -283,13 +282,35 @@ fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>, what: 
     }
 }
 
-fn toml_message(error: &toml::de::Error) -> String {
-    let message = error.message().trim_end();
-    // serde's wording for a missing required key names a field; keep it, but
-    // say "key", the TOML word.
-    message
+/// A TOML or type error, in the words of the workflow file.
+fn toml_diagnostic(error: &toml::de::Error, text: &str) -> Diagnostic {
+    let message = error
+        .message()
+        .trim_end()
         .replace("missing field", "missing key")
         .replace("unknown field", "unknown key")
+        .replace("expected a sequence", "expected an array")
+        .replace("expected a map", "expected a table");
+    let span = error.span();
+    let spanned = span.clone().and_then(|span| text.get(span)).unwrap_or("");
+    if message == "duplicate key" {
+        let key = spanned.trim_matches('"');
+        return Diagnostic::new(format!("duplicate key `{key}`"), span)
+            .help("a key, and so a node id, may appear only once in its table");
+    }
+    let diagnostic = Diagnostic::new(&message, span);
+    // "unknown key `x`, expected one of `a`, `b`": suggest the closest.
+    if let Some(rest) = message.strip_prefix("unknown key `") {
+        let mut names = rest.split('`').step_by(2);
+        if let Some(unknown) = names.next() {
+            let expected: Vec<&str> = names.collect();
+            let help = suggest(unknown, expected.iter().copied(), "keys");
+            if help.starts_with("did you mean") {
+                return diagnostic.help(help);
+            }
+        }
+    }
+    diagnostic
 }
 
 fn resolve_relative(file: &Path, dir: &str) -> std::path::PathBuf {
@@ -403,7 +424,7 @@ mod tests {
         assert!(
             diagnostic
                 .message
-                .contains("invalid type: string \"b\", expected a sequence"),
+                .contains("invalid type: string \"b\", expected an array"),
             "{diagnostic:?}"
         );
         let span = diagnostic.span.clone().unwrap();

@@ -1,0 +1,95 @@
+//! The compile cache: a second start does not compile again.
+
+use crate::support::Env;
+
+fn plugins(env: &Env, cache: &std::path::Path) -> serde_json::Value {
+    let output = env
+        .flow()
+        .env("FLOW_CACHE_DIR", cache)
+        .args(["plugins", "plugins", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn cached(listing: &serde_json::Value) -> Vec<bool> {
+    listing["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["cached"].as_bool().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_second_start_loads_compiled_code_from_the_cache() {
+    let env = Env::new();
+    let cache = env.path().join("cache");
+    assert_eq!(
+        cached(&plugins(&env, &cache)),
+        [false; 6],
+        "the first start compiles"
+    );
+    let files = std::fs::read_dir(&cache).unwrap().count();
+    assert_eq!(files, 6, "one compiled file per plugin");
+    assert_eq!(
+        cached(&plugins(&env, &cache)),
+        [true; 6],
+        "the second start compiles nothing"
+    );
+}
+
+#[test]
+fn a_damaged_cache_file_is_compiled_again() {
+    let env = Env::new();
+    let cache = env.path().join("cache");
+    plugins(&env, &cache);
+    for entry in std::fs::read_dir(&cache).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
+    }
+    let listing = plugins(&env, &cache);
+    assert_eq!(cached(&listing), [false; 6]);
+    assert_eq!(
+        cached(&plugins(&env, &cache)),
+        [true; 6],
+        "and the cache is repaired"
+    );
+}
+
+#[test]
+fn no_cache_compiles_every_time_and_writes_nothing() {
+    let env = Env::new();
+    let cache = env.path().join("cache");
+    let output = env
+        .flow()
+        .env("FLOW_CACHE_DIR", &cache)
+        .args(["--no-cache", "plugins", "plugins", "--json"])
+        .output()
+        .unwrap();
+    let listing: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(cached(&listing), [false; 6]);
+    assert!(!cache.exists());
+}
+
+#[test]
+fn an_unwritable_cache_only_warns() {
+    let env = Env::new();
+    let file = env.write("not-a-dir", "a file where the cache directory should be");
+    let output = env
+        .flow()
+        .env("FLOW_CACHE_DIR", &file)
+        .args(["plugins", "plugins"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot write the compile cache"),
+        "{stderr}"
+    );
+}

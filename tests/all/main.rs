@@ -1,0 +1,13 @@
+//! Integration tests: the plugins are built from source for wasm32-wasip2
+//! (by the `flow-test-artifacts` build script) and the real `flow` binary
+//! runs them.
+
+mod support;
+
+mod cache;
+mod cli;
+mod errors;
+mod plugins;
+mod run;
+mod sandbox;
+mod ui;

@@ -1,0 +1,148 @@
+//! Test helpers: a scratch directory with plugins, a database and a compile
+//! cache, and a way to run the real `flow` binary in it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// The example plugins.
+pub const EXAMPLES: &[&str] = &["echo", "hash", "json", "math"];
+
+/// A scratch directory for one test.
+pub struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    /// A directory whose `plugins/` holds the example and test plugins.
+    pub fn new() -> Self {
+        let env = Self::empty();
+        for name in EXAMPLES {
+            env.add_plugin(&flow_test_artifacts::plugins_dir().join(format!("{name}.wasm")));
+        }
+        for name in ["flaky", "misbehave"] {
+            env.add_plugin(&flow_test_artifacts::test_plugins_dir().join(format!("{name}.wasm")));
+        }
+        env
+    }
+
+    /// A directory with an empty `plugins/`.
+    pub fn empty() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        std::fs::create_dir(dir.path().join("plugins")).unwrap();
+        Self { dir }
+    }
+
+    /// The scratch directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Its plugins directory.
+    pub fn plugins(&self) -> PathBuf {
+        self.path().join("plugins")
+    }
+
+    /// Copies a plugin into the plugins directory.
+    pub fn add_plugin(&self, file: &Path) {
+        let name = file.file_name().unwrap();
+        std::fs::copy(file, self.plugins().join(name))
+            .unwrap_or_else(|e| panic!("cannot copy {}: {e}", file.display()));
+    }
+
+    /// Writes a file (e.g. a workflow) into the scratch directory and
+    /// returns its path relative to it, where `flow` runs, so that
+    /// messages show short paths.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        std::fs::write(self.path().join(name), contents).unwrap();
+        PathBuf::from(name)
+    }
+
+    /// The `flow` command, run in the scratch directory with its own
+    /// database and a compile cache shared by the tests.
+    pub fn flow(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_flow"));
+        command
+            .current_dir(self.path())
+            .env("FLOW_DB", self.path().join("db"))
+            .env("FLOW_CACHE_DIR", shared_cache())
+            .env_remove("FLOW_LOG")
+            .env_remove("RUST_LOG")
+            .env_remove("FLOW_PLUGINS");
+        command
+    }
+
+    /// Runs `flow` with these arguments.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.flow().args(args).output().expect("cannot start flow"))
+    }
+}
+
+/// Compiled plugins shared by all tests, so each plugin compiles once.
+pub fn shared_cache() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("flow-compile-cache")
+}
+
+/// What a `flow` command did.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Self {
+        Self {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Panics unless the exit code is `code`, showing the output.
+    #[track_caller]
+    pub fn expect_code(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "expected exit code {code}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Panics unless the command succeeded.
+    #[track_caller]
+    pub fn success(self) -> Self {
+        self.expect_code(0)
+    }
+
+    /// stdout parsed as JSON.
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// A workflow file with the header every test uses.
+pub fn workflow(nodes: &str) -> String {
+    format!("[workflow]\nid = \"test\"\nplugins = \"plugins\"\n\n{nodes}")
+}
+
+/// The node called `id` in a `flow run --json` report.
+#[track_caller]
+pub fn node<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == id)
+        .unwrap_or_else(|| panic!("no node {id} in {report}"))
+}
