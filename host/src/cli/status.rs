@@ -8,12 +8,13 @@ use flow_host::store::NodeRecord;
 use flow_host::{NodeStatus, WorkflowSpec, WorkflowStore};
 use serde_json::json;
 
-use super::{Context, Exit, table};
+use super::{Context, Exit, UsageError, table};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The run's id, or enough of its beginning to tell it apart
-    run_id: String,
+    /// [default: the most recent run]
+    run_id: Option<String>,
 
     /// Print the run as one JSON document
     #[arg(long)]
@@ -22,7 +23,15 @@ pub struct StatusArgs {
 
 pub fn run(context: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
     let store = context.open_store()?;
-    let run = store.find_run(&args.run_id)?;
+    let run = match &args.run_id {
+        Some(id) => store.find_run(id)?,
+        None => store.runs()?.into_iter().next().ok_or_else(|| {
+            UsageError(format!(
+                "no runs recorded in {} yet",
+                context.db_path().unwrap_or_default().display()
+            ))
+        })?,
+    };
     let mut nodes = store.nodes(&run.run_id)?;
     add_pending(
         &mut nodes,
