@@ -145,3 +145,25 @@ fn bad_input_for_a_plugin_is_a_fatal_error_naming_the_field() {
         "fatal error: item 1 of the list is not a number: \"two\""
     );
 }
+
+#[test]
+fn a_memory_bomb_is_stopped_at_the_limit() {
+    let env = Env::new();
+    let file = env.write(
+        "bomb.toml",
+        &workflow("[nodes.bomb]\naction = \"misbehave\"\ninput = { mode = \"alloc\" }\n[nodes.fine]\naction = \"echo\"\n"),
+    );
+    let report = env
+        .run(&["run", file.to_str().unwrap(), "--json"])
+        .expect_code(1)
+        .json();
+    let error = node(&report, "bomb")["error"].as_str().unwrap().to_string();
+    assert!(
+        error.starts_with("memory limit exceeded: the plugin asked for "),
+        "{error}"
+    );
+    assert!(
+        error.ends_with(" in all, the limit is 256.0 MiB"),
+        "{error}"
+    );
+}

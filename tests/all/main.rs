@@ -6,6 +6,7 @@ mod support;
 
 mod cache;
 mod cli;
+mod engine;
 mod errors;
 mod plugins;
 mod run;

@@ -1,0 +1,113 @@
+//! The library API: the engine with an observer, no binary involved.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use flow_host::{
+    CompileCache, Event, MemoryStore, NodeStatus, Observer, RunStatus, Runtime, RuntimeConfig,
+    WorkflowEngine, WorkflowSpec, WorkflowStore,
+};
+
+/// Counts attempts in flight and records the order nodes start and finish.
+#[derive(Default)]
+struct Recorder {
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+    events: Mutex<Vec<String>>,
+}
+
+impl Observer for Recorder {
+    fn on_event(&self, event: &Event<'_>) {
+        let mut events = self.events.lock().unwrap();
+        match event {
+            Event::RunStarted { .. } => events.push("run started".into()),
+            Event::AttemptStarted { node, .. } => {
+                let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                self.peak.fetch_max(now, Ordering::SeqCst);
+                events.push(format!("start {node}"));
+            }
+            Event::NodeFinished { node } => {
+                if node.attempts > 0 {
+                    self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                }
+                events.push(format!("finish {}", node.id));
+            }
+            Event::RunFinished { .. } => events.push("run finished".into()),
+            _ => {}
+        }
+    }
+}
+
+fn layered_workflow() -> String {
+    // Three levels of eight nodes; each node depends on two of the level above.
+    let mut text = String::from("[workflow]\nid = \"layers\"\nmax_concurrency = 3\n");
+    for level in 0..3 {
+        for i in 0..8 {
+            text.push_str(&format!(
+                "[nodes.l{level}n{i}]\naction = \"echo\"\ninput = {{ n = {i} }}\n"
+            ));
+            if level > 0 {
+                let above = level - 1;
+                text.push_str(&format!(
+                    "depends_on = [\"l{above}n{i}\", \"l{above}n{}\"]\n",
+                    (i + 3) % 8
+                ));
+            }
+        }
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_pool_never_exceeds_max_concurrency_and_dependencies_come_first() {
+    let spec = Arc::new(WorkflowSpec::parse(Path::new("layers.toml"), layered_workflow()).unwrap());
+    let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).unwrap());
+    let cache = CompileCache::new(runtime.engine(), Some(crate::support::shared_cache()));
+    let plugins = Arc::new(
+        runtime
+            .load_plugins(flow_test_artifacts::plugins_dir(), &cache)
+            .await
+            .unwrap(),
+    );
+    let store = Arc::new(MemoryStore::new());
+    let recorder = Arc::new(Recorder::default());
+    let engine = WorkflowEngine::new(runtime, store.clone()).with_observer(recorder.clone());
+
+    let report = engine.execute(spec.clone(), plugins).await.unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded);
+    assert!(
+        recorder.peak.load(Ordering::SeqCst) <= 3,
+        "peak {}",
+        recorder.peak.load(Ordering::SeqCst)
+    );
+
+    let events = recorder.events.lock().unwrap();
+    assert_eq!(events.first().unwrap(), "run started");
+    assert_eq!(events.last().unwrap(), "run finished");
+    let position = |event: String| events.iter().position(|e| *e == event).unwrap();
+    for (index, node) in spec.nodes.iter().enumerate() {
+        assert!(position(format!("start {}", node.id)) < position(format!("finish {}", node.id)));
+        for &dep in spec.dag.dependencies(index) {
+            let dep = &spec.nodes[dep].id;
+            assert!(
+                position(format!("finish {dep}")) < position(format!("start {}", node.id)),
+                "{} started before its dependency {dep} finished",
+                node.id
+            );
+        }
+    }
+
+    // Everything the report says is in the store.
+    let stored = store.nodes(&report.run_id).unwrap();
+    assert_eq!(stored.len(), 24);
+    assert!(
+        stored
+            .iter()
+            .all(|node| node.status == NodeStatus::Succeeded)
+    );
+    assert_eq!(
+        store.run(&report.run_id).unwrap().unwrap().status,
+        RunStatus::Succeeded
+    );
+}
