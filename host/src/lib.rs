@@ -39,6 +39,7 @@
 pub mod dag;
 pub mod exec;
 pub mod observe;
+pub mod options;
 pub mod runtime;
 pub mod spec;
 pub mod store;

@@ -20,7 +20,8 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "flow", version, about, long_about = None, max_term_width = 100)]
 #[command(
     after_help = "Exit codes: 0 success, 1 the run failed, 2 invalid input \
-    (workflow, plugins, arguments), 3 the environment failed (database, files)."
+    (workflow, plugins, arguments), 3 the environment failed (database, files), \
+    130 the run was cancelled."
 )]
 struct Cli {
     #[command(flatten)]
@@ -85,11 +86,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli::logging::init(cli.global.log_level.as_deref());
+    let log = cli::logging::init(cli.global.log_level.as_deref());
     let context = cli::Context {
         db: cli.global.db,
         cache_dir: cli.global.cache_dir,
         no_cache: cli.global.no_cache,
+        log,
     };
     let result = match cli.command {
         Command::Run(args) => cli::run::run(&context, args),

@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -8,14 +10,37 @@ use crate::ActionError;
 ///
 /// `I` is the type the node's `input` table is deserialised into; use
 /// `serde_json::Value` to accept anything.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(bound = "I: DeserializeOwned")]
+#[derive(Debug, Clone)]
 pub struct Request<I = Value> {
     /// The node's `input` table from the workflow file.
     pub input: I,
-    /// Outputs of the node's dependencies, by node id.
-    #[serde(default)]
+    /// Outputs of the node's dependencies, by node id, and the errors of
+    /// those that failed with `continue_on_error`.
     pub deps: Deps,
+}
+
+/// The document as the host sends it.
+#[derive(Deserialize)]
+#[serde(bound = "I: DeserializeOwned")]
+struct Wire<I> {
+    input: I,
+    #[serde(default)]
+    deps: Map<String, Value>,
+    #[serde(default)]
+    errors: BTreeMap<String, String>,
+}
+
+impl<'de, I: DeserializeOwned> Deserialize<'de> for Request<I> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = Wire::<I>::deserialize(deserializer)?;
+        Ok(Self {
+            input: wire.input,
+            deps: Deps {
+                outputs: wire.deps,
+                errors: wire.errors,
+            },
+        })
+    }
 }
 
 impl<I: DeserializeOwned> Request<I> {
@@ -38,29 +63,47 @@ impl<I: DeserializeOwned> Request<I> {
 }
 
 /// Outputs of a node's dependencies, by node id.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(transparent)]
-pub struct Deps(Map<String, Value>);
+///
+/// A dependency that failed but has `continue_on_error = true` has no
+/// output; [`Deps::error`] gives its error instead.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Deps {
+    outputs: Map<String, Value>,
+    errors: BTreeMap<String, String>,
+}
 
 impl Deps {
-    /// The output of dependency `node`, if the node depends on it.
+    /// The output of dependency `node`, if the node depends on it and it
+    /// succeeded.
     pub fn get(&self, node: &str) -> Option<&Value> {
-        self.0.get(node)
+        self.outputs.get(node)
+    }
+
+    /// The error of dependency `node`, if it failed.
+    pub fn error(&self, node: &str) -> Option<&str> {
+        self.errors.get(node).map(String::as_str)
+    }
+
+    /// Dependencies that failed, and their errors, in id order.
+    pub fn errors(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.errors
+            .iter()
+            .map(|(id, error)| (id.as_str(), error.as_str()))
     }
 
     /// Dependency ids and their outputs, in id order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.0.iter().map(|(id, value)| (id.as_str(), value))
+        self.outputs.iter().map(|(id, value)| (id.as_str(), value))
     }
 
-    /// Number of dependencies.
+    /// Number of dependencies with an output.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.outputs.len()
     }
 
-    /// True when the node has no dependencies.
+    /// True when no dependency has an output.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.outputs.is_empty()
     }
 
     /// Looks up a value by reference: a dependency id, optionally followed by
@@ -82,8 +125,13 @@ impl Deps {
             Some(slash) => reference.split_at(slash),
             None => (reference, ""),
         };
+        if let Some(error) = self.error(node) {
+            return Err(ActionError::fatal(format!(
+                "`{reference}` refers to `{node}`, which failed: {error}"
+            )));
+        }
         let output = self.get(node).ok_or_else(|| {
-            let known: Vec<&str> = self.0.keys().map(String::as_str).collect();
+            let known: Vec<&str> = self.outputs.keys().map(String::as_str).collect();
             let known = if known.is_empty() {
                 "this node has no dependencies".to_string()
             } else {
@@ -102,8 +150,11 @@ impl Deps {
 }
 
 impl From<Map<String, Value>> for Deps {
-    fn from(map: Map<String, Value>) -> Self {
-        Self(map)
+    fn from(outputs: Map<String, Value>) -> Self {
+        Self {
+            outputs,
+            errors: BTreeMap::new(),
+        }
     }
 }
 
@@ -143,6 +194,25 @@ mod tests {
                 .message()
                 .starts_with("invalid input: input.name: invalid type: integer `1`"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn failed_dependencies_carry_their_error() {
+        let request: Request = Request::from_json(
+            r#"{"input": {}, "deps": {"ok": 1}, "errors": {"bad": "fatal error: no"}}"#,
+        )
+        .unwrap();
+        assert_eq!(request.deps.error("bad"), Some("fatal error: no"));
+        assert_eq!(
+            request.deps.errors().collect::<Vec<_>>(),
+            [("bad", "fatal error: no")]
+        );
+        assert_eq!(request.deps.get("bad"), None);
+        let error = request.deps.resolve("bad/x").unwrap_err();
+        assert_eq!(
+            error.message(),
+            "`bad/x` refers to `bad`, which failed: fatal error: no"
         );
     }
 

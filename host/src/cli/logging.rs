@@ -2,29 +2,58 @@
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Registry, reload};
 
-/// What is logged when neither `--log-level` nor `RUST_LOG` says: warnings,
-/// and what plugins log at info and above.
+/// What is logged when nothing says otherwise: warnings, and what plugins
+/// log at info and above.
 const DEFAULT_FILTER: &str = "warn,flow::plugin=info";
 
-/// Sets up the subscriber: `--log-level` first, then `RUST_LOG`, then the
-/// default.
-pub fn init(level: Option<&str>) {
-    let filter = level
+/// Lets a workflow's `log_level` apply when the user gave no filter.
+pub struct LogControl {
+    handle: reload::Handle<EnvFilter, Registry>,
+    explicit: bool,
+}
+
+/// Sets up the subscriber: `--log-level` (or `FLOW_LOG`) first, then
+/// `RUST_LOG`, then the default.
+pub fn init(level: Option<&str>) -> LogControl {
+    let explicit = level
         .map(String::from)
-        .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| DEFAULT_FILTER.to_string());
-    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|error| {
-        eprintln!("warning: ignoring the log filter `{filter}`: {error}");
-        EnvFilter::new(DEFAULT_FILTER)
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .or_else(|| std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()));
+    let filter = match &explicit {
+        Some(text) => EnvFilter::try_new(text).unwrap_or_else(|error| {
+            eprintln!("warning: ignoring the log filter `{text}`: {error}");
+            EnvFilter::new(DEFAULT_FILTER)
+        }),
+        None => EnvFilter::new(DEFAULT_FILTER),
+    };
+    let (filter, handle) = reload::Layer::new(filter);
+    let format = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .without_time()
         .with_target(false)
-        .compact()
+        .compact();
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(format)
         .init();
+    LogControl {
+        handle,
+        explicit: explicit.is_some(),
+    }
+}
+
+impl LogControl {
+    /// Uses the workflow's `log_level`, unless the user chose a filter.
+    pub fn workflow_default(&self, level: Option<&str>) {
+        let (false, Some(level)) = (self.explicit, level) else {
+            return;
+        };
+        if let Ok(filter) = EnvFilter::try_new(level) {
+            let _ = self.handle.reload(filter);
+        }
+    }
 }

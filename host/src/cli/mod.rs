@@ -2,6 +2,7 @@
 
 pub mod list;
 pub mod logging;
+pub mod options;
 pub mod plugins;
 pub mod run;
 pub mod status;
@@ -19,11 +20,11 @@ use flow_host::{
 };
 
 /// Settings shared by the commands.
-#[derive(Debug)]
 pub struct Context {
     pub db: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
     pub no_cache: bool,
+    pub log: logging::LogControl,
 }
 
 /// How `flow` ends.
@@ -37,6 +38,8 @@ pub enum Exit {
     Invalid = 2,
     /// The environment failed: database, files.
     Environment = 3,
+    /// The run was cancelled (Ctrl-C, SIGTERM).
+    Cancelled = 130,
 }
 
 impl From<Exit> for std::process::ExitCode {
@@ -128,7 +131,7 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
         if let Some(error) = cause.downcast_ref::<ExecError>() {
             return match error {
                 ExecError::Spec(_) => Exit::Invalid,
-                ExecError::Store(_) => Exit::Environment,
+                ExecError::Store(_) | ExecError::Aborted => Exit::Environment,
             };
         }
         if let Some(error) = cause.downcast_ref::<StoreError>() {

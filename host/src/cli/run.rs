@@ -5,13 +5,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
+use flow_host::exec::Canceller;
 use flow_host::observe::format_duration;
 use flow_host::{
     Event, NodeReport, NodeStatus, Observer, RunReport, RunStatus, WorkflowEngine, WorkflowSpec,
 };
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
+use tokio::signal::unix::{SignalKind, signal};
 
+use super::options::OptionArgs;
 use super::{Context, Exit, load_plugins, plugins_dir};
 
 #[derive(Debug, Args)]
@@ -26,10 +29,18 @@ pub struct RunArgs {
     /// Print the run's report as one JSON document instead of text
     #[arg(long)]
     json: bool,
+
+    #[command(flatten)]
+    options: OptionArgs,
 }
 
 pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<Exit> {
-    let spec = Arc::new(WorkflowSpec::load(&args.workflow)?);
+    let mut spec = WorkflowSpec::load(&args.workflow)?;
+    spec.apply_overrides(&args.options.overrides());
+    context
+        .log
+        .workflow_default(spec.options.log_level.as_deref());
+    let spec = Arc::new(spec);
     let dir = plugins_dir(
         args.plugins.as_deref(),
         spec.plugins.as_deref(),
@@ -37,37 +48,91 @@ pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<Exit> {
     )?;
     let store = context.open_store()?;
     let (runtime, cache) = context.runtime()?;
+    let live = !args.json && spec.options.observability;
     let report = super::tokio()?.block_on(async {
         let plugins = load_plugins(&runtime, &cache, &dir).await?;
         spec.check_actions(plugins.names())?;
         let mut engine = WorkflowEngine::new(runtime, store);
-        if !args.json {
+        if live {
             engine = engine.with_observer(Arc::new(Printer::new(&spec)));
         }
-        anyhow::Ok(engine.execute(spec.clone(), plugins).await?)
+        let handle = engine.start(spec.clone(), plugins)?;
+        cancel_on_signals
+(handle.canceller(), handle.run_id().to_string());
+        anyhow::Ok(handle.wait().await?)
     })?;
 
     if args.json {
         println!("{}", report_json(&report));
-    } else {
-        print_outputs(&report);
-        let db = context.db_path()?;
+        return Ok(exit(&report));
+    }
+    if !live {
+        let printer = Printer::new(&spec);
         println!(
-            "run {} {} in {} (details: flow status {}{})",
+            "run {} of workflow `{}` ({} nodes)",
             report.run_id,
-            report.status,
+            spec.id,
+            spec.nodes.len()
+        );
+        for node in &report.nodes {
+            println!(
+                "{}",
+                node_line(node, printer.id_width, printer.action_width)
+            );
+        }
+    }
+    print_outputs(&report);
+    let db = match &context.db {
+        Some(db) => format!(" --db {}", db.display()),
+        None => String::new(),
+    };
+    match report.status {
+        RunStatus::Cancelled => println!(
+            "run {} cancelled after {}; continue it with: flow resume {}{db}",
+            report.run_id,
             format_duration(report.elapsed),
             report.run_id,
-            context
-                .db
-                .as_ref()
-                .map_or(String::new(), |_| format!(" --db {}", db.display())),
-        );
+        ),
+        status => println!(
+            "run {} {status} in {} (details: flow status {}{db})",
+            report.run_id,
+            format_duration(report.elapsed),
+            report.run_id,
+        ),
     }
-    Ok(match report.status {
+    Ok(exit(&report))
+}
+
+fn exit(report: &RunReport) -> Exit {
+    match report.status {
         RunStatus::Succeeded => Exit::Success,
+        RunStatus::Cancelled => Exit::Cancelled,
         _ => Exit::RunFailed,
-    })
+    }
+}
+
+/// The first Ctrl-C or SIGTERM cancels the run: running nodes are stopped
+/// and recorded. The second exits at once.
+fn cancel_on_signals(canceller: Canceller, run_id: String) {
+    tokio::spawn(async move {
+        let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        eprintln!(
+            "cancelling run {run_id}: stopping the running nodes (press Ctrl-C again to exit at once)"
+        );
+        canceller.cancel();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        eprintln!("exiting at once: run {run_id} is left as it was");
+        std::process::exit(Exit::Cancelled as i32);
+    });
 }
 
 /// Prints a line per node as it finishes.
@@ -94,6 +159,19 @@ impl Observer for Printer {
                 nodes,
             } => format!("run {run_id} of workflow `{workflow_id}` ({nodes} nodes)"),
             Event::NodeFinished { node } => node_line(node, self.id_width, self.action_width),
+            Event::RetryScheduled {
+                node,
+                attempt,
+                error,
+                delay,
+            } => format!(
+                "  {:<7}  {node:<id_width$}  {:<action_width$}  attempt {attempt} failed: {error}; retrying in {}",
+                "retry",
+                "",
+                format_duration(*delay),
+                id_width = self.id_width,
+                action_width = self.action_width,
+            ),
             _ => return,
         };
         let mut out = std::io::stdout().lock();
@@ -118,6 +196,10 @@ fn node_line(node: &NodeReport, id_width: usize, action_width: usize) -> String 
             ),
         ),
         NodeStatus::Skipped { because } => ("skipped", format!("`{because}` failed")),
+        NodeStatus::Cancelled => (
+            "cancel",
+            format!("{}{attempts}: cancelled", format_duration(node.elapsed)),
+        ),
         other => (other.name(), String::new()),
     };
     format!(
@@ -174,6 +256,7 @@ pub fn report_json(report: &RunReport) -> String {
         "run_id": report.run_id,
         "workflow_id": report.workflow_id,
         "status": report.status,
+        "error": report.error,
         "elapsed_ms": report.elapsed.as_secs_f64() * 1e3,
         "nodes": nodes,
         "outputs": outputs,

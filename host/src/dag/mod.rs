@@ -15,6 +15,7 @@ pub struct Dag {
     dependents: Vec<Vec<usize>>,
     levels: Vec<Vec<usize>>,
     level_of: Vec<usize>,
+    path_ahead: Vec<usize>,
 }
 
 impl Dag {
@@ -58,11 +59,23 @@ impl Dag {
                 dependents[dep].push(node);
             }
         }
+        // Longest path from each node to a sink, counting nodes: in reverse
+        // topological order every dependent is already known.
+        let mut path_ahead = vec![1usize; n];
+        for index in order.iter().rev() {
+            let node = index.index();
+            path_ahead[node] = 1 + dependents[node]
+                .iter()
+                .map(|&d| path_ahead[d])
+                .max()
+                .unwrap_or(0);
+        }
         Ok(Self {
             dependencies,
             dependents,
             levels,
             level_of,
+            path_ahead,
         })
     }
 
@@ -85,6 +98,12 @@ impl Dag {
     /// The level of a node.
     pub fn level_of(&self, node: usize) -> usize {
         self.level_of[node]
+    }
+
+    /// The number of nodes on the longest path from `node` to the end of
+    /// the workflow, itself included: the critical path ahead of it.
+    pub fn path_ahead(&self, node: usize) -> usize {
+        self.path_ahead[node]
     }
 
     /// The nodes `node` depends on.
@@ -178,6 +197,16 @@ mod tests {
         assert_eq!(dag.dependents(0), &[1, 2]);
         assert_eq!(dag.downstream(0), vec![1, 2, 3]);
         assert_eq!(dag.downstream(3), Vec::<usize>::new());
+        let ahead: Vec<usize> = (0..4).map(|n| dag.path_ahead(n)).collect();
+        assert_eq!(ahead, [3, 2, 2, 1]);
+    }
+
+    #[test]
+    fn path_ahead_follows_the_longest_branch() {
+        // 0 <- 1 <- 2 <- 3 (long branch) and 0 <- 4 (short branch).
+        let dag = Dag::new(vec![vec![], vec![0], vec![1], vec![2], vec![0]]).unwrap();
+        assert_eq!(dag.path_ahead(0), 4);
+        assert!(dag.path_ahead(1) > dag.path_ahead(4));
     }
 
     #[test]

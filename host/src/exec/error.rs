@@ -12,4 +12,7 @@ pub enum ExecError {
     /// The store failed; the run stopped so that no result goes unrecorded.
     #[error("the run stopped because its state could not be saved: {0}")]
     Store(#[from] StoreError),
+    /// The run's task was aborted (its runtime shut down).
+    #[error("the run's task was aborted before it finished")]
+    Aborted,
 }

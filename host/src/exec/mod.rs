@@ -1,10 +1,15 @@
 //! Executing workflows: the engine, the scheduler and the node runner.
 //!
-//! [`WorkflowEngine::execute`] records a new run, runs its nodes level by
-//! level on a pool of at most `max_concurrency` workers, writes each node's
-//! state to the store as it changes, and returns a [`RunReport`].
+//! [`WorkflowEngine::start`] records a new run and starts it on the tokio
+//! runtime; the returned [`RunHandle`] cancels it, shows its progress, and
+//! waits for its [`RunReport`]. The engine's extension points are the
+//! design's: [`Observer`]s, [`MetricsCollector`]s, an [`ErrorHandler`] and
+//! [`Middleware`] around every attempt.
 
 mod error;
+mod extension;
+mod handle;
+mod middleware;
 mod node;
 mod report;
 mod scheduler;
@@ -12,22 +17,32 @@ mod scheduler;
 use std::sync::Arc;
 
 pub use error::ExecError;
+pub use extension::{
+    AttemptFailure, ErrorHandler, Metric, MetricsCollector, RetryDecision, Sleeper, TokioSleeper,
+};
+pub use handle::{Canceller, RunHandle, RunSnapshot};
+pub use middleware::{AttemptInfo, Middleware, Next};
 pub use report::{NodeReport, RunReport};
 
 use crate::observe::Observer;
-use crate::runtime::{Limits, PluginRegistry, Runtime};
+use crate::runtime::{PluginRegistry, Runtime};
 use crate::spec::WorkflowSpec;
 use crate::store::WorkflowStore;
 
 /// Runs workflows: the design's WorkflowEngine.
 ///
-/// Cheap to clone; clones share the runtime, the store and the observers.
+/// Cheap to clone; clones share the runtime, the store and the extensions.
+/// The options of a run (concurrency, schedule, retries, limits) come from
+/// its [`WorkflowSpec`].
 #[derive(Clone)]
 pub struct WorkflowEngine {
     runtime: Arc<Runtime>,
     store: Arc<dyn WorkflowStore>,
-    limits: Limits,
     observers: Vec<Arc<dyn Observer>>,
+    metrics: Vec<Arc<dyn MetricsCollector>>,
+    error_handler: Option<Arc<dyn ErrorHandler>>,
+    middleware: Vec<Arc<dyn Middleware>>,
+    sleeper: Arc<dyn Sleeper>,
 }
 
 impl WorkflowEngine {
@@ -36,15 +51,12 @@ impl WorkflowEngine {
         Self {
             runtime,
             store,
-            limits: Limits::default(),
             observers: Vec::new(),
+            metrics: Vec::new(),
+            error_handler: None,
+            middleware: Vec::new(),
+            sleeper: Arc::new(TokioSleeper),
         }
-    }
-
-    /// Sets the limits of every attempt.
-    pub fn with_limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
-        self
     }
 
     /// Adds an observer of runs.
@@ -53,33 +65,66 @@ impl WorkflowEngine {
         self
     }
 
+    /// Adds a metrics collector.
+    pub fn with_metrics(mut self, collector: Arc<dyn MetricsCollector>) -> Self {
+        self.metrics.push(collector);
+        self
+    }
+
+    /// Sets the handler that decides about failed attempts.
+    pub fn with_error_handler(mut self, handler: Arc<dyn ErrorHandler>) -> Self {
+        self.error_handler = Some(handler);
+        self
+    }
+
+    /// Adds middleware around every attempt; the first added is outermost.
+    pub fn with_middleware(mut self, middleware: Arc<dyn Middleware>) -> Self {
+        self.middleware.push(middleware);
+        self
+    }
+
+    /// Replaces how the engine waits between attempts.
+    pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
+        self.sleeper = sleeper;
+        self
+    }
+
     /// The store runs are recorded in.
     pub fn store(&self) -> &Arc<dyn WorkflowStore> {
         &self.store
     }
 
-    /// Runs `workflow` with the plugins of `plugins` and returns the outcome.
+    /// Records a new run of `workflow` and starts it on the current tokio
+    /// runtime (this must be called within one).
+    ///
+    /// Fails if an action has no plugin, or if the run cannot be recorded.
+    pub fn start(
+        &self,
+        workflow: Arc<WorkflowSpec>,
+        plugins: Arc<PluginRegistry>,
+    ) -> Result<RunHandle, ExecError> {
+        scheduler::start(self, workflow, plugins)
+    }
+
+    /// Runs `workflow` to its end and returns the outcome.
     ///
     /// A node that fails makes the run fail; that is a report, not an error.
-    /// Errors are for runs that could not be carried out: an action with no
-    /// plugin, or a store that stopped accepting writes.
+    /// Errors are for runs that could not be carried out.
     pub async fn execute(
         &self,
         workflow: Arc<WorkflowSpec>,
         plugins: Arc<PluginRegistry>,
     ) -> Result<RunReport, ExecError> {
-        workflow
-            .check_actions(plugins.names())
-            .map_err(ExecError::Spec)?;
-        scheduler::run(self, workflow, plugins).await
+        self.start(workflow, plugins)?.wait().await
     }
 }
 
 impl std::fmt::Debug for WorkflowEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkflowEngine")
-            .field("limits", &self.limits)
             .field("observers", &self.observers.len())
+            .field("metrics", &self.metrics.len())
+            .field("middleware", &self.middleware.len())
             .finish_non_exhaustive()
     }
 }

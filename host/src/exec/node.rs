@@ -1,39 +1,62 @@
-//! Running one node: its attempts, its records, its guest output.
+//! Running one node: its attempts and retries, their records, the guest's
+//! output.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::value::RawValue;
+use tokio_util::sync::CancellationToken;
 
-use super::NodeReport;
+use super::extension::{AttemptFailure, Metric, MetricsCollector, RetryDecision, Sleeper};
+use super::handle::Progress;
+use super::middleware::{AttemptInfo, Middleware, Next};
+use super::{ErrorHandler, NodeReport};
 use crate::observe::{Event, Observer};
-use crate::runtime::{AttemptReport, Invocation, Limits, LogLevel, Plugin, Runtime};
+use crate::runtime::{AttemptError, AttemptReport, Invocation, LogLevel, Plugin, Runtime};
 use crate::spec::{NodeSpec, WorkflowSpec};
-use crate::store::{NodeRecord, NodeStatus, StoreError, Timestamp, WorkflowStore};
+use crate::store::{AttemptRecord, NodeRecord, NodeStatus, StoreError, Timestamp, WorkflowStore};
 
 /// What every node task of a run shares.
 pub(super) struct Shared {
     pub runtime: Arc<Runtime>,
     pub store: Arc<dyn WorkflowStore>,
     pub observers: Vec<Arc<dyn Observer>>,
-    pub limits: Limits,
+    pub metrics: Vec<Arc<dyn MetricsCollector>>,
+    pub error_handler: Option<Arc<dyn ErrorHandler>>,
+    pub middleware: Vec<Arc<dyn Middleware>>,
+    pub sleeper: Arc<dyn Sleeper>,
     pub workflow: Arc<WorkflowSpec>,
+    /// The plugin of each node, by node index.
+    pub plugins: Vec<Arc<Plugin>>,
     pub run_id: String,
+    pub cancel: CancellationToken,
+    pub progress: Arc<Progress>,
 }
 
 impl Shared {
+    /// Tells the observers, when observability is on.
     pub fn notify(&self, event: &Event<'_>) {
-        for observer in &self.observers {
-            observer.on_event(event);
+        if self.workflow.options.observability {
+            for observer in &self.observers {
+                observer.on_event(event);
+            }
+        }
+    }
+
+    /// Tells the metrics collectors, when observability is on.
+    pub fn measure(&self, metric: &Metric<'_>) {
+        if self.workflow.options.observability {
+            for collector in &self.metrics {
+                collector.record(metric);
+            }
         }
     }
 }
 
-/// A node ready to run: its plugin and its JSON input.
+/// A node ready to run, with its JSON input.
 pub(super) struct NodeTask {
     pub shared: Arc<Shared>,
     pub index: usize,
-    pub plugin: Arc<Plugin>,
     pub input: String,
 }
 
@@ -62,6 +85,13 @@ pub(super) fn node_record(index: usize, node: &NodeSpec, status: NodeStatus) -> 
     }
 }
 
+/// How the attempts of a node ended.
+enum Outcome {
+    Succeeded(String),
+    Failed(AttemptError),
+    Cancelled,
+}
+
 impl NodeTask {
     pub async fn run(self) -> Finished {
         let shared = &*self.shared;
@@ -70,53 +100,119 @@ impl NodeTask {
         let mut record = node_record(self.index, node, NodeStatus::Running);
         record.started_at = Some(Timestamp::now());
         let mut fuel_used: Option<u64> = None;
-        let max_attempts = 1;
 
-        let result = loop {
+        let outcome = loop {
             record.attempts += 1;
+            let number = record.attempts;
+            let mut attempt = AttemptRecord {
+                number,
+                started_at: Timestamp::now(),
+                elapsed_us: None,
+                error: None,
+                fuel_used: None,
+                retry_delay_ms: None,
+            };
             // Recorded before the attempt starts: after a crash, the store
             // shows which attempt was in flight.
-            if let Err(error) = shared.store.put_node(&shared.run_id, &record) {
+            let saved = shared
+                .store
+                .put_node(&shared.run_id, &record)
+                .and_then(|()| shared.store.put_attempt(&shared.run_id, &node.id, &attempt));
+            if let Err(error) = saved {
                 return self.abandon(node, record, error);
             }
+            shared
+                .progress
+                .set_node(self.index, NodeStatus::Running, number);
             shared.notify(&Event::AttemptStarted {
                 node: &node.id,
-                attempt: record.attempts,
+                attempt: number,
             });
-            let call = Invocation {
-                workflow_id: &shared.workflow.id,
-                run_id: &shared.run_id,
-                node_id: &node.id,
-                attempt: record.attempts,
-                input: &self.input,
+
+            let Some(report) = self.attempt(node, number).await else {
+                attempt.error = Some("cancelled".into());
+                let _ = shared.store.put_attempt(&shared.run_id, &node.id, &attempt);
+                break Outcome::Cancelled;
             };
-            let attempt = shared.runtime.run(&self.plugin, call, &shared.limits).await;
-            self.log_guest_output(node, record.attempts, &attempt);
-            if let Some(fuel) = attempt.fuel_used {
+            self.log_guest_output(node, number, &report);
+            if let Some(fuel) = report.fuel_used {
                 fuel_used = Some(fuel_used.unwrap_or(0) + fuel);
             }
-            match attempt.result {
-                Err(error) if error.is_retryable() && record.attempts < max_attempts => {
-                    tracing::warn!(
-                        workflow = %shared.workflow.id,
-                        run = %shared.run_id,
-                        node = %node.id,
-                        attempt = record.attempts,
-                        "attempt failed, retrying: {error}"
-                    );
+            attempt.elapsed_us = Some(report.elapsed.as_micros() as u64);
+            attempt.fuel_used = report.fuel_used;
+            attempt.error = report.result.as_ref().err().map(ToString::to_string);
+            shared.notify(&Event::AttemptFinished {
+                node: &node.id,
+                attempt: number,
+                error: report.result.as_ref().err(),
+                elapsed: report.elapsed,
+            });
+            shared.measure(&Metric::AttemptFinished {
+                workflow: &shared.workflow.id,
+                node: &node.id,
+                action: &node.action,
+                attempt: number,
+                duration: report.elapsed,
+                fuel: report.fuel_used,
+                succeeded: report.result.is_ok(),
+            });
+
+            let error = match report.result {
+                Ok(output) => {
+                    if let Err(error) = shared.store.put_attempt(&shared.run_id, &node.id, &attempt)
+                    {
+                        return self.abandon(node, record, error);
+                    }
+                    break Outcome::Succeeded(output);
                 }
-                result => break result,
+                Err(error) => error,
+            };
+            let decision = self.decide(node, number, &error);
+            if let RetryDecision::Retry { after } = decision {
+                attempt.retry_delay_ms = Some(after.as_millis() as u64);
+            }
+            if let Err(store_error) = shared.store.put_attempt(&shared.run_id, &node.id, &attempt) {
+                return self.abandon(node, record, store_error);
+            }
+            let RetryDecision::Retry { after } = decision else {
+                break Outcome::Failed(error);
+            };
+            tracing::warn!(
+                workflow = %shared.workflow.id,
+                run = %shared.run_id,
+                node = %node.id,
+                attempt = number,
+                "attempt failed, retrying in {}: {error}",
+                humantime::format_duration(after)
+            );
+            shared.notify(&Event::RetryScheduled {
+                node: &node.id,
+                attempt: number,
+                error: &error,
+                delay: after,
+            });
+            shared.measure(&Metric::RetryScheduled {
+                workflow: &shared.workflow.id,
+                node: &node.id,
+                action: &node.action,
+                attempt: number,
+                delay: after,
+            });
+            tokio::select! {
+                biased;
+                () = shared.cancel.cancelled() => break Outcome::Cancelled,
+                () = shared.sleeper.sleep(after) => {}
             }
         };
 
         let mut report = NodeReport::new(&node.id, &node.action, NodeStatus::Running);
-        match result {
-            Ok(output) => {
+        match outcome {
+            Outcome::Succeeded(output) => {
                 record.status = NodeStatus::Succeeded;
                 record.output = RawValue::from_string(output.clone()).ok();
                 report.output = Some(Arc::from(output));
             }
-            Err(error) => {
+            Outcome::Failed(error) => {
                 let message = error.to_string();
                 tracing::error!(
                     workflow = %shared.workflow.id,
@@ -129,6 +225,11 @@ impl NodeTask {
                 record.error = Some(message.clone());
                 report.error = Some(message);
             }
+            Outcome::Cancelled => {
+                record.status = NodeStatus::Cancelled;
+                record.error = Some("cancelled".into());
+                report.error = Some("cancelled".into());
+            }
         }
         let elapsed = started.elapsed();
         record.finished_at = Some(Timestamp::now());
@@ -140,11 +241,67 @@ impl NodeTask {
         report.fuel_used = fuel_used;
 
         let store_error = shared.store.put_node(&shared.run_id, &record).err();
-        shared.notify(&Event::NodeFinished { node: &report });
+        shared
+            .progress
+            .set_node(self.index, report.status.clone(), report.attempts);
         Finished {
             index: self.index,
             report,
             store_error,
+        }
+    }
+
+    /// Runs one attempt through the middleware chain; `None` if the run was
+    /// cancelled meanwhile (the attempt is then dropped, which stops it).
+    async fn attempt(&self, node: &NodeSpec, number: u32) -> Option<AttemptReport> {
+        let shared = &*self.shared;
+        let call = Invocation {
+            workflow_id: &shared.workflow.id,
+            run_id: &shared.run_id,
+            node_id: &node.id,
+            attempt: number,
+            input: &self.input,
+        };
+        let info = AttemptInfo {
+            workflow_id: &shared.workflow.id,
+            run_id: &shared.run_id,
+            node_id: &node.id,
+            action: &node.action,
+            attempt: number,
+            input: &self.input,
+        };
+        let run = shared
+            .runtime
+            .run(&shared.plugins[self.index], call, &node.options.limits);
+        let chain = Next::new(&shared.middleware, info, Box::pin(run)).run();
+        tokio::select! {
+            biased;
+            () = shared.cancel.cancelled() => None,
+            report = chain => Some(report),
+        }
+    }
+
+    /// The retry policy's proposal, as the error handler amends it.
+    fn decide(&self, node: &NodeSpec, number: u32, error: &AttemptError) -> RetryDecision {
+        let policy = &node.options.retry;
+        let proposed = if error.is_retryable() && number <= policy.retries {
+            RetryDecision::Retry {
+                after: policy.delay_before(number, fastrand::f64()),
+            }
+        } else {
+            RetryDecision::GiveUp
+        };
+        match &self.shared.error_handler {
+            Some(handler) => handler.on_attempt_failed(
+                &AttemptFailure {
+                    node: &node.id,
+                    action: &node.action,
+                    attempt: number,
+                    error,
+                },
+                proposed,
+            ),
+            None => proposed,
         }
     }
 

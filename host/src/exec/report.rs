@@ -50,6 +50,8 @@ pub struct RunReport {
     pub workflow_id: String,
     /// How it ended.
     pub status: RunStatus,
+    /// Why it failed or stopped, in a sentence.
+    pub error: Option<String>,
     /// Every node, in workflow file order.
     pub nodes: Vec<NodeReport>,
     /// Wall-clock time of the run.

@@ -1,35 +1,50 @@
-//! Level-by-level scheduling on a bounded worker pool.
+//! Which node starts when: the eager (critical path first) and level
+//! schedules on a bounded worker pool, the failure policy, cancellation.
 //!
-//! Levels come from the DAG: every node's dependencies are in lower levels,
-//! so the nodes of a level can run in any order and in parallel. At most
-//! `max_concurrency` node tasks exist at once (a semaphore permit is taken
-//! before a task is spawned, so nothing queues beyond the pool). When a node
-//! fails, no new node starts, the running ones finish, and the nodes
-//! downstream of the failure are marked skipped.
+//! The scheduler owns the run's state in one task. It starts a node task
+//! only while fewer than `max_concurrency` are running, so the pool never
+//! grows past the bound and no work queues up beyond the ready set; node
+//! tasks report back through the join set.
 
+use std::borrow::Cow;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use ulid::Ulid;
 
+use super::extension::Metric;
+use super::handle::{Canceller, Progress};
 use super::node::{Finished, NodeTask, Shared, node_record};
-use super::{ExecError, NodeReport, RunReport, WorkflowEngine};
+use super::{ExecError, NodeReport, RunHandle, RunReport, WorkflowEngine};
 use crate::observe::Event;
+use crate::options::Schedule;
 use crate::runtime::PluginRegistry;
 use crate::spec::WorkflowSpec;
 use crate::store::{NodeStatus, RunRecord, RunStatus, Timestamp};
 
-pub(super) async fn run(
+pub(super) fn start(
     engine: &WorkflowEngine,
     workflow: Arc<WorkflowSpec>,
     plugins: Arc<PluginRegistry>,
-) -> Result<RunReport, ExecError> {
-    let started = Instant::now();
-    let run_id = Ulid::new().to_string();
-    let mut record = RunRecord {
-        run_id: run_id.clone(),
+) -> Result<RunHandle, ExecError> {
+    workflow
+        .check_actions(plugins.names())
+        .map_err(ExecError::Spec)?;
+    let node_plugins = workflow
+        .nodes
+        .iter()
+        .map(|node| {
+            plugins
+                .get(&node.action)
+                .expect("actions were checked")
+                .clone()
+        })
+        .collect();
+    let record = RunRecord {
+        run_id: Ulid::new().to_string(),
         workflow_id: workflow.id.clone(),
         workflow_path: workflow.source.path.clone(),
         status: RunStatus::Running,
@@ -39,70 +54,96 @@ pub(super) async fn run(
         error: None,
     };
     engine.store.create_run(&record, &workflow.source.text)?;
+
+    let canceller = Canceller::default();
+    let progress = Arc::new(Progress::new(workflow.nodes.iter().map(|n| n.id.clone())));
     let shared = Arc::new(Shared {
         runtime: engine.runtime.clone(),
         store: engine.store.clone(),
         observers: engine.observers.clone(),
-        limits: engine.limits.clone(),
-        workflow: workflow.clone(),
-        run_id: run_id.clone(),
+        metrics: engine.metrics.clone(),
+        error_handler: engine.error_handler.clone(),
+        middleware: engine.middleware.clone(),
+        sleeper: engine.sleeper.clone(),
+        workflow,
+        plugins: node_plugins,
+        run_id: record.run_id.clone(),
+        cancel: canceller.0.clone(),
+        progress: progress.clone(),
     });
+    let run_id = record.run_id.clone();
+    let task = tokio::spawn(run(shared, record));
+    Ok(RunHandle {
+        run_id,
+        canceller,
+        progress,
+        task,
+    })
+}
+
+async fn run(shared: Arc<Shared>, mut record: RunRecord) -> Result<RunReport, ExecError> {
+    let started = Instant::now();
+    let workflow = shared.workflow.clone();
     shared.notify(&Event::RunStarted {
-        run_id: &run_id,
+        run_id: &shared.run_id,
         workflow_id: &workflow.id,
         nodes: workflow.nodes.len(),
     });
 
     let mut state = State::new(&workflow);
-    let workers = Arc::new(Semaphore::new(workflow.max_concurrency.workers()));
+    let workers = workflow.options.max_concurrency.workers();
     let mut tasks: JoinSet<Finished> = JoinSet::new();
     let mut store_error = None;
+    let mut cancelled = false;
 
-    'levels: for level in workflow.dag.levels() {
-        for &index in level {
-            if state.failed.is_some() || store_error.is_some() {
-                break 'levels;
-            }
-            let permit = workers
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed");
+    loop {
+        let stopping = cancelled || store_error.is_some() || state.failed.is_some();
+        while !stopping && tasks.len() < workers {
+            let Some(index) = state.next_ready() else {
+                break;
+            };
             let node = &workflow.nodes[index];
-            let plugin = plugins
-                .get(&node.action)
-                .expect("actions were checked against the registry")
-                .clone();
+            shared.measure(&Metric::WorkerWait {
+                workflow: &workflow.id,
+                node: &node.id,
+                waited: state.ready_since[index].map_or_else(Default::default, |t| t.elapsed()),
+            });
+            state.reports[index].status = NodeStatus::Running;
             let task = NodeTask {
                 shared: shared.clone(),
                 index,
-                plugin,
                 input: state.request(&workflow, index),
             };
-            tasks.spawn(async move {
-                let report = task.run().await;
-                drop(permit);
-                report
-            });
-            // Collect whatever finished meanwhile, so a failure stops the
-            // level as early as possible.
-            while let Some(done) = tasks.try_join_next() {
-                state.finish(done, &mut store_error);
+            tasks.spawn(task.run());
+        }
+        if tasks.is_empty() {
+            break;
+        }
+        tokio::select! {
+            done = tasks.join_next() => {
+                let finished = match done.expect("the join set is not empty") {
+                    Ok(finished) => finished,
+                    Err(error) => std::panic::resume_unwind(error.into_panic()),
+                };
+                if let (None, Some(error)) = (&store_error, finished.store_error) {
+                    store_error = Some(ExecError::Store(error));
+                }
+                shared.notify(&Event::NodeFinished { node: &finished.report });
+                measure_node(&shared, &finished.report);
+                state.finish(&workflow, finished.index, finished.report);
+            }
+            () = shared.cancel.cancelled(), if !cancelled => {
+                // Running tasks see the same token and stop their attempts.
+                cancelled = true;
             }
         }
-        while let Some(done) = tasks.join_next().await {
-            state.finish(done, &mut store_error);
-        }
-    }
-    while let Some(done) = tasks.join_next().await {
-        state.finish(done, &mut store_error);
     }
     if let Some(error) = store_error {
         return Err(error);
     }
 
-    // Skip what the failure made impossible.
-    if let Some(failed) = state.failed {
+    // Skip what the failures made impossible.
+    for &failed in &state.failures {
         let because = workflow.nodes[failed].id.clone();
         for index in workflow.dag.downstream(failed) {
             if state.reports[index].status != NodeStatus::Pending {
@@ -114,104 +155,233 @@ pub(super) async fn run(
             };
             let mut skipped = node_record(index, node, status.clone());
             skipped.finished_at = Some(Timestamp::now());
-            engine.store.put_node(&run_id, &skipped)?;
-            state.reports[index].status = status;
+            shared.store.put_node(&shared.run_id, &skipped)?;
+            state.reports[index].status = status.clone();
+            shared.progress.set_node(index, status, 0);
             shared.notify(&Event::NodeFinished {
                 node: &state.reports[index],
             });
+            measure_node(&shared, &state.reports[index]);
         }
     }
 
-    record.status = if state.failed.is_some() {
+    record.status = if cancelled {
+        RunStatus::Cancelled
+    } else if state.failed.is_some() {
         RunStatus::Failed
     } else {
         RunStatus::Succeeded
     };
-    record.error = state.failed.map(|index| {
-        let node = &state.reports[index];
-        format!(
-            "node `{}` failed: {}",
-            node.id,
-            node.error.as_deref().unwrap_or("unknown error")
-        )
-    });
+    record.error = match (cancelled, state.failed) {
+        (true, _) => Some("cancelled".into()),
+        (false, Some(index)) => {
+            let node = &state.reports[index];
+            let attempts = match node.attempts {
+                1 => String::new(),
+                n => format!(" after {n} attempts"),
+            };
+            Some(format!(
+                "node `{}` failed{attempts}: {}",
+                node.id,
+                node.error.as_deref().unwrap_or("unknown error")
+            ))
+        }
+        (false, None) => None,
+    };
     record.finished_at = Some(Timestamp::now());
-    engine.store.update_run(&record)?;
-    engine.store.flush()?;
+    shared.store.update_run(&record)?;
+    shared.store.flush()?;
+    shared.progress.set_run(record.status);
 
     let report = RunReport {
-        run_id,
+        run_id: shared.run_id.clone(),
         workflow_id: workflow.id.clone(),
         status: record.status,
+        error: record.error,
         nodes: state.reports,
         elapsed: started.elapsed(),
         sinks: workflow.dag.sinks().collect(),
     };
+    shared.measure(&Metric::RunFinished {
+        workflow: &workflow.id,
+        status: report.status,
+        duration: report.elapsed,
+    });
     shared.notify(&Event::RunFinished { report: &report });
     Ok(report)
+}
+
+fn measure_node(shared: &Shared, node: &NodeReport) {
+    shared.measure(&Metric::NodeFinished {
+        workflow: &shared.workflow.id,
+        node: &node.id,
+        action: &node.action,
+        status: &node.status,
+        attempts: node.attempts,
+        duration: node.elapsed,
+    });
 }
 
 /// What the scheduler knows of the run so far.
 struct State {
     reports: Vec<NodeReport>,
-    /// The first node that failed.
+    /// Dependencies of each node not yet done.
+    waiting_on: Vec<usize>,
+    /// Nodes whose dependencies are done, by priority.
+    ready: BinaryHeap<(usize, Reverse<usize>)>,
+    /// When each node became ready.
+    ready_since: Vec<Option<Instant>>,
+    schedule: Schedule,
+    /// With the level schedule: the level running now, how many of its
+    /// nodes are unfinished, and nodes ready ahead of their level.
+    level: usize,
+    level_left: Vec<usize>,
+    held: Vec<usize>,
+    priority: Vec<usize>,
+    /// The first node that failed without `continue_on_error`.
     failed: Option<usize>,
+    /// Every node that failed without `continue_on_error`.
+    failures: Vec<usize>,
 }
 
 impl State {
     fn new(workflow: &WorkflowSpec) -> Self {
-        Self {
+        let dag = &workflow.dag;
+        let n = workflow.nodes.len();
+        let schedule = workflow.options.schedule;
+        let priority = (0..n)
+            .map(|i| match schedule {
+                Schedule::Eager => dag.path_ahead(i),
+                Schedule::Levels => 0,
+            })
+            .collect();
+        let mut state = Self {
             reports: workflow
                 .nodes
                 .iter()
                 .map(|node| NodeReport::new(&node.id, &node.action, NodeStatus::Pending))
                 .collect(),
+            waiting_on: (0..n).map(|i| dag.dependencies(i).len()).collect(),
+            ready: BinaryHeap::new(),
+            ready_since: vec![None; n],
+            schedule,
+            level: 0,
+            level_left: dag.levels().iter().map(Vec::len).collect(),
+            held: Vec::new(),
+            priority,
             failed: None,
+            failures: Vec::new(),
+        };
+        for index in 0..n {
+            if state.waiting_on[index] == 0 {
+                state.make_ready(workflow, index);
+            }
+        }
+        state
+    }
+
+    fn make_ready(&mut self, workflow: &WorkflowSpec, index: usize) {
+        self.ready_since[index] = Some(Instant::now());
+        if self.schedule == Schedule::Levels && workflow.dag.level_of(index) > self.level {
+            self.held.push(index);
+        } else {
+            self.ready.push((self.priority[index], Reverse(index)));
         }
     }
 
-    /// The JSON handed to the node: `{"input": ..., "deps": {...}}`, built
-    /// from the stored JSON texts without parsing them again.
+    fn next_ready(&mut self) -> Option<usize> {
+        self.ready.pop().map(|(_, Reverse(index))| index)
+    }
+
+    fn finish(&mut self, workflow: &WorkflowSpec, index: usize, report: NodeReport) {
+        let dag = &workflow.dag;
+        let node = &workflow.nodes[index];
+        let unblocks = match report.status {
+            NodeStatus::Succeeded => true,
+            NodeStatus::Failed if node.options.continue_on_error => true,
+            NodeStatus::Failed => {
+                self.failed.get_or_insert(index);
+                self.failures.push(index);
+                false
+            }
+            _ => false,
+        };
+        self.reports[index] = report;
+        if unblocks {
+            for &dependent in dag.dependents(index) {
+                self.waiting_on[dependent] -= 1;
+                if self.waiting_on[dependent] == 0 {
+                    self.make_ready(workflow, dependent);
+                }
+            }
+        }
+        let level = dag.level_of(index);
+        self.level_left[level] -= 1;
+        if self.schedule == Schedule::Levels {
+            while self.level < self.level_left.len() && self.level_left[self.level] == 0 {
+                self.level += 1;
+            }
+            let level_now = self.level;
+            let (now, later): (Vec<usize>, Vec<usize>) = self
+                .held
+                .drain(..)
+                .partition(|&held| dag.level_of(held) <= level_now);
+            self.held = later;
+            for index in now {
+                self.ready.push((self.priority[index], Reverse(index)));
+            }
+        }
+    }
+
+    /// The JSON handed to the node: `{"input": ..., "deps": {...}}`, plus
+    /// `"errors": {...}` for dependencies that failed with
+    /// `continue_on_error`; built from the stored JSON texts without parsing
+    /// them again.
     fn request(&self, workflow: &WorkflowSpec, index: usize) -> String {
         let node = &workflow.nodes[index];
         let deps = workflow.dag.dependencies(index);
         let outputs: usize = deps
             .iter()
-            .map(|&dep| self.reports[dep].output.as_ref().map_or(4, |o| o.len()))
+            .map(|&dep| self.reports[dep].output.as_ref().map_or(64, |o| o.len()))
             .sum();
         let mut json = String::with_capacity(32 + node.input.len() + outputs + 16 * deps.len());
         json.push_str("{\"input\":");
         json.push_str(&node.input);
-        json.push_str(",\"deps\":{");
-        for (i, &dep) in deps.iter().enumerate() {
-            if i > 0 {
-                json.push(',');
+        let mut section = |name: &str, entries: &mut dyn Iterator<Item = (usize, Cow<'_, str>)>| {
+            json.push_str(",\"");
+            json.push_str(name);
+            json.push_str("\":{");
+            for (i, (dep, value)) in entries.enumerate() {
+                if i > 0 {
+                    json.push(',');
+                }
+                // Node ids are [A-Za-z0-9_-]: no escaping needed.
+                json.push('"');
+                json.push_str(&workflow.nodes[dep].id);
+                json.push_str("\":");
+                json.push_str(&value);
             }
-            // Node ids are [A-Za-z0-9_-]: no escaping needed.
-            json.push('"');
-            json.push_str(&workflow.nodes[dep].id);
-            json.push_str("\":");
-            json.push_str(self.reports[dep].output.as_deref().unwrap_or("null"));
-        }
-        json.push_str("}}");
-        json
-    }
-
-    fn finish(
-        &mut self,
-        done: Result<Finished, tokio::task::JoinError>,
-        store_error: &mut Option<ExecError>,
-    ) {
-        let finished = match done {
-            Ok(finished) => finished,
-            Err(error) => std::panic::resume_unwind(error.into_panic()),
+            json.push('}');
         };
-        if finished.report.status == NodeStatus::Failed && self.failed.is_none() {
-            self.failed = Some(finished.index);
+        let reports = &self.reports;
+        section(
+            "deps",
+            &mut deps
+                .iter()
+                .filter_map(|&dep| Some((dep, Cow::Borrowed(reports[dep].output.as_deref()?)))),
+        );
+        let mut errors = deps.iter().filter_map(|&dep| {
+            let error = reports[dep].error.as_ref()?;
+            Some((
+                dep,
+                Cow::Owned(serde_json::to_string(error).expect("strings serialise")),
+            ))
+        });
+        let mut errors = errors.by_ref().peekable();
+        if errors.peek().is_some() {
+            section("errors", &mut errors);
         }
-        if let (None, Some(error)) = (&store_error, finished.store_error) {
-            *store_error = Some(ExecError::Store(error));
-        }
-        self.reports[finished.index] = finished.report;
+        json.push('}');
+        json
     }
 }

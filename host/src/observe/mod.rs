@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::exec::{NodeReport, RunReport};
+use crate::runtime::AttemptError;
 
 /// Something that happened during a run.
 #[derive(Debug)]
@@ -24,7 +25,30 @@ pub enum Event<'a> {
         /// Attempt number, from 1.
         attempt: u32,
     },
-    /// A node reached its final state (succeeded, failed or skipped).
+    /// An attempt ended.
+    AttemptFinished {
+        /// The node's id.
+        node: &'a str,
+        /// Attempt number, from 1.
+        attempt: u32,
+        /// Why it failed, if it did.
+        error: Option<&'a AttemptError>,
+        /// Its wall-clock time.
+        elapsed: Duration,
+    },
+    /// A failed attempt will be followed by another.
+    RetryScheduled {
+        /// The node's id.
+        node: &'a str,
+        /// The attempt that failed.
+        attempt: u32,
+        /// Why it failed.
+        error: &'a AttemptError,
+        /// The delay before the next attempt.
+        delay: Duration,
+    },
+    /// A node reached its final state (succeeded, failed, skipped or
+    /// cancelled).
     NodeFinished {
         /// What happened to it.
         node: &'a NodeReport,

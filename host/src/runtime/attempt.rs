@@ -45,6 +45,23 @@ pub struct AttemptReport {
     pub output_dropped: usize,
 }
 
+impl AttemptReport {
+    /// A report with this result and nothing else: for middleware that
+    /// answers without running the attempt.
+    pub fn new(result: Result<String, AttemptError>) -> Self {
+        Self {
+            result,
+            fuel_used: None,
+            elapsed: Duration::ZERO,
+            logs: Vec::new(),
+            logs_dropped: 0,
+            stdout: String::new(),
+            stderr: String::new(),
+            output_dropped: 0,
+        }
+    }
+}
+
 /// Why an attempt produced no output.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AttemptError {

@@ -9,6 +9,7 @@
 mod diagnostic;
 mod raw;
 mod validate;
+mod values;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 pub use diagnostic::{Diagnostic, SpecError};
 
 use crate::dag::Dag;
+use crate::options::{NodeOptions, Overrides, WorkflowOptions};
 
 /// A workflow file, parsed and validated.
 #[derive(Debug, Clone)]
@@ -24,8 +26,8 @@ pub struct WorkflowSpec {
     pub id: String,
     /// `[workflow] description`.
     pub description: Option<String>,
-    /// Upper bound on attempts running at once.
-    pub max_concurrency: Concurrency,
+    /// How the workflow runs.
+    pub options: WorkflowOptions,
     /// `[workflow] plugins`, resolved against the file's directory.
     pub plugins: Option<PathBuf>,
     /// Nodes in the order the file declares them.
@@ -47,28 +49,10 @@ pub struct NodeSpec {
     pub input: Arc<str>,
     /// Ids of the nodes it depends on, as written.
     pub depends_on: Vec<String>,
+    /// Its retry policy and limits: `[defaults]`, then its own table.
+    pub options: NodeOptions,
     /// Byte range of the `action` value in the file.
     pub(crate) action_span: std::ops::Range<usize>,
-}
-
-/// How many attempts may run at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Concurrency {
-    /// As many as the machine has cores.
-    #[default]
-    Auto,
-    /// At most this many (at least 1).
-    Fixed(usize),
-}
-
-impl Concurrency {
-    /// The number of workers this setting means on this machine.
-    pub fn workers(self) -> usize {
-        match self {
-            Concurrency::Fixed(n) => n,
-            Concurrency::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        }
-    }
 }
 
 /// The text of a workflow file and where it was read from.
@@ -106,6 +90,14 @@ impl WorkflowSpec {
         available: impl IntoIterator<Item = &'a str> + Clone,
     ) -> Result<(), SpecError> {
         validate::actions(self, available)
+    }
+
+    /// Applies options given on the command line over the file's.
+    pub fn apply_overrides(&mut self, overrides: &Overrides) {
+        overrides.apply_workflow(&mut self.options);
+        for node in &mut self.nodes {
+            overrides.apply_node(&mut node.options);
+        }
     }
 
     /// Index of the node with this id.

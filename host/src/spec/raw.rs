@@ -1,19 +1,19 @@
 //! The serde model of the TOML file, with the spans used in messages.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
 use toml::Spanned;
 
-use super::Concurrency;
+use super::values::{Factor, Fraction, Fuel, HumanDuration, Memory, PositiveDuration};
+use crate::options::{Concurrency, NodeOptions, Schedule};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawFile {
     pub workflow: Option<Spanned<RawWorkflow>>,
+    pub defaults: Option<RawDefaults>,
     pub nodes: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawNode>>>>,
 }
 
@@ -23,54 +23,64 @@ pub(super) struct RawFile {
 pub(super) struct RawWorkflow {
     pub id: Option<Spanned<String>>,
     pub description: Option<String>,
-    pub max_concurrency: Option<Spanned<Concurrency>>,
     pub plugins: Option<Spanned<String>>,
+    pub max_concurrency: Option<Concurrency>,
+    pub schedule: Option<Schedule>,
+    pub observability: Option<bool>,
+    pub log_level: Option<Spanned<String>>,
 }
 
-/// A `[nodes.<id>]` table.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawNode {
-    pub action: Option<Spanned<String>>,
-    pub input: Option<Spanned<toml::Value>>,
-    #[serde(default)]
-    pub depends_on: Vec<Spanned<String>>,
-}
-
-impl<'de> Deserialize<'de> for Concurrency {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ConcurrencyVisitor;
-
-        impl Visitor<'_> for ConcurrencyVisitor {
-            type Value = Concurrency;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a positive integer or \"auto\"")
-            }
-
-            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Concurrency, E> {
-                match usize::try_from(n) {
-                    Ok(n) if n >= 1 => Ok(Concurrency::Fixed(n)),
-                    _ => Err(E::invalid_value(de::Unexpected::Signed(n), &self)),
-                }
-            }
-
-            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Concurrency, E> {
-                match usize::try_from(n) {
-                    Ok(n) if n >= 1 => Ok(Concurrency::Fixed(n)),
-                    _ => Err(E::invalid_value(de::Unexpected::Unsigned(n), &self)),
-                }
-            }
-
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Concurrency, E> {
-                match s {
-                    "auto" => Ok(Concurrency::Auto),
-                    _ => Err(E::invalid_value(de::Unexpected::Str(s), &self)),
-                }
-            }
+/// Declares a table that has the node options as keys, plus `$extra`
+/// fields, and how those options apply over inherited ones.
+macro_rules! with_node_options {
+    ($(#[$meta:meta])* struct $name:ident { $($extra:tt)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(super) struct $name {
+            $($extra)*
+            pub retries: Option<u32>,
+            pub retry_delay: Option<HumanDuration>,
+            pub retry_backoff: Option<Factor>,
+            pub retry_max_delay: Option<HumanDuration>,
+            pub retry_jitter: Option<Fraction>,
+            pub fuel: Option<Fuel>,
+            pub timeout: Option<PositiveDuration>,
+            pub memory: Option<Memory>,
+            pub continue_on_error: Option<bool>,
         }
 
-        deserializer.deserialize_any(ConcurrencyVisitor)
+        impl $name {
+            /// Sets the options this table gives, keeps the others.
+            pub fn apply(&self, options: &mut NodeOptions) {
+                let retry = &mut options.retry;
+                let limits = &mut options.limits;
+                if let Some(n) = self.retries { retry.retries = n; }
+                if let Some(d) = self.retry_delay { retry.delay = d.0; }
+                if let Some(f) = self.retry_backoff { retry.backoff = f.0; }
+                if let Some(d) = self.retry_max_delay { retry.max_delay = d.0; }
+                if let Some(f) = self.retry_jitter { retry.jitter = f.0; }
+                if let Some(f) = self.fuel { limits.fuel = f.0; }
+                if let Some(d) = self.timeout { limits.timeout = d.0; }
+                if let Some(m) = self.memory { limits.memory = m.0; }
+                if let Some(c) = self.continue_on_error { options.continue_on_error = c; }
+            }
+        }
+    };
+}
+
+with_node_options! {
+    /// The `[defaults]` table: node options for every node.
+    struct RawDefaults {}
+}
+
+with_node_options! {
+    /// A `[nodes.<id>]` table.
+    struct RawNode {
+        pub action: Option<Spanned<String>>,
+        pub input: Option<Spanned<toml::Value>>,
+        #[serde(default)]
+        pub depends_on: Vec<Spanned<String>>,
     }
 }
 
@@ -121,21 +131,15 @@ mod tests {
     }
 
     #[test]
-    fn concurrency_accepts_positive_integers_and_auto() {
-        #[derive(Deserialize)]
-        struct T {
-            c: Concurrency,
-        }
-        let parse = |s: &str| toml::from_str::<T>(s).map(|t| t.c);
-        assert_eq!(parse("c = 3").unwrap(), Concurrency::Fixed(3));
-        assert_eq!(parse("c = \"auto\"").unwrap(), Concurrency::Auto);
-        let zero = parse("c = 0").unwrap_err();
-        assert!(
-            zero.message()
-                .contains("expected a positive integer or \"auto\""),
-            "{zero}"
-        );
-        assert!(parse("c = \"many\"").is_err());
-        assert!(parse("c = 1.5").is_err());
+    fn node_options_apply_over_inherited_ones() {
+        let defaults: RawDefaults = toml::from_str("retries = 3\ntimeout = \"5s\"").unwrap();
+        let node: RawNode =
+            toml::from_str("action = \"x\"\ntimeout = \"1s\"\nmemory = \"32MiB\"").unwrap();
+        let mut options = NodeOptions::default();
+        defaults.apply(&mut options);
+        node.apply(&mut options);
+        assert_eq!(options.retry.retries, 3);
+        assert_eq!(options.limits.timeout, std::time::Duration::from_secs(1));
+        assert_eq!(options.limits.memory, 32 << 20);
     }
 }

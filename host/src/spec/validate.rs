@@ -7,8 +7,9 @@ use std::sync::Arc;
 use toml::Spanned;
 
 use super::raw::{self, RawFile, RawNode};
-use super::{Concurrency, Diagnostic, NodeSpec, Source, SpecError, WorkflowSpec};
+use super::{Diagnostic, NodeSpec, Source, SpecError, WorkflowSpec};
 use crate::dag::Dag;
+use crate::options::{NodeOptions, WorkflowOptions};
 
 /// Longest id accepted for workflows and nodes.
 const MAX_ID_LEN: usize = 64;
@@ -47,9 +48,29 @@ pub(super) fn workflow(source: Arc<Source>) -> Result<WorkflowSpec, SpecError> {
     let plugins = header
         .plugins
         .map(|dir| resolve_relative(&source.path, dir.get_ref()));
-    let max_concurrency = header
-        .max_concurrency
-        .map_or(Concurrency::default(), Spanned::into_inner);
+    let mut options = WorkflowOptions::default();
+    if let Some(concurrency) = header.max_concurrency {
+        options.max_concurrency = concurrency;
+    }
+    if let Some(schedule) = header.schedule {
+        options.schedule = schedule;
+    }
+    if let Some(observability) = header.observability {
+        options.observability = observability;
+    }
+    if let Some(level) = header.log_level {
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(level.get_ref()) {
+            problems.push(
+                Diagnostic::new(format!("invalid log_level: {error}"), Some(level.span()))
+                    .help("use a level (error, warn, info, debug, trace) or directives such as \"warn,flow::plugin=debug\""),
+            );
+        }
+        options.log_level = Some(level.into_inner());
+    }
+    let mut defaults = NodeOptions::default();
+    if let Some(raw) = &raw.defaults {
+        raw.apply(&mut defaults);
+    }
 
     let raw_nodes = match raw.nodes {
         Some(nodes) if !nodes.get_ref().is_empty() => nodes.into_inner(),
@@ -75,7 +96,14 @@ pub(super) fn workflow(source: Arc<Source>) -> Result<WorkflowSpec, SpecError> {
     let mut dependencies = Vec::with_capacity(raw_nodes.len());
     for (key, node) in &raw_nodes {
         check_id(key, "node", &mut problems);
-        let (node, deps) = node_spec(key, node.get_ref(), &index, &raw_nodes, &mut problems);
+        let (node, deps) = node_spec(
+            key,
+            node.get_ref(),
+            &defaults,
+            &index,
+            &raw_nodes,
+            &mut problems,
+        );
         nodes.push(node);
         dependencies.push(deps);
     }
@@ -94,7 +122,7 @@ pub(super) fn workflow(source: Arc<Source>) -> Result<WorkflowSpec, SpecError> {
     Ok(WorkflowSpec {
         id,
         description: header.description,
-        max_concurrency,
+        options,
         plugins,
         nodes,
         dag,
@@ -105,6 +133,7 @@ pub(super) fn workflow(source: Arc<Source>) -> Result<WorkflowSpec, SpecError> {
 fn node_spec(
     key: &Spanned<String>,
     node: &RawNode,
+    defaults: &NodeOptions,
     index: &HashMap<&str, usize>,
     raw_nodes: &[(Spanned<String>, Spanned<RawNode>)],
     problems: &mut Vec<Diagnostic>,
@@ -167,10 +196,13 @@ fn node_spec(
             ),
         }
     }
+    let mut options = defaults.clone();
+    node.apply(&mut options);
     let spec = NodeSpec {
         id: id.clone(),
         action,
         input,
+        options,
         depends_on: node
             .depends_on
             .iter()
@@ -358,7 +390,10 @@ mod tests {
         assert_eq!(&*spec.nodes[0].input, r#"{"x":1}"#);
         assert_eq!(&*spec.nodes[1].input, "{}");
         assert_eq!(spec.dag.levels(), &[vec![0], vec![1, 2], vec![3]]);
-        assert_eq!(spec.max_concurrency, Concurrency::Fixed(2));
+        assert_eq!(
+            spec.options.max_concurrency,
+            crate::options::Concurrency::Fixed(2)
+        );
         assert_eq!(spec.plugins.as_deref(), Some(Path::new("flows/../plugins")));
     }
 

@@ -4,13 +4,14 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
-use super::{NodeRecord, RunRecord, StoreError, WorkflowStore};
+use super::{AttemptRecord, NodeRecord, RunRecord, StoreError, WorkflowStore};
 
 #[derive(Debug, Default)]
 struct Runs {
     runs: BTreeMap<String, RunRecord>,
     definitions: BTreeMap<String, String>,
     nodes: BTreeMap<(String, String), NodeRecord>,
+    attempts: BTreeMap<(String, String, u32), AttemptRecord>,
 }
 
 /// Runs kept in memory and lost when it is dropped.
@@ -54,6 +55,27 @@ impl WorkflowStore for MemoryStore {
         Ok(())
     }
 
+    fn put_attempt(
+        &self,
+        run_id: &str,
+        node_id: &str,
+        attempt: &AttemptRecord,
+    ) -> Result<(), StoreError> {
+        let key = (run_id.to_string(), node_id.to_string(), attempt.number);
+        self.lock().attempts.insert(key, attempt.clone());
+        Ok(())
+    }
+
+    fn attempts(&self, run_id: &str, node_id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
+        let (run, node) = (run_id.to_string(), node_id.to_string());
+        Ok(self
+            .lock()
+            .attempts
+            .range((run.clone(), node.clone(), 0)..=(run, node, u32::MAX))
+            .map(|(_, attempt)| attempt.clone())
+            .collect())
+    }
+
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
         Ok(self.lock().runs.get(run_id).cloned())
     }
@@ -82,6 +104,7 @@ impl WorkflowStore for MemoryStore {
         let mut inner = self.lock();
         inner.definitions.remove(run_id);
         inner.nodes.retain(|(run, _), _| run != run_id);
+        inner.attempts.retain(|(run, _, _), _| run != run_id);
         Ok(inner.runs.remove(run_id).is_some())
     }
 

@@ -16,7 +16,7 @@ mod sled;
 
 pub use error::StoreError;
 pub use memory::MemoryStore;
-pub use records::{NodeRecord, NodeStatus, RunRecord, RunStatus, Timestamp};
+pub use records::{AttemptRecord, NodeRecord, NodeStatus, RunRecord, RunStatus, Timestamp};
 pub use sled::SledStore;
 
 /// Where runs are kept.
@@ -29,6 +29,17 @@ pub trait WorkflowStore: Send + Sync {
 
     /// Writes one node's record.
     fn put_node(&self, run_id: &str, node: &NodeRecord) -> Result<(), StoreError>;
+
+    /// Writes the record of one attempt of a node.
+    fn put_attempt(
+        &self,
+        run_id: &str,
+        node_id: &str,
+        attempt: &AttemptRecord,
+    ) -> Result<(), StoreError>;
+
+    /// The attempts of a node, in order.
+    fn attempts(&self, run_id: &str, node_id: &str) -> Result<Vec<AttemptRecord>, StoreError>;
 
     /// The run with this id.
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError>;
@@ -43,7 +54,8 @@ pub trait WorkflowStore: Send + Sync {
     /// Every run, newest first.
     fn runs(&self) -> Result<Vec<RunRecord>, StoreError>;
 
-    /// Deletes a run and its nodes; false if there was no such run.
+    /// Deletes a run, its nodes and their attempts; false if there was no
+    /// such run.
     fn delete_run(&self, run_id: &str) -> Result<bool, StoreError>;
 
     /// Makes every write so far durable.
@@ -121,6 +133,13 @@ pub(crate) mod conformance {
         let mut zeta = node_record("zeta", 0, NodeStatus::Failed);
         zeta.error = Some("boom".into());
         store.put_node("01A", &zeta).unwrap();
+        for number in [2, 1, 10] {
+            let attempt = attempt_record(number);
+            store.put_attempt("01A", "zeta", &attempt).unwrap();
+        }
+        let mut first = attempt_record(1);
+        first.error = Some("busy".into());
+        store.put_attempt("01A", "zeta", &first).unwrap();
         run.status = RunStatus::Failed;
         store.update_run(&run).unwrap();
         store.flush().unwrap();
@@ -137,6 +156,26 @@ pub(crate) mod conformance {
         assert_eq!(nodes[1].output.as_ref().unwrap().get(), "{\"x\":1}");
         assert!(store.run("01B").unwrap().is_none());
         assert!(store.nodes("01B").unwrap().is_empty());
+        let attempts = store.attempts("01A", "zeta").unwrap();
+        let numbers: Vec<u32> = attempts.iter().map(|a| a.number).collect();
+        assert_eq!(numbers, [1, 2, 10], "numeric order");
+        assert_eq!(
+            attempts[0].error.as_deref(),
+            Some("busy"),
+            "a rewrite replaces"
+        );
+        assert!(store.attempts("01A", "alpha").unwrap().is_empty());
+    }
+
+    pub(crate) fn attempt_record(number: u32) -> AttemptRecord {
+        AttemptRecord {
+            number,
+            started_at: Timestamp(2_000),
+            elapsed_us: Some(5),
+            error: None,
+            fuel_used: Some(10),
+            retry_delay_ms: None,
+        }
     }
 
     pub(crate) fn listing_and_prefixes(store: &dyn WorkflowStore) {

@@ -86,6 +86,9 @@ pub enum NodeStatus {
         /// The id of the failed node.
         because: String,
     },
+    /// Stopped by a cancellation while an attempt was running or waiting
+    /// to retry.
+    Cancelled,
 }
 
 impl NodeStatus {
@@ -97,6 +100,7 @@ impl NodeStatus {
             NodeStatus::Succeeded => "succeeded",
             NodeStatus::Failed => "failed",
             NodeStatus::Skipped { .. } => "skipped",
+            NodeStatus::Cancelled => "cancelled",
         }
     }
 }
@@ -156,6 +160,24 @@ pub struct NodeRecord {
     pub error: Option<String>,
     /// Fuel used by its attempts together.
     pub fuel_used: Option<u64>,
+}
+
+/// The record of one attempt of a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// Attempt number, from 1.
+    pub number: u32,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// How long it ran, in microseconds; `None` while it runs.
+    pub elapsed_us: Option<u64>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    /// Fuel it used, when metered.
+    pub fuel_used: Option<u64>,
+    /// The delay chosen before the next attempt, in milliseconds, when the
+    /// node was retried after this one.
+    pub retry_delay_ms: Option<u64>,
 }
 
 impl PartialEq for NodeRecord {

@@ -2,14 +2,16 @@
 //!
 //! Layout: tree `runs` maps a run id to its JSON header; tree `definitions`
 //! maps a run id to the workflow text; tree `nodes` maps `run id, 0, node id`
-//! to the node's JSON record. The default tree holds `schema_version`.
+//! to the node's JSON record; tree `attempts` maps
+//! `run id, 0, node id, 0, attempt number (4 bytes, big-endian)` to the
+//! attempt's JSON record. The default tree holds `schema_version`.
 
 use std::path::{Path, PathBuf};
 
-use super::{NodeRecord, RunRecord, StoreError, WorkflowStore};
+use super::{AttemptRecord, NodeRecord, RunRecord, StoreError, WorkflowStore};
 
 /// Version of the layout above; bumped on incompatible changes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Runs kept in a sled database on disk.
 #[derive(Debug, Clone)]
@@ -19,6 +21,7 @@ pub struct SledStore {
     runs: sled::Tree,
     definitions: sled::Tree,
     nodes: sled::Tree,
+    attempts: sled::Tree,
 }
 
 impl SledStore {
@@ -40,6 +43,7 @@ impl SledStore {
             runs: tree("runs")?,
             definitions: tree("definitions")?,
             nodes: tree("nodes")?,
+            attempts: tree("attempts")?,
             db,
         };
         store.check_schema()?;
@@ -80,6 +84,18 @@ fn node_key(run_id: &str, node_id: &str) -> Vec<u8> {
 
 fn node_prefix(run_id: &str) -> Vec<u8> {
     node_key(run_id, "")
+}
+
+fn attempt_prefix(run_id: &str, node_id: &str) -> Vec<u8> {
+    let mut key = node_key(run_id, node_id);
+    key.push(0);
+    key
+}
+
+fn attempt_key(run_id: &str, node_id: &str, number: u32) -> Vec<u8> {
+    let mut key = attempt_prefix(run_id, node_id);
+    key.extend_from_slice(&number.to_be_bytes());
+    key
 }
 
 fn io(error: sled::Error) -> StoreError {
@@ -144,6 +160,31 @@ impl WorkflowStore for SledStore {
         Ok(())
     }
 
+    fn put_attempt(
+        &self,
+        run_id: &str,
+        node_id: &str,
+        attempt: &AttemptRecord,
+    ) -> Result<(), StoreError> {
+        self.attempts
+            .insert(
+                attempt_key(run_id, node_id, attempt.number),
+                encode(attempt),
+            )
+            .map_err(io)?;
+        Ok(())
+    }
+
+    fn attempts(&self, run_id: &str, node_id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
+        self.attempts
+            .scan_prefix(attempt_prefix(run_id, node_id))
+            .map(|entry| {
+                let (key, bytes) = entry.map_err(io)?;
+                decode(&key, &bytes)
+            })
+            .collect()
+    }
+
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
         self.runs
             .get(run_id.as_bytes())
@@ -187,11 +228,13 @@ impl WorkflowStore for SledStore {
     fn delete_run(&self, run_id: &str) -> Result<bool, StoreError> {
         let existed = self.runs.remove(run_id.as_bytes()).map_err(io)?.is_some();
         self.definitions.remove(run_id.as_bytes()).map_err(io)?;
-        let mut batch = sled::Batch::default();
-        for key in self.nodes.scan_prefix(node_prefix(run_id)).keys() {
-            batch.remove(key.map_err(io)?);
+        for tree in [&self.nodes, &self.attempts] {
+            let mut batch = sled::Batch::default();
+            for key in tree.scan_prefix(node_prefix(run_id)).keys() {
+                batch.remove(key.map_err(io)?);
+            }
+            tree.apply_batch(batch).map_err(io)?;
         }
-        self.nodes.apply_batch(batch).map_err(io)?;
         Ok(existed)
     }
 

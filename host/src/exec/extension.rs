@@ -1,0 +1,142 @@
+//! The engine's extension points besides observers: metrics, error
+//! handling, and the clock used between retries.
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+use crate::runtime::AttemptError;
+use crate::store::{NodeStatus, RunStatus};
+
+/// A measurement the engine reports to [`MetricsCollector`]s.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Metric<'a> {
+    /// An attempt ended.
+    AttemptFinished {
+        /// `[workflow] id`.
+        workflow: &'a str,
+        /// The node.
+        node: &'a str,
+        /// Its action.
+        action: &'a str,
+        /// Attempt number, from 1.
+        attempt: u32,
+        /// Wall-clock time of the attempt.
+        duration: Duration,
+        /// Fuel used, when metered.
+        fuel: Option<u64>,
+        /// Whether it produced an output.
+        succeeded: bool,
+    },
+    /// A failed attempt will be followed by another after `delay`.
+    RetryScheduled {
+        /// `[workflow] id`.
+        workflow: &'a str,
+        /// The node.
+        node: &'a str,
+        /// Its action.
+        action: &'a str,
+        /// The attempt that failed.
+        attempt: u32,
+        /// The delay before the next one.
+        delay: Duration,
+    },
+    /// A ready node waited this long for a free worker.
+    WorkerWait {
+        /// `[workflow] id`.
+        workflow: &'a str,
+        /// The node.
+        node: &'a str,
+        /// Time from ready to started.
+        waited: Duration,
+    },
+    /// A node reached its final state.
+    NodeFinished {
+        /// `[workflow] id`.
+        workflow: &'a str,
+        /// The node.
+        node: &'a str,
+        /// Its action.
+        action: &'a str,
+        /// Its final state.
+        status: &'a NodeStatus,
+        /// Attempts made.
+        attempts: u32,
+        /// From its first attempt's start to its end.
+        duration: Duration,
+    },
+    /// A run ended.
+    RunFinished {
+        /// `[workflow] id`.
+        workflow: &'a str,
+        /// How it ended.
+        status: RunStatus,
+        /// Its wall-clock time.
+        duration: Duration,
+    },
+}
+
+/// Receives the engine's measurements.
+///
+/// Called on the engine's tasks: keep it quick and never block.
+pub trait MetricsCollector: Send + Sync {
+    /// Called for each measurement.
+    fn record(&self, metric: &Metric<'_>);
+}
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryDecision {
+    /// Try again after this delay.
+    Retry {
+        /// The delay before the next attempt.
+        after: Duration,
+    },
+    /// Stop: the node fails with this attempt's error.
+    GiveUp,
+}
+
+/// A failed attempt, as shown to an [`ErrorHandler`].
+#[derive(Debug)]
+pub struct AttemptFailure<'a> {
+    /// The node.
+    pub node: &'a str,
+    /// Its action.
+    pub action: &'a str,
+    /// The attempt that failed, from 1.
+    pub attempt: u32,
+    /// Why it failed.
+    pub error: &'a AttemptError,
+}
+
+/// Decides about failed attempts, over the node's retry policy.
+///
+/// The engine computes what the retry policy says (`proposed`: retry after a
+/// backoff delay if the error is retryable and retries are left, else give
+/// up); the handler returns the decision to follow.
+pub trait ErrorHandler: Send + Sync {
+    /// Called after every failed attempt.
+    fn on_attempt_failed(
+        &self,
+        failure: &AttemptFailure<'_>,
+        proposed: RetryDecision,
+    ) -> RetryDecision;
+}
+
+/// Waits between attempts. Tests replace it to record delays without
+/// waiting.
+pub trait Sleeper: Send + Sync {
+    /// A future that completes after `duration`.
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
+}
+
+/// Sleeps on the tokio timer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioSleeper;
+
+impl Sleeper for TokioSleeper {
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}

@@ -1,0 +1,241 @@
+//! Option values as the workflow file writes them: durations, sizes, fuel.
+//!
+//! Each type checks its value while it is deserialised, so a bad value is
+//! reported by the TOML parser with its exact location.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+use crate::options::{self, Concurrency, Schedule};
+
+/// A duration with a unit: `"250ms"`, `"30s"`, `"2m"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct HumanDuration(pub Duration);
+
+/// A duration of more than zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct PositiveDuration(pub Duration);
+
+/// A size in bytes: an integer or a string with a unit (`"64MiB"`, `"1GB"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Memory(pub usize);
+
+/// Fuel per attempt: a positive integer or `"unlimited"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Fuel(pub Option<u64>);
+
+/// A fraction from 0 to 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Fraction(pub f64);
+
+/// A factor of at least 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Factor(pub f64);
+
+fn parse_duration<E: de::Error>(text: &str) -> Result<Duration, E> {
+    options::parse_duration(text).map_err(E::custom)
+}
+
+macro_rules! visitor {
+    ($ty:ident, $expecting:literal, { $($arms:tt)* }) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    $($arms)*
+                }
+                deserializer.deserialize_any(V)
+            }
+        }
+    };
+}
+
+fn unsigned<E: de::Error>(n: i64, expecting: &dyn de::Expected) -> Result<u64, E> {
+    u64::try_from(n).map_err(|_| E::invalid_value(de::Unexpected::Signed(n), expecting))
+}
+
+visitor!(HumanDuration, "a duration such as \"500ms\" or \"30s\"", {
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<HumanDuration, E> {
+        parse_duration(text).map(HumanDuration)
+    }
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<HumanDuration, E> {
+        Err(E::custom(format!(
+            "a duration needs a unit: write \"{n}s\" or \"{n}ms\""
+        )))
+    }
+});
+
+visitor!(
+    PositiveDuration,
+    "a duration such as \"500ms\" or \"30s\"",
+    {
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<PositiveDuration, E> {
+            match parse_duration(text)? {
+                Duration::ZERO => Err(E::custom("the duration must be more than zero")),
+                duration => Ok(PositiveDuration(duration)),
+            }
+        }
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<PositiveDuration, E> {
+            Err(E::custom(format!(
+                "a duration needs a unit: write \"{n}s\" or \"{n}ms\""
+            )))
+        }
+    }
+);
+
+visitor!(Memory, "a size such as \"64MiB\" or a number of bytes", {
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Memory, E> {
+        let bytes = unsigned(n, &self)?;
+        options::parse_memory(&bytes.to_string())
+            .map(Memory)
+            .map_err(E::custom)
+    }
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Memory, E> {
+        options::parse_memory(text).map(Memory).map_err(E::custom)
+    }
+});
+
+visitor!(Fuel, "a positive integer or \"unlimited\"", {
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Fuel, E> {
+        match unsigned(n, &self)? {
+            0 => Err(E::invalid_value(de::Unexpected::Signed(0), &self)),
+            fuel => Ok(Fuel(Some(fuel))),
+        }
+    }
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Fuel, E> {
+        match text {
+            "unlimited" => Ok(Fuel(None)),
+            _ => Err(E::invalid_value(de::Unexpected::Str(text), &self)),
+        }
+    }
+});
+
+visitor!(Fraction, "a number from 0 to 1", {
+    fn visit_f64<E: de::Error>(self, x: f64) -> Result<Fraction, E> {
+        if (0.0..=1.0).contains(&x) {
+            Ok(Fraction(x))
+        } else {
+            Err(E::invalid_value(de::Unexpected::Float(x), &self))
+        }
+    }
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Fraction, E> {
+        self.visit_f64(n as f64)
+    }
+});
+
+visitor!(Factor, "a number of at least 1", {
+    fn visit_f64<E: de::Error>(self, x: f64) -> Result<Factor, E> {
+        if x >= 1.0 && x.is_finite() {
+            Ok(Factor(x))
+        } else {
+            Err(E::invalid_value(de::Unexpected::Float(x), &self))
+        }
+    }
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Factor, E> {
+        self.visit_f64(n as f64)
+    }
+});
+
+visitor!(Concurrency, "a positive integer or \"auto\"", {
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Concurrency, E> {
+        match usize::try_from(n) {
+            Ok(n) if n >= 1 => Ok(Concurrency::Fixed(n)),
+            _ => Err(E::invalid_value(de::Unexpected::Signed(n), &self)),
+        }
+    }
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Concurrency, E> {
+        text.parse()
+            .map_err(|_| E::invalid_value(de::Unexpected::Str(text), &self))
+    }
+});
+
+visitor!(Schedule, "\"eager\" or \"levels\"", {
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Schedule, E> {
+        text.parse()
+            .map_err(|_| E::invalid_value(de::Unexpected::Str(text), &self))
+    }
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse<T: for<'de> Deserialize<'de>>(value: &str) -> Result<T, String> {
+        #[derive(Deserialize)]
+        struct Wrap<T> {
+            v: T,
+        }
+        toml::from_str::<Wrap<T>>(&format!("v = {value}"))
+            .map(|w| w.v)
+            .map_err(|e| e.message().to_string())
+    }
+
+    #[test]
+    fn durations_need_units() {
+        assert_eq!(
+            parse::<HumanDuration>("\"250ms\"").unwrap().0,
+            Duration::from_millis(250)
+        );
+        assert_eq!(parse::<HumanDuration>("\"0s\"").unwrap().0, Duration::ZERO);
+        assert_eq!(
+            parse::<HumanDuration>("30").unwrap_err(),
+            "a duration needs a unit: write \"30s\" or \"30ms\""
+        );
+        assert!(
+            parse::<HumanDuration>("\"soon\"")
+                .unwrap_err()
+                .starts_with("invalid duration \"soon\"")
+        );
+        assert_eq!(
+            parse::<PositiveDuration>("\"0s\"").unwrap_err(),
+            "the duration must be more than zero"
+        );
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse::<Memory>("\"64MiB\"").unwrap().0, 64 << 20);
+        assert_eq!(parse::<Memory>("\"1 GB\"").unwrap().0, 1_000_000_000);
+        assert_eq!(parse::<Memory>("1048576").unwrap().0, 1 << 20);
+        assert!(
+            parse::<Memory>("\"12 parsecs\"")
+                .unwrap_err()
+                .starts_with("invalid size")
+        );
+        assert!(
+            parse::<Memory>("100")
+                .unwrap_err()
+                .contains("smallest limit is 64KiB")
+        );
+    }
+
+    #[test]
+    fn fuel_and_numbers() {
+        assert_eq!(parse::<Fuel>("1000").unwrap(), Fuel(Some(1000)));
+        assert_eq!(parse::<Fuel>("\"unlimited\"").unwrap(), Fuel(None));
+        assert!(parse::<Fuel>("0").is_err());
+        assert_eq!(parse::<Fraction>("0.25").unwrap().0, 0.25);
+        assert!(parse::<Fraction>("1.5").is_err());
+        assert_eq!(parse::<Factor>("2").unwrap().0, 2.0);
+        assert!(parse::<Factor>("0.5").is_err());
+        assert_eq!(parse::<Schedule>("\"levels\"").unwrap(), Schedule::Levels);
+        assert!(
+            parse::<Schedule>("\"random\"")
+                .unwrap_err()
+                .contains("expected \"eager\" or \"levels\"")
+        );
+        assert_eq!(parse::<Concurrency>("\"auto\"").unwrap(), Concurrency::Auto);
+        assert!(
+            parse::<Concurrency>("0")
+                .unwrap_err()
+                .contains("a positive integer or \"auto\"")
+        );
+    }
+}
