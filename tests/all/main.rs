@@ -5,10 +5,15 @@
 mod support;
 
 mod cache;
+mod cancel;
 mod cli;
 mod engine;
 mod errors;
+mod extensions;
+mod limits;
 mod plugins;
+mod retry;
 mod run;
 mod sandbox;
+mod schedule;
 mod ui;

@@ -146,3 +146,50 @@ pub fn node<'a>(report: &'a Value, id: &str) -> &'a Value {
         .find(|n| n["id"] == id)
         .unwrap_or_else(|| panic!("no node {id} in {report}"))
 }
+
+/// The engine's parts for library tests: a runtime and the plugins of a
+/// fresh [`Env`] (kept alive by the returned value).
+pub struct Library {
+    pub env: Env,
+    pub runtime: std::sync::Arc<flow_host::Runtime>,
+    pub plugins: std::sync::Arc<flow_host::PluginRegistry>,
+}
+
+impl Library {
+    pub async fn new() -> Self {
+        let env = Env::new();
+        let runtime = std::sync::Arc::new(
+            flow_host::Runtime::new(flow_host::RuntimeConfig::default()).unwrap(),
+        );
+        let cache = flow_host::CompileCache::new(runtime.engine(), Some(shared_cache()));
+        let plugins =
+            std::sync::Arc::new(runtime.load_plugins(&env.plugins(), &cache).await.unwrap());
+        Self {
+            env,
+            runtime,
+            plugins,
+        }
+    }
+
+    /// A validated workflow from TOML text.
+    pub fn workflow(&self, text: &str) -> std::sync::Arc<flow_host::WorkflowSpec> {
+        std::sync::Arc::new(
+            flow_host::WorkflowSpec::parse(Path::new("test.toml"), text.to_string())
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+    }
+
+    /// An engine over an in-memory store.
+    pub fn engine(
+        &self,
+    ) -> (
+        flow_host::WorkflowEngine,
+        std::sync::Arc<flow_host::MemoryStore>,
+    ) {
+        let store = std::sync::Arc::new(flow_host::MemoryStore::new());
+        (
+            flow_host::WorkflowEngine::new(self.runtime.clone(), store.clone()),
+            store,
+        )
+    }
+}

@@ -12,7 +12,7 @@ use flow_host::{
 };
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::options::OptionArgs;
 use super::{Context, Exit, load_plugins, plugins_dir};
@@ -56,9 +56,10 @@ pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<Exit> {
         if live {
             engine = engine.with_observer(Arc::new(Printer::new(&spec)));
         }
+        // Handlers go in before the run starts, so no signal is missed.
+        let signals = Signals::install()?;
         let handle = engine.start(spec.clone(), plugins)?;
-        cancel_on_signals
-(handle.canceller(), handle.run_id().to_string());
+        signals.cancel(handle.canceller(), handle.run_id().to_string());
         anyhow::Ok(handle.wait().await?)
     })?;
 
@@ -111,28 +112,41 @@ fn exit(report: &RunReport) -> Exit {
     }
 }
 
-/// The first Ctrl-C or SIGTERM cancels the run: running nodes are stopped
-/// and recorded. The second exits at once.
-fn cancel_on_signals(canceller: Canceller, run_id: String) {
-    tokio::spawn(async move {
-        let Ok(mut terminate) = signal(SignalKind::terminate()) else {
-            return;
-        };
+/// Ctrl-C (SIGINT) and SIGTERM.
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn next(&mut self) {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
-        eprintln!(
-            "cancelling run {run_id}: stopping the running nodes (press Ctrl-C again to exit at once)"
-        );
-        canceller.cancel();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
-        eprintln!("exiting at once: run {run_id} is left as it was");
-        std::process::exit(Exit::Cancelled as i32);
-    });
+    }
+
+    /// The first signal cancels the run: running nodes are stopped and
+    /// recorded. The second exits at once.
+    fn cancel(mut self, canceller: Canceller, run_id: String) {
+        tokio::spawn(async move {
+            self.next().await;
+            eprintln!(
+                "cancelling run {run_id}: stopping the running nodes (press Ctrl-C again to exit at once)"
+            );
+            canceller.cancel();
+            self.next().await;
+            eprintln!("exiting at once: run {run_id} is left as it was");
+            std::process::exit(Exit::Cancelled as i32);
+        });
+    }
 }
 
 /// Prints a line per node as it finishes.

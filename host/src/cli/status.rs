@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use clap::Args;
 use flow_host::observe::format_duration;
-use flow_host::store::NodeRecord;
+use flow_host::store::{AttemptRecord, NodeRecord};
+
 use flow_host::{NodeStatus, WorkflowSpec, WorkflowStore};
 use serde_json::json;
 
@@ -39,12 +40,22 @@ pub fn run(context: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
         &run.workflow_path,
     );
 
+    let mut attempts = Vec::with_capacity(nodes.len());
+    for node in &nodes {
+        attempts.push(store.attempts(&run.run_id, &node.node_id)?);
+    }
+
     if args.json {
-        let value = json!({
-            "run": run,
-            "nodes": nodes,
-        });
-        println!("{value}");
+        let nodes: Vec<serde_json::Value> = nodes
+            .iter()
+            .zip(&attempts)
+            .map(|(node, attempts)| {
+                let mut value = serde_json::to_value(node).expect("records serialise");
+                value["attempt_records"] = json!(attempts);
+                value
+            })
+            .collect();
+        println!("{}", json!({"run": run, "nodes": nodes}));
         return Ok(Exit::Success);
     }
 
@@ -91,6 +102,33 @@ pub fn run(context: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
             println!("\noutputs and errors:");
         }
         println!("  {:<width$}  {detail}", node.node_id);
+    }
+
+    let failed: Vec<(&NodeRecord, &AttemptRecord)> = nodes
+        .iter()
+        .zip(&attempts)
+        .flat_map(|(node, attempts)| attempts.iter().map(move |a| (node, a)))
+        .filter(|(_, attempt)| attempt.error.is_some())
+        .collect();
+    if !failed.is_empty() {
+        println!("\nfailed attempts:");
+    }
+    for (node, attempt) in failed {
+        let took = attempt
+            .elapsed_us
+            .map_or("-".into(), |us| format_duration(Duration::from_micros(us)));
+        let retry = attempt.retry_delay_ms.map_or(String::new(), |ms| {
+            format!(
+                "; retried after {}",
+                format_duration(Duration::from_millis(ms))
+            )
+        });
+        println!(
+            "  {:<width$}  #{}  {took}  {}{retry}",
+            node.node_id,
+            attempt.number,
+            attempt.error.as_deref().unwrap_or("")
+        );
     }
     Ok(Exit::Success)
 }

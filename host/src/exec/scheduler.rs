@@ -141,6 +141,8 @@ async fn run(shared: Arc<Shared>, mut record: RunRecord) -> Result<RunReport, Ex
     if let Some(error) = store_error {
         return Err(error);
     }
+    // A cancel may have ended the last attempts before the loop saw it.
+    let cancelled = cancelled || shared.cancel.is_cancelled();
 
     // Skip what the failures made impossible.
     for &failed in &state.failures {

@@ -9,16 +9,19 @@
 //! - `print`: writes `bytes` bytes to stdout and to stderr, then succeeds;
 //! - `log`: sends `count` log records of `bytes` bytes each, then succeeds;
 //! - `sandbox`: reports what it can see of the host: environment, files,
-//!   network, stdin, arguments.
+//!   network, stdin, arguments;
+//! - `inspect`: returns the request it received: input, dependency outputs
+//!   and dependency errors.
 
 use std::hint::black_box;
 use std::io::{Read, Write};
 
 use flow_plugin_sdk::serde::Deserialize;
-use flow_plugin_sdk::serde_json::{Value, json};
+use flow_plugin_sdk::serde_json::{self as serde_json, Value, json};
+
 use flow_plugin_sdk::{ActionError, Context, Request, export_action, log};
 
-#[derive(Deserialize)]
+#[derive(Clone, Copy, Deserialize)]
 #[serde(crate = "flow_plugin_sdk::serde", rename_all = "lowercase")]
 enum Mode {
     Loop,
@@ -29,6 +32,7 @@ enum Mode {
     Print,
     Log,
     Sandbox,
+    Inspect,
 }
 
 #[derive(Deserialize)]
@@ -46,7 +50,7 @@ struct Params {
 }
 
 fn misbehave(_: &Context, request: Request<Params>) -> Result<Value, ActionError> {
-    let params = request.input;
+    let params = &request.input;
     match params.mode {
         Mode::Loop => {
             let mut x: u64 = 0;
@@ -82,6 +86,19 @@ fn misbehave(_: &Context, request: Request<Params>) -> Result<Value, ActionError
             Ok(json!({"logged": params.count}))
         }
         Mode::Sandbox => Ok(sandbox()),
+        Mode::Inspect => {
+            let deps: serde_json::Map<String, Value> = request
+                .deps
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
+            let errors: serde_json::Map<String, Value> = request
+                .deps
+                .errors()
+                .map(|(k, e)| (k.to_string(), Value::from(e)))
+                .collect();
+            Ok(json!({"deps": deps, "errors": errors}))
+        }
     }
 }
 
