@@ -5,21 +5,36 @@
 //!
 //! - [`spec`]: the workflow file, parsed and validated with precise errors;
 //! - [`dag`]: the dependency graph, its levels and cycles;
-//! - [`exec`]: the [`WorkflowEngine`] that schedules nodes and records them;
+//! - [`options`]: how a workflow runs and how its attempts are bounded;
+//! - [`exec`]: the [`WorkflowEngine`] that schedules nodes, retries them,
+//!   records them, and its extension points;
 //! - [`runtime`]: wasmtime, the plugin registry and the sandbox of an attempt;
 //! - [`store`]: where runs are kept ([`SledStore`] on disk, [`MemoryStore`]);
 //! - [`observe`]: observers of runs.
 //!
 //! # Example
 //!
-//! Run a workflow file with the plugins of a directory and keep the run in
-//! memory:
+//! Run a workflow file with the plugins of a directory, keep the run in
+//! memory, print each node as it finishes, and cancel the run on Ctrl-C:
 //!
 //! ```no_run
 //! use std::path::Path;
 //! use std::sync::Arc;
 //!
-//! use flow_host::{CompileCache, MemoryStore, Runtime, RuntimeConfig, WorkflowEngine, WorkflowSpec};
+//! use flow_host::{
+//!     CompileCache, Event, MemoryStore, Observer, Runtime, RuntimeConfig, WorkflowEngine,
+//!     WorkflowSpec,
+//! };
+//!
+//! struct Print;
+//!
+//! impl Observer for Print {
+//!     fn on_event(&self, event: &Event<'_>) {
+//!         if let Event::NodeFinished { node } = event {
+//!             println!("{} {} after {} attempt(s)", node.id, node.status, node.attempts);
+//!         }
+//!     }
+//! }
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! let workflow = Arc::new(WorkflowSpec::load(Path::new("examples/orders.toml"))?);
@@ -27,8 +42,16 @@
 //! let cache = CompileCache::new(runtime.engine(), None);
 //! let plugins = Arc::new(runtime.load_plugins(Path::new("target/plugins"), &cache).await?);
 //!
-//! let engine = WorkflowEngine::new(runtime, Arc::new(MemoryStore::new()));
-//! let report = engine.execute(workflow, plugins).await?;
+//! let engine = WorkflowEngine::new(runtime, Arc::new(MemoryStore::new()))
+//!     .with_observer(Arc::new(Print));
+//! let run = engine.start(workflow, plugins)?;
+//! let canceller = run.canceller();
+//! tokio::spawn(async move {
+//!     let _ = tokio::signal::ctrl_c().await;
+//!     canceller.cancel();
+//! });
+//! let report = run.wait().await?;
+//! println!("run {} {}", report.run_id, report.status);
 //! for (node, output) in report.outputs() {
 //!     println!("{node}: {output}");
 //! }

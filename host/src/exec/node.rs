@@ -177,7 +177,7 @@ impl NodeTask {
             let RetryDecision::Retry { after } = decision else {
                 break Outcome::Failed(error);
             };
-            tracing::warn!(
+            tracing::info!(
                 workflow = %shared.workflow.id,
                 run = %shared.run_id,
                 node = %node.id,
@@ -214,7 +214,7 @@ impl NodeTask {
             }
             Outcome::Failed(error) => {
                 let message = error.to_string();
-                tracing::error!(
+                tracing::info!(
                     workflow = %shared.workflow.id,
                     run = %shared.run_id,
                     node = %node.id,
