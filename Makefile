@@ -6,7 +6,7 @@ CARGO ?= cargo
 FLOW := target/release/flow
 PLUGIN_CRATES := $(foreach dir,$(wildcard plugins/*/Cargo.toml tests/plugins/*/Cargo.toml),-p $(shell sed -n 's/^name = "\(.*\)"/\1/p' $(dir) | head -n1))
 
-.PHONY: build demo test lint toolchain clean
+.PHONY: build demo test lint bench toolchain clean
 
 ## build: the host (target/release/flow) and every plugin (target/plugins/)
 build: toolchain
@@ -34,3 +34,7 @@ toolchain:
 
 clean:
 	$(CARGO) clean
+
+## bench: the engine's overhead and the cost of WebAssembly, as a table
+bench: toolchain
+	$(CARGO) bench --locked -p flow-host --bench engine

@@ -21,6 +21,10 @@ pub struct WorkflowOptions {
     /// Log filter for the run (`info`, `warn,flow::plugin=debug`, ...), used
     /// when the command line and the environment say nothing.
     pub log_level: Option<String>,
+    /// When state changes reach the disk.
+    pub durability: Durability,
+    /// With batched durability, how often writes are flushed.
+    pub persistence_interval: Duration,
 }
 
 impl Default for WorkflowOptions {
@@ -30,6 +34,36 @@ impl Default for WorkflowOptions {
             schedule: Schedule::Eager,
             observability: true,
             log_level: None,
+            durability: Durability::Batched,
+            persistence_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+/// When state changes reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// A node's completion is flushed before the engine acts on it (before
+    /// its dependents start); nodes that finish together share one flush.
+    Strict,
+    /// Writes are flushed as a group every `persistence_interval` and when
+    /// the run ends; after a crash, nodes completed since the last flush run
+    /// again.
+    #[default]
+    Batched,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+
+    /// `strict` or `batched`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "strict" => Ok(Durability::Strict),
+            "batched" => Ok(Durability::Batched),
+            _ => Err(format!(
+                "expected \"strict\" or \"batched\", not \"{text}\""
+            )),
         }
     }
 }
@@ -222,6 +256,10 @@ pub struct Overrides {
     pub max_concurrency: Option<Concurrency>,
     /// `--schedule`.
     pub schedule: Option<Schedule>,
+    /// `--durability`.
+    pub durability: Option<Durability>,
+    /// `--persistence-interval`.
+    pub persistence_interval: Option<Duration>,
     /// `--retries`.
     pub retries: Option<u32>,
     /// `--retry-delay`.
@@ -242,6 +280,12 @@ impl Overrides {
         }
         if let Some(schedule) = self.schedule {
             options.schedule = schedule;
+        }
+        if let Some(durability) = self.durability {
+            options.durability = durability;
+        }
+        if let Some(interval) = self.persistence_interval {
+            options.persistence_interval = interval;
         }
     }
 

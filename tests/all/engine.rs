@@ -111,3 +111,37 @@ async fn the_pool_never_exceeds_max_concurrency_and_dependencies_come_first() {
         RunStatus::Succeeded
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn strict_durability_flushes_each_completion_and_batched_flushes_at_the_end() {
+    let library = crate::support::Library::new().await;
+    let mut text = String::from("[workflow]\nid = \"w\"\nmax_concurrency = 4\nDURABILITY\n");
+    for i in 0..20 {
+        text.push_str(&format!("[nodes.n{i}]\naction = \"echo\"\n"));
+    }
+    let strict = library.workflow(&text.replace("DURABILITY", "durability = \"strict\""));
+    let batched = library.workflow(&text.replace(
+        "DURABILITY",
+        "durability = \"batched\"\npersistence_interval = \"1h\"",
+    ));
+    let (engine, _) = library.engine();
+    let report = engine
+        .execute(strict, library.plugins.clone())
+        .await
+        .unwrap();
+    // One flush per group of nodes finishing together, at most one per
+    // node, plus the one at the end of the run.
+    assert!(
+        (2..=21).contains(&report.flushes),
+        "{} flushes",
+        report.flushes
+    );
+    let report = engine
+        .execute(batched, library.plugins.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.flushes, 1,
+        "only the final flush within the interval"
+    );
+}

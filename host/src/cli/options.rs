@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::Args;
-use flow_host::options::{self, Concurrency, Overrides, Schedule};
+use flow_host::options::{self, Concurrency, Durability, Overrides, Schedule};
 
 /// The options of `flow run` that override the workflow file.
 #[derive(Debug, Args)]
@@ -16,6 +16,15 @@ pub struct OptionArgs {
     /// Order of ready nodes: `eager` (critical path first) or `levels`
     #[arg(long, value_name = "eager|levels", value_parser = str::parse::<Schedule>)]
     schedule: Option<Schedule>,
+
+    /// When state reaches the disk: `strict` (each completion, before
+    /// dependents start) or `batched`
+    #[arg(long, value_name = "strict|batched", value_parser = str::parse::<Durability>)]
+    durability: Option<Durability>,
+
+    /// With batched durability, how often to flush, e.g. `100ms`
+    #[arg(long, value_name = "DURATION", value_parser = options::parse_duration)]
+    persistence_interval: Option<Duration>,
 
     /// Retries after a retryable failure
     #[arg(long, value_name = "N")]
@@ -53,6 +62,8 @@ impl OptionArgs {
         Overrides {
             max_concurrency: self.max_concurrency,
             schedule: self.schedule,
+            durability: self.durability,
+            persistence_interval: self.persistence_interval,
             retries: self.retries,
             retry_delay: self.retry_delay,
             fuel: self.fuel.map(|fuel| fuel.0),

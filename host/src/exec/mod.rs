@@ -11,6 +11,7 @@ mod extension;
 mod handle;
 mod middleware;
 mod node;
+mod persist;
 mod report;
 mod scheduler;
 

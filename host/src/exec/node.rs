@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::extension::{AttemptFailure, Metric, MetricsCollector, RetryDecision, Sleeper};
 use super::handle::Progress;
 use super::middleware::{AttemptInfo, Middleware, Next};
+use super::persist::Persistence;
 use super::{ErrorHandler, NodeReport};
 use crate::observe::{Event, Observer};
 use crate::runtime::{AttemptError, AttemptReport, Invocation, LogLevel, Plugin, Runtime};
@@ -31,6 +32,7 @@ pub(super) struct Shared {
     pub run_id: String,
     pub cancel: CancellationToken,
     pub progress: Arc<Progress>,
+    pub persistence: Arc<Persistence>,
 }
 
 impl Shared {
@@ -240,7 +242,13 @@ impl NodeTask {
         report.elapsed = elapsed;
         report.fuel_used = fuel_used;
 
-        let store_error = shared.store.put_node(&shared.run_id, &record).err();
+        // With strict durability the completion is on disk before the
+        // scheduler acts on it.
+        let store_error = match shared.store.put_node(&shared.run_id, &record) {
+            Ok(()) => shared.persistence.commit().await.err(),
+            Err(error) => Some(error),
+        };
+
         shared
             .progress
             .set_node(self.index, report.status.clone(), report.attempts);

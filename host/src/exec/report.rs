@@ -56,6 +56,9 @@ pub struct RunReport {
     pub nodes: Vec<NodeReport>,
     /// Wall-clock time of the run.
     pub elapsed: Duration,
+    /// Flushes of the store during the run (each waits for the disk).
+    pub flushes: u64,
+
     /// Indices of the nodes nothing depends on.
     pub(crate) sinks: Vec<usize>,
 }

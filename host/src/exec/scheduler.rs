@@ -13,11 +13,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
 use ulid::Ulid;
 
 use super::extension::Metric;
 use super::handle::{Canceller, Progress};
 use super::node::{Finished, NodeTask, Shared, node_record};
+use super::persist::Persistence;
 use super::{ExecError, NodeReport, RunHandle, RunReport, WorkflowEngine};
 use crate::observe::Event;
 use crate::options::Schedule;
@@ -55,6 +58,10 @@ pub(super) fn start(
     };
     engine.store.create_run(&record, &workflow.source.text)?;
 
+    let persistence = Arc::new(Persistence::new(
+        engine.store.clone(),
+        workflow.options.durability,
+    ));
     let canceller = Canceller::default();
     let progress = Arc::new(Progress::new(workflow.nodes.iter().map(|n| n.id.clone())));
     let shared = Arc::new(Shared {
@@ -70,6 +77,7 @@ pub(super) fn start(
         run_id: record.run_id.clone(),
         cancel: canceller.0.clone(),
         progress: progress.clone(),
+        persistence,
     });
     let run_id = record.run_id.clone();
     let task = tokio::spawn(run(shared, record));
@@ -90,6 +98,11 @@ async fn run(shared: Arc<Shared>, mut record: RunRecord) -> Result<RunReport, Ex
         nodes: workflow.nodes.len(),
     });
 
+    let flusher = CancellationToken::new();
+    shared
+        .persistence
+        .start_interval(workflow.options.persistence_interval, flusher.clone());
+    let _stop_flusher = flusher.drop_guard();
     let mut state = State::new(&workflow);
     let workers = workflow.options.max_concurrency.workers();
     let mut tasks: JoinSet<Finished> = JoinSet::new();
@@ -192,7 +205,7 @@ async fn run(shared: Arc<Shared>, mut record: RunRecord) -> Result<RunReport, Ex
     };
     record.finished_at = Some(Timestamp::now());
     shared.store.update_run(&record)?;
-    shared.store.flush()?;
+    shared.persistence.flush().await?;
     shared.progress.set_run(record.status);
 
     let report = RunReport {
@@ -202,6 +215,7 @@ async fn run(shared: Arc<Shared>, mut record: RunRecord) -> Result<RunReport, Ex
         error: record.error,
         nodes: state.reports,
         elapsed: started.elapsed(),
+        flushes: shared.persistence.flushes(),
         sinks: workflow.dag.sinks().collect(),
     };
     shared.measure(&Metric::RunFinished {

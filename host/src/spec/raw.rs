@@ -6,7 +6,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::values::{Factor, Fraction, Fuel, HumanDuration, Memory, PositiveDuration};
-use crate::options::{Concurrency, NodeOptions, Schedule};
+use crate::options::{Concurrency, Durability, NodeOptions, Schedule};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -28,6 +28,8 @@ pub(super) struct RawWorkflow {
     pub schedule: Option<Schedule>,
     pub observability: Option<bool>,
     pub log_level: Option<Spanned<String>>,
+    pub durability: Option<Durability>,
+    pub persistence_interval: Option<PositiveDuration>,
 }
 
 /// Declares a table that has the node options as keys, plus `$extra`

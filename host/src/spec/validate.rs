@@ -58,6 +58,13 @@ pub(super) fn workflow(source: Arc<Source>) -> Result<WorkflowSpec, SpecError> {
     if let Some(observability) = header.observability {
         options.observability = observability;
     }
+    if let Some(durability) = header.durability {
+        options.durability = durability;
+    }
+    if let Some(interval) = header.persistence_interval {
+        options.persistence_interval = interval.0;
+    }
+
     if let Some(level) = header.log_level {
         if let Err(error) = tracing_subscriber::EnvFilter::try_new(level.get_ref()) {
             problems.push(

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
-use crate::options::{self, Concurrency, Schedule};
+use crate::options::{self, Concurrency, Durability, Schedule};
 
 /// A duration with a unit: `"250ms"`, `"30s"`, `"2m"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +151,13 @@ visitor!(Concurrency, "a positive integer or \"auto\"", {
         }
     }
     fn visit_str<E: de::Error>(self, text: &str) -> Result<Concurrency, E> {
+        text.parse()
+            .map_err(|_| E::invalid_value(de::Unexpected::Str(text), &self))
+    }
+});
+
+visitor!(Durability, "\"strict\" or \"batched\"", {
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Durability, E> {
         text.parse()
             .map_err(|_| E::invalid_value(de::Unexpected::Str(text), &self))
     }

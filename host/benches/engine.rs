@@ -1,0 +1,396 @@
+//! `make bench`: the engine's own cost, measured on generated workflows.
+//!
+//! Each scenario runs in a child process of its own (this binary with
+//! `--scenario NAME`), so that its peak memory is its own. The parent prints
+//! the machine and one table. Numbers are medians of several runs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use flow_host::exec::{Metric, MetricsCollector};
+use flow_host::{
+    CompileCache, PluginRegistry, Runtime, RuntimeConfig, SledStore, WorkflowEngine, WorkflowSpec,
+};
+
+/// Runs of each scenario; the median is reported.
+const RUNS: usize = 7;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--scenario") {
+        let name = &args[at + 1];
+        let result = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(scenario(name));
+        println!("{}", serde_json::to_string(&result).unwrap());
+        return;
+    }
+    let filter = args.iter().skip(1).find(|a| !a.starts_with('-'));
+    println!("{}", machine());
+    println!();
+    println!(
+        "{:<34} {:>7} {:>11} {:>10} {:>11} {:>9} {:>10}",
+        "scenario", "nodes", "median", "per node", "engine/node", "peak RSS", "written"
+    );
+    for name in SCENARIOS {
+        if filter.is_some_and(|f| !name.contains(f.as_str())) {
+            continue;
+        }
+        let output = Command::new(std::env::current_exe().unwrap())
+            .args(["--scenario", name])
+            .output()
+            .unwrap();
+        if !output.status.success() {
+            eprintln!(
+                "{name} failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            continue;
+        }
+        let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        println!(
+            "{:<34} {:>7} {:>11} {:>10} {:>11} {:>9} {:>10}",
+            name,
+            result["nodes"].as_u64().unwrap(),
+            format!("{:.2} ms", result["median_ms"].as_f64().unwrap()),
+            format!("{:.1} µs", result["per_node_us"].as_f64().unwrap()),
+            result["engine_per_node_us"]
+                .as_f64()
+                .map_or("-".into(), |us| format!("{us:.1} µs")),
+            format!("{:.0} MB", result["peak_rss_mb"].as_f64().unwrap()),
+            result["written_mb"]
+                .as_f64()
+                .map_or("-".into(), |mb| format!("{mb:.1} MB")),
+        );
+    }
+}
+
+const SCENARIOS: &[&str] = &[
+    "chain-100",
+    "fanout-1000+join",
+    "layered-10000",
+    "cpu-10MB/native",
+    "cpu-10MB/wasm-fuel",
+    "cpu-10MB/wasm-no-fuel",
+    "slow-branch/eager",
+    "slow-branch/levels",
+    "flow-run-3-nodes/warm",
+];
+
+/// The machine, as the table's header says it.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let kb: u64 = text
+                .lines()
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some(format!("{:.0} GiB", kb as f64 / 1024.0 / 1024.0))
+        })
+        .unwrap_or_default();
+    format!(
+        "machine: {cpu}, {cores} cores, {memory} RAM; {} runs per scenario, median",
+        RUNS
+    )
+}
+
+/// Adds up attempt durations, for the engine's share of the time.
+#[derive(Default)]
+struct AttemptTime(AtomicU64);
+
+impl MetricsCollector for AttemptTime {
+    fn record(&self, metric: &Metric<'_>) {
+        if let Metric::AttemptFinished { duration, .. } = metric {
+            self.0
+                .fetch_add(duration.as_nanos() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    runtime: Arc<Runtime>,
+    plugins: Arc<PluginRegistry>,
+}
+
+async fn setup(fuel_metering: bool) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins_dir = dir.path().join("plugins");
+    std::fs::create_dir(&plugins_dir).unwrap();
+    for name in ["noop", "cpu", "misbehave"] {
+        let file = flow_test_artifacts::test_plugins_dir().join(format!("{name}.wasm"));
+        std::fs::copy(&file, plugins_dir.join(format!("{name}.wasm"))).unwrap();
+    }
+    for name in ["echo", "hash", "json", "math"] {
+        let file = flow_test_artifacts::plugins_dir().join(format!("{name}.wasm"));
+        std::fs::copy(&file, plugins_dir.join(format!("{name}.wasm"))).unwrap();
+    }
+    let runtime = Arc::new(Runtime::new(RuntimeConfig { fuel_metering }).unwrap());
+    let cache = CompileCache::new(runtime.engine(), Some(cache_dir()));
+    let plugins = Arc::new(runtime.load_plugins(&plugins_dir, &cache).await.unwrap());
+    Setup {
+        dir,
+        runtime,
+        plugins,
+    }
+}
+
+fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-compile-cache")
+}
+
+async fn scenario(name: &str) -> serde_json::Value {
+    match name {
+        "chain-100" => engine_scenario(100, chain(100), true).await,
+        "fanout-1000+join" => engine_scenario(1001, fanout(1000), true).await,
+        "layered-10000" => engine_scenario(10_000, layered(100, 100), true).await,
+        "cpu-10MB/native" => native_cpu(),
+        "cpu-10MB/wasm-fuel" => engine_scenario(1, cpu_workflow(), true).await,
+        "cpu-10MB/wasm-no-fuel" => engine_scenario(1, cpu_workflow(), false).await,
+        "slow-branch/eager" => engine_scenario(12, slow_branch("eager"), true).await,
+        "slow-branch/levels" => engine_scenario(12, slow_branch("levels"), true).await,
+        "flow-run-3-nodes/warm" => flow_run_warm().await,
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+async fn engine_scenario(nodes: usize, text: String, fuel_metering: bool) -> serde_json::Value {
+    let setup = setup(fuel_metering).await;
+    let spec = Arc::new(WorkflowSpec::parse(Path::new("bench.toml"), text).unwrap());
+    let workers = spec.options.max_concurrency.workers();
+    let store = Arc::new(SledStore::open(&setup.dir.path().join("db")).unwrap());
+    let mut walls = Vec::new();
+    let mut engine_share = Vec::new();
+    for _ in 0..RUNS {
+        let attempts = Arc::new(AttemptTime::default());
+        let engine = WorkflowEngine::new(setup.runtime.clone(), store.clone())
+            .with_metrics(attempts.clone());
+        let started = Instant::now();
+        let report = engine
+            .execute(spec.clone(), setup.plugins.clone())
+            .await
+            .unwrap();
+        let wall = started.elapsed();
+        assert_eq!(
+            report.status,
+            flow_host::RunStatus::Succeeded,
+            "{:?}",
+            report.error
+        );
+        let in_plugins = Duration::from_nanos(attempts.0.load(Ordering::Relaxed));
+        // The engine's share: wall time not explained by attempts spread
+        // over the workers that could run them.
+        let parallel = workers.min(nodes).max(1) as u32;
+        engine_share.push(wall.saturating_sub(in_plugins / parallel));
+        walls.push(wall);
+    }
+    let share = median(&mut engine_share);
+    let median = median(&mut walls);
+    serde_json::json!({
+        "nodes": nodes,
+        "median_ms": median.as_secs_f64() * 1e3,
+        "per_node_us": median.as_secs_f64() * 1e6 / nodes as f64,
+        "engine_per_node_us": share.as_secs_f64() * 1e6 / nodes as f64,
+        "peak_rss_mb": peak_rss_mb(),
+        "written_mb": written_mb(),
+    })
+}
+
+fn native_cpu() -> serde_json::Value {
+    let mut walls = Vec::new();
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        std::hint::black_box(flow_test_plugin_cpu::work(std::hint::black_box(10 << 20)));
+        walls.push(started.elapsed());
+    }
+    let median = median(&mut walls);
+    serde_json::json!({
+        "nodes": 1,
+        "median_ms": median.as_secs_f64() * 1e3,
+        "per_node_us": median.as_secs_f64() * 1e6,
+        "engine_per_node_us": null,
+        "peak_rss_mb": peak_rss_mb(),
+        "written_mb": null,
+    })
+}
+
+/// `flow run` of a three-node workflow with a warm compile cache: the
+/// whole process, as a user sees it.
+async fn flow_run_warm() -> serde_json::Value {
+    let setup = setup(true).await;
+    let workflow = setup.dir.path().join("three.toml");
+    std::fs::write(
+        &workflow,
+        "[workflow]\nid = \"three\"\nplugins = \"plugins\"\n\
+         [nodes.a]\naction = \"echo\"\ninput = { x = [1, 2, 3] }\n\
+         [nodes.b]\naction = \"math\"\ndepends_on = [\"a\"]\ninput = { from = \"a/x\" }\n\
+         [nodes.c]\naction = \"hash\"\ndepends_on = [\"b\"]\ninput = { from = \"b\" }\n",
+    )
+    .unwrap();
+    let run = || {
+        let status = Command::new(env!("CARGO_BIN_EXE_flow"))
+            .arg("run")
+            .arg(&workflow)
+            .env("FLOW_DB", setup.dir.path().join("db"))
+            .env("FLOW_CACHE_DIR", cache_dir())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    run(); // warms the compile cache for this binary's engine
+    let mut walls = Vec::new();
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        run();
+        walls.push(started.elapsed());
+    }
+    let median = median(&mut walls);
+    serde_json::json!({
+        "nodes": 3,
+        "median_ms": median.as_secs_f64() * 1e3,
+        "per_node_us": median.as_secs_f64() * 1e6 / 3.0,
+        "engine_per_node_us": null,
+        "peak_rss_mb": peak_rss_mb(),
+        "written_mb": null,
+    })
+}
+
+fn header(id: &str, extra: &str) -> String {
+    format!("[workflow]\nid = \"{id}\"\n{extra}\n[defaults]\nretries = 0\n")
+}
+
+fn chain(n: usize) -> String {
+    let mut text = header("chain", "");
+    for i in 0..n {
+        text.push_str(&format!("[nodes.n{i}]\naction = \"noop\"\n"));
+        if i > 0 {
+            text.push_str(&format!("depends_on = [\"n{}\"]\n", i - 1));
+        }
+    }
+    text
+}
+
+fn fanout(n: usize) -> String {
+    let mut text = header("fanout", "");
+    for i in 0..n {
+        text.push_str(&format!("[nodes.n{i}]\naction = \"noop\"\n"));
+    }
+    let all: Vec<String> = (0..n).map(|i| format!("\"n{i}\"")).collect();
+    text.push_str(&format!(
+        "[nodes.join]\naction = \"noop\"\ndepends_on = [{}]\n",
+        all.join(",")
+    ));
+    text
+}
+
+/// `levels` levels of `width` nodes, each with one to three parents in the
+/// level above, chosen with a fixed seed.
+fn layered(levels: usize, width: usize) -> String {
+    let mut rng = fastrand::Rng::with_seed(42);
+    let mut text = header("layered", "");
+    for level in 0..levels {
+        for i in 0..width {
+            text.push_str(&format!("[nodes.l{level}_{i}]\naction = \"noop\"\n"));
+            if level > 0 {
+                let mut parents: Vec<usize> =
+                    (0..rng.usize(1..=3)).map(|_| rng.usize(0..width)).collect();
+                parents.sort_unstable();
+                parents.dedup();
+                let parents: Vec<String> = parents
+                    .iter()
+                    .map(|p| format!("\"l{}_{p}\"", level - 1))
+                    .collect();
+                text.push_str(&format!("depends_on = [{}]\n", parents.join(",")));
+            }
+        }
+    }
+    text
+}
+
+fn cpu_workflow() -> String {
+    format!(
+        "{}[nodes.cpu]\naction = \"cpu\"\nfuel = \"unlimited\"\ninput = {{ bytes = {} }}\n",
+        header("cpu", ""),
+        10 << 20
+    )
+}
+
+/// A slow branch of three 100 ms nodes beside a fast branch of nine 10 ms
+/// nodes, on two workers: the level schedule makes the fast branch wait for
+/// the slow one at every level.
+fn slow_branch(schedule: &str) -> String {
+    let mut text = header(
+        "slow",
+        &format!("schedule = \"{schedule}\"\nmax_concurrency = 2"),
+    );
+    for i in 0..3 {
+        text.push_str(&format!(
+            "[nodes.slow{i}]\naction = \"misbehave\"\ninput = {{ mode = \"sleep\", ms = 100 }}\n"
+        ));
+        if i > 0 {
+            text.push_str(&format!("depends_on = [\"slow{}\"]\n", i - 1));
+        }
+    }
+    for i in 0..9 {
+        text.push_str(&format!(
+            "[nodes.fast{i}]\naction = \"misbehave\"\ninput = {{ mode = \"sleep\", ms = 10 }}\n"
+        ));
+        if i > 0 {
+            text.push_str(&format!("depends_on = [\"fast{}\"]\n", i - 1));
+        }
+    }
+    text
+}
+
+fn median(values: &mut [Duration]) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+/// Peak resident memory of this process, from /proc.
+fn peak_rss_mb() -> f64 {
+    status_kb("VmHWM:") as f64 / 1024.0
+}
+
+fn status_kb(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Bytes this process caused to be written to storage, from /proc.
+fn written_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("write_bytes:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .unwrap_or(0) as f64
+        / 1e6
+}
