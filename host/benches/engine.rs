@@ -15,8 +15,13 @@ use flow_host::{
     CompileCache, PluginRegistry, Runtime, RuntimeConfig, SledStore, WorkflowEngine, WorkflowSpec,
 };
 
-/// Runs of each scenario; the median is reported.
-const RUNS: usize = 7;
+/// Runs of each scenario; the median is reported. `BENCH_RUNS` overrides.
+fn runs() -> usize {
+    std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7)
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -108,7 +113,7 @@ fn machine() -> String {
         .unwrap_or_default();
     format!(
         "machine: {cpu}, {cores} cores, {memory} RAM; {} runs per scenario, median",
-        RUNS
+        runs()
     )
 }
 
@@ -179,7 +184,7 @@ async fn engine_scenario(nodes: usize, text: String, fuel_metering: bool) -> ser
     let store = Arc::new(SledStore::open(&setup.dir.path().join("db")).unwrap());
     let mut walls = Vec::new();
     let mut engine_share = Vec::new();
-    for _ in 0..RUNS {
+    for _ in 0..runs() {
         let attempts = Arc::new(AttemptTime::default());
         let engine = WorkflowEngine::new(setup.runtime.clone(), store.clone())
             .with_metrics(attempts.clone());
@@ -216,7 +221,7 @@ async fn engine_scenario(nodes: usize, text: String, fuel_metering: bool) -> ser
 
 fn native_cpu() -> serde_json::Value {
     let mut walls = Vec::new();
-    for _ in 0..RUNS {
+    for _ in 0..runs() {
         let started = Instant::now();
         std::hint::black_box(flow_test_plugin_cpu::work(std::hint::black_box(10 << 20)));
         walls.push(started.elapsed());
@@ -258,7 +263,7 @@ async fn flow_run_warm() -> serde_json::Value {
     };
     run(); // warms the compile cache for this binary's engine
     let mut walls = Vec::new();
-    for _ in 0..RUNS {
+    for _ in 0..runs() {
         let started = Instant::now();
         run();
         walls.push(started.elapsed());

@@ -100,7 +100,7 @@ pub enum Schedule {
 }
 
 /// Options of one node: how its attempts are bounded and retried.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct NodeOptions {
     /// When and how long to wait before trying again.
     pub retry: RetryPolicy,
@@ -108,16 +108,6 @@ pub struct NodeOptions {
     pub limits: Limits,
     /// When the node fails, run its dependents anyway: they see its error.
     pub continue_on_error: bool,
-}
-
-impl Default for NodeOptions {
-    fn default() -> Self {
-        Self {
-            retry: RetryPolicy::default(),
-            limits: Limits::default(),
-            continue_on_error: false,
-        }
-    }
 }
 
 /// Retries with exponential backoff.

@@ -18,11 +18,12 @@ struct Started {
 
 impl Observer for Started {
     fn on_event(&self, event: &Event<'_>) {
-        if let Event::AttemptStarted { node, .. } = event {
-            if *node == self.node {
-                self.notify.notify_one();
-            }
+        if let Event::AttemptStarted { node, .. } = event
+            && *node == self.node
+        {
+            self.notify.notify_one();
         }
+
     }
 }
 
@@ -134,7 +135,7 @@ fn signal(child: &std::process::Child, name: &str) {
 #[test]
 fn sigint_cancels_the_run_and_says_how_to_continue() {
     let env = Env::new();
-    let (mut child, run_id) = start_sleepy(&env);
+    let (child, run_id) = start_sleepy(&env);
     signal(&child, "INT");
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -150,7 +150,8 @@ pub fn node<'a>(report: &'a Value, id: &str) -> &'a Value {
 /// The engine's parts for library tests: a runtime and the plugins of a
 /// fresh [`Env`] (kept alive by the returned value).
 pub struct Library {
-    pub env: Env,
+    /// Holds the plugins' directory for as long as the library is used.
+    _scratch: Env,
     pub runtime: std::sync::Arc<flow_host::Runtime>,
     pub plugins: std::sync::Arc<flow_host::PluginRegistry>,
 }
@@ -165,7 +166,7 @@ impl Library {
         let plugins =
             std::sync::Arc::new(runtime.load_plugins(&env.plugins(), &cache).await.unwrap());
         Self {
-            env,
+            _scratch: env,
             runtime,
             plugins,
         }
