@@ -23,7 +23,6 @@ impl Observer for Started {
         {
             self.notify.notify_one();
         }
-
     }
 }
 
