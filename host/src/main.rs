@@ -76,10 +76,16 @@ enum Command {
     Run(cli::run::RunArgs),
     /// Check a workflow file and its actions without running anything
     Validate(cli::validate::ValidateArgs),
+    /// Continue a run that crashed, was cancelled or failed
+    Resume(cli::resume::ResumeArgs),
     /// Show a recorded run: its nodes, attempts, timings, errors and outputs
     Status(cli::status::StatusArgs),
     /// List recorded runs, newest first
     List(cli::list::ListArgs),
+    /// Delete recorded runs
+    Delete(cli::manage::DeleteArgs),
+    /// Delete the runs older than a given age
+    Prune(cli::manage::PruneArgs),
     /// List the plugins of a directory
     Plugins(cli::plugins::PluginsArgs),
 }
@@ -96,8 +102,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => cli::run::run(&context, args),
         Command::Validate(args) => cli::validate::run(&context, args),
+        Command::Resume(args) => cli::resume::run(&context, args),
         Command::Status(args) => cli::status::run(&context, args),
         Command::List(args) => cli::list::run(&context, args),
+        Command::Delete(args) => cli::manage::delete(&context, args),
+        Command::Prune(args) => cli::manage::prune(&context, args),
+
         Command::Plugins(args) => cli::plugins::run(&context, args),
     };
     match result {

@@ -240,30 +240,130 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Options given on the command line, applied over the workflow file's.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Stored with a run, so that a resumed run keeps them.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Overrides {
     /// `--max-concurrency`.
+    #[serde(with = "text")]
     pub max_concurrency: Option<Concurrency>,
     /// `--schedule`.
+    #[serde(with = "text")]
     pub schedule: Option<Schedule>,
     /// `--durability`.
+    #[serde(with = "text")]
     pub durability: Option<Durability>,
     /// `--persistence-interval`.
+    #[serde(with = "text")]
     pub persistence_interval: Option<Duration>,
     /// `--retries`.
     pub retries: Option<u32>,
     /// `--retry-delay`.
+    #[serde(with = "text")]
     pub retry_delay: Option<Duration>,
     /// `--fuel`; `Some(None)` for no limit.
+    #[serde(with = "text")]
     pub fuel: Option<Option<u64>>,
     /// `--timeout`.
+    #[serde(with = "text")]
     pub timeout: Option<Duration>,
     /// `--memory`, in bytes.
     pub memory: Option<usize>,
 }
 
+/// Options stored as the text the command line takes (`"250ms"`, `"auto"`).
+mod text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub trait Text: Sized {
+        fn to_text(&self) -> String;
+        fn from_text(text: &str) -> Result<Self, String>;
+    }
+
+    impl Text for std::time::Duration {
+        fn to_text(&self) -> String {
+            humantime::format_duration(*self).to_string()
+        }
+        fn from_text(text: &str) -> Result<Self, String> {
+            super::parse_duration(text)
+        }
+    }
+
+    impl Text for Option<u64> {
+        fn to_text(&self) -> String {
+            self.map_or("unlimited".to_string(), |fuel| fuel.to_string())
+        }
+        fn from_text(text: &str) -> Result<Self, String> {
+            super::parse_fuel(text)
+        }
+    }
+
+    macro_rules! parsed {
+        ($($ty:ty => |$v:ident| $show:expr),* $(,)?) => {$(
+            impl Text for $ty {
+                fn to_text(&self) -> String {
+                    let $v = self;
+                    $show
+                }
+                fn from_text(text: &str) -> Result<Self, String> {
+                    text.parse()
+                }
+            }
+        )*};
+    }
+
+    parsed! {
+        super::Concurrency => |c| match c {
+            super::Concurrency::Auto => "auto".to_string(),
+            super::Concurrency::Fixed(n) => n.to_string(),
+        },
+        super::Schedule => |s| match s {
+            super::Schedule::Eager => "eager".to_string(),
+            super::Schedule::Levels => "levels".to_string(),
+        },
+        super::Durability => |d| match d {
+            super::Durability::Strict => "strict".to_string(),
+            super::Durability::Batched => "batched".to_string(),
+        },
+    }
+
+    pub fn serialize<T: Text, S: Serializer>(
+        value: &Option<T>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => serializer.serialize_some(&value.to_text()),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, T: Text, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<T>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|text| T::from_text(&text).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
 impl Overrides {
+    /// These overrides with `newer`'s set values on top.
+    pub fn merged_with(&self, newer: &Overrides) -> Overrides {
+        Overrides {
+            max_concurrency: newer.max_concurrency.or(self.max_concurrency),
+            schedule: newer.schedule.or(self.schedule),
+            durability: newer.durability.or(self.durability),
+            persistence_interval: newer.persistence_interval.or(self.persistence_interval),
+            retries: newer.retries.or(self.retries),
+            retry_delay: newer.retry_delay.or(self.retry_delay),
+            fuel: newer.fuel.or(self.fuel),
+            timeout: newer.timeout.or(self.timeout),
+            memory: newer.memory.or(self.memory),
+        }
+    }
+
     /// Applies the overrides to a workflow's options.
+
     pub fn apply_workflow(&self, options: &mut WorkflowOptions) {
         if let Some(concurrency) = self.max_concurrency {
             options.max_concurrency = concurrency;
@@ -358,6 +458,27 @@ mod tests {
                 .contains("smallest limit is 64KiB")
         );
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn overrides_are_stored_as_command_line_text() {
+        let overrides = Overrides {
+            max_concurrency: Some(Concurrency::Fixed(3)),
+            schedule: Some(Schedule::Levels),
+            durability: Some(Durability::Strict),
+            timeout: Some(Duration::from_millis(1500)),
+            fuel: Some(None),
+            ..Overrides::default()
+        };
+        let json = serde_json::to_value(&overrides).unwrap();
+        assert_eq!(json["max_concurrency"], "3");
+        assert_eq!(json["timeout"], "1s 500ms");
+        assert_eq!(json["fuel"], "unlimited");
+
+        let back: Overrides = serde_json::from_value(json).unwrap();
+        assert_eq!(back, overrides);
+        let empty: Overrides = serde_json::from_str("{}").unwrap();
+        assert_eq!(empty, Overrides::default());
     }
 
     #[test]

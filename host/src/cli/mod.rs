@@ -2,8 +2,10 @@
 
 pub mod list;
 pub mod logging;
+pub mod manage;
 pub mod options;
 pub mod plugins;
+pub mod resume;
 pub mod run;
 pub mod status;
 pub mod table;
@@ -130,7 +132,11 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
         }
         if let Some(error) = cause.downcast_ref::<ExecError>() {
             return match error {
-                ExecError::Spec(_) => Exit::Invalid,
+                ExecError::Spec(_)
+                | ExecError::NothingToResume { .. }
+                | ExecError::StillRunning { .. }
+                | ExecError::Changed { .. } => Exit::Invalid,
+
                 ExecError::Store(_) | ExecError::Aborted => Exit::Environment,
             };
         }

@@ -1,14 +1,15 @@
 //! `flow run`: execute a workflow.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
-use flow_host::exec::Canceller;
+use flow_host::exec::{Canceller, RunHandle};
 use flow_host::observe::format_duration;
 use flow_host::{
-    Event, NodeReport, NodeStatus, Observer, RunReport, RunStatus, WorkflowEngine, WorkflowSpec,
+    Event, ExecError, NodeReport, NodeStatus, Observer, PluginRegistry, RunReport, RunStatus,
+    SledStore, WorkflowEngine, WorkflowSpec,
 };
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -47,10 +48,33 @@ pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<Exit> {
         &args.workflow,
     )?;
     let store = context.open_store()?;
+    execute(
+        context,
+        store,
+        spec,
+        &dir,
+        args.json,
+        |engine, spec, plugins| engine.start(spec, plugins),
+    )
+}
+
+/// Runs (or resumes) a workflow, printing as it goes, and says how it ended.
+pub fn execute(
+    context: &Context,
+    store: Arc<SledStore>,
+    spec: Arc<WorkflowSpec>,
+    dir: &Path,
+    json: bool,
+    launch: impl FnOnce(
+        &WorkflowEngine,
+        Arc<WorkflowSpec>,
+        Arc<PluginRegistry>,
+    ) -> Result<RunHandle, ExecError>,
+) -> anyhow::Result<Exit> {
     let (runtime, cache) = context.runtime()?;
-    let live = !args.json && spec.options.observability;
+    let live = !json && spec.options.observability;
     let report = super::tokio()?.block_on(async {
-        let plugins = load_plugins(&runtime, &cache, &dir).await?;
+        let plugins = load_plugins(&runtime, &cache, dir).await?;
         spec.check_actions(plugins.names())?;
         let mut engine = WorkflowEngine::new(runtime, store);
         if live {
@@ -58,12 +82,12 @@ pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<Exit> {
         }
         // Handlers go in before the run starts, so no signal is missed.
         let signals = Signals::install()?;
-        let handle = engine.start(spec.clone(), plugins)?;
+        let handle = launch(&engine, spec.clone(), plugins)?;
         signals.cancel(handle.canceller(), handle.run_id().to_string());
         anyhow::Ok(handle.wait().await?)
     })?;
 
-    if args.json {
+    if json {
         println!("{}", report_json(&report));
         return Ok(exit(&report));
     }
@@ -92,6 +116,13 @@ pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<Exit> {
             "run {} cancelled after {}; continue it with: flow resume {}{db}",
             report.run_id,
             format_duration(report.elapsed),
+            report.run_id,
+        ),
+        RunStatus::Failed => println!(
+            "run {} failed in {} (details: flow status {}{db}; after fixing the cause: flow resume {}{db})",
+            report.run_id,
+            format_duration(report.elapsed),
+            report.run_id,
             report.run_id,
         ),
         status => println!(

@@ -6,7 +6,8 @@ use clap::Args;
 use flow_host::observe::format_duration;
 use flow_host::store::{AttemptRecord, NodeRecord};
 
-use flow_host::{NodeStatus, WorkflowSpec, WorkflowStore};
+use flow_host::{NodeStatus, RunStatus, WorkflowSpec, WorkflowStore};
+
 use serde_json::json;
 
 use super::{Context, Exit, UsageError, table};
@@ -65,7 +66,25 @@ pub fn run(context: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
         run.workflow_id,
         run.workflow_path.display()
     );
-    println!("status    {}", run.status);
+    match run.status {
+        RunStatus::Interrupted => println!(
+            "status    interrupted: the flow process running it stopped before the end; \
+             continue it with: flow resume {}",
+            run.run_id
+        ),
+        RunStatus::Failed | RunStatus::Cancelled => println!(
+            "status    {}; continue it with: flow resume {}",
+            run.status, run.run_id
+        ),
+        status => println!("status    {status}"),
+    }
+    if run.resumes > 0 {
+        println!(
+            "resumed   {} time{}",
+            run.resumes,
+            if run.resumes == 1 { "" } else { "s" }
+        );
+    }
     println!("started   {}", run.created_at);
     if let Some(end) = run.finished_at {
         println!("finished  {end} (took {})", super::list::duration(&run));

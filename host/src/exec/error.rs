@@ -15,4 +15,27 @@ pub enum ExecError {
     /// The run's task was aborted (its runtime shut down).
     #[error("the run's task was aborted before it finished")]
     Aborted,
+    /// The run to resume succeeded: there is nothing left to do.
+    #[error("run {run_id} succeeded; there is nothing to resume")]
+    NothingToResume {
+        /// The run.
+        run_id: String,
+    },
+    /// The run to resume is running in this process.
+    #[error("run {run_id} is running; it can be resumed once it has stopped")]
+    StillRunning {
+        /// The run.
+        run_id: String,
+    },
+    /// The workflow or its plugins changed since the run started.
+    #[error(
+        "run {run_id} was not resumed because {}; resume with --force to continue with them as they are now",
+        changes.join(", and ")
+    )]
+    Changed {
+        /// The run.
+        run_id: String,
+        /// What changed, one sentence each.
+        changes: Vec<String>,
+    },
 }

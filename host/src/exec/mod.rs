@@ -9,6 +9,7 @@
 mod error;
 mod extension;
 mod handle;
+mod launch;
 mod middleware;
 mod node;
 mod persist;
@@ -104,7 +105,25 @@ impl WorkflowEngine {
         workflow: Arc<WorkflowSpec>,
         plugins: Arc<PluginRegistry>,
     ) -> Result<RunHandle, ExecError> {
-        scheduler::start(self, workflow, plugins)
+        launch::start(self, workflow, plugins)
+    }
+
+    /// Continues run `run_id` (or an unambiguous prefix of it), which must
+    /// not have succeeded: nodes that succeeded keep their stored outputs
+    /// and do not run again; every other node runs, with fresh retries.
+    ///
+    /// `workflow` and `plugins` should be those the run started with. If
+    /// the workflow's text or a plugin used has changed since, the resume
+    /// is refused with [`ExecError::Changed`], unless `force` is set: then
+    /// the run continues with the workflow and plugins as they are now.
+    pub fn resume(
+        &self,
+        workflow: Arc<WorkflowSpec>,
+        plugins: Arc<PluginRegistry>,
+        run_id: &str,
+        force: bool,
+    ) -> Result<RunHandle, ExecError> {
+        launch::resume(self, workflow, plugins, run_id, force)
     }
 
     /// Runs `workflow` to its end and returns the outcome.

@@ -60,6 +60,8 @@ pub(super) struct NodeTask {
     pub shared: Arc<Shared>,
     pub index: usize,
     pub input: String,
+    /// Attempts recorded before a resume.
+    pub previous_attempts: u32,
 }
 
 /// A node task's result.
@@ -101,10 +103,14 @@ impl NodeTask {
         let started = Instant::now();
         let mut record = node_record(self.index, node, NodeStatus::Running);
         record.started_at = Some(Timestamp::now());
+        // A resumed run numbers its attempts after the earlier ones.
+        record.attempts = self.previous_attempts;
         let mut fuel_used: Option<u64> = None;
+        let mut tries = 0;
 
-        let outcome = loop {
+        let (outcome, last) = loop {
             record.attempts += 1;
+            tries += 1;
             let number = record.attempts;
             let mut attempt = AttemptRecord {
                 number,
@@ -116,11 +122,10 @@ impl NodeTask {
             };
             // Recorded before the attempt starts: after a crash, the store
             // shows which attempt was in flight.
-            let saved = shared
+            if let Err(error) = shared
                 .store
-                .put_node(&shared.run_id, &record)
-                .and_then(|()| shared.store.put_attempt(&shared.run_id, &node.id, &attempt));
-            if let Err(error) = saved {
+                .put_node(&shared.run_id, &record, Some(&attempt))
+            {
                 return self.abandon(node, record, error);
             }
             shared
@@ -133,8 +138,7 @@ impl NodeTask {
 
             let Some(report) = self.attempt(node, number).await else {
                 attempt.error = Some("cancelled".into());
-                let _ = shared.store.put_attempt(&shared.run_id, &node.id, &attempt);
-                break Outcome::Cancelled;
+                break (Outcome::Cancelled, attempt);
             };
             self.log_guest_output(node, number, &report);
             if let Some(fuel) = report.fuel_used {
@@ -160,25 +164,19 @@ impl NodeTask {
             });
 
             let error = match report.result {
-                Ok(output) => {
-                    if let Err(error) = shared.store.put_attempt(&shared.run_id, &node.id, &attempt)
-                    {
-                        return self.abandon(node, record, error);
-                    }
-                    break Outcome::Succeeded(output);
-                }
+                Ok(output) => break (Outcome::Succeeded(output), attempt),
                 Err(error) => error,
             };
-            let decision = self.decide(node, number, &error);
-            if let RetryDecision::Retry { after } = decision {
-                attempt.retry_delay_ms = Some(after.as_millis() as u64);
-            }
-            if let Err(store_error) = shared.store.put_attempt(&shared.run_id, &node.id, &attempt) {
+            let RetryDecision::Retry { after } = self.decide(node, number, tries, &error) else {
+                break (Outcome::Failed(error), attempt);
+            };
+            attempt.retry_delay_ms = Some(after.as_millis() as u64);
+            if let Err(store_error) = shared
+                .store
+                .put_node(&shared.run_id, &record, Some(&attempt))
+            {
                 return self.abandon(node, record, store_error);
             }
-            let RetryDecision::Retry { after } = decision else {
-                break Outcome::Failed(error);
-            };
             tracing::info!(
                 workflow = %shared.workflow.id,
                 run = %shared.run_id,
@@ -202,7 +200,7 @@ impl NodeTask {
             });
             tokio::select! {
                 biased;
-                () = shared.cancel.cancelled() => break Outcome::Cancelled,
+                () = shared.cancel.cancelled() => break (Outcome::Cancelled, attempt),
                 () = shared.sleeper.sleep(after) => {}
             }
         };
@@ -242,13 +240,13 @@ impl NodeTask {
         report.elapsed = elapsed;
         report.fuel_used = fuel_used;
 
-        // With strict durability the completion is on disk before the
-        // scheduler acts on it.
-        let store_error = match shared.store.put_node(&shared.run_id, &record) {
+        // The node's final state and its last attempt are one atomic write;
+        // with strict durability it is on disk before the scheduler acts on
+        // it.
+        let store_error = match shared.store.put_node(&shared.run_id, &record, Some(&last)) {
             Ok(()) => shared.persistence.commit().await.err(),
             Err(error) => Some(error),
         };
-
         shared
             .progress
             .set_node(self.index, report.status.clone(), report.attempts);
@@ -290,11 +288,19 @@ impl NodeTask {
     }
 
     /// The retry policy's proposal, as the error handler amends it.
-    fn decide(&self, node: &NodeSpec, number: u32, error: &AttemptError) -> RetryDecision {
+    /// `tries` counts the attempts of this session of the run: a resumed
+    /// node gets its retries afresh.
+    fn decide(
+        &self,
+        node: &NodeSpec,
+        number: u32,
+        tries: u32,
+        error: &AttemptError,
+    ) -> RetryDecision {
         let policy = &node.options.retry;
-        let proposed = if error.is_retryable() && number <= policy.retries {
+        let proposed = if error.is_retryable() && tries <= policy.retries {
             RetryDecision::Retry {
-                after: policy.delay_before(number, fastrand::f64()),
+                after: policy.delay_before(tries, fastrand::f64()),
             }
         } else {
             RetryDecision::GiveUp

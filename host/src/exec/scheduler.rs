@@ -15,81 +15,29 @@ use std::time::Instant;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use ulid::Ulid;
-
 use super::extension::Metric;
-use super::handle::{Canceller, Progress};
 use super::node::{Finished, NodeTask, Shared, node_record};
-use super::persist::Persistence;
-use super::{ExecError, NodeReport, RunHandle, RunReport, WorkflowEngine};
+use super::{ExecError, NodeReport, RunReport};
 use crate::observe::Event;
 use crate::options::Schedule;
-use crate::runtime::PluginRegistry;
 use crate::spec::WorkflowSpec;
 use crate::store::{NodeStatus, RunRecord, RunStatus, Timestamp};
 
-pub(super) fn start(
-    engine: &WorkflowEngine,
-    workflow: Arc<WorkflowSpec>,
-    plugins: Arc<PluginRegistry>,
-) -> Result<RunHandle, ExecError> {
-    workflow
-        .check_actions(plugins.names())
-        .map_err(ExecError::Spec)?;
-    let node_plugins = workflow
-        .nodes
-        .iter()
-        .map(|node| {
-            plugins
-                .get(&node.action)
-                .expect("actions were checked")
-                .clone()
-        })
-        .collect();
-    let record = RunRecord {
-        run_id: Ulid::new().to_string(),
-        workflow_id: workflow.id.clone(),
-        workflow_path: workflow.source.path.clone(),
-        status: RunStatus::Running,
-        created_at: Timestamp::now(),
-        finished_at: None,
-        nodes: workflow.nodes.len(),
-        error: None,
-    };
-    engine.store.create_run(&record, &workflow.source.text)?;
-
-    let persistence = Arc::new(Persistence::new(
-        engine.store.clone(),
-        workflow.options.durability,
-    ));
-    let canceller = Canceller::default();
-    let progress = Arc::new(Progress::new(workflow.nodes.iter().map(|n| n.id.clone())));
-    let shared = Arc::new(Shared {
-        runtime: engine.runtime.clone(),
-        store: engine.store.clone(),
-        observers: engine.observers.clone(),
-        metrics: engine.metrics.clone(),
-        error_handler: engine.error_handler.clone(),
-        middleware: engine.middleware.clone(),
-        sleeper: engine.sleeper.clone(),
-        workflow,
-        plugins: node_plugins,
-        run_id: record.run_id.clone(),
-        cancel: canceller.0.clone(),
-        progress: progress.clone(),
-        persistence,
-    });
-    let run_id = record.run_id.clone();
-    let task = tokio::spawn(run(shared, record));
-    Ok(RunHandle {
-        run_id,
-        canceller,
-        progress,
-        task,
-    })
+/// What an earlier session of a resumed run left: the outputs of the nodes
+/// that succeeded, and how many attempts each node had.
+#[derive(Debug, Default)]
+pub(super) struct Prior {
+    /// Output (JSON text) of each node that succeeded, by node index.
+    pub outputs: Vec<Option<Arc<str>>>,
+    /// Attempts already recorded, by node index.
+    pub attempts: Vec<u32>,
 }
 
-async fn run(shared: Arc<Shared>, mut record: RunRecord) -> Result<RunReport, ExecError> {
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    mut record: RunRecord,
+    prior: Prior,
+) -> Result<RunReport, ExecError> {
     let started = Instant::now();
     let workflow = shared.workflow.clone();
     shared.notify(&Event::RunStarted {
@@ -103,7 +51,7 @@ async fn run(shared: Arc<Shared>, mut record: RunRecord) -> Result<RunReport, Ex
         .persistence
         .start_interval(workflow.options.persistence_interval, flusher.clone());
     let _stop_flusher = flusher.drop_guard();
-    let mut state = State::new(&workflow);
+    let mut state = State::new(&workflow, prior);
     let workers = workflow.options.max_concurrency.workers();
     let mut tasks: JoinSet<Finished> = JoinSet::new();
     let mut store_error = None;
@@ -126,6 +74,7 @@ async fn run(shared: Arc<Shared>, mut record: RunRecord) -> Result<RunReport, Ex
                 shared: shared.clone(),
                 index,
                 input: state.request(&workflow, index),
+                previous_attempts: state.previous_attempts[index],
             };
             tasks.spawn(task.run());
         }
@@ -170,7 +119,7 @@ async fn run(shared: Arc<Shared>, mut record: RunRecord) -> Result<RunReport, Ex
             };
             let mut skipped = node_record(index, node, status.clone());
             skipped.finished_at = Some(Timestamp::now());
-            shared.store.put_node(&shared.run_id, &skipped)?;
+            shared.store.put_node(&shared.run_id, &skipped, None)?;
             state.reports[index].status = status.clone();
             shared.progress.set_node(index, status, 0);
             shared.notify(&Event::NodeFinished {
@@ -258,10 +207,12 @@ struct State {
     failed: Option<usize>,
     /// Every node that failed without `continue_on_error`.
     failures: Vec<usize>,
+    /// Attempts each node had before a resume.
+    previous_attempts: Vec<u32>,
 }
 
 impl State {
-    fn new(workflow: &WorkflowSpec) -> Self {
+    fn new(workflow: &WorkflowSpec, prior: Prior) -> Self {
         let dag = &workflow.dag;
         let n = workflow.nodes.len();
         let schedule = workflow.options.schedule;
@@ -271,25 +222,52 @@ impl State {
                 Schedule::Levels => 0,
             })
             .collect();
+        let mut reports: Vec<NodeReport> = workflow
+            .nodes
+            .iter()
+            .map(|node| NodeReport::new(&node.id, &node.action, NodeStatus::Pending))
+            .collect();
+        // Nodes that succeeded before a resume are done: their outputs feed
+        // their dependents, and they do not run again.
+        let done: Vec<bool> = (0..n)
+            .map(|i| prior.outputs.get(i).is_some_and(Option::is_some))
+            .collect();
+        for (index, output) in prior.outputs.into_iter().enumerate() {
+            if let Some(output) = output {
+                let report = &mut reports[index];
+                report.status = NodeStatus::Succeeded;
+                report.output = Some(output);
+                report.attempts = prior.attempts.get(index).copied().unwrap_or(0);
+            }
+        }
+        let mut level_left = vec![0; dag.levels().len()];
+        for index in (0..n).filter(|&i| !done[i]) {
+            level_left[dag.level_of(index)] += 1;
+        }
+        let level = level_left
+            .iter()
+            .position(|&left| left > 0)
+            .unwrap_or(level_left.len());
+        let mut previous_attempts = prior.attempts;
+        previous_attempts.resize(n, 0);
         let mut state = Self {
-            reports: workflow
-                .nodes
-                .iter()
-                .map(|node| NodeReport::new(&node.id, &node.action, NodeStatus::Pending))
+            reports,
+            waiting_on: (0..n)
+                .map(|i| dag.dependencies(i).iter().filter(|&&d| !done[d]).count())
                 .collect(),
-            waiting_on: (0..n).map(|i| dag.dependencies(i).len()).collect(),
             ready: BinaryHeap::new(),
             ready_since: vec![None; n],
             schedule,
-            level: 0,
-            level_left: dag.levels().iter().map(Vec::len).collect(),
+            level,
+            level_left,
             held: Vec::new(),
             priority,
             failed: None,
             failures: Vec::new(),
+            previous_attempts,
         };
         for index in 0..n {
-            if state.waiting_on[index] == 0 {
+            if !done[index] && state.waiting_on[index] == 0 {
                 state.make_ready(workflow, index);
             }
         }

@@ -28,6 +28,8 @@ pub struct WorkflowSpec {
     pub description: Option<String>,
     /// How the workflow runs.
     pub options: WorkflowOptions,
+    /// The command-line options applied over the file's.
+    pub overrides: Overrides,
     /// `[workflow] plugins`, resolved against the file's directory.
     pub plugins: Option<PathBuf>,
     /// Nodes in the order the file declares them.
@@ -94,6 +96,8 @@ impl WorkflowSpec {
 
     /// Applies options given on the command line over the file's.
     pub fn apply_overrides(&mut self, overrides: &Overrides) {
+        self.overrides = overrides.clone();
+
         overrides.apply_workflow(&mut self.options);
         for node in &mut self.nodes {
             overrides.apply_node(&mut node.options);

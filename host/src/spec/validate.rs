@@ -130,6 +130,8 @@ pub(super) fn workflow(source: Arc<Source>) -> Result<WorkflowSpec, SpecError> {
         id,
         description: header.description,
         options,
+        overrides: Default::default(),
+
         plugins,
         nodes,
         dag,

@@ -7,14 +7,18 @@ use std::path::PathBuf;
 pub enum StoreError {
     /// Another process holds the database.
     #[error(
-        "the run database {} is in use by another flow process; wait for it to finish, \
-         or choose another database with --db",
+        "the run database {} is in use by another flow process{owner}; one process at a time \
+         can use a database, so wait for it to finish, or give this command another database \
+         with --db",
         path.display()
     )]
     Locked {
         /// The database directory.
         path: PathBuf,
+        /// Which process holds it, as ` (process N since T (command))`, when known.
+        owner: String,
     },
+
     /// The database could not be opened.
     #[error("cannot open the run database {}: {message}", path.display())]
     Open {

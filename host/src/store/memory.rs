@@ -48,21 +48,20 @@ impl WorkflowStore for MemoryStore {
         Ok(())
     }
 
-    fn put_node(&self, run_id: &str, node: &NodeRecord) -> Result<(), StoreError> {
-        self.lock()
-            .nodes
-            .insert((run_id.to_string(), node.node_id.clone()), node.clone());
-        Ok(())
-    }
-
-    fn put_attempt(
+    fn put_node(
         &self,
         run_id: &str,
-        node_id: &str,
-        attempt: &AttemptRecord,
+        node: &NodeRecord,
+        attempt: Option<&AttemptRecord>,
     ) -> Result<(), StoreError> {
-        let key = (run_id.to_string(), node_id.to_string(), attempt.number);
-        self.lock().attempts.insert(key, attempt.clone());
+        let mut inner = self.lock();
+        if let Some(attempt) = attempt {
+            let key = (run_id.to_string(), node.node_id.clone(), attempt.number);
+            inner.attempts.insert(key, attempt.clone());
+        }
+        inner
+            .nodes
+            .insert((run_id.to_string(), node.node_id.clone()), node.clone());
         Ok(())
     }
 
@@ -131,5 +130,10 @@ mod tests {
     #[test]
     fn deletion() {
         conformance::deletion(&MemoryStore::new());
+    }
+
+    #[test]
+    fn nodes_and_attempts_do_not_mix() {
+        conformance::nodes_and_attempts_do_not_mix(&MemoryStore::new());
     }
 }

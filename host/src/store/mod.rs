@@ -19,7 +19,11 @@ pub use memory::MemoryStore;
 pub use records::{AttemptRecord, NodeRecord, NodeStatus, RunRecord, RunStatus, Timestamp};
 pub use sled::SledStore;
 
-/// Where runs are kept.
+/// Where runs are kept: the design's WorkflowStore (save, load, list,
+/// delete), with a record per node and per attempt.
+///
+/// Writes need not be durable until [`WorkflowStore::flush`] returns; the
+/// engine calls it as the run's durability option says.
 pub trait WorkflowStore: Send + Sync {
     /// Records a new run and the workflow text it runs.
     fn create_run(&self, run: &RunRecord, definition: &str) -> Result<(), StoreError>;
@@ -27,19 +31,14 @@ pub trait WorkflowStore: Send + Sync {
     /// Replaces a run's header (status, end time).
     fn update_run(&self, run: &RunRecord) -> Result<(), StoreError>;
 
-    /// Writes one node's record.
-    fn put_node(&self, run_id: &str, node: &NodeRecord) -> Result<(), StoreError>;
-
-    /// Writes the record of one attempt of a node.
-    fn put_attempt(
+    /// Writes a node's record and, in the same atomic write, the record of
+    /// one of its attempts: after a crash, both or neither are there.
+    fn put_node(
         &self,
         run_id: &str,
-        node_id: &str,
-        attempt: &AttemptRecord,
+        node: &NodeRecord,
+        attempt: Option<&AttemptRecord>,
     ) -> Result<(), StoreError>;
-
-    /// The attempts of a node, in order.
-    fn attempts(&self, run_id: &str, node_id: &str) -> Result<Vec<AttemptRecord>, StoreError>;
 
     /// The run with this id.
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError>;
@@ -50,6 +49,9 @@ pub trait WorkflowStore: Send + Sync {
     /// The node records of a run, in workflow file order. Nodes that never
     /// started have no record.
     fn nodes(&self, run_id: &str) -> Result<Vec<NodeRecord>, StoreError>;
+
+    /// The attempts of a node, in order.
+    fn attempts(&self, run_id: &str, node_id: &str) -> Result<Vec<AttemptRecord>, StoreError>;
 
     /// Every run, newest first.
     fn runs(&self) -> Result<Vec<RunRecord>, StoreError>;
@@ -101,6 +103,11 @@ pub(crate) mod conformance {
             finished_at: None,
             nodes: 2,
             error: None,
+            workflow_sha256: "ab".repeat(32),
+            plugins_dir: Some("plugins".into()),
+            plugins: [("echo".to_string(), "cd".repeat(32))].into(),
+            overrides: Default::default(),
+            resumes: 0,
         }
     }
 
@@ -120,31 +127,42 @@ pub(crate) mod conformance {
         }
     }
 
+    pub(crate) fn attempt_record(number: u32) -> AttemptRecord {
+        AttemptRecord {
+            number,
+            started_at: Timestamp(2_000),
+            elapsed_us: Some(5),
+            error: None,
+            fuel_used: Some(10),
+            retry_delay_ms: None,
+        }
+    }
+
     pub(crate) fn round_trip(store: &dyn WorkflowStore) {
         let mut run = run_record("01A", RunStatus::Running);
         store.create_run(&run, "[workflow]\nid = \"wf\"\n").unwrap();
-        store
-            .put_node("01A", &node_record("zeta", 0, NodeStatus::Running))
-            .unwrap();
+        let running = node_record("zeta", 0, NodeStatus::Running);
+        store.put_node("01A", &running, None).unwrap();
         let mut done = node_record("alpha", 1, NodeStatus::Succeeded);
         done.output = Some(serde_json::value::RawValue::from_string("{\"x\":1}".into()).unwrap());
-        store.put_node("01A", &done).unwrap();
+        store.put_node("01A", &done, None).unwrap();
         // A second write of a node replaces the first.
         let mut zeta = node_record("zeta", 0, NodeStatus::Failed);
         zeta.error = Some("boom".into());
-        store.put_node("01A", &zeta).unwrap();
         for number in [2, 1, 10] {
-            let attempt = attempt_record(number);
-            store.put_attempt("01A", "zeta", &attempt).unwrap();
+            store
+                .put_node("01A", &zeta, Some(&attempt_record(number)))
+                .unwrap();
         }
         let mut first = attempt_record(1);
         first.error = Some("busy".into());
-        store.put_attempt("01A", "zeta", &first).unwrap();
+        store.put_node("01A", &zeta, Some(&first)).unwrap();
         run.status = RunStatus::Failed;
+        run.resumes = 2;
         store.update_run(&run).unwrap();
         store.flush().unwrap();
 
-        assert_eq!(store.run("01A").unwrap().unwrap().status, RunStatus::Failed);
+        assert_eq!(store.run("01A").unwrap().unwrap(), run);
         assert_eq!(
             store.definition("01A").unwrap().unwrap(),
             "[workflow]\nid = \"wf\"\n"
@@ -165,17 +183,6 @@ pub(crate) mod conformance {
             "a rewrite replaces"
         );
         assert!(store.attempts("01A", "alpha").unwrap().is_empty());
-    }
-
-    pub(crate) fn attempt_record(number: u32) -> AttemptRecord {
-        AttemptRecord {
-            number,
-            started_at: Timestamp(2_000),
-            elapsed_us: Some(5),
-            error: None,
-            fuel_used: Some(10),
-            retry_delay_ms: None,
-        }
     }
 
     pub(crate) fn listing_and_prefixes(store: &dyn WorkflowStore) {
@@ -209,21 +216,38 @@ pub(crate) mod conformance {
         store
             .create_run(&run_record("01AB", RunStatus::Succeeded), "y")
             .unwrap();
+        let done = node_record("n", 0, NodeStatus::Succeeded);
         store
-            .put_node("01A", &node_record("n", 0, NodeStatus::Succeeded))
+            .put_node("01A", &done, Some(&attempt_record(1)))
             .unwrap();
         store
-            .put_node("01AB", &node_record("n", 0, NodeStatus::Succeeded))
+            .put_node("01AB", &done, Some(&attempt_record(1)))
             .unwrap();
         assert!(store.delete_run("01A").unwrap());
         assert!(!store.delete_run("01A").unwrap());
         assert!(store.run("01A").unwrap().is_none());
         assert!(store.definition("01A").unwrap().is_none());
         assert!(store.nodes("01A").unwrap().is_empty());
+        assert!(store.attempts("01A", "n").unwrap().is_empty());
         assert_eq!(
             store.nodes("01AB").unwrap().len(),
             1,
             "a run whose id extends another's is kept"
         );
+        assert_eq!(store.attempts("01AB", "n").unwrap().len(), 1);
+    }
+
+    pub(crate) fn nodes_and_attempts_do_not_mix(store: &dyn WorkflowStore) {
+        store
+            .create_run(&run_record("01A", RunStatus::Running), "")
+            .unwrap();
+        let node = node_record("n", 0, NodeStatus::Running);
+        for number in 1..=300 {
+            store
+                .put_node("01A", &node, Some(&attempt_record(number)))
+                .unwrap();
+        }
+        assert_eq!(store.nodes("01A").unwrap().len(), 1);
+        assert_eq!(store.attempts("01A", "n").unwrap().len(), 300);
     }
 }

@@ -4,8 +4,12 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+
+use crate::options::Overrides;
 
 /// Milliseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -49,6 +53,9 @@ pub enum RunStatus {
     Failed,
     /// The run was cancelled.
     Cancelled,
+    /// The process running it stopped before the end (a crash, a kill, a
+    /// power cut); `flow resume` continues it.
+    Interrupted,
 }
 
 impl RunStatus {
@@ -65,6 +72,7 @@ impl fmt::Display for RunStatus {
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::Interrupted => "interrupted",
         })
     }
 }
@@ -133,6 +141,16 @@ pub struct RunRecord {
     pub nodes: usize,
     /// Why it failed, in a sentence.
     pub error: Option<String>,
+    /// SHA-256 of the workflow file's text, hex.
+    pub workflow_sha256: String,
+    /// The plugins directory the run used.
+    pub plugins_dir: Option<PathBuf>,
+    /// SHA-256 of each plugin the run uses, by plugin name.
+    pub plugins: BTreeMap<String, String>,
+    /// Options given on the command line, applied again on resume.
+    pub overrides: Overrides,
+    /// How many times the run was resumed.
+    pub resumes: u32,
 }
 
 /// The record of one node of a run.

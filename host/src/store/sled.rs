@@ -1,17 +1,30 @@
 //! The default store: an embedded sled database.
 //!
-//! Layout: tree `runs` maps a run id to its JSON header; tree `definitions`
-//! maps a run id to the workflow text; tree `nodes` maps `run id, 0, node id`
-//! to the node's JSON record; tree `attempts` maps
-//! `run id, 0, node id, 0, attempt number (4 bytes, big-endian)` to the
-//! attempt's JSON record. The default tree holds `schema_version`.
+//! Layout, all values JSON:
+//!
+//! - tree `runs`: run id -> run header;
+//! - tree `definitions`: run id -> the workflow text;
+//! - tree `nodes`: `run id, 0, node id` -> node record, and
+//!   `run id, 0, node id, 0, attempt number (4 bytes, big-endian)` -> attempt
+//!   record; one tree, so a node and its attempt are written in one atomic
+//!   batch;
+//! - tree `active`: ids of the runs in progress;
+//! - the default tree: `schema_version`.
+//!
+//! sled lets one process at a time open a database. So when `open` succeeds,
+//! no other process runs anything in it: every run still listed as active
+//! was left by a process that stopped, and is marked interrupted.
 
 use std::path::{Path, PathBuf};
 
-use super::{AttemptRecord, NodeRecord, RunRecord, StoreError, WorkflowStore};
+use super::{AttemptRecord, NodeRecord, RunRecord, RunStatus, StoreError, WorkflowStore};
 
 /// Version of the layout above; bumped on incompatible changes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// Name of the file, inside the database directory, that says which
+/// process holds the database.
+const OWNER_FILE: &str = "flow-owner";
 
 /// Runs kept in a sled database on disk.
 #[derive(Debug, Clone)]
@@ -21,11 +34,12 @@ pub struct SledStore {
     runs: sled::Tree,
     definitions: sled::Tree,
     nodes: sled::Tree,
-    attempts: sled::Tree,
+    active: sled::Tree,
 }
 
 impl SledStore {
-    /// Opens (or creates) the database in directory `path`.
+    /// Opens (or creates) the database in directory `path`, and marks the
+    /// runs that a stopped process left in progress as interrupted.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if path.is_file() {
             return Err(StoreError::Open {
@@ -33,20 +47,20 @@ impl SledStore {
                 message: "it is a file; the run database is a directory".into(),
             });
         }
-        let db = sled::Config::new()
-            .path(path)
-            .open()
-            .map_err(|error| open_error(path, error))?;
+        let db = open_db(path)?;
         let tree = |name: &str| db.open_tree(name).map_err(|error| open_error(path, error));
         let store = Self {
             path: path.to_path_buf(),
             runs: tree("runs")?,
             definitions: tree("definitions")?,
             nodes: tree("nodes")?,
-            attempts: tree("attempts")?,
+            active: tree("active")?,
             db,
         };
         store.check_schema()?;
+        store.mark_interrupted()?;
+        // Best effort: only used to say who holds the database.
+        let _ = std::fs::write(path.join(OWNER_FILE), owner_description());
         Ok(store)
     }
 
@@ -72,17 +86,67 @@ impl SledStore {
             }
         }
     }
+
+    fn mark_interrupted(&self) -> Result<(), StoreError> {
+        let mut marked = false;
+        for key in self.active.iter().keys() {
+            let key = key.map_err(io)?;
+            let run_id = String::from_utf8_lossy(&key).into_owned();
+            if let Some(mut run) = self.run(&run_id)? {
+                if run.status == RunStatus::Running {
+                    run.status = RunStatus::Interrupted;
+                    self.runs.insert(key.as_ref(), encode(&run)).map_err(io)?;
+                }
+            }
+            self.active.remove(&key).map_err(io)?;
+            marked = true;
+        }
+        if marked {
+            self.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens sled, turning its lock error and its panics on damaged files into
+/// messages.
+fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let opened = std::panic::catch_unwind(|| sled::Config::new().path(path).open());
+    std::panic::set_hook(hook);
+    match opened {
+        Ok(result) => result.map_err(|error| open_error(path, error)),
+        Err(_) => Err(StoreError::Open {
+            path: path.to_path_buf(),
+            message: CORRUPT.into(),
+        }),
+    }
+}
+
+const CORRUPT: &str =
+    "the database is damaged; move it away and start a new one (the runs in it are lost to flow)";
+
+/// Which process this is, for the owner file.
+fn owner_description() -> String {
+    let command: Vec<String> = std::env::args().collect();
+    format!(
+        "process {} since {} ({})",
+        std::process::id(),
+        super::Timestamp::now(),
+        command.join(" ")
+    )
 }
 
 fn node_key(run_id: &str, node_id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(run_id.len() + 1 + node_id.len());
+    let mut key = Vec::with_capacity(run_id.len() + node_id.len() + 6);
     key.extend_from_slice(run_id.as_bytes());
     key.push(0);
     key.extend_from_slice(node_id.as_bytes());
     key
 }
 
-fn node_prefix(run_id: &str) -> Vec<u8> {
+fn run_prefix(run_id: &str) -> Vec<u8> {
     node_key(run_id, "")
 }
 
@@ -107,14 +171,16 @@ fn io(error: sled::Error) -> StoreError {
 fn open_error(path: &Path, error: sled::Error) -> StoreError {
     let message = error.to_string();
     if message.contains("could not acquire lock") {
+        let owner = std::fs::read_to_string(path.join(OWNER_FILE))
+            .map(|owner| format!(" ({})", owner.trim()))
+            .unwrap_or_default();
         return StoreError::Locked {
             path: path.to_path_buf(),
+            owner,
         };
     }
     let message = match error {
-        sled::Error::Corruption { .. } => {
-            "the database is corrupt; move it away and start a new one (the runs in it are lost to flow)".to_string()
-        }
+        sled::Error::Corruption { .. } => CORRUPT.to_string(),
         sled::Error::Io(error) => error.to_string(),
         _ => message,
     };
@@ -140,43 +206,40 @@ impl WorkflowStore for SledStore {
         self.definitions
             .insert(run.run_id.as_bytes(), definition.as_bytes())
             .map_err(io)?;
-        self.runs
-            .insert(run.run_id.as_bytes(), encode(run))
-            .map_err(io)?;
-        Ok(())
+        self.update_run(run)
     }
 
     fn update_run(&self, run: &RunRecord) -> Result<(), StoreError> {
-        self.runs
-            .insert(run.run_id.as_bytes(), encode(run))
-            .map_err(io)?;
+        let key = run.run_id.as_bytes();
+        if run.status == RunStatus::Running {
+            self.active.insert(key, &[]).map_err(io)?;
+        }
+        self.runs.insert(key, encode(run)).map_err(io)?;
+        if run.status != RunStatus::Running {
+            self.active.remove(key).map_err(io)?;
+        }
         Ok(())
     }
 
-    fn put_node(&self, run_id: &str, node: &NodeRecord) -> Result<(), StoreError> {
-        self.nodes
-            .insert(node_key(run_id, &node.node_id), encode(node))
-            .map_err(io)?;
-        Ok(())
-    }
-
-    fn put_attempt(
+    fn put_node(
         &self,
         run_id: &str,
-        node_id: &str,
-        attempt: &AttemptRecord,
+        node: &NodeRecord,
+        attempt: Option<&AttemptRecord>,
     ) -> Result<(), StoreError> {
-        self.attempts
-            .insert(
-                attempt_key(run_id, node_id, attempt.number),
+        let mut batch = sled::Batch::default();
+        if let Some(attempt) = attempt {
+            batch.insert(
+                attempt_key(run_id, &node.node_id, attempt.number),
                 encode(attempt),
-            )
-            .map_err(io)?;
-        Ok(())
+            );
+        }
+        batch.insert(node_key(run_id, &node.node_id), encode(node));
+        self.nodes.apply_batch(batch).map_err(io)
     }
 
     fn attempts(&self, run_id: &str, node_id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
-        self.attempts
+        self.nodes
             .scan_prefix(attempt_prefix(run_id, node_id))
             .map(|entry| {
                 let (key, bytes) = entry.map_err(io)?;
@@ -202,14 +265,16 @@ impl WorkflowStore for SledStore {
     }
 
     fn nodes(&self, run_id: &str) -> Result<Vec<NodeRecord>, StoreError> {
-        let mut nodes = self
-            .nodes
-            .scan_prefix(node_prefix(run_id))
-            .map(|entry| {
-                let (key, bytes) = entry.map_err(io)?;
-                decode::<NodeRecord>(&key, &bytes)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let prefix = run_prefix(run_id);
+        let mut nodes = Vec::new();
+        for entry in self.nodes.scan_prefix(&prefix) {
+            let (key, bytes) = entry.map_err(io)?;
+            // Attempt keys have a second separator after the node id.
+            if key[prefix.len()..].contains(&0) {
+                continue;
+            }
+            nodes.push(decode::<NodeRecord>(&key, &bytes)?);
+        }
         nodes.sort_by_key(|node| node.index);
         Ok(nodes)
     }
@@ -228,13 +293,12 @@ impl WorkflowStore for SledStore {
     fn delete_run(&self, run_id: &str) -> Result<bool, StoreError> {
         let existed = self.runs.remove(run_id.as_bytes()).map_err(io)?.is_some();
         self.definitions.remove(run_id.as_bytes()).map_err(io)?;
-        for tree in [&self.nodes, &self.attempts] {
-            let mut batch = sled::Batch::default();
-            for key in tree.scan_prefix(node_prefix(run_id)).keys() {
-                batch.remove(key.map_err(io)?);
-            }
-            tree.apply_batch(batch).map_err(io)?;
+        self.active.remove(run_id.as_bytes()).map_err(io)?;
+        let mut batch = sled::Batch::default();
+        for key in self.nodes.scan_prefix(run_prefix(run_id)).keys() {
+            batch.remove(key.map_err(io)?);
         }
+        self.nodes.apply_batch(batch).map_err(io)?;
         Ok(existed)
     }
 
@@ -271,12 +335,17 @@ mod tests {
     }
 
     #[test]
+    fn nodes_and_attempts_do_not_mix() {
+        conformance::nodes_and_attempts_do_not_mix(&open().1);
+    }
+
+    #[test]
     fn data_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
         {
             let store = SledStore::open(&path).unwrap();
-            let run = conformance::run_record("01A", crate::store::RunStatus::Succeeded);
+            let run = conformance::run_record("01A", RunStatus::Succeeded);
             store.create_run(&run, "text").unwrap();
             store.flush().unwrap();
         }
@@ -285,10 +354,59 @@ mod tests {
     }
 
     #[test]
+    fn runs_left_running_are_interrupted_on_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let store = SledStore::open(&path).unwrap();
+            store
+                .create_run(&conformance::run_record("01A", RunStatus::Running), "")
+                .unwrap();
+            store
+                .create_run(&conformance::run_record("01B", RunStatus::Running), "")
+                .unwrap();
+            let mut done = conformance::run_record("01B", RunStatus::Succeeded);
+            done.finished_at = Some(crate::store::Timestamp(5));
+            store.update_run(&done).unwrap();
+            store.flush().unwrap();
+        }
+        let store = SledStore::open(&path).unwrap();
+        assert_eq!(
+            store.run("01A").unwrap().unwrap().status,
+            RunStatus::Interrupted
+        );
+        assert_eq!(
+            store.run("01B").unwrap().unwrap().status,
+            RunStatus::Succeeded
+        );
+    }
+
+    #[test]
     fn a_file_is_not_a_database() {
         let file = tempfile::NamedTempFile::new().unwrap();
         let error = SledStore::open(file.path()).unwrap_err();
         assert!(error.to_string().contains("it is a file"), "{error}");
+    }
+
+    #[test]
+    fn a_damaged_database_is_reported_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let store = SledStore::open(&path).unwrap();
+            store
+                .create_run(&conformance::run_record("01A", RunStatus::Running), "")
+                .unwrap();
+            store.flush().unwrap();
+        }
+        for entry in std::fs::read_dir(&path).unwrap() {
+            let file = entry.unwrap().path();
+            if file.is_file() && file.file_name().unwrap() != OWNER_FILE {
+                std::fs::write(&file, vec![0xA5; 4096]).unwrap();
+            }
+        }
+        let error = SledStore::open(&path).unwrap_err();
+        assert!(matches!(error, StoreError::Open { .. }), "{error}");
     }
 
     #[test]

@@ -1,0 +1,73 @@
+//! `flow resume`: continue a run that did not succeed.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use flow_host::{WorkflowSpec, WorkflowStore};
+
+use super::options::OptionArgs;
+use super::{Context, Exit, UsageError};
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run's id, or enough of its beginning to tell it apart
+    run_id: String,
+
+    /// Resume even if the workflow file or a plugin changed since the run
+    /// started, with them as they are now
+    #[arg(long)]
+    force: bool,
+
+    /// The plugins directory [default: the one the run used]
+    #[arg(long, value_name = "DIR")]
+    plugins: Option<PathBuf>,
+
+    /// Print the run's report as one JSON document instead of text
+    #[arg(long)]
+    json: bool,
+
+    #[command(flatten)]
+    options: OptionArgs,
+}
+
+pub fn run(context: &Context, args: ResumeArgs) -> anyhow::Result<Exit> {
+    let store = context.open_store()?;
+    let record = store.find_run(&args.run_id)?;
+    // The workflow as the file says now (a change is caught by the resume),
+    // or as stored with the run when the file is gone.
+    let path = &record.workflow_path;
+    let mut spec = match std::fs::read_to_string(path) {
+        Ok(text) => WorkflowSpec::parse(path, text)?,
+        Err(_) => {
+            let text = store.definition(&record.run_id)?.unwrap_or_default();
+            eprintln!(
+                "note: {} is gone; resuming with the copy stored with the run",
+                path.display()
+            );
+            WorkflowSpec::parse(path, text)?
+        }
+    };
+    spec.apply_overrides(&record.overrides.merged_with(&args.options.overrides()));
+    context
+        .log
+        .workflow_default(spec.options.log_level.as_deref());
+    let dir = args
+        .plugins
+        .or_else(|| record.plugins_dir.clone())
+        .ok_or_else(|| {
+            UsageError(format!(
+                "run {} does not say where its plugins were: pass --plugins DIR",
+                record.run_id
+            ))
+        })?;
+    let run_id = record.run_id.clone();
+    super::run::execute(
+        context,
+        store,
+        Arc::new(spec),
+        &dir,
+        args.json,
+        |engine, spec, plugins| engine.resume(spec, plugins, &run_id, args.force),
+    )
+}

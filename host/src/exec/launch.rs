@@ -1,0 +1,239 @@
+//! Starting a run, or resuming one: the run record, what changed since,
+//! the state an earlier session left.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use ulid::Ulid;
+
+use super::handle::{Canceller, Progress};
+use super::node::Shared;
+use super::persist::Persistence;
+use super::scheduler::{self, Prior};
+use super::{ExecError, RunHandle, WorkflowEngine};
+use crate::runtime::{Plugin, PluginRegistry};
+use crate::spec::WorkflowSpec;
+use crate::store::{NodeStatus, RunRecord, RunStatus, Timestamp};
+
+/// Records a new run and starts it.
+pub(super) fn start(
+    engine: &WorkflowEngine,
+    workflow: Arc<WorkflowSpec>,
+    plugins: Arc<PluginRegistry>,
+) -> Result<RunHandle, ExecError> {
+    let node_plugins = resolve(&workflow, &plugins)?;
+    let record = RunRecord {
+        run_id: Ulid::new().to_string(),
+        workflow_id: workflow.id.clone(),
+        workflow_path: absolute(&workflow.source.path),
+        status: RunStatus::Running,
+        created_at: Timestamp::now(),
+        finished_at: None,
+        nodes: workflow.nodes.len(),
+        error: None,
+        workflow_sha256: sha256(&workflow.source.text),
+        plugins_dir: Some(absolute(plugins.dir())),
+        plugins: digests(&workflow, &plugins),
+        overrides: workflow.overrides.clone(),
+        resumes: 0,
+    };
+    engine.store.create_run(&record, &workflow.source.text)?;
+    // The run's start is on disk before any of its work.
+    engine.store.flush()?;
+    Ok(launch(
+        engine,
+        workflow,
+        node_plugins,
+        record,
+        Prior::default(),
+    ))
+}
+
+/// Continues a run that did not succeed: nodes that succeeded keep their
+/// outputs and do not run again; every other node runs, with fresh retries.
+pub(super) fn resume(
+    engine: &WorkflowEngine,
+    workflow: Arc<WorkflowSpec>,
+    plugins: Arc<PluginRegistry>,
+    run_id: &str,
+    force: bool,
+) -> Result<RunHandle, ExecError> {
+    let store = &engine.store;
+    let mut record = store.find_run(run_id)?;
+    if record.status == RunStatus::Succeeded {
+        return Err(ExecError::NothingToResume {
+            run_id: record.run_id,
+        });
+    }
+    if record.status == RunStatus::Running {
+        return Err(ExecError::StillRunning {
+            run_id: record.run_id,
+        });
+    }
+    let node_plugins = resolve(&workflow, &plugins)?;
+    let workflow_sha256 = sha256(&workflow.source.text);
+    let plugin_digests = digests(&workflow, &plugins);
+    let changes = changes(&record, &workflow, &workflow_sha256, &plugin_digests);
+    if !changes.is_empty() && !force {
+        return Err(ExecError::Changed {
+            run_id: record.run_id,
+            changes,
+        });
+    }
+
+    let mut prior = Prior {
+        outputs: vec![None; workflow.nodes.len()],
+        attempts: vec![0; workflow.nodes.len()],
+    };
+    for mut node in store.nodes(&record.run_id)? {
+        let Some(index) = workflow.node_index(&node.node_id) else {
+            continue;
+        };
+        prior.attempts[index] = node.attempts;
+        if node.status == NodeStatus::Succeeded {
+            let output = node
+                .output
+                .map_or_else(|| Arc::from("null"), |raw| Arc::from(raw.get()));
+            prior.outputs[index] = Some(output);
+        } else if node.status != NodeStatus::Pending {
+            // It runs again: until it starts, it is pending, not failed.
+            node.status = NodeStatus::Pending;
+            node.error = None;
+            node.finished_at = None;
+            store.put_node(&record.run_id, &node, None)?;
+        }
+    }
+
+    record.status = RunStatus::Running;
+    record.finished_at = None;
+    record.error = None;
+    record.resumes += 1;
+    record.nodes = workflow.nodes.len();
+    record.workflow_sha256 = workflow_sha256;
+    record.plugins_dir = Some(absolute(plugins.dir()));
+    record.plugins = plugin_digests;
+    record.overrides = workflow.overrides.clone();
+    store.create_run(&record, &workflow.source.text)?;
+    store.flush()?;
+    Ok(launch(engine, workflow, node_plugins, record, prior))
+}
+
+fn launch(
+    engine: &WorkflowEngine,
+    workflow: Arc<WorkflowSpec>,
+    node_plugins: Vec<Arc<Plugin>>,
+    record: RunRecord,
+    prior: Prior,
+) -> RunHandle {
+    let persistence = Arc::new(Persistence::new(
+        engine.store.clone(),
+        workflow.options.durability,
+    ));
+    let canceller = Canceller::default();
+    let progress = Arc::new(Progress::new(workflow.nodes.iter().map(|n| n.id.clone())));
+    for (index, output) in prior.outputs.iter().enumerate() {
+        if output.is_some() {
+            progress.set_node(index, NodeStatus::Succeeded, prior.attempts[index]);
+        }
+    }
+    let shared = Arc::new(Shared {
+        runtime: engine.runtime.clone(),
+        store: engine.store.clone(),
+        observers: engine.observers.clone(),
+        metrics: engine.metrics.clone(),
+        error_handler: engine.error_handler.clone(),
+        middleware: engine.middleware.clone(),
+        sleeper: engine.sleeper.clone(),
+        workflow,
+        plugins: node_plugins,
+        run_id: record.run_id.clone(),
+        cancel: canceller.0.clone(),
+        progress: progress.clone(),
+        persistence,
+    });
+    let run_id = record.run_id.clone();
+    let task = tokio::spawn(scheduler::run(shared, record, prior));
+    RunHandle {
+        run_id,
+        canceller,
+        progress,
+        task,
+    }
+}
+
+/// The plugin of each node, by node index.
+fn resolve(
+    workflow: &WorkflowSpec,
+    plugins: &PluginRegistry,
+) -> Result<Vec<Arc<Plugin>>, ExecError> {
+    workflow
+        .check_actions(plugins.names())
+        .map_err(ExecError::Spec)?;
+    Ok(workflow
+        .nodes
+        .iter()
+        .map(|node| {
+            plugins
+                .get(&node.action)
+                .expect("actions were checked")
+                .clone()
+        })
+        .collect())
+}
+
+/// SHA-256 of each plugin the workflow uses, by name.
+fn digests(workflow: &WorkflowSpec, plugins: &PluginRegistry) -> BTreeMap<String, String> {
+    workflow
+        .nodes
+        .iter()
+        .filter_map(|node| {
+            let plugin = plugins.get(&node.action)?;
+            Some((node.action.clone(), plugin.digest.clone()))
+        })
+        .collect()
+}
+
+/// What differs between the run's record and the workflow and plugins now.
+fn changes(
+    record: &RunRecord,
+    workflow: &WorkflowSpec,
+    workflow_sha256: &str,
+    plugins: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let short = |digest: &str| digest.chars().take(12).collect::<String>();
+    let mut changes = Vec::new();
+    if record.workflow_sha256 != workflow_sha256 {
+        changes.push(format!(
+            "the workflow file {} changed (sha256 {} -> {})",
+            workflow.source.path.display(),
+            short(&record.workflow_sha256),
+            short(workflow_sha256)
+        ));
+    }
+    for (name, digest) in plugins {
+        match record.plugins.get(name) {
+            Some(old) if old == digest => {}
+            Some(old) => changes.push(format!(
+                "plugin `{name}` changed (sha256 {} -> {})",
+                short(old),
+                short(digest)
+            )),
+            None => changes.push(format!("plugin `{name}` is new to this run")),
+        }
+    }
+    changes
+}
+
+fn sha256(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The path made absolute, so that a resume from another directory finds it.
+fn absolute(path: &std::path::Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
