@@ -2,7 +2,8 @@
 //!
 //! Input `mode`:
 //! - `loop`: spins forever (fuel or the wall clock must end it);
-//! - `sleep`: blocks in a host call for `ms` milliseconds;
+//! - `sleep`: blocks in a host call for `ms` milliseconds (on the first
+//!   attempt only, with `first_attempt_only`);
 //! - `alloc`: allocates and touches memory without bound;
 //! - `panic`: panics with `message`;
 //! - `overflow`: recurses until the stack overflows;
@@ -47,9 +48,12 @@ struct Params {
     count: usize,
     #[serde(default)]
     message: String,
+    /// With `sleep`: sleep on the first attempt only.
+    #[serde(default)]
+    first_attempt_only: bool,
 }
 
-fn misbehave(_: &Context, request: Request<Params>) -> Result<Value, ActionError> {
+fn misbehave(ctx: &Context, request: Request<Params>) -> Result<Value, ActionError> {
     let params = &request.input;
     match params.mode {
         Mode::Loop => {
@@ -59,9 +63,15 @@ fn misbehave(_: &Context, request: Request<Params>) -> Result<Value, ActionError
             }
         }
         Mode::Sleep => {
-            std::thread::sleep(std::time::Duration::from_millis(params.ms));
-            Ok(json!({"slept_ms": params.ms}))
+            let ms = if params.first_attempt_only && ctx.attempt > 1 {
+                0
+            } else {
+                params.ms
+            };
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            Ok(json!({"slept_ms": ms}))
         }
+
         Mode::Alloc => {
             let mut blocks: Vec<Vec<u8>> = Vec::new();
             loop {

@@ -1,0 +1,389 @@
+//! Crashes and resumes: SIGKILL at random moments, resume after cancel and
+//! after failure, refusal when the workflow or a plugin changed, runs left
+//! by a dead process.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{Env, node, workflow};
+
+/// 6 levels of 16 nodes; each hashes a different amount of generated data,
+/// so every output is distinct, and each takes some milliseconds.
+fn crash_workflow(durability: &str) -> String {
+    let mut text = format!(
+        "[workflow]\nid = \"crash\"\nplugins = \"plugins\"\nmax_concurrency = 4\ndurability = \"{durability}\"\npersistence_interval = \"20ms\"\n"
+    );
+    for level in 0..6 {
+        for i in 0..16 {
+            let bytes = 1_000_000 + level * 16_000 + i * 1_000;
+            text.push_str(&format!(
+                "[nodes.l{level}n{i}]\naction = \"cpu\"\ninput = {{ bytes = {bytes} }}\n"
+            ));
+            if level > 0 {
+                text.push_str(&format!(
+                    "depends_on = [\"l{}n{i}\", \"l{}n{}\"]\n",
+                    level - 1,
+                    level - 1,
+                    (i + 5) % 16
+                ));
+            }
+        }
+    }
+    text
+}
+
+fn with_cpu_plugin(env: &Env) {
+    env.add_plugin(&flow_test_artifacts::test_plugins_dir().join("cpu.wasm"));
+}
+
+fn kill(child: &mut Child) -> bool {
+    let alive = child.try_wait().unwrap().is_none();
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    alive
+}
+
+/// Starts `flow run`, and returns once it printed its run id.
+fn spawn_run(env: &Env, file: &str) -> (Child, String) {
+    let mut child = env
+        .flow()
+        .args(["run", file])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut header = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut header)
+        .unwrap();
+    let run_id = header
+        .split_whitespace()
+        .nth(1)
+        .expect("a run header")
+        .to_string();
+    (child, run_id)
+}
+
+fn crash_and_resume(durability: &str) {
+    let env = Env::new();
+    with_cpu_plugin(&env);
+    let file = env.write("crash.toml", &crash_workflow(durability));
+    let file = file.to_str().unwrap();
+
+    // The reference: an uninterrupted run.
+    let reference = env.run(&["run", file, "--json"]).success().json();
+
+    let seed = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64
+        });
+    eprintln!("crash test ({durability}): seed {seed} (set CRASH_SEED to replay)");
+    let mut rng = fastrand::Rng::with_seed(seed);
+
+    let (mut child, run_id) = spawn_run(&env, file);
+    let mut kills = 0;
+    let mut lives = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        std::thread::sleep(Duration::from_millis(rng.u64(50..300)));
+        if kill(&mut child) {
+            kills += 1;
+        }
+        lives += 1;
+        if kills >= 20 || Instant::now() > deadline {
+            break;
+        }
+        child = env
+            .flow()
+            .args(["resume", &run_id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+    }
+    assert!(kills >= 20, "only {kills} kills landed in {lives} lives");
+
+    // Let it finish.
+    let last = env.run(&["resume", &run_id, "--json"]);
+    if last.code != 0 {
+        // The run may have completed in the life before the last kill.
+        assert!(
+            last.stderr
+                .contains("succeeded; there is nothing to resume"),
+            "{}",
+            last.stderr
+        );
+    }
+
+    let status = env.run(&["status", &run_id, "--json"]).success().json();
+    assert_eq!(status["run"]["status"], "succeeded", "{status}");
+    // Kills during start-up land before the resume is recorded.
+    let resumes = status["run"]["resumes"].as_u64().unwrap();
+    eprintln!("{kills} kills, {resumes} resumes recorded");
+    assert!(resumes >= 1);
+
+    let nodes = status["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 96);
+    for stored in nodes {
+        let id = stored["node_id"].as_str().unwrap();
+        assert_eq!(
+            stored["output"],
+            node(&reference, id)["output"],
+            "output of {id}"
+        );
+        // A completion is written atomically with its attempt record; two
+        // completed attempts would mean a flushed completion ran again.
+        let completed = stored["attempt_records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["error"].is_null() && !a["elapsed_us"].is_null())
+            .count();
+        assert_eq!(
+            completed, 1,
+            "node {id} completed {completed} times: {stored}"
+        );
+    }
+}
+
+#[test]
+fn sigkill_twenty_times_with_strict_durability_and_resume() {
+    crash_and_resume("strict");
+}
+
+#[test]
+fn sigkill_twenty_times_with_batched_durability_and_resume() {
+    crash_and_resume("batched");
+}
+
+#[test]
+fn a_killed_run_is_reported_interrupted_not_running() {
+    let env = Env::new();
+    let file = env.write(
+        "sleepy.toml",
+        &workflow(
+            "[nodes.nap]\naction = \"misbehave\"\ninput = { mode = \"sleep\", ms = 600000 }\n",
+        ),
+    );
+    let (mut child, run_id) = spawn_run(&env, file.to_str().unwrap());
+    assert!(kill(&mut child));
+    let list = env.run(&["list", "--json"]).success().json();
+    assert_eq!(list["runs"][0]["status"], "interrupted");
+    let status = env.run(&["status", &run_id]).success().stdout;
+    assert!(
+        status.contains(&format!("status    interrupted: the flow process running it stopped before the end; continue it with: flow resume {run_id}")),
+        "{status}"
+    );
+}
+
+#[test]
+fn resume_after_cancel_skips_what_finished() {
+    let env = Env::new();
+    let file = env.write(
+        "two.toml",
+        &workflow(
+            "[nodes.first]\naction = \"echo\"\ninput = { n = 1 }\n\
+             [nodes.nap]\naction = \"misbehave\"\ndepends_on = [\"first\"]\n\
+             input = { mode = \"sleep\", ms = 600000, first_attempt_only = true }\n",
+        ),
+    );
+    let mut child = env
+        .flow()
+        .args(["run", file.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let header = lines.next().unwrap().unwrap();
+    let run_id = header.split_whitespace().nth(1).unwrap().to_string();
+    // `first` has finished once its line is out; `nap` is then running.
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .unwrap()
+            .starts_with("  ok       first")
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    assert!(status.unwrap().success());
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+
+    let resumed = env.run(&["resume", &run_id, "--json"]).success().json();
+    assert_eq!(node(&resumed, "first")["attempts"], 1, "not run again");
+    assert_eq!(
+        node(&resumed, "first")["output"],
+        serde_json::json!({"n": 1})
+    );
+    assert_eq!(node(&resumed, "nap")["attempts"], 2);
+    assert_eq!(
+        node(&resumed, "nap")["output"],
+        serde_json::json!({"slept_ms": 0})
+    );
+    let status = status_of(&env, &run_id);
+    let nap = stored(&status, "nap");
+    assert_eq!(nap["attempt_records"][0]["error"], "cancelled");
+}
+
+fn status_of(env: &Env, run_id: &str) -> Value {
+    env.run(&["status", run_id, "--json"]).success().json()
+}
+
+fn stored<'a>(status: &'a Value, id: &str) -> &'a Value {
+    status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node_id"] == id)
+        .unwrap()
+}
+
+#[test]
+fn resume_after_failure_gives_failed_nodes_fresh_attempts() {
+    let env = Env::new();
+    let file = env.write(
+        "flaky.toml",
+        &workflow(
+            "[nodes.first]\naction = \"echo\"\ninput = { n = 1 }\n\
+             [nodes.busy]\naction = \"flaky\"\ndepends_on = [\"first\"]\ninput = { fail_times = 2 }\n\
+             [nodes.last]\naction = \"json\"\ndepends_on = [\"busy\"]\n",
+        ),
+    );
+    let first = env
+        .run(&["run", file.to_str().unwrap(), "--json"])
+        .expect_code(1)
+        .json();
+    let run_id = first["run_id"].as_str().unwrap();
+    assert_eq!(node(&first, "last")["status"], "skipped");
+
+    let second = env.run(&["resume", run_id, "--json"]).expect_code(1).json();
+    assert_eq!(second["run_id"], run_id, "the same run continues");
+    assert_eq!(
+        node(&second, "busy")["attempts"],
+        2,
+        "attempts are numbered after the earlier ones"
+    );
+
+    let third = env
+        .run(&["resume", &run_id[..12], "--json"])
+        .success()
+        .json();
+    assert_eq!(
+        node(&third, "busy")["output"],
+        serde_json::json!({"attempt": 3})
+    );
+    assert_eq!(
+        node(&third, "last")["output"],
+        serde_json::json!({"attempt": 3})
+    );
+
+    let status = status_of(&env, run_id);
+    assert_eq!(status["run"]["resumes"], 2);
+    assert_eq!(
+        stored(&status, "first")["attempts"],
+        1,
+        "a node that succeeded never runs again"
+    );
+    assert_eq!(
+        stored(&status, "busy")["attempt_records"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    let again = env.run(&["resume", run_id]).expect_code(2);
+    assert!(
+        again
+            .stderr
+            .contains("succeeded; there is nothing to resume"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn resume_refuses_a_changed_workflow_unless_forced() {
+    let env = Env::new();
+    let text = workflow("[nodes.bad]\naction = \"flaky\"\ninput = { fatal = \"no\" }\n");
+    let file = env.write("w.toml", &text);
+    let run_id = env
+        .run(&["run", file.to_str().unwrap(), "--json"])
+        .expect_code(1)
+        .json()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    env.write(
+        "w.toml",
+        &text.replace("input = { fatal = \"no\" }", "input = { fail_times = 0 }"),
+    );
+    let refused = env.run(&["resume", &run_id]).expect_code(2);
+    assert!(
+        refused.stderr.contains(&format!(
+            "run {run_id} was not resumed because the workflow file"
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("w.toml changed (sha256 "),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("resume with --force"),
+        "{}",
+        refused.stderr
+    );
+
+    let forced = env
+        .run(&["resume", &run_id, "--force", "--json"])
+        .success()
+        .json();
+    assert_eq!(node(&forced, "bad")["status"], "succeeded");
+}
+
+#[test]
+fn resume_refuses_a_changed_plugin() {
+    let env = Env::new();
+    let file = env.write(
+        "w.toml",
+        &workflow("[nodes.a]\naction = \"echo\"\n[nodes.bad]\naction = \"flaky\"\ndepends_on = [\"a\"]\ninput = { fatal = \"no\" }\n"),
+    );
+    let run_id = env
+        .run(&["run", file.to_str().unwrap(), "--json"])
+        .expect_code(1)
+        .json()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The same plugin with a custom section appended: it behaves the same,
+    // but it is not the same file.
+    let path = env.plugins().join("flaky.wasm");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(&[0, 5, 4, b'n', b'o', b't', b'e']);
+    std::fs::write(&path, bytes).unwrap();
+    let refused = env.run(&["resume", &run_id]).expect_code(2);
+    assert!(
+        refused.stderr.contains("plugin `flaky` changed (sha256 "),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !refused.stderr.contains("plugin `echo`"),
+        "{}",
+        refused.stderr
+    );
+}
