@@ -363,7 +363,6 @@ impl Overrides {
     }
 
     /// Applies the overrides to a workflow's options.
-
     pub fn apply_workflow(&self, options: &mut WorkflowOptions) {
         if let Some(concurrency) = self.max_concurrency {
             options.max_concurrency = concurrency;

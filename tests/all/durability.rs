@@ -10,33 +10,42 @@ use serde_json::Value;
 
 use crate::support::{Env, node, workflow};
 
-/// 6 levels of 16 nodes; each hashes a different amount of generated data,
-/// so every output is distinct, and each takes some milliseconds.
+/// Six levels of 24 nodes on two workers: each node of the first five
+/// sleeps 30 to 45 ms (in a host call, so the run takes about as long on a
+/// busy machine), and each of the last level merges the outputs of two
+/// nodes above it, so that stored outputs must feed their dependents.
 fn crash_workflow(durability: &str) -> String {
     let mut text = format!(
-        "[workflow]\nid = \"crash\"\nplugins = \"plugins\"\nmax_concurrency = 4\ndurability = \"{durability}\"\npersistence_interval = \"20ms\"\n"
+        "[workflow]\nid = \"crash\"\nplugins = \"plugins\"\nmax_concurrency = 2\ndurability = \"{durability}\"\npersistence_interval = \"20ms\"\n"
     );
     for level in 0..6 {
-        for i in 0..16 {
-            let bytes = 1_000_000 + level * 16_000 + i * 1_000;
+        for i in 0..24 {
+            let deps = format!(
+                "[\"l{}n{i}\", \"l{}n{}\"]",
+                level.max(1) - 1,
+                level.max(1) - 1,
+                (i + 7) % 24
+            );
+            if level == 5 {
+                text.push_str(&format!(
+                    "[nodes.l{level}n{i}]\naction = \"json\"\ndepends_on = {deps}\n"
+                ));
+                text.push_str(&format!(
+                    "input = {{ merge = [\"l4n{}\", \"l4n{i}\"] }}\n",
+                    (i + 7) % 24
+                ));
+                continue;
+            }
+            let ms = 30 + (level * 24 + i) % 16;
             text.push_str(&format!(
-                "[nodes.l{level}n{i}]\naction = \"cpu\"\ninput = {{ bytes = {bytes} }}\n"
+                "[nodes.l{level}n{i}]\naction = \"misbehave\"\ninput = {{ mode = \"sleep\", ms = {ms} }}\n"
             ));
             if level > 0 {
-                text.push_str(&format!(
-                    "depends_on = [\"l{}n{i}\", \"l{}n{}\"]\n",
-                    level - 1,
-                    level - 1,
-                    (i + 5) % 16
-                ));
+                text.push_str(&format!("depends_on = {deps}\n"));
             }
         }
     }
     text
-}
-
-fn with_cpu_plugin(env: &Env) {
-    env.add_plugin(&flow_test_artifacts::test_plugins_dir().join("cpu.wasm"));
 }
 
 fn kill(child: &mut Child) -> bool {
@@ -69,7 +78,6 @@ fn spawn_run(env: &Env, file: &str) -> (Child, String) {
 
 fn crash_and_resume(durability: &str) {
     let env = Env::new();
-    with_cpu_plugin(&env);
     let file = env.write("crash.toml", &crash_workflow(durability));
     let file = file.to_str().unwrap();
 
@@ -131,7 +139,7 @@ fn crash_and_resume(durability: &str) {
     assert!(resumes >= 1);
 
     let nodes = status["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 96);
+    assert_eq!(nodes.len(), 144);
     for stored in nodes {
         let id = stored["node_id"].as_str().unwrap();
         assert_eq!(

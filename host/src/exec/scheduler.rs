@@ -266,8 +266,8 @@ impl State {
             failures: Vec::new(),
             previous_attempts,
         };
-        for index in 0..n {
-            if !done[index] && state.waiting_on[index] == 0 {
+        for (index, done) in done.iter().enumerate() {
+            if !done && state.waiting_on[index] == 0 {
                 state.make_ready(workflow, index);
             }
         }

@@ -92,11 +92,11 @@ impl SledStore {
         for key in self.active.iter().keys() {
             let key = key.map_err(io)?;
             let run_id = String::from_utf8_lossy(&key).into_owned();
-            if let Some(mut run) = self.run(&run_id)? {
-                if run.status == RunStatus::Running {
-                    run.status = RunStatus::Interrupted;
-                    self.runs.insert(key.as_ref(), encode(&run)).map_err(io)?;
-                }
+            if let Some(mut run) = self.run(&run_id)?
+                && run.status == RunStatus::Running
+            {
+                run.status = RunStatus::Interrupted;
+                self.runs.insert(key.as_ref(), encode(&run)).map_err(io)?;
             }
             self.active.remove(&key).map_err(io)?;
             marked = true;
