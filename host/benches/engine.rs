@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use flow_host::exec::{Metric, MetricsCollector};
 use flow_host::{
-    CompileCache, PluginRegistry, Runtime, RuntimeConfig, SledStore, WorkflowEngine, WorkflowSpec,
+    CompileCache, MemoryStore, PluginRegistry, Runtime, RuntimeConfig, SledStore, WorkflowEngine,
+    WorkflowSpec, WorkflowStore,
 };
 
 /// Runs of each scenario; the median is reported. `BENCH_RUNS` overrides.
@@ -39,8 +40,15 @@ fn main() {
     println!("{}", machine());
     println!();
     println!(
-        "{:<34} {:>7} {:>11} {:>10} {:>11} {:>9} {:>10}",
-        "scenario", "nodes", "median", "per node", "engine/node", "peak RSS", "written"
+        "{:<26} {:>6} {:>11} {:>10} {:>11} {:>9} {:>11} {:>8}",
+        "scenario",
+        "nodes",
+        "median",
+        "per node",
+        "engine/node",
+        "peak RSS",
+        "written/run",
+        "fsyncs/node"
     );
     for name in SCENARIOS {
         if filter.is_some_and(|f| !name.contains(f.as_str())) {
@@ -59,7 +67,7 @@ fn main() {
         }
         let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
         println!(
-            "{:<34} {:>7} {:>11} {:>10} {:>11} {:>9} {:>10}",
+            "{:<26} {:>6} {:>11} {:>10} {:>11} {:>9} {:>11} {:>8}",
             name,
             result["nodes"].as_u64().unwrap(),
             format!("{:.2} ms", result["median_ms"].as_f64().unwrap()),
@@ -70,15 +78,22 @@ fn main() {
             format!("{:.0} MB", result["peak_rss_mb"].as_f64().unwrap()),
             result["written_mb"]
                 .as_f64()
-                .map_or("-".into(), |mb| format!("{mb:.1} MB")),
+                .map_or("-".into(), |mb| format!("{mb:.2} MB")),
+            result["flushes_per_node"]
+                .as_f64()
+                .map_or("-".into(), |f| format!("{f:.2}")),
         );
     }
 }
 
 const SCENARIOS: &[&str] = &[
-    "chain-100",
-    "fanout-1000+join",
-    "layered-10000",
+    "chain-100/memory",
+    "chain-100/batched",
+    "chain-100/strict",
+    "fanout-1000+join/batched",
+    "fanout-1000+join/strict",
+    "layered-10000/batched",
+    "layered-10000/strict",
     "cpu-10MB/native",
     "cpu-10MB/wasm-fuel",
     "cpu-10MB/wasm-no-fuel",
@@ -164,9 +179,17 @@ fn cache_dir() -> PathBuf {
 
 async fn scenario(name: &str) -> serde_json::Value {
     match name {
-        "chain-100" => engine_scenario(100, chain(100), true).await,
-        "fanout-1000+join" => engine_scenario(1001, fanout(1000), true).await,
-        "layered-10000" => engine_scenario(10_000, layered(100, 100), true).await,
+        "chain-100/memory" => {
+            engine_scenario_in(100, chain(100, "batched"), true, Keep::Memory).await
+        }
+        "chain-100/batched" => engine_scenario(100, chain(100, "batched"), true).await,
+        "chain-100/strict" => engine_scenario(100, chain(100, "strict"), true).await,
+        "fanout-1000+join/batched" => engine_scenario(1001, fanout(1000, "batched"), true).await,
+        "fanout-1000+join/strict" => engine_scenario(1001, fanout(1000, "strict"), true).await,
+        "layered-10000/batched" => {
+            engine_scenario(10_000, layered(100, 100, "batched"), true).await
+        }
+        "layered-10000/strict" => engine_scenario(10_000, layered(100, 100, "strict"), true).await,
         "cpu-10MB/native" => native_cpu(),
         "cpu-10MB/wasm-fuel" => engine_scenario(1, cpu_workflow(), true).await,
         "cpu-10MB/wasm-no-fuel" => engine_scenario(1, cpu_workflow(), false).await,
@@ -177,13 +200,33 @@ async fn scenario(name: &str) -> serde_json::Value {
     }
 }
 
+/// Where a scenario keeps its runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Keep {
+    Sled,
+    Memory,
+}
+
 async fn engine_scenario(nodes: usize, text: String, fuel_metering: bool) -> serde_json::Value {
+    engine_scenario_in(nodes, text, fuel_metering, Keep::Sled).await
+}
+
+async fn engine_scenario_in(
+    nodes: usize,
+    text: String,
+    fuel_metering: bool,
+    keep: Keep,
+) -> serde_json::Value {
     let setup = setup(fuel_metering).await;
     let spec = Arc::new(WorkflowSpec::parse(Path::new("bench.toml"), text).unwrap());
     let workers = spec.options.max_concurrency.workers();
-    let store = Arc::new(SledStore::open(&setup.dir.path().join("db")).unwrap());
+    let store: Arc<dyn WorkflowStore> = match keep {
+        Keep::Sled => Arc::new(SledStore::open(&setup.dir.path().join("db")).unwrap()),
+        Keep::Memory => Arc::new(MemoryStore::new()),
+    };
     let mut walls = Vec::new();
     let mut engine_share = Vec::new();
+    let mut flushes = 0;
     for _ in 0..runs() {
         let attempts = Arc::new(AttemptTime::default());
         let engine = WorkflowEngine::new(setup.runtime.clone(), store.clone())
@@ -200,6 +243,8 @@ async fn engine_scenario(nodes: usize, text: String, fuel_metering: bool) -> ser
             "{:?}",
             report.error
         );
+        flushes = report.flushes;
+
         let in_plugins = Duration::from_nanos(attempts.0.load(Ordering::Relaxed));
         // The engine's share: wall time not explained by attempts spread
         // over the workers that could run them.
@@ -215,7 +260,8 @@ async fn engine_scenario(nodes: usize, text: String, fuel_metering: bool) -> ser
         "per_node_us": median.as_secs_f64() * 1e6 / nodes as f64,
         "engine_per_node_us": share.as_secs_f64() * 1e6 / nodes as f64,
         "peak_rss_mb": peak_rss_mb(),
-        "written_mb": written_mb(),
+        "written_mb": written_mb() / runs() as f64,
+        "flushes_per_node": flushes as f64 / nodes as f64,
     })
 }
 
@@ -283,8 +329,12 @@ fn header(id: &str, extra: &str) -> String {
     format!("[workflow]\nid = \"{id}\"\n{extra}\n[defaults]\nretries = 0\n")
 }
 
-fn chain(n: usize) -> String {
-    let mut text = header("chain", "");
+fn durability(mode: &str) -> String {
+    format!("durability = \"{mode}\"")
+}
+
+fn chain(n: usize, mode: &str) -> String {
+    let mut text = header("chain", &durability(mode));
     for i in 0..n {
         text.push_str(&format!("[nodes.n{i}]\naction = \"noop\"\n"));
         if i > 0 {
@@ -294,8 +344,8 @@ fn chain(n: usize) -> String {
     text
 }
 
-fn fanout(n: usize) -> String {
-    let mut text = header("fanout", "");
+fn fanout(n: usize, mode: &str) -> String {
+    let mut text = header("fanout", &durability(mode));
     for i in 0..n {
         text.push_str(&format!("[nodes.n{i}]\naction = \"noop\"\n"));
     }
@@ -309,9 +359,9 @@ fn fanout(n: usize) -> String {
 
 /// `levels` levels of `width` nodes, each with one to three parents in the
 /// level above, chosen with a fixed seed.
-fn layered(levels: usize, width: usize) -> String {
+fn layered(levels: usize, width: usize, mode: &str) -> String {
     let mut rng = fastrand::Rng::with_seed(42);
-    let mut text = header("layered", "");
+    let mut text = header("layered", &durability(mode));
     for level in 0..levels {
         for i in 0..width {
             text.push_str(&format!("[nodes.l{level}_{i}]\naction = \"noop\"\n"));
