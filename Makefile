@@ -1,27 +1,37 @@
 # The few entry points people type. `make demo` and `make test` work on a
-# fresh machine with Rust installed: they add the wasm32-wasip2 target when
-# it is missing.
+# fresh machine with Rust, Python 3 and Node.js: they add the wasm32-wasip2
+# target and the pinned Python and JavaScript plugin tools when missing.
 
 CARGO ?= cargo
 FLOW := target/release/flow
 PLUGIN_CRATES := $(foreach dir,$(wildcard plugins/*/Cargo.toml tests/plugins/*/Cargo.toml),-p $(shell sed -n 's/^name = "\(.*\)"/\1/p' $(dir) | head -n1))
+PYTHON_PLUGINS := $(patsubst %/app.py,%,$(wildcard plugins/*/app.py))
 
-.PHONY: build demo test lint bench toolchain clean
+.PHONY: build demo test test-guests lint bench toolchain clean
 
 ## build: the host (target/release/flow) and every plugin (target/plugins/)
 build: toolchain
 	$(CARGO) build --release --locked -p flow-host
 	plugins/build
 
-## demo: build, run the example workflow, show the stored run
+## demo: build, run the example workflow of Rust, Python and JavaScript
+## plugins, show the stored run
 demo: build
-	$(FLOW) run examples/orders.toml
+	$(FLOW) run examples/mixed.toml
 	@echo
 	$(FLOW) status
 
-## test: the whole suite (unit, integration, golden, doc tests)
-test: toolchain
+## test: the whole suite: unit, integration, golden and doc tests, and the
+## tests of the Python and JavaScript SDKs and plugins
+test: toolchain test-guests
 	$(CARGO) test --locked --workspace
+
+test-guests:
+	cd plugin-sdk/python && python3 -m unittest --quiet
+	for plugin in $(PYTHON_PLUGINS); do \
+		(cd $$plugin && PYTHONPATH=$(CURDIR)/plugin-sdk/python python3 -m unittest --quiet) || exit 1; \
+	done
+	cd plugin-sdk/js && node --import ./test/register-host-stub.mjs --test test/*.test.mjs $(wildcard $(CURDIR)/plugins/*/*.test.mjs)
 
 ## lint: formatting and clippy, host and guests
 lint: toolchain
@@ -29,12 +39,13 @@ lint: toolchain
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --locked --target wasm32-wasip2 --target-dir target/wasm $(PLUGIN_CRATES) -- -D warnings
 
-toolchain:
-	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
-
-clean:
-	$(CARGO) clean
-
 ## bench: the engine's overhead and the cost of WebAssembly, as a table
 bench: toolchain
 	$(CARGO) bench --locked -p flow-host --bench engine
+
+toolchain:
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	@plugins/build --tools
+
+clean:
+	$(CARGO) clean

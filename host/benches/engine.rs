@@ -100,6 +100,15 @@ const SCENARIOS: &[&str] = &[
     "slow-branch/eager",
     "slow-branch/levels",
     "flow-run-3-nodes/warm",
+    "load/rust-echo/cold",
+    "load/rust-echo/warm",
+    "attempt/rust-echo",
+    "load/python-words/cold",
+    "load/python-words/warm",
+    "attempt/python-words",
+    "load/js-template/cold",
+    "load/js-template/warm",
+    "attempt/js-template",
 ];
 
 /// The machine, as the table's header says it.
@@ -163,7 +172,13 @@ async fn setup(fuel_metering: bool) -> Setup {
         let file = flow_test_artifacts::plugins_dir().join(format!("{name}.wasm"));
         std::fs::copy(&file, plugins_dir.join(format!("{name}.wasm"))).unwrap();
     }
-    let runtime = Arc::new(Runtime::new(RuntimeConfig { fuel_metering }).unwrap());
+    let runtime = Arc::new(
+        Runtime::new(RuntimeConfig {
+            fuel_metering,
+            ..RuntimeConfig::default()
+        })
+        .unwrap(),
+    );
     let cache = CompileCache::new(runtime.engine(), Some(cache_dir()));
     let plugins = Arc::new(runtime.load_plugins(&plugins_dir, &cache).await.unwrap());
     Setup {
@@ -196,6 +211,9 @@ async fn scenario(name: &str) -> serde_json::Value {
         "slow-branch/eager" => engine_scenario(12, slow_branch("eager"), true).await,
         "slow-branch/levels" => engine_scenario(12, slow_branch("levels"), true).await,
         "flow-run-3-nodes/warm" => flow_run_warm().await,
+        other if other.starts_with("load/") || other.starts_with("attempt/") => {
+            language(other).await
+        }
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -322,6 +340,71 @@ async fn flow_run_warm() -> serde_json::Value {
         "engine_per_node_us": null,
         "peak_rss_mb": peak_rss_mb(),
         "written_mb": null,
+    })
+}
+
+/// Loading a plugin with an empty compile cache (`cold`) or a full one
+/// (`warm`), and one attempt of it (instantiation and call).
+async fn language(name: &str) -> serde_json::Value {
+    let (plugin, input) = if name.contains("rust-echo") {
+        ("echo", r#"{"input":{"greeting":"hi"},"deps":{}}"#)
+    } else if name.contains("python-words") {
+        (
+            "words",
+            r#"{"input":{"text":"the flow and the flow"},"deps":{}}"#,
+        )
+    } else {
+        (
+            "template",
+            r#"{"input":{"template":"Hello {{ name }}","data":{"name":"Ada"}},"deps":{}}"#,
+        )
+    };
+    let file = flow_test_artifacts::plugins_dir().join(format!("{plugin}.wasm"));
+    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let mut samples = Vec::new();
+    if name.ends_with("/cold") {
+        // Compiling takes seconds for Python and JavaScript: fewer runs.
+        for _ in 0..runs().min(3) {
+            let dir = tempfile::tempdir().unwrap();
+            let cache = CompileCache::new(runtime.engine(), Some(dir.path().to_path_buf()));
+            let started = Instant::now();
+            runtime.load_plugin(&file, &cache).await.unwrap();
+            samples.push(started.elapsed());
+        }
+    } else {
+        let cache = CompileCache::new(runtime.engine(), Some(cache_dir()));
+        let loaded = runtime.load_plugin(&file, &cache).await.unwrap();
+        if name.ends_with("/warm") {
+            for _ in 0..runs() {
+                let started = Instant::now();
+                runtime.load_plugin(&file, &cache).await.unwrap();
+                samples.push(started.elapsed());
+            }
+        } else {
+            let limits = flow_host::Limits::default();
+            for attempt in 0..(runs() * 10) as u32 {
+                let call = flow_host::runtime::Invocation {
+                    workflow_id: "bench",
+                    run_id: "bench",
+                    node_id: "n",
+                    attempt: attempt + 1,
+                    input,
+                };
+                let report = runtime.run(&loaded, call, &limits).await;
+                assert!(report.result.is_ok(), "{:?}", report.result);
+                samples.push(report.elapsed);
+            }
+        }
+    }
+    let median = median(&mut samples);
+    serde_json::json!({
+        "nodes": 1,
+        "median_ms": median.as_secs_f64() * 1e3,
+        "per_node_us": median.as_secs_f64() * 1e6,
+        "engine_per_node_us": null,
+        "peak_rss_mb": peak_rss_mb(),
+        "written_mb": null,
+        "flushes_per_node": null,
     })
 }
 

@@ -11,6 +11,7 @@ mod durability;
 mod engine;
 mod errors;
 mod extensions;
+mod languages;
 mod limits;
 mod plugins;
 mod retry;

@@ -27,6 +27,23 @@ impl Env {
         env
     }
 
+    /// [`Env::new`] plus the Python (`words`) and JavaScript (`template`)
+    /// example plugins. These are large: the first test to ask compiles
+    /// them into the shared cache while the others wait for it.
+    pub fn with_languages() -> Self {
+        static COMPILED: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+        let env = Self::new();
+        for name in ["words", "template"] {
+            env.add_plugin(&flow_test_artifacts::plugins_dir().join(format!("{name}.wasm")));
+        }
+        let mut compiled = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
+        if !*compiled {
+            env.run(&["plugins", "plugins"]).success();
+            *compiled = true;
+        }
+        env
+    }
+
     /// A directory with an empty `plugins/`.
     pub fn empty() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");

@@ -35,12 +35,33 @@ pub struct RuntimeConfig {
     /// Count fuel, so that [`Limits::fuel`] can bound an attempt. Costs some
     /// speed on CPU-bound plugins; compiled code differs with and without.
     pub fuel_metering: bool,
+    /// Instances that may exist at once: at least the number of attempts
+    /// that run at once. Instances come from a pool of this many
+    /// preallocated slots, so instantiating one costs microseconds (and
+    /// large Python or JavaScript components map their initial memory
+    /// copy-on-write); `0` allocates each instance on demand instead.
+    pub max_instances: u32,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
             fuel_metering: true,
+            max_instances: 64,
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// A configuration for running at most `workers` attempts at once.
+    pub fn for_workers(workers: usize) -> Self {
+        Self {
+            // One more for the `describe` calls of plugin loading.
+            max_instances: u32::try_from(workers)
+                .unwrap_or(u32::MAX)
+                .saturating_add(1)
+                .max(2),
+            ..Self::default()
         }
     }
 }
@@ -61,6 +82,10 @@ impl Runtime {
         wasm.wasm_component_model(true)
             .consume_fuel(config.fuel_metering)
             .epoch_interruption(true);
+        if config.max_instances > 0 {
+            wasm.allocation_strategy(pool(config.max_instances));
+        }
+
         let engine = Engine::new(&wasm).map_err(RuntimeError::engine)?;
 
         let mut linker = Linker::new(&engine);
@@ -97,3 +122,27 @@ impl std::fmt::Debug for Runtime {
             .finish_non_exhaustive()
     }
 }
+
+/// The pooling allocator, sized for `instances` component instances of up
+/// to the size of a Python or JavaScript component (tens of core instances,
+/// a few memories and tables each).
+fn pool(instances: u32) -> wasmtime::InstanceAllocationStrategy {
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        .total_memories(instances.saturating_mul(MEMORIES_PER_COMPONENT))
+        .max_memories_per_component(MEMORIES_PER_COMPONENT)
+        .total_tables(instances.saturating_mul(TABLES_PER_COMPONENT))
+        .max_tables_per_component(TABLES_PER_COMPONENT)
+        .max_tables_per_module(TABLES_PER_COMPONENT)
+        .table_elements(100_000)
+        .total_stacks(instances)
+        .max_component_instance_size(4 << 20)
+        .max_core_instance_size(4 << 20);
+    wasmtime::InstanceAllocationStrategy::Pooling(pool)
+}
+
+const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+const MEMORIES_PER_COMPONENT: u32 = 4;
+const TABLES_PER_COMPONENT: u32 = 8;

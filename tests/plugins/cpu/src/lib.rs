@@ -1,11 +1,13 @@
 //! Benchmark plugin `cpu`: SHA-256 over `bytes` bytes of generated data.
 //!
 //! The same [`work`] function runs natively in the benchmark, to compare
-//! WebAssembly with native code on the same portable algorithm.
+//! WebAssembly with native code on the same portable algorithm: the
+//! software SHA-256 of the `sha2` crate, without SHA or SIMD instructions on
+//! either side (a hardware path would compare the CPU, not the engine).
 
 use flow_plugin_sdk::serde::Deserialize;
 use flow_plugin_sdk::{ActionError, Context, Request, export_action};
-use sha2::{Digest, Sha256};
+use sha2_soft::{Digest, Sha256};
 
 #[derive(Deserialize)]
 #[serde(crate = "flow_plugin_sdk::serde")]
@@ -46,4 +48,21 @@ export_action! {
     name: "cpu",
     description: "SHA-256 over generated data",
     run: cpu,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn known_digest() {
+        use super::{Digest, Sha256};
+        let digest: String = Sha256::digest(b"abc")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            digest,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(super::work(100).len(), 64);
+    }
 }

@@ -1,0 +1,154 @@
+// Write Flow Orchestrator actions in JavaScript.
+//
+// An action is a function from a request to a JSON-compatible value,
+// registered with `action`; the plugin module exports what it returns:
+//
+//   import { action, Fatal, info } from "./flow-plugin.js";
+//
+//   export const { describe, run } = action(
+//     { name: "greet", description: "Says hello to `name`" },
+//     (ctx, request) => {
+//       if (!request.input.name) throw new Fatal("`name` must not be empty");
+//       info(`greeting on attempt ${ctx.attempt}`);
+//       return { message: `Hello, ${request.input.name}!` };
+//     },
+//   );
+//
+// Build it with plugin-sdk/js/build.mjs (plugins/build does it for every
+// plugin under plugins/). The function may be async.
+//
+// Errors: throw `Retryable` for failures that may pass (the host retries
+// within the node's retry policy) and `Fatal` for those that will not. Any
+// other exception fails the attempt as a fatal error naming it.
+
+import { log as hostLog } from "flow:plugin/host@0.1.0";
+
+/** Why an attempt failed. Throw `Retryable` or `Fatal`. */
+export class ActionError extends Error {
+  get retryable() {
+    return false;
+  }
+}
+
+/** A failure that may pass: the host may run the node again. */
+export class Retryable extends ActionError {
+  get retryable() {
+    return true;
+  }
+}
+
+/** A failure that will repeat whatever happens: the node fails at once. */
+export class Fatal extends ActionError {}
+
+/** Outputs of a node's dependencies, by node id, and the errors of those
+ * that failed with `continue_on_error`. */
+export class Deps {
+  constructor(outputs = {}, errors = {}) {
+    this.outputs = outputs;
+    this.failures = errors;
+  }
+
+  /** The output of dependency `node`. */
+  get(node) {
+    return this.outputs[node];
+  }
+
+  /** The error of dependency `node`, if it failed. */
+  error(node) {
+    return this.failures[node];
+  }
+
+  /** [id, output] pairs, in id order. */
+  entries() {
+    return Object.entries(this.outputs).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  /** Follows a reference: a dependency id, optionally followed by a JSON
+   * pointer into its output ("fetch", "fetch/items/0/price"). Throws
+   * `Fatal` saying what is missing. */
+  resolve(reference) {
+    const slash = reference.indexOf("/");
+    const node = slash < 0 ? reference : reference.slice(0, slash);
+    const pointer = slash < 0 ? "" : reference.slice(slash + 1);
+    if (node in this.failures) {
+      throw new Fatal(`\`${reference}\` refers to \`${node}\`, which failed: ${this.failures[node]}`);
+    }
+    if (!(node in this.outputs)) {
+      const known = Object.keys(this.outputs).sort().join(", ");
+      const which = known ? `its dependencies are: ${known}` : "this node has no dependencies";
+      throw new Fatal(`\`${reference}\` refers to \`${node}\`, which is not a dependency of this node; ${which}`);
+    }
+    let value = this.outputs[node];
+    for (const raw of pointer ? pointer.split("/") : []) {
+      const part = raw.replaceAll("~1", "/").replaceAll("~0", "~");
+      if (value !== null && typeof value === "object" && Object.hasOwn(value, part)) {
+        value = value[part];
+      } else {
+        throw new Fatal(`\`${reference}\`: the output of \`${node}\` has nothing at \`/${pointer}\``);
+      }
+    }
+    return value;
+  }
+}
+
+/** Parses the document the host hands to `run`: `{input, deps, errors}`. */
+export function parseRequest(text) {
+  const document = JSON.parse(text);
+  return { input: document.input ?? {}, deps: new Deps(document.deps ?? {}, document.errors ?? {}) };
+}
+
+/** Writes a record to the host's log at `level` ("info", "warn", ...). */
+export function log(level, message) {
+  hostLog(level, String(message));
+}
+export const trace = (message) => log("trace", message);
+export const debug = (message) => log("debug", message);
+export const info = (message) => log("info", message);
+export const warn = (message) => log("warn", message);
+export const error = (message) => log("error", message);
+
+/** The WIT error for a thrown value. */
+function actionError(thrown) {
+  if (thrown instanceof Retryable) return { tag: "retryable", val: thrown.message };
+  if (thrown instanceof ActionError) return { tag: "fatal", val: thrown.message };
+  const name = thrown?.constructor?.name ?? "Error";
+  return { tag: "fatal", val: `${name}: ${thrown?.message ?? String(thrown)}` };
+}
+
+function encode(output) {
+  const text = JSON.stringify(output);
+  if (text === undefined) {
+    throw new Fatal("the action's output is not valid JSON (it returned undefined or a function)");
+  }
+  return text;
+}
+
+/**
+ * Runs `fn` on the host's JSON and returns the output as JSON text; throws
+ * the WIT error (`{tag, val}`) on failure.
+ */
+export function invoke(fn, ctx, text) {
+  const fail = (thrown) => {
+    throw actionError(thrown);
+  };
+  try {
+    const output = fn(ctx, parseRequest(text));
+    if (output instanceof Promise) {
+      return output.then(encode).catch(fail);
+    }
+    return encode(output);
+  } catch (thrown) {
+    fail(thrown);
+  }
+}
+
+/**
+ * Makes `fn` the plugin's action. Export what it returns:
+ * `export const { describe, run } = action({ name, description }, fn);`
+ */
+export function action({ name, version = "0.1.0", description }, fn) {
+  return {
+    describe: () => ({ name, version, description }),
+    run: (ctx, text) => invoke(fn, ctx, text),
+  };
+}

@@ -1,0 +1,4 @@
+export const records = [];
+export function log(level, message) {
+  records.push([level, message]);
+}

@@ -1,0 +1,63 @@
+"""Unit tests of the Python helper, run with plain Python (`make test`)."""
+
+import json
+import unittest
+
+import flow_plugin as flow
+
+CONTEXT = flow.Context("w", "r", "n", 1)
+
+
+class RequestTests(unittest.TestCase):
+    def test_parses_input_deps_and_errors(self):
+        request = flow.Request.from_json(
+            '{"input": {"a": 1}, "deps": {"x": {"v": [1, 2]}}, "errors": {"y": "fatal error: no"}}'
+        )
+        self.assertEqual(request.input, {"a": 1})
+        self.assertEqual(request.deps.get("x"), {"v": [1, 2]})
+        self.assertEqual(request.deps.error("y"), "fatal error: no")
+        self.assertEqual(list(request.deps.items()), [("x", {"v": [1, 2]})])
+        self.assertEqual(len(request.deps), 1)
+
+    def test_resolve_follows_json_pointers(self):
+        deps = flow.Deps({"order": {"items": [{"price": 3}], "a/b": 1}}, {})
+        self.assertEqual(deps.resolve("order/items/0/price"), 3)
+        self.assertEqual(deps.resolve("order/a~1b"), 1)
+        self.assertEqual(deps.resolve("order")["a/b"], 1)
+
+    def test_resolve_says_what_is_missing(self):
+        deps = flow.Deps({"a": {"b": 1}}, {"bad": "fatal error: no"})
+        with self.assertRaisesRegex(flow.Fatal, "which is not a dependency of this node; its dependencies are: a"):
+            deps.resolve("z")
+        with self.assertRaisesRegex(flow.Fatal, "the output of `a` has nothing at `/c`"):
+            deps.resolve("a/c")
+        with self.assertRaisesRegex(flow.Fatal, "refers to `bad`, which failed: fatal error: no"):
+            deps.resolve("bad")
+
+
+class InvokeTests(unittest.TestCase):
+    def test_output_is_json(self):
+        output = flow.invoke(lambda ctx, request: {"seen": request.input}, CONTEXT, '{"input": 5}')
+        self.assertEqual(json.loads(output), {"seen": 5})
+
+    def test_action_errors_pass_through(self):
+        def busy(ctx, request):
+            raise flow.Retryable("try later")
+
+        with self.assertRaises(flow.Retryable):
+            flow.invoke(busy, CONTEXT, '{"input": {}}')
+
+    def test_other_exceptions_are_fatal_and_named(self):
+        def broken(ctx, request):
+            return request.input["missing"]
+
+        with self.assertRaisesRegex(flow.Fatal, "^KeyError: 'missing'$"):
+            flow.invoke(broken, CONTEXT, '{"input": {}}')
+
+    def test_output_that_is_not_json_is_fatal(self):
+        with self.assertRaisesRegex(flow.Fatal, "not valid JSON"):
+            flow.invoke(lambda ctx, request: {1, 2}, CONTEXT, '{"input": {}}')
+
+
+if __name__ == "__main__":
+    unittest.main()
