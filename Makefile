@@ -3,7 +3,8 @@
 # target and the pinned Python and JavaScript plugin tools when missing.
 
 CARGO ?= cargo
-FLOW := target/release/flow
+TARGET := $(or $(CARGO_TARGET_DIR),target)
+FLOW := $(TARGET)/release/flow
 PLUGIN_CRATES := $(foreach dir,$(wildcard plugins/*/Cargo.toml tests/plugins/*/Cargo.toml),-p $(shell sed -n 's/^name = "\(.*\)"/\1/p' $(dir) | head -n1))
 PYTHON_PLUGINS := $(patsubst %/app.py,%,$(wildcard plugins/*/app.py))
 
@@ -17,7 +18,7 @@ build: toolchain
 ## demo: build, run the example workflow of Rust, Python and JavaScript
 ## plugins, show the stored run
 demo: build
-	$(FLOW) run examples/mixed.toml
+	$(FLOW) run examples/mixed.toml --plugins $(TARGET)/plugins
 	@echo
 	$(FLOW) status
 
@@ -37,7 +38,7 @@ test-guests:
 lint: toolchain
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --locked --target wasm32-wasip2 --target-dir target/wasm $(PLUGIN_CRATES) -- -D warnings
+	$(CARGO) clippy --locked --target wasm32-wasip2 --target-dir $(TARGET)/wasm $(PLUGIN_CRATES) -- -D warnings
 
 ## bench: the engine's overhead and the cost of WebAssembly, as a table
 bench: toolchain

@@ -129,6 +129,7 @@ fn launch(
 ) -> RunHandle {
     let persistence = Arc::new(Persistence::new(
         engine.store.clone(),
+        record.run_id.clone(),
         workflow.options.durability,
     ));
     let canceller = Canceller::default();

@@ -123,8 +123,8 @@ impl NodeTask {
             // Recorded before the attempt starts: after a crash, the store
             // shows which attempt was in flight.
             if let Err(error) = shared
-                .store
-                .put_node(&shared.run_id, &record, Some(&attempt))
+                .persistence
+                .put(record.clone(), Some(attempt.clone()))
             {
                 return self.abandon(node, record, error);
             }
@@ -172,8 +172,8 @@ impl NodeTask {
             };
             attempt.retry_delay_ms = Some(after.as_millis() as u64);
             if let Err(store_error) = shared
-                .store
-                .put_node(&shared.run_id, &record, Some(&attempt))
+                .persistence
+                .put(record.clone(), Some(attempt.clone()))
             {
                 return self.abandon(node, record, store_error);
             }
@@ -240,10 +240,10 @@ impl NodeTask {
         report.elapsed = elapsed;
         report.fuel_used = fuel_used;
 
-        // The node's final state and its last attempt are one atomic write;
-        // with strict durability it is on disk before the scheduler acts on
-        // it.
-        let store_error = match shared.store.put_node(&shared.run_id, &record, Some(&last)) {
+        // The node's final state and its last attempt reach the store in
+        // one atomic write; with strict durability they are on disk before
+        // the scheduler acts on them.
+        let store_error = match shared.persistence.put(record, Some(last)) {
             Ok(()) => shared.persistence.commit().await.err(),
             Err(error) => Some(error),
         };

@@ -1,6 +1,16 @@
-//! When writes reach the disk: group commit for strict durability, a
-//! periodic flush for batched durability.
+//! When state changes reach the store and the disk.
+//!
+//! Node tasks hand their records to [`Persistence::put`], which keeps them
+//! in memory (a later record of the same node or attempt replaces an
+//! earlier one). A flush hands everything pending to the store as one
+//! atomic batch and makes it durable. With strict durability a node's
+//! completion waits for a flush ([`Persistence::commit`]); completions that
+//! arrive together share it (group commit). With batched durability a timer
+//! flushes every `persistence_interval`, and the run's end flushes the rest.
+//! Either way a state change costs the engine a map insert, and the store
+//! sees one batch per flush instead of a write per change.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -9,15 +19,27 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::options::Durability;
-use crate::store::{StoreError, WorkflowStore};
+use crate::store::{AttemptRecord, NodeRecord, StoreError, WorkflowStore};
 
-/// Flushes the store as the run's durability asks.
+/// The records of a run on their way to the store.
 pub(super) struct Persistence {
     store: Arc<dyn WorkflowStore>,
+    run_id: String,
     durability: Durability,
+    pending: Mutex<Pending>,
     state: Mutex<Commits>,
+    /// Serialises flushes, so that batches reach the store in order.
+    flushing: tokio::sync::Mutex<()>,
     flushed: Notify,
     flushes: AtomicU64,
+}
+
+/// Records not yet handed to the store: the latest of each node and of
+/// each attempt.
+#[derive(Default)]
+struct Pending {
+    nodes: HashMap<String, NodeRecord>,
+    attempts: HashMap<(String, u32), AttemptRecord>,
 }
 
 /// Group commit bookkeeping: tickets are handed out in order; a flush
@@ -31,11 +53,18 @@ struct Commits {
 }
 
 impl Persistence {
-    pub(super) fn new(store: Arc<dyn WorkflowStore>, durability: Durability) -> Self {
+    pub(super) fn new(
+        store: Arc<dyn WorkflowStore>,
+        run_id: String,
+        durability: Durability,
+    ) -> Self {
         Self {
             store,
+            run_id,
             durability,
+            pending: Mutex::new(Pending::default()),
             state: Mutex::new(Commits::default()),
+            flushing: tokio::sync::Mutex::new(()),
             flushed: Notify::new(),
             flushes: AtomicU64::new(0),
         }
@@ -47,12 +76,42 @@ impl Persistence {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Flushes done so far.
     pub(super) fn flushes(&self) -> u64 {
         self.flushes.load(Ordering::Relaxed)
     }
 
-    /// With strict durability, returns once everything written before the
+    /// Queues a node's record, and one of its attempts, for the next flush:
+    /// they reach the store together, in one atomic batch. A later record of
+    /// the same node (or attempt) replaces this one. Fails once a flush has
+    /// failed: the run must stop rather than lose state.
+    pub(super) fn put(
+        &self,
+        node: NodeRecord,
+        attempt: Option<AttemptRecord>,
+    ) -> Result<(), StoreError> {
+        if let Some(message) = &self.lock().failed {
+            return Err(StoreError::Io {
+                message: message.clone(),
+            });
+        }
+        let mut pending = self.pending();
+        if let Some(attempt) = attempt {
+            pending
+                .attempts
+                .insert((node.node_id.clone(), attempt.number), attempt);
+        }
+        pending.nodes.insert(node.node_id.clone(), node);
+        Ok(())
+    }
+
+    /// With strict durability, returns once everything queued before the
     /// call is on disk. Callers that arrive while a flush runs wait for the
     /// next one, which covers them all: one flush per group, not per node.
     pub(super) async fn commit(&self) -> Result<(), StoreError> {
@@ -89,9 +148,8 @@ impl Persistence {
                 let result = self.flush().await;
                 let mut state = self.lock();
                 state.flushing = false;
-                match &result {
-                    Ok(()) => state.completed = state.completed.max(target),
-                    Err(error) => state.failed = Some(error.to_string()),
+                if result.is_ok() {
+                    state.completed = state.completed.max(target);
                 }
                 drop(state);
                 self.flushed.notify_waiters();
@@ -101,13 +159,31 @@ impl Persistence {
         }
     }
 
-    /// Flushes now, off the async workers (a flush waits for the disk).
+    /// Hands everything pending to the store and makes it durable, off the
+    /// async workers (a flush waits for the disk).
     pub(super) async fn flush(&self) -> Result<(), StoreError> {
+        let _order = self.flushing.lock().await;
+        let pending = std::mem::take(&mut *self.pending());
         self.flushes.fetch_add(1, Ordering::Relaxed);
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.flush())
-            .await
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))
+        let (store, run_id) = (self.store.clone(), self.run_id.clone());
+        let result = tokio::task::spawn_blocking(move || {
+            let nodes: Vec<NodeRecord> = pending.nodes.into_values().collect();
+            let attempts: Vec<(String, AttemptRecord)> = pending
+                .attempts
+                .into_iter()
+                .map(|((node, _), attempt)| (node, attempt))
+                .collect();
+            if !nodes.is_empty() || !attempts.is_empty() {
+                store.put_batch(&run_id, &nodes, &attempts)?;
+            }
+            store.flush()
+        })
+        .await
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+        if let Err(error) = &result {
+            self.lock().failed = Some(error.to_string());
+        }
+        result
     }
 
     /// With batched durability, flushes every `interval` until `stop`.
@@ -125,7 +201,7 @@ impl Persistence {
                     () = stop.cancelled() => return,
                     _ = ticker.tick() => {
                         if let Err(error) = this.flush().await {
-                            tracing::warn!("periodic flush of the run database failed: {error}");
+                            tracing::warn!("flushing the run database failed: {error}");
                         }
                     }
                 }
@@ -137,14 +213,21 @@ impl Persistence {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemoryStore;
+    use crate::store::conformance::{attempt_record, node_record, run_record};
+    use crate::store::{MemoryStore, NodeStatus, RunStatus};
+
+    fn persistence(durability: Durability) -> (Arc<MemoryStore>, Arc<Persistence>) {
+        let store = Arc::new(MemoryStore::new());
+        store
+            .create_run(&run_record("01A", RunStatus::Running), "")
+            .unwrap();
+        let persistence = Arc::new(Persistence::new(store.clone(), "01A".into(), durability));
+        (store, persistence)
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_commits_share_flushes() {
-        let persistence = Arc::new(Persistence::new(
-            Arc::new(MemoryStore::new()),
-            Durability::Strict,
-        ));
+        let (_, persistence) = persistence(Durability::Strict);
         let mut tasks = Vec::new();
         for _ in 0..64 {
             let persistence = persistence.clone();
@@ -159,7 +242,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_commit_is_covered_by_a_flush_that_started_after_it() {
-        let persistence = Persistence::new(Arc::new(MemoryStore::new()), Durability::Strict);
+        let (_, persistence) = persistence(Durability::Strict);
         persistence.commit().await.unwrap();
         persistence.commit().await.unwrap();
         assert_eq!(
@@ -171,8 +254,45 @@ mod tests {
 
     #[tokio::test]
     async fn batched_commits_do_not_flush() {
-        let persistence = Persistence::new(Arc::new(MemoryStore::new()), Durability::Batched);
+        let (_, persistence) = persistence(Durability::Batched);
         persistence.commit().await.unwrap();
         assert_eq!(persistence.flushes(), 0);
+    }
+
+    #[tokio::test]
+    async fn writes_reach_the_store_at_the_flush_latest_first() {
+        let (store, persistence) = persistence(Durability::Batched);
+        let running = node_record("n", 0, NodeStatus::Running);
+        persistence.put(running, Some(attempt_record(1))).unwrap();
+        let mut failed = attempt_record(1);
+        failed.error = Some("busy".into());
+        persistence
+            .put(node_record("n", 0, NodeStatus::Running), Some(failed))
+            .unwrap();
+        persistence
+            .put(
+                node_record("n", 0, NodeStatus::Running),
+                Some(attempt_record(2)),
+            )
+            .unwrap();
+        persistence
+            .put(node_record("n", 0, NodeStatus::Succeeded), None)
+            .unwrap();
+        assert!(
+            store.nodes("01A").unwrap().is_empty(),
+            "nothing before the flush"
+        );
+
+        persistence.flush().await.unwrap();
+        let nodes = store.nodes("01A").unwrap();
+        assert_eq!(nodes.len(), 1);
+        assert_eq!(
+            nodes[0].status,
+            NodeStatus::Succeeded,
+            "the latest record wins"
+        );
+        let attempts = store.attempts("01A", "n").unwrap();
+        assert_eq!(attempts.len(), 2, "every attempt is kept");
+        assert_eq!(attempts[0].error.as_deref(), Some("busy"));
     }
 }

@@ -119,7 +119,7 @@ pub(super) async fn run(
             };
             let mut skipped = node_record(index, node, status.clone());
             skipped.finished_at = Some(Timestamp::now());
-            shared.store.put_node(&shared.run_id, &skipped, None)?;
+            shared.persistence.put(skipped, None)?;
             state.reports[index].status = status.clone();
             shared.progress.set_node(index, status, 0);
             shared.notify(&Event::NodeFinished {

@@ -48,20 +48,22 @@ impl WorkflowStore for MemoryStore {
         Ok(())
     }
 
-    fn put_node(
+    fn put_batch(
         &self,
         run_id: &str,
-        node: &NodeRecord,
-        attempt: Option<&AttemptRecord>,
+        nodes: &[NodeRecord],
+        attempts: &[(String, AttemptRecord)],
     ) -> Result<(), StoreError> {
         let mut inner = self.lock();
-        if let Some(attempt) = attempt {
-            let key = (run_id.to_string(), node.node_id.clone(), attempt.number);
+        for (node_id, attempt) in attempts {
+            let key = (run_id.to_string(), node_id.clone(), attempt.number);
             inner.attempts.insert(key, attempt.clone());
         }
-        inner
-            .nodes
-            .insert((run_id.to_string(), node.node_id.clone()), node.clone());
+        for node in nodes {
+            inner
+                .nodes
+                .insert((run_id.to_string(), node.node_id.clone()), node.clone());
+        }
         Ok(())
     }
 

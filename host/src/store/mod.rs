@@ -31,14 +31,29 @@ pub trait WorkflowStore: Send + Sync {
     /// Replaces a run's header (status, end time).
     fn update_run(&self, run: &RunRecord) -> Result<(), StoreError>;
 
-    /// Writes a node's record and, in the same atomic write, the record of
-    /// one of its attempts: after a crash, both or neither are there.
+    /// Writes node records and attempt records (each with its node's id) in
+    /// one atomic write: after a crash, all of them or none are there. A
+    /// record replaces the one of the same node, or of the same attempt.
+    fn put_batch(
+        &self,
+        run_id: &str,
+        nodes: &[NodeRecord],
+        attempts: &[(String, AttemptRecord)],
+    ) -> Result<(), StoreError>;
+
+    /// Writes a node's record and, atomically with it, one of its attempts.
     fn put_node(
         &self,
         run_id: &str,
         node: &NodeRecord,
         attempt: Option<&AttemptRecord>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        let attempts: Vec<(String, AttemptRecord)> = attempt
+            .map(|attempt| (node.node_id.clone(), attempt.clone()))
+            .into_iter()
+            .collect();
+        self.put_batch(run_id, std::slice::from_ref(node), &attempts)
+    }
 
     /// The run with this id.
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError>;

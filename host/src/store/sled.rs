@@ -221,20 +221,22 @@ impl WorkflowStore for SledStore {
         Ok(())
     }
 
-    fn put_node(
+    fn put_batch(
         &self,
         run_id: &str,
-        node: &NodeRecord,
-        attempt: Option<&AttemptRecord>,
+        nodes: &[NodeRecord],
+        attempts: &[(String, AttemptRecord)],
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        if let Some(attempt) = attempt {
+        for (node_id, attempt) in attempts {
             batch.insert(
-                attempt_key(run_id, &node.node_id, attempt.number),
+                attempt_key(run_id, node_id, attempt.number),
                 encode(attempt),
             );
         }
-        batch.insert(node_key(run_id, &node.node_id), encode(node));
+        for node in nodes {
+            batch.insert(node_key(run_id, &node.node_id), encode(node));
+        }
         self.nodes.apply_batch(batch).map_err(io)
     }
 
