@@ -173,9 +173,12 @@ async fn setup(fuel_metering: bool) -> Setup {
         std::fs::copy(&file, plugins_dir.join(format!("{name}.wasm"))).unwrap();
     }
     let runtime = Arc::new(
+        // Sized as `flow run` sizes it: one instance slot per worker.
         Runtime::new(RuntimeConfig {
             fuel_metering,
-            ..RuntimeConfig::default()
+            ..RuntimeConfig::for_workers(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )
         })
         .unwrap(),
     );

@@ -145,3 +145,22 @@ async fn strict_durability_flushes_each_completion_and_batched_flushes_at_the_en
         "only the final flush within the interval"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_smaller_than_the_pool_of_workers_is_refused() {
+    let library = crate::support::Library::new().await;
+    let runtime = Arc::new(Runtime::new(RuntimeConfig::for_workers(2)).unwrap());
+    let engine = WorkflowEngine::new(runtime, Arc::new(MemoryStore::new()));
+    let spec = library
+        .workflow("[workflow]\nid = \"w\"\nmax_concurrency = 8\n[nodes.a]\naction = \"echo\"\n");
+    let error = engine
+        .execute(spec, library.plugins.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("runs 8 attempts at once, but the WebAssembly runtime has 3 instance slots"),
+        "{error}"
+    );
+}

@@ -77,9 +77,10 @@ impl Context {
         Ok(Arc::new(SledStore::open(&path)?))
     }
 
-    /// The wasm runtime and the compile cache.
-    pub fn runtime(&self) -> anyhow::Result<(Arc<Runtime>, CompileCache)> {
-        let runtime = Runtime::new(RuntimeConfig::default())?;
+    /// The wasm runtime, sized for `workers` attempts at once, and the
+    /// compile cache.
+    pub fn runtime(&self, workers: usize) -> anyhow::Result<(Arc<Runtime>, CompileCache)> {
+        let runtime = Runtime::new(RuntimeConfig::for_workers(workers))?;
         let dir = if self.no_cache {
             None
         } else {
@@ -137,7 +138,9 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
                 | ExecError::StillRunning { .. }
                 | ExecError::Changed { .. } => Exit::Invalid,
 
-                ExecError::Store(_) | ExecError::Aborted => Exit::Environment,
+                ExecError::Store(_) | ExecError::Aborted | ExecError::PoolTooSmall { .. } => {
+                    Exit::Environment
+                }
             };
         }
         if let Some(error) = cause.downcast_ref::<StoreError>() {

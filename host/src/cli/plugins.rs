@@ -24,7 +24,7 @@ pub fn run(context: &Context, args: PluginsArgs) -> anyhow::Result<Exit> {
     let dir = args.dir.ok_or_else(|| {
         UsageError("say which directory to list: flow plugins DIR (or set FLOW_PLUGINS)".into())
     })?;
-    let (runtime, cache) = context.runtime()?;
+    let (runtime, cache) = context.runtime(1)?;
     let (plugins, errors) = super::tokio()?.block_on(runtime.scan_plugins(&dir, &cache))?;
     let exit = if errors.is_empty() {
         Exit::Success

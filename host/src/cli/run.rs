@@ -71,7 +71,7 @@ pub fn execute(
         Arc<PluginRegistry>,
     ) -> Result<RunHandle, ExecError>,
 ) -> anyhow::Result<Exit> {
-    let (runtime, cache) = context.runtime()?;
+    let (runtime, cache) = context.runtime(spec.options.max_concurrency.workers())?;
     let live = !json && spec.options.observability;
     let report = super::tokio()?.block_on(async {
         let plugins = load_plugins(&runtime, &cache, dir).await?;

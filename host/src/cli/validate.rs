@@ -24,7 +24,7 @@ pub fn run(context: &Context, args: ValidateArgs) -> anyhow::Result<Exit> {
         spec.plugins.as_deref(),
         &args.workflow,
     )?;
-    let (runtime, cache) = context.runtime()?;
+    let (runtime, cache) = context.runtime(1)?;
     let plugins = super::tokio()?.block_on(load_plugins(&runtime, &cache, &dir))?;
     spec.check_actions(plugins.names())?;
 

@@ -12,6 +12,17 @@ pub enum ExecError {
     /// The store failed; the run stopped so that no result goes unrecorded.
     #[error("the run stopped because its state could not be saved: {0}")]
     Store(#[from] StoreError),
+    /// The runtime has fewer instance slots than the run has workers.
+    #[error(
+        "the workflow runs {workers} attempts at once, but the WebAssembly runtime has \
+         {instances} instance slots; create the runtime with RuntimeConfig::for_workers({workers})"
+    )]
+    PoolTooSmall {
+        /// Attempts the run may have at once.
+        workers: usize,
+        /// Slots of the runtime's pool.
+        instances: u32,
+    },
     /// The run's task was aborted (its runtime shut down).
     #[error("the run's task was aborted before it finished")]
     Aborted,

@@ -23,7 +23,7 @@ pub(super) fn start(
     workflow: Arc<WorkflowSpec>,
     plugins: Arc<PluginRegistry>,
 ) -> Result<RunHandle, ExecError> {
-    let node_plugins = resolve(&workflow, &plugins)?;
+    let node_plugins = resolve(engine, &workflow, &plugins)?;
     let record = RunRecord {
         run_id: Ulid::new().to_string(),
         workflow_id: workflow.id.clone(),
@@ -72,7 +72,7 @@ pub(super) fn resume(
             run_id: record.run_id,
         });
     }
-    let node_plugins = resolve(&workflow, &plugins)?;
+    let node_plugins = resolve(engine, &workflow, &plugins)?;
     let workflow_sha256 = sha256(&workflow.source.text);
     let plugin_digests = digests(&workflow, &plugins);
     let changes = changes(&record, &workflow, &workflow_sha256, &plugin_digests);
@@ -164,11 +164,19 @@ fn launch(
     }
 }
 
-/// The plugin of each node, by node index.
+/// The plugin of each node, by node index; checks that the runtime can
+/// hold as many instances as the run has workers.
 fn resolve(
+    engine: &WorkflowEngine,
     workflow: &WorkflowSpec,
     plugins: &PluginRegistry,
 ) -> Result<Vec<Arc<Plugin>>, ExecError> {
+    let workers = workflow.options.max_concurrency.workers();
+    let instances = engine.runtime.config().max_instances;
+    if instances > 0 && workers > instances as usize {
+        return Err(ExecError::PoolTooSmall { workers, instances });
+    }
+
     workflow
         .check_actions(plugins.names())
         .map_err(ExecError::Spec)?;
