@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::support::{Env, node, workflow};
 
 /// Six levels of 24 nodes on two workers: each node of the first five
-/// sleeps 30 to 45 ms (in a host call, so the run takes about as long on a
+/// sleeps 80 to 95 ms (in a host call, so the run takes about as long on a
 /// busy machine), and each of the last level merges the outputs of two
 /// nodes above it, so that stored outputs must feed their dependents.
 fn crash_workflow(durability: &str) -> String {
@@ -36,7 +36,7 @@ fn crash_workflow(durability: &str) -> String {
                 ));
                 continue;
             }
-            let ms = 30 + (level * 24 + i) % 16;
+            let ms = 80 + (level * 24 + i) % 16;
             text.push_str(&format!(
                 "[nodes.l{level}n{i}]\naction = \"misbehave\"\ninput = {{ mode = \"sleep\", ms = {ms} }}\n"
             ));
@@ -101,7 +101,9 @@ fn crash_and_resume(durability: &str) {
     let mut lives = 0;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        std::thread::sleep(Duration::from_millis(rng.u64(50..300)));
+        // About 5 s of sleeping nodes on two workers and at most 250 ms per
+        // life: the run cannot finish before the twentieth kill.
+        std::thread::sleep(Duration::from_millis(rng.u64(50..250)));
         if kill(&mut child) {
             kills += 1;
         }
@@ -113,11 +115,15 @@ fn crash_and_resume(durability: &str) {
             .flow()
             .args(["resume", &run_id])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(env.path().join("resume.err")).unwrap())
             .spawn()
             .unwrap();
     }
-    assert!(kills >= 20, "only {kills} kills landed in {lives} lives");
+    let last_error = std::fs::read_to_string(env.path().join("resume.err")).unwrap_or_default();
+    assert!(
+        kills >= 20,
+        "only {kills} kills landed in {lives} lives; the last resume said: {last_error}"
+    );
 
     // Let it finish.
     let last = env.run(&["resume", &run_id, "--json"]);

@@ -152,15 +152,15 @@ async fn a_runtime_smaller_than_the_pool_of_workers_is_refused() {
     let runtime = Arc::new(Runtime::new(RuntimeConfig::for_workers(2)).unwrap());
     let engine = WorkflowEngine::new(runtime, Arc::new(MemoryStore::new()));
     let spec = library
-        .workflow("[workflow]\nid = \"w\"\nmax_concurrency = 8\n[nodes.a]\naction = \"echo\"\n");
+        .workflow("[workflow]\nid = \"w\"\nmax_concurrency = 40\n[nodes.a]\naction = \"echo\"\n");
     let error = engine
         .execute(spec, library.plugins.clone())
         .await
         .unwrap_err();
     assert!(
-        error
-            .to_string()
-            .contains("runs 8 attempts at once, but the WebAssembly runtime has 3 instance slots"),
+        error.to_string().contains(
+            "runs 40 attempts at once, but the WebAssembly runtime has 32 instance slots"
+        ),
         "{error}"
     );
 }

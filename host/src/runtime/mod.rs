@@ -55,12 +55,11 @@ impl Default for RuntimeConfig {
 impl RuntimeConfig {
     /// A configuration for running at most `workers` attempts at once.
     pub fn for_workers(workers: usize) -> Self {
+        // Twice the workers, and at least 32: freed slots are returned to
+        // the kernel in batches, and the pool needs spare slots meanwhile.
+        let workers = u32::try_from(workers).unwrap_or(u32::MAX / 2);
         Self {
-            // One more for the `describe` calls of plugin loading.
-            max_instances: u32::try_from(workers)
-                .unwrap_or(u32::MAX)
-                .saturating_add(1)
-                .max(2),
+            max_instances: workers.saturating_mul(2).max(32),
             ..Self::default()
         }
     }

@@ -22,6 +22,9 @@ use super::{AttemptRecord, NodeRecord, RunRecord, RunStatus, StoreError, Workflo
 /// Version of the layout above; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 3;
 
+/// Memory sled may use to cache pages.
+const CACHE_BYTES: u64 = 64 << 20;
+
 /// Name of the file, inside the database directory, that says which
 /// process holds the database.
 const OWNER_FILE: &str = "flow-owner";
@@ -113,7 +116,14 @@ impl SledStore {
 fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let opened = std::panic::catch_unwind(|| sled::Config::new().path(path).open());
+    let opened = std::panic::catch_unwind(|| {
+        sled::Config::new()
+            .path(path)
+            // sled caches up to 1 GiB by default; records of a run are
+            // written once and read rarely.
+            .cache_capacity(CACHE_BYTES)
+            .open()
+    });
     std::panic::set_hook(hook);
     match opened {
         Ok(result) => result.map_err(|error| open_error(path, error)),
