@@ -68,6 +68,25 @@ struct Global {
         value_name = "FILTER"
     )]
     log_level: Option<String>,
+
+    /// How log records are written on stderr
+    #[arg(
+        long,
+        global = true,
+        env = "FLOW_LOG_FORMAT",
+        value_enum,
+        value_name = "FORMAT",
+        default_value_t = cli::logging::LogFormat::Text
+    )]
+    log_format: cli::logging::LogFormat,
+
+    /// Print only errors (the exit code tells the rest)
+    #[arg(long, short, global = true)]
+    quiet: bool,
+
+    /// On errors, show their full internal detail (for bug reports)
+    #[arg(long, short, global = true)]
+    verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +99,10 @@ enum Command {
     Resume(cli::resume::ResumeArgs),
     /// Show a recorded run: its nodes, attempts, timings, errors and outputs
     Status(cli::status::StatusArgs),
+    /// Print what the actions of a run logged and printed
+    Logs(cli::logs::LogsArgs),
+    /// Print a workflow's graph as Graphviz DOT or Mermaid
+    Graph(cli::graph::GraphArgs),
     /// List recorded runs, newest first
     List(cli::list::ListArgs),
     /// Delete recorded runs
@@ -92,11 +115,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let log = cli::logging::init(cli.global.log_level.as_deref());
+    cli::panic::install(cli.global.verbose);
+    let log = cli::logging::init(cli.global.log_level.as_deref(), cli.global.log_format);
     let context = cli::Context {
         db: cli.global.db,
         cache_dir: cli.global.cache_dir,
         no_cache: cli.global.no_cache,
+        quiet: cli.global.quiet,
+        verbose: cli.global.verbose,
         log,
     };
     let result = match cli.command {
@@ -104,6 +130,8 @@ fn main() -> ExitCode {
         Command::Validate(args) => cli::validate::run(&context, args),
         Command::Resume(args) => cli::resume::run(&context, args),
         Command::Status(args) => cli::status::run(&context, args),
+        Command::Logs(args) => cli::logs::run(&context, args),
+        Command::Graph(args) => cli::graph::run(&context, args),
         Command::List(args) => cli::list::run(&context, args),
         Command::Delete(args) => cli::manage::delete(&context, args),
         Command::Prune(args) => cli::manage::prune(&context, args),
@@ -113,7 +141,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code.into(),
         Err(error) => {
-            eprintln!("{}", cli::render_error(&error));
+            eprintln!("{}", cli::render_error(&error, context.verbose));
             cli::exit_code(&error).into()
         }
     }

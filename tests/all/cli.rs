@@ -12,6 +12,11 @@ fn every_command_has_help() {
         &["status", "--help"],
         &["list", "--help"],
         &["plugins", "--help"],
+        &["resume", "--help"],
+        &["logs", "--help"],
+        &["graph", "--help"],
+        &["delete", "--help"],
+        &["prune", "--help"],
     ] {
         let run = env.run(command).success();
         assert!(

@@ -13,6 +13,7 @@ mod errors;
 mod extensions;
 mod languages;
 mod limits;
+mod observe;
 mod plugins;
 mod retry;
 mod run;

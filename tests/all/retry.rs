@@ -136,7 +136,7 @@ fn retries_show_as_they_happen() {
     );
     let run = env.run(&["run", file.to_str().unwrap()]).success();
     assert!(
-        run.stdout.contains("  retry    busy         attempt 1 failed: retryable error: attempt 1 of 1 fails on purpose; retrying in 1.0 ms"),
+        run.stdout.contains("  retry    busy  flaky  attempt 1 failed: retryable error: attempt 1 of 1 fails on purpose; retrying in 1.0 ms"),
         "{}",
         run.stdout
     );

@@ -1,14 +1,25 @@
-//! Logging to stderr with tracing.
+//! Logging to stderr with tracing, as text for people or JSON for machines.
 
 use std::io::IsTerminal;
 
+use clap::ValueEnum;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Registry, reload};
+use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
 
 /// What is logged when nothing says otherwise: warnings, and what plugins
 /// log at info and above.
 const DEFAULT_FILTER: &str = "warn,flow::plugin=info";
+
+/// How log records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per record (coloured on a terminal).
+    Text,
+    /// One JSON object per line, with a timestamp, the level, the target,
+    /// the message and every field (workflow, run, node, attempt, ...).
+    Json,
+}
 
 /// Lets a workflow's `log_level` apply when the user gave no filter.
 pub struct LogControl {
@@ -18,7 +29,7 @@ pub struct LogControl {
 
 /// Sets up the subscriber: `--log-level` (or `FLOW_LOG`) first, then
 /// `RUST_LOG`, then the default.
-pub fn init(level: Option<&str>) -> LogControl {
+pub fn init(level: Option<&str>, format: LogFormat) -> LogControl {
     let explicit = level
         .map(String::from)
         .or_else(|| std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()));
@@ -30,15 +41,25 @@ pub fn init(level: Option<&str>) -> LogControl {
         None => EnvFilter::new(DEFAULT_FILTER),
     };
     let (filter, handle) = reload::Layer::new(filter);
-    let format = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .without_time()
-        .with_target(false)
-        .compact();
+    let output = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .without_time()
+            .with_target(false)
+            .compact()
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .boxed(),
+    };
     tracing_subscriber::registry()
         .with(filter)
-        .with(format)
+        .with(output)
         .init();
     LogControl {
         handle,

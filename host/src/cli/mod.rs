@@ -1,10 +1,14 @@
 //! The commands of the `flow` binary.
 
+pub mod graph;
 pub mod list;
 pub mod logging;
+pub mod logs;
 pub mod manage;
 pub mod options;
+pub mod panic;
 pub mod plugins;
+pub mod progress;
 pub mod resume;
 pub mod run;
 pub mod status;
@@ -26,6 +30,10 @@ pub struct Context {
     pub db: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
     pub no_cache: bool,
+    /// Print only errors.
+    pub quiet: bool,
+    /// Show errors in full internal detail.
+    pub verbose: bool,
     pub log: logging::LogControl,
 }
 
@@ -162,8 +170,18 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
 pub struct UsageError(pub String);
 
 /// The message for an error: its chain, outermost first, after `error: `.
-/// Workflow file errors come rendered with their locations already.
-pub fn render_error(error: &anyhow::Error) -> String {
+/// Workflow file errors come rendered with their locations already. With
+/// `verbose`, the internal form of the chain follows.
+pub fn render_error(error: &anyhow::Error, verbose: bool) -> String {
+    let message = render_message(error);
+    if verbose {
+        format!("{message}\n\ndetail (--verbose):\n{error:?}")
+    } else {
+        message
+    }
+}
+
+fn render_message(error: &anyhow::Error) -> String {
     if let Some(spec @ SpecError::Invalid { .. }) = error.downcast_ref::<SpecError>() {
         return spec.to_string();
     }

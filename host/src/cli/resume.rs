@@ -23,9 +23,8 @@ pub struct ResumeArgs {
     #[arg(long, value_name = "DIR")]
     plugins: Option<PathBuf>,
 
-    /// Print the run's report as one JSON document instead of text
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    show: super::run::ShowArgs,
 
     #[command(flatten)]
     options: OptionArgs,
@@ -67,7 +66,7 @@ pub fn run(context: &Context, args: ResumeArgs) -> anyhow::Result<Exit> {
         store,
         Arc::new(spec),
         &dir,
-        args.json,
+        &args.show,
         |engine, spec, plugins| engine.resume(spec, plugins, &run_id, args.force),
     )
 }

@@ -1,21 +1,22 @@
 //! `flow run`: execute a workflow.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use clap::Args;
 use flow_host::exec::{Canceller, RunHandle};
-use flow_host::observe::format_duration;
+use flow_host::observe::{PrometheusMetrics, format_duration};
 use flow_host::{
-    Event, ExecError, NodeReport, NodeStatus, Observer, PluginRegistry, RunReport, RunStatus,
-    SledStore, WorkflowEngine, WorkflowSpec,
+    ExecError, NodeStatus, PluginRegistry, RunReport, RunStatus, SledStore, WorkflowEngine,
+    WorkflowSpec,
 };
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::options::OptionArgs;
+use super::progress::{Progress, ProgressMode, print_summary};
 use super::{Context, Exit, load_plugins, plugins_dir};
 
 #[derive(Debug, Args)]
@@ -27,12 +28,27 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     plugins: Option<PathBuf>,
 
+    #[command(flatten)]
+    show: ShowArgs,
+
+    #[command(flatten)]
+    options: OptionArgs,
+}
+
+/// What `flow run` and `flow resume` print and write besides the run.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
     /// Print the run's report as one JSON document instead of text
     #[arg(long)]
     json: bool,
 
-    #[command(flatten)]
-    options: OptionArgs,
+    /// How to show progress while the run goes
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = ProgressMode::Auto)]
+    progress: ProgressMode,
+
+    /// Write the run's metrics to FILE in the Prometheus text format
+    #[arg(long, value_name = "FILE")]
+    metrics_out: Option<PathBuf>,
 }
 
 pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<Exit> {
@@ -53,7 +69,7 @@ pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<Exit> {
         store,
         spec,
         &dir,
-        args.json,
+        &args.show,
         |engine, spec, plugins| engine.start(spec, plugins),
     )
 }
@@ -64,7 +80,7 @@ pub fn execute(
     store: Arc<SledStore>,
     spec: Arc<WorkflowSpec>,
     dir: &Path,
-    json: bool,
+    show: &ShowArgs,
     launch: impl FnOnce(
         &WorkflowEngine,
         Arc<WorkflowSpec>,
@@ -72,66 +88,76 @@ pub fn execute(
     ) -> Result<RunHandle, ExecError>,
 ) -> anyhow::Result<Exit> {
     let (runtime, cache) = context.runtime(spec.options.max_concurrency.workers())?;
-    let live = !json && spec.options.observability;
+    let text = !show.json && !context.quiet;
+    let mode = match show.progress.resolve() {
+        _ if !text || !spec.options.observability => ProgressMode::Off,
+        mode => mode,
+    };
+    let progress = Arc::new(Progress::new(&spec, mode));
+    let metrics = show
+        .metrics_out
+        .as_ref()
+        .map(|_| Arc::new(PrometheusMetrics::new()));
     let report = super::tokio()?.block_on(async {
         let plugins = load_plugins(&runtime, &cache, dir).await?;
         spec.check_actions(plugins.names())?;
-        let mut engine = WorkflowEngine::new(runtime, store);
-        if live {
-            engine = engine.with_observer(Arc::new(Printer::new(&spec)));
+        let mut engine = WorkflowEngine::new(runtime, store).with_observer(progress.clone());
+        if let Some(metrics) = &metrics {
+            engine = engine.with_metrics(metrics.clone());
         }
         // Handlers go in before the run starts, so no signal is missed.
         let signals = Signals::install()?;
         let handle = launch(&engine, spec.clone(), plugins)?;
         signals.cancel(handle.canceller(), handle.run_id().to_string());
         anyhow::Ok(handle.wait().await?)
-    })?;
+    });
+    progress.finish();
+    let report = report?;
 
-    if json {
+    if let (Some(path), Some(metrics)) = (&show.metrics_out, &metrics) {
+        std::fs::write(path, metrics.render())
+            .with_context(|| format!("cannot write the metrics to {}", path.display()))?;
+    }
+    if show.json {
         println!("{}", report_json(&report));
         return Ok(exit(&report));
     }
-    if !live {
-        let printer = Printer::new(&spec);
-        println!(
-            "run {} of workflow `{}` ({} nodes)",
-            report.run_id,
-            spec.id,
-            spec.nodes.len()
-        );
-        for node in &report.nodes {
-            println!(
-                "{}",
-                node_line(node, printer.id_width, printer.action_width)
-            );
-        }
-    }
-    print_outputs(&report);
     let db = match &context.db {
         Some(db) => format!(" --db {}", db.display()),
         None => String::new(),
     };
-    match report.status {
-        RunStatus::Cancelled => println!(
-            "run {} cancelled after {}; continue it with: flow resume {}{db}",
-            report.run_id,
-            format_duration(report.elapsed),
-            report.run_id,
+    let id = &report.run_id;
+    let elapsed = format_duration(report.elapsed);
+    let last = match report.status {
+        RunStatus::Cancelled => {
+            format!("run {id} cancelled after {elapsed}; continue it with: flow resume {id}{db}")
+        }
+        RunStatus::Failed => format!(
+            "run {id} failed in {elapsed}{} (details: flow status {id}{db}; after fixing the cause: flow resume {id}{db})",
+            // Without --quiet, the lines above said why.
+            match (&report.error, context.quiet) {
+                (Some(error), true) => format!(": {error}"),
+                _ => String::new(),
+            }
         ),
-        RunStatus::Failed => println!(
-            "run {} failed in {} (details: flow status {}{db}; after fixing the cause: flow resume {}{db})",
-            report.run_id,
-            format_duration(report.elapsed),
-            report.run_id,
-            report.run_id,
-        ),
-        status => println!(
-            "run {} {status} in {} (details: flow status {}{db})",
-            report.run_id,
-            format_duration(report.elapsed),
-            report.run_id,
-        ),
+        status => format!("run {id} {status} in {elapsed} (details: flow status {id}{db})"),
+    };
+    if context.quiet {
+        if report.status != RunStatus::Succeeded {
+            eprintln!("{last}");
+        }
+        return Ok(exit(&report));
     }
+    if mode == ProgressMode::Off {
+        println!(
+            "run {id} of workflow `{}` ({} nodes)",
+            spec.id,
+            spec.nodes.len()
+        );
+    }
+    print_summary(&report);
+    print_outputs(&report);
+    println!("{last}");
     Ok(exit(&report))
 }
 
@@ -178,79 +204,6 @@ impl Signals {
             std::process::exit(Exit::Cancelled as i32);
         });
     }
-}
-
-/// Prints a line per node as it finishes.
-struct Printer {
-    id_width: usize,
-    action_width: usize,
-}
-
-impl Printer {
-    fn new(spec: &WorkflowSpec) -> Self {
-        Self {
-            id_width: spec.nodes.iter().map(|n| n.id.len()).max().unwrap_or(0),
-            action_width: spec.nodes.iter().map(|n| n.action.len()).max().unwrap_or(0),
-        }
-    }
-}
-
-impl Observer for Printer {
-    fn on_event(&self, event: &Event<'_>) {
-        let line = match event {
-            Event::RunStarted {
-                run_id,
-                workflow_id,
-                nodes,
-            } => format!("run {run_id} of workflow `{workflow_id}` ({nodes} nodes)"),
-            Event::NodeFinished { node } => node_line(node, self.id_width, self.action_width),
-            Event::RetryScheduled {
-                node,
-                attempt,
-                error,
-                delay,
-            } => format!(
-                "  {:<7}  {node:<id_width$}  {:<action_width$}  attempt {attempt} failed: {error}; retrying in {}",
-                "retry",
-                "",
-                format_duration(*delay),
-                id_width = self.id_width,
-                action_width = self.action_width,
-            ),
-            _ => return,
-        };
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
-    }
-}
-
-fn node_line(node: &NodeReport, id_width: usize, action_width: usize) -> String {
-    let attempts = match node.attempts {
-        0 | 1 => String::new(),
-        n => format!(", {n} attempts"),
-    };
-    let (mark, detail) = match &node.status {
-        NodeStatus::Succeeded => ("ok", format!("{}{attempts}", format_duration(node.elapsed))),
-        NodeStatus::Failed => (
-            "FAILED",
-            format!(
-                "{}{attempts}: {}",
-                format_duration(node.elapsed),
-                node.error.as_deref().unwrap_or("")
-            ),
-        ),
-        NodeStatus::Skipped { because } => ("skipped", format!("`{because}` failed")),
-        NodeStatus::Cancelled => (
-            "cancel",
-            format!("{}{attempts}: cancelled", format_duration(node.elapsed)),
-        ),
-        other => (other.name(), String::new()),
-    };
-    format!(
-        "  {mark:<7}  {:<id_width$}  {:<action_width$}  {detail}",
-        node.id, node.action
-    )
 }
 
 fn print_outputs(report: &RunReport) {

@@ -15,7 +15,10 @@ use super::{ErrorHandler, NodeReport};
 use crate::observe::{Event, Observer};
 use crate::runtime::{AttemptError, AttemptReport, Invocation, LogLevel, Plugin, Runtime};
 use crate::spec::{NodeSpec, WorkflowSpec};
-use crate::store::{AttemptRecord, NodeRecord, NodeStatus, StoreError, Timestamp, WorkflowStore};
+use crate::store::{
+    AttemptRecord, GuestLine, LineKind, NodeRecord, NodeStatus, StoreError, Timestamp,
+    WorkflowStore,
+};
 
 /// What every node task of a run shares.
 pub(super) struct Shared {
@@ -119,6 +122,7 @@ impl NodeTask {
                 error: None,
                 fuel_used: None,
                 retry_delay_ms: None,
+                logs: Vec::new(),
             };
             // Recorded before the attempt starts: after a crash, the store
             // shows which attempt was in flight.
@@ -136,11 +140,11 @@ impl NodeTask {
                 attempt: number,
             });
 
-            let Some(report) = self.attempt(node, number).await else {
+            let Some(mut report) = self.attempt(node, number).await else {
                 attempt.error = Some("cancelled".into());
                 break (Outcome::Cancelled, attempt);
             };
-            self.log_guest_output(node, number, &report);
+            attempt.logs = self.log_guest_output(node, number, &mut report);
             if let Some(fuel) = report.fuel_used {
                 fuel_used = Some(fuel_used.unwrap_or(0) + fuel);
             }
@@ -333,44 +337,84 @@ impl NodeTask {
     }
 
     /// Writes what the guest logged and printed to the host's log, under
-    /// its node.
-    fn log_guest_output(&self, node: &NodeSpec, attempt: u32, report: &AttemptReport) {
+    /// its node, and returns it for the attempt's record.
+    fn log_guest_output(
+        &self,
+        node: &NodeSpec,
+        attempt: u32,
+        report: &mut AttemptReport,
+    ) -> Vec<GuestLine> {
         let shared = &*self.shared;
         let (workflow, run, node) = (&shared.workflow.id, &shared.run_id, &node.id);
-        macro_rules! guest {
-            ($level:ident, $($fields:tt)*) => {
-                tracing::$level!(target: "flow::plugin", workflow = %workflow, run = %run, node = %node, attempt, $($fields)*)
-            };
-        }
-        for record in &report.logs {
-            let message = &record.message;
-            match record.level {
-                LogLevel::Trace => guest!(trace, "{message}"),
-                LogLevel::Debug => guest!(debug, "{message}"),
-                LogLevel::Info => guest!(info, "{message}"),
-                LogLevel::Warn => guest!(warn, "{message}"),
-                LogLevel::Error => guest!(error, "{message}"),
+        let lines = guest_lines(report);
+        for line in &lines {
+            let text = &line.text;
+            macro_rules! guest {
+                ($level:ident $(, $field:ident = $value:expr)?) => {
+                    tracing::$level!(target: "flow::plugin", workflow = %workflow, run = %run, node = %node, attempt, $($field = $value,)? "{text}")
+                };
+            }
+            match line.kind {
+                LineKind::Trace => guest!(trace),
+                LineKind::Debug => guest!(debug),
+                LineKind::Info => guest!(info),
+                LineKind::Warn => guest!(warn),
+                LineKind::Error => guest!(error),
+                LineKind::Stdout => guest!(info, stream = "stdout"),
+                LineKind::Stderr => guest!(warn, stream = "stderr"),
             }
         }
-        if report.logs_dropped > 0 {
-            guest!(
-                warn,
+        lines
+    }
+}
+
+/// What an attempt logged and printed, as lines: its `log` records in
+/// order, then stdout, then stderr, each followed by a note of what was
+/// dropped over the limits.
+fn guest_lines(report: &mut AttemptReport) -> Vec<GuestLine> {
+    let line = |kind, text: String| GuestLine { kind, text };
+    let mut lines: Vec<GuestLine> = std::mem::take(&mut report.logs)
+        .into_iter()
+        .map(|record| {
+            let kind = match record.level {
+                LogLevel::Trace => LineKind::Trace,
+                LogLevel::Debug => LineKind::Debug,
+                LogLevel::Info => LineKind::Info,
+                LogLevel::Warn => LineKind::Warn,
+                LogLevel::Error => LineKind::Error,
+            };
+            line(kind, record.message)
+        })
+        .collect();
+    if report.logs_dropped > 0 {
+        lines.push(line(
+            LineKind::Warn,
+            format!(
                 "{} more log records dropped: the plugin logged more than the limit",
                 report.logs_dropped
-            );
-        }
-        for line in report.stdout.lines() {
-            guest!(info, stream = "stdout", "{line}");
-        }
-        for line in report.stderr.lines() {
-            guest!(warn, stream = "stderr", "{line}");
-        }
-        if report.output_dropped > 0 {
-            guest!(
-                warn,
+            ),
+        ));
+    }
+    lines.extend(
+        report
+            .stdout
+            .lines()
+            .map(|l| line(LineKind::Stdout, l.into())),
+    );
+    lines.extend(
+        report
+            .stderr
+            .lines()
+            .map(|l| line(LineKind::Stderr, l.into())),
+    );
+    if report.output_dropped > 0 {
+        lines.push(line(
+            LineKind::Warn,
+            format!(
                 "{} bytes of stdout and stderr dropped: the plugin printed more than the limit",
                 report.output_dropped
-            );
-        }
+            ),
+        ));
     }
+    lines
 }

@@ -1,4 +1,9 @@
-//! Watching runs: the [`Observer`] extension point and the events it gets.
+//! Watching runs: the [`Observer`] extension point and the events it gets,
+//! and the engine's measurements as Prometheus series.
+
+mod prometheus;
+
+pub use prometheus::{DURATION_BUCKETS, MetricsBridge, PrometheusMetrics};
 
 use std::time::Duration;
 

@@ -78,6 +78,37 @@ impl SpecError {
         }
     }
 
+    /// The error as JSON: the file, and each problem with its message,
+    /// line and column (from 1, when known), label and help.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            SpecError::Read { path, .. } => serde_json::json!({
+                "file": path,
+                "errors": [{ "message": self.to_string() }],
+            }),
+            SpecError::Invalid { file, diagnostics } => {
+                let errors: Vec<serde_json::Value> = diagnostics
+                    .iter()
+                    .map(|diagnostic| {
+                        let (line, column) = diagnostic
+                            .span
+                            .as_ref()
+                            .map(|span| line_column(&file.text, span.start))
+                            .unzip();
+                        serde_json::json!({
+                            "message": diagnostic.message,
+                            "line": line,
+                            "column": column,
+                            "label": diagnostic.label,
+                            "help": diagnostic.help,
+                        })
+                    })
+                    .collect();
+                serde_json::json!({ "file": file.path, "errors": errors })
+            }
+        }
+    }
+
     /// The problems found (empty for [`SpecError::Read`]).
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
@@ -129,6 +160,19 @@ fn render(source: &Source, diagnostics: &[Diagnostic]) -> String {
     out
 }
 
+/// Line and column, from 1, of byte `offset` of `text`; the column counts
+/// characters.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[start..].chars().count() + 1)
+}
+
 fn clamp(span: Range<usize>, len: usize) -> Range<usize> {
     let start = span.start.min(len);
     start..span.end.clamp(start, len)
@@ -137,5 +181,20 @@ fn clamp(span: Range<usize>, len: usize) -> Range<usize> {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_and_columns_count_from_one() {
+        let text = "ab\ncé d\n";
+        assert_eq!(line_column(text, 0), (1, 1));
+        assert_eq!(line_column(text, 3), (2, 1));
+        // After the two-byte é: the third character of the line.
+        assert_eq!(line_column(text, 6), (2, 3));
+        assert_eq!(line_column(text, 99), (3, 1));
     }
 }

@@ -16,7 +16,9 @@ mod sled;
 
 pub use error::StoreError;
 pub use memory::MemoryStore;
-pub use records::{AttemptRecord, NodeRecord, NodeStatus, RunRecord, RunStatus, Timestamp};
+pub use records::{
+    AttemptRecord, GuestLine, LineKind, NodeRecord, NodeStatus, RunRecord, RunStatus, Timestamp,
+};
 pub use sled::SledStore;
 
 /// Where runs are kept: the design's WorkflowStore (save, load, list,
@@ -150,6 +152,10 @@ pub(crate) mod conformance {
             error: None,
             fuel_used: Some(10),
             retry_delay_ms: None,
+            logs: vec![GuestLine {
+                kind: LineKind::Info,
+                text: format!("attempt {number}"),
+            }],
         }
     }
 

@@ -196,6 +196,60 @@ pub struct AttemptRecord {
     /// The delay chosen before the next attempt, in milliseconds, when the
     /// node was retried after this one.
     pub retry_delay_ms: Option<u64>,
+    /// What the action logged and printed, in order (bounded by the
+    /// attempt's limits).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<GuestLine>,
+}
+
+/// One line an action logged or printed during an attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestLine {
+    /// Where it came from, and its severity for `log` calls.
+    pub kind: LineKind,
+    /// Its text.
+    pub text: String,
+}
+
+/// The source of a [`GuestLine`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineKind {
+    /// A `log` call at trace level.
+    Trace,
+    /// A `log` call at debug level.
+    Debug,
+    /// A `log` call at info level.
+    Info,
+    /// A `log` call at warn level.
+    Warn,
+    /// A `log` call at error level.
+    Error,
+    /// A line written to stdout.
+    Stdout,
+    /// A line written to stderr.
+    Stderr,
+}
+
+impl LineKind {
+    /// Its name, as stored: `info`, `stdout`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            LineKind::Trace => "trace",
+            LineKind::Debug => "debug",
+            LineKind::Info => "info",
+            LineKind::Warn => "warn",
+            LineKind::Error => "error",
+            LineKind::Stdout => "stdout",
+            LineKind::Stderr => "stderr",
+        }
+    }
+}
+
+impl fmt::Display for LineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl PartialEq for NodeRecord {

@@ -8,7 +8,8 @@
 //! - `panic`: panics with `message`;
 //! - `overflow`: recurses until the stack overflows;
 //! - `print`: writes `bytes` bytes to stdout and to stderr, then succeeds;
-//! - `log`: sends `count` log records of `bytes` bytes each, then succeeds;
+//! - `log`: sends `count` log records (`message`, or `bytes` bytes), then
+//!   succeeds;
 //! - `sandbox`: reports what it can see of the host: environment, files,
 //!   network, stdin, arguments;
 //! - `inspect`: returns the request it received: input, dependency outputs
@@ -89,7 +90,10 @@ fn misbehave(ctx: &Context, request: Request<Params>) -> Result<Value, ActionErr
             Ok(json!({"printed": params.bytes}))
         }
         Mode::Log => {
-            let message = "y".repeat(params.bytes);
+            let message = match params.message.as_str() {
+                "" => "y".repeat(params.bytes),
+                text => text.to_string(),
+            };
             for _ in 0..params.count {
                 log::info(&message);
             }

@@ -1,0 +1,105 @@
+//! `flow logs`: what the actions of a run logged and printed.
+
+use clap::Args;
+use flow_host::WorkflowStore;
+use flow_host::store::{AttemptRecord, NodeRecord};
+use serde_json::json;
+
+use super::{Context, Exit, UsageError};
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The run's id, or enough of its beginning to tell it apart
+    run_id: String,
+
+    /// Only this node
+    node: Option<String>,
+
+    /// Only this attempt (with NODE)
+    #[arg(long, value_name = "N", requires = "node")]
+    attempt: Option<u32>,
+
+    /// One JSON object per line: node, attempt, kind, text
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(context: &Context, args: LogsArgs) -> anyhow::Result<Exit> {
+    let store = context.open_store()?;
+    let run = store.find_run(&args.run_id)?;
+    let mut nodes = store.nodes(&run.run_id)?;
+    if let Some(wanted) = &args.node {
+        nodes.retain(|node| &node.node_id == wanted);
+        if nodes.is_empty() {
+            return Err(unknown_node(&*store, &run.run_id, wanted)?.into());
+        }
+    }
+    let mut printed = 0;
+    let width = nodes.iter().map(|n| n.node_id.len()).max().unwrap_or(0);
+    for node in &nodes {
+        for attempt in store.attempts(&run.run_id, &node.node_id)? {
+            if args.attempt.is_some_and(|n| n != attempt.number) {
+                continue;
+            }
+            printed += print_attempt(node, &attempt, width, args.json);
+        }
+    }
+    if printed == 0 && !args.json && !context.quiet {
+        let whom = match (&args.node, args.attempt) {
+            (Some(node), Some(n)) => format!("attempt {n} of node `{node}`"),
+            (Some(node), None) => format!("node `{node}`"),
+            _ => format!("the nodes of run {}", run.run_id),
+        };
+        eprintln!("nothing logged or printed by {whom}");
+    }
+    Ok(Exit::Success)
+}
+
+/// Prints the lines of one attempt; returns how many.
+fn print_attempt(node: &NodeRecord, attempt: &AttemptRecord, width: usize, json: bool) -> usize {
+    for line in &attempt.logs {
+        if json {
+            println!(
+                "{}",
+                json!({
+                    "node": node.node_id,
+                    "attempt": attempt.number,
+                    "kind": line.kind,
+                    "text": line.text,
+                })
+            );
+        } else {
+            println!(
+                "{:<width$} #{:<2} {:<6} {}",
+                node.node_id,
+                attempt.number,
+                line.kind.name(),
+                line.text.replace('\n', "\n    ")
+            );
+        }
+    }
+    attempt.logs.len()
+}
+
+/// The error for a node the run does not have, with the closest id.
+fn unknown_node(
+    store: &dyn WorkflowStore,
+    run_id: &str,
+    wanted: &str,
+) -> anyhow::Result<UsageError> {
+    let ids: Vec<String> = store
+        .nodes(run_id)?
+        .into_iter()
+        .map(|node| node.node_id)
+        .collect();
+    let closest = ids
+        .iter()
+        .map(|id| (strsim::jaro_winkler(id, wanted), id))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, id)| format!("; did you mean `{id}`?"))
+        .unwrap_or_default();
+    Ok(UsageError(format!(
+        "run {run_id} has no node `{wanted}` that started{closest} (its nodes: flow status {run_id})"
+    )))
+}
