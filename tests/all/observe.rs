@@ -107,6 +107,21 @@ fn flow_logs_prints_what_each_node_logged_and_printed() {
         serde_json::json!({"node": "talk", "attempt": 1, "kind": "info", "text": "hello from talk"})
     );
 
+    // Stored at every level, whatever the log filter: `json` logs at debug.
+    let picky = env.write(
+        "picky.toml",
+        &workflow("[nodes.pick]\naction = \"json\"\ninput = { data = { a = 1, b = 2 }, select = [\"a\"] }\n"),
+    );
+    let picked = env
+        .run(&["run", picky.to_str().unwrap(), "--json"])
+        .success()
+        .json();
+    let picked = env
+        .run(&["logs", picked["run_id"].as_str().unwrap()])
+        .success()
+        .stdout;
+    assert_eq!(picked, "pick #1  debug  kept 1 of 2 fields\n");
+
     let quiet = env.run(&["logs", run_id, "sum"]).success();
     assert_eq!(quiet.stdout, "");
     assert_eq!(
@@ -180,6 +195,22 @@ fn the_metrics_file_is_prometheus_text_with_the_engine_series() {
         panic!("fuel is a counter")
     };
     assert!(fuel > 0.0);
+    // With observability off, collectors hear nothing.
+    let silent = env.write(
+        "silent.toml",
+        "[workflow]\nid = \"silent\"\nplugins = \"plugins\"\nobservability = false\n[nodes.a]\naction = \"echo\"\n",
+    );
+    let none = env.path().join("none.prom");
+    env.run(&[
+        "run",
+        silent.to_str().unwrap(),
+        "--metrics-out",
+        none.to_str().unwrap(),
+        "-q",
+    ])
+    .success();
+    assert_eq!(std::fs::read_to_string(&none).unwrap(), "");
+
     for histogram in [
         "flow_run_duration_seconds",
         "flow_node_duration_seconds",

@@ -34,7 +34,7 @@ pub fn init(level: Option<&str>, format: LogFormat) -> LogControl {
         .map(String::from)
         .or_else(|| std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()));
     let filter = match &explicit {
-        Some(text) => EnvFilter::try_new(text).unwrap_or_else(|error| {
+        Some(text) => EnvFilter::try_new(expand(text)).unwrap_or_else(|error| {
             eprintln!("warning: ignoring the log filter `{text}`: {error}");
             EnvFilter::new(DEFAULT_FILTER)
         }),
@@ -67,14 +67,41 @@ pub fn init(level: Option<&str>, format: LogFormat) -> LogControl {
     }
 }
 
+/// A bare level applies to flow and its plugins; the libraries below stay
+/// at warnings (name them to hear more: `info,sled=debug`). Directives
+/// pass through unchanged.
+fn expand(filter: &str) -> String {
+    let level = filter.trim();
+    let bare = ["off", "error", "warn", "info", "debug", "trace"]
+        .iter()
+        .any(|name| name.eq_ignore_ascii_case(level));
+    if bare {
+        format!("warn,flow={level},flow_host={level}")
+    } else {
+        filter.to_string()
+    }
+}
+
 impl LogControl {
     /// Uses the workflow's `log_level`, unless the user chose a filter.
     pub fn workflow_default(&self, level: Option<&str>) {
         let (false, Some(level)) = (self.explicit, level) else {
             return;
         };
-        if let Ok(filter) = EnvFilter::try_new(level) {
+        if let Ok(filter) = EnvFilter::try_new(expand(level)) {
             let _ = self.handle.reload(filter);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand;
+
+    #[test]
+    fn a_bare_level_is_for_flow_and_its_plugins() {
+        assert_eq!(expand("debug"), "warn,flow=debug,flow_host=debug");
+        assert_eq!(expand("INFO"), "warn,flow=INFO,flow_host=INFO");
+        assert_eq!(expand("info,sled=debug"), "info,sled=debug");
     }
 }

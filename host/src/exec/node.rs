@@ -187,7 +187,7 @@ impl NodeTask {
                 node = %node.id,
                 attempt = number,
                 "attempt failed, retrying in {}: {error}",
-                humantime::format_duration(after)
+                crate::observe::format_duration(after)
             );
             shared.notify(&Event::RetryScheduled {
                 node: &node.id,

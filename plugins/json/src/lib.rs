@@ -12,7 +12,8 @@
 //! | `rename` | a table `{ old = "new" }` applied after `select` |
 //!
 //! Exactly one of `from`, `merge` and `data` names the document; with none of
-//! them, the output of the node's only dependency is used.
+//! them, the output of the node's only dependency is used. With `select`,
+//! it logs (at debug level) how many fields it kept.
 //!
 //! ```toml
 //! [nodes.customer]
@@ -25,7 +26,7 @@ use std::collections::BTreeMap;
 
 use flow_plugin_sdk::serde::Deserialize;
 use flow_plugin_sdk::serde_json::{Map, Value};
-use flow_plugin_sdk::{ActionError, Context, Deps, Request, export_action};
+use flow_plugin_sdk::{ActionError, Context, Deps, Request, export_action, log};
 
 /// The node's `input` table.
 #[derive(Debug, Default, Deserialize)]
@@ -44,7 +45,12 @@ pub fn transform(_: &Context, request: Request<Params>) -> Result<Value, ActionE
     let params = request.input;
     let document = source(&params, &request.deps)?;
     let document = match &params.select {
-        Some(keys) => select(document, keys)?,
+        Some(keys) => {
+            let fields = document.as_object().map_or(0, Map::len);
+            let kept = select(document, keys)?;
+            log::debug(&format!("kept {} of {fields} fields", keys.len()));
+            kept
+        }
         None => document,
     };
     if params.rename.is_empty() {
