@@ -80,7 +80,8 @@ struct Global {
     )]
     log_format: cli::logging::LogFormat,
 
-    /// Print only errors (the exit code tells the rest)
+    /// run, resume, validate: print only errors (the exit code tells the
+    /// rest)
     #[arg(long, short, global = true)]
     quiet: bool,
 

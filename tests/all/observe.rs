@@ -429,6 +429,19 @@ fn quiet_prints_only_errors() {
         run.stderr
     );
     assert!(run.stderr.contains("node `a` failed"), "{}", run.stderr);
+
+    let checked = env
+        .run(&["validate", good.to_str().unwrap(), "-q"])
+        .success();
+    assert_eq!((checked.stdout.as_str(), checked.stderr.as_str()), ("", ""));
+    let run_id = run.stderr.split_whitespace().nth(1).unwrap();
+    let resumed = env.run(&["resume", run_id, "-q"]).expect_code(1);
+    assert_eq!(resumed.stdout, "");
+    assert!(
+        resumed.stderr.contains("node `a` failed"),
+        "{}",
+        resumed.stderr
+    );
 }
 
 #[test]
