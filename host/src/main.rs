@@ -117,7 +117,17 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::panic::install(cli.global.verbose);
-    let log = cli::logging::init(cli.global.log_level.as_deref(), cli.global.log_format);
+    let log = match cli::logging::init(
+        cli.global.log_level.as_deref(),
+        cli.global.log_format,
+        cli.global.quiet,
+    ) {
+        Ok(log) => log,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return cli::Exit::Invalid.into();
+        }
+    };
     let context = cli::Context {
         db: cli.global.db,
         cache_dir: cli.global.cache_dir,

@@ -232,6 +232,9 @@ fn resume_after_cancel_skips_what_finished() {
 
     let resumed = env.run(&["resume", &run_id, "--json"]).success().json();
     assert_eq!(node(&resumed, "first")["attempts"], 1, "not run again");
+    // Its time and fuel come from the earlier session.
+    assert!(node(&resumed, "first")["elapsed_ms"].as_f64().unwrap() > 0.0);
+    assert!(node(&resumed, "first")["fuel_used"].as_u64().unwrap() > 0);
     assert_eq!(
         node(&resumed, "first")["output"],
         serde_json::json!({"n": 1})

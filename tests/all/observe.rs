@@ -201,15 +201,46 @@ fn the_metrics_file_is_prometheus_text_with_the_engine_series() {
         "[workflow]\nid = \"silent\"\nplugins = \"plugins\"\nobservability = false\n[nodes.a]\naction = \"echo\"\n",
     );
     let none = env.path().join("none.prom");
-    env.run(&[
-        "run",
-        silent.to_str().unwrap(),
-        "--metrics-out",
-        none.to_str().unwrap(),
-        "-q",
-    ])
-    .success();
+    let warned = env
+        .run(&[
+            "run",
+            silent.to_str().unwrap(),
+            "--metrics-out",
+            none.to_str().unwrap(),
+            "-q",
+        ])
+        .success();
     assert_eq!(std::fs::read_to_string(&none).unwrap(), "");
+    assert!(
+        warned
+            .stderr
+            .contains("the workflow sets `observability = false`"),
+        "{}",
+        warned.stderr
+    );
+
+    // An unwritable metrics file is found before anything runs.
+    let nowhere = env.path().join("no-such-dir").join("m.prom");
+    let refused = env
+        .run(&[
+            "run",
+            file.to_str().unwrap(),
+            "--metrics-out",
+            nowhere.to_str().unwrap(),
+        ])
+        .expect_code(3);
+    assert!(
+        refused.stderr.contains("cannot write the metrics to"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(refused.stdout, "");
+    let runs = env.run(&["list", "--json"]).success().json();
+    assert_eq!(
+        runs["runs"].as_array().unwrap().len(),
+        2,
+        "no third run: {runs}"
+    );
 
     for histogram in [
         "flow_run_duration_seconds",
@@ -515,5 +546,98 @@ fn errors_show_no_internal_detail_unless_verbose() {
         verbose.stderr.contains("detail (--verbose):"),
         "{}",
         verbose.stderr
+    );
+}
+
+#[test]
+fn big_runs_summarise_what_did_not_succeed() {
+    let env = Env::new();
+    let mut nodes = String::new();
+    for i in 0..55 {
+        nodes.push_str(&format!("[nodes.n{i}]\naction = \"echo\"\n"));
+    }
+    nodes.push_str("[nodes.bad]\naction = \"math\"\ninput = { values = [\"x\"] }\n");
+    let file = env.write("big.toml", &workflow(&nodes));
+    let out = env
+        .run(&["run", file.to_str().unwrap(), "--progress", "off"])
+        .expect_code(1)
+        .stdout;
+    let summary = &out[out.find("summary:").expect("a summary")..];
+    assert!(summary.contains("\nbad "), "{summary}");
+    assert!(!summary.contains("\nn0 "), "{summary}");
+    assert!(
+        summary.contains("(55 succeeded nodes not shown; all of them: flow status "),
+        "{summary}"
+    );
+
+    let good = env.write(
+        "good.toml",
+        &workflow(&nodes[..nodes.find("[nodes.bad]").unwrap()]),
+    );
+    let out = env
+        .run(&["run", good.to_str().unwrap(), "--progress", "off"])
+        .success()
+        .stdout;
+    assert!(
+        out.contains("summary: all 55 nodes succeeded (each of them: flow status "),
+        "{out}"
+    );
+}
+
+#[test]
+fn live_progress_without_a_terminal_falls_back_to_plain_lines() {
+    let env = Env::new();
+    let file = env.write("w.toml", &workflow("[nodes.a]\naction = \"echo\"\n"));
+    let out = env
+        .run(&["run", file.to_str().unwrap(), "--progress", "live"])
+        .success()
+        .stdout;
+    assert!(out.contains("  start    a  echo  attempt 1\n"), "{out}");
+    assert!(out.contains("  ok       a  echo  "), "{out}");
+}
+
+#[test]
+fn quiet_silences_plugin_logs_and_a_bad_filter_is_refused() {
+    let env = Env::new();
+    let file = env.write("w.toml", &watched_workflow());
+    let loud = env
+        .run(&["run", file.to_str().unwrap(), "--progress", "off"])
+        .success();
+    assert!(loud.stderr.contains("hello from talk"), "{}", loud.stderr);
+    let quiet = env.run(&["run", file.to_str().unwrap(), "-q"]).success();
+    assert_eq!((quiet.stdout.as_str(), quiet.stderr.as_str()), ("", ""));
+
+    let bad = env
+        .run(&["--log-level", "info,=nope=", "list"])
+        .expect_code(2);
+    assert!(
+        bad.stderr.starts_with(
+            "error: the log filter `info,=nope=` given by --log-level (or FLOW_LOG) is invalid"
+        ),
+        "{}",
+        bad.stderr
+    );
+    let report = env
+        .run(&["run", file.to_str().unwrap(), "--json"])
+        .success()
+        .json();
+    let missing = env
+        .run(&[
+            "logs",
+            report["run_id"].as_str().unwrap(),
+            "talk",
+            "--attempt",
+            "7",
+        ])
+        .expect_code(2);
+    assert!(
+        missing.stderr.contains("node `talk` of run "),
+        "{}",
+        missing.stderr
+    );
+    assert!(
+        missing.stderr.contains(" has no attempt 7; it made 1"),
+        "{}",
+        missing.stderr
     );
 }

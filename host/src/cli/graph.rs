@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use flow_host::spec::NodeStates;
+use flow_host::observe::NodeStates;
 use flow_host::{NodeStatus, WorkflowSpec, WorkflowStore};
 
 use super::{Context, Exit, UsageError};

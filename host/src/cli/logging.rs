@@ -1,11 +1,16 @@
 //! Logging to stderr with tracing, as text for people or JSON for machines.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+
+use indicatif::ProgressBar;
 
 use clap::ValueEnum;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
+
+use super::UsageError;
 
 /// What is logged when nothing says otherwise: warnings, and what plugins
 /// log at info and above.
@@ -27,30 +32,39 @@ pub struct LogControl {
     explicit: bool,
 }
 
+/// What is logged with `--quiet` when nothing says otherwise.
+const QUIET_FILTER: &str = "error";
+
 /// Sets up the subscriber: `--log-level` (or `FLOW_LOG`) first, then
-/// `RUST_LOG`, then the default.
-pub fn init(level: Option<&str>, format: LogFormat) -> LogControl {
-    let explicit = level
-        .map(String::from)
-        .or_else(|| std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()));
+/// `RUST_LOG`, then the default (errors only with `quiet`).
+pub fn init(level: Option<&str>, format: LogFormat, quiet: bool) -> Result<LogControl, UsageError> {
+    let (explicit, source) = match level {
+        Some(level) => (Some(level.to_string()), "--log-level (or FLOW_LOG)"),
+        None => (
+            std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()),
+            "RUST_LOG",
+        ),
+    };
     let filter = match &explicit {
-        Some(text) => EnvFilter::try_new(expand(text)).unwrap_or_else(|error| {
-            eprintln!("warning: ignoring the log filter `{text}`: {error}");
-            EnvFilter::new(DEFAULT_FILTER)
-        }),
+        Some(text) => EnvFilter::try_new(expand(text)).map_err(|error| {
+            UsageError(format!(
+                "the log filter `{text}` given by {source} is invalid: {error}; use a level (error, warn, info, debug, trace) or directives such as `warn,flow::plugin=debug`"
+            ))
+        })?,
+        None if quiet => EnvFilter::new(QUIET_FILTER),
         None => EnvFilter::new(DEFAULT_FILTER),
     };
     let (filter, handle) = reload::Layer::new(filter);
     let output = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
+            .with_writer(|| LogWriter)
             .with_ansi(std::io::stderr().is_terminal())
             .without_time()
             .with_target(false)
             .compact()
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
+            .with_writer(|| LogWriter)
             .json()
             .flatten_event(true)
             .with_current_span(false)
@@ -61,9 +75,41 @@ pub fn init(level: Option<&str>, format: LogFormat) -> LogControl {
         .with(filter)
         .with(output)
         .init();
-    LogControl {
+    Ok(LogControl {
         handle,
-        explicit: explicit.is_some(),
+        explicit: explicit.is_some() || quiet,
+    })
+}
+
+/// The live progress line, if one is on screen: log records are written
+/// with it out of the way.
+static LIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Writes log records around `bar` until [`suspend_for_none`].
+pub fn suspend_for(bar: ProgressBar) {
+    *LIVE.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar);
+}
+
+/// Writes log records straight to stderr again.
+pub fn suspend_for_none() {
+    *LIVE.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
+/// stderr, clearing the live progress line (if any) for each record.
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let live = LIVE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match live {
+            Some(bar) => bar.suspend(|| std::io::stderr().write_all(bytes))?,
+            None => std::io::stderr().write_all(bytes)?,
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }
 

@@ -31,13 +31,25 @@ pub fn run(context: &Context, args: LogsArgs) -> anyhow::Result<Exit> {
     if let Some(wanted) = &args.node {
         nodes.retain(|node| &node.node_id == wanted);
         if nodes.is_empty() {
-            return Err(unknown_node(&*store, &run.run_id, wanted)?.into());
+            return Err(unknown_node(&*store, &run.run_id, wanted, &context.db_flag())?.into());
         }
     }
     let mut printed = 0;
     let width = nodes.iter().map(|n| n.node_id.len()).max().unwrap_or(0);
     for node in &nodes {
-        for attempt in store.attempts(&run.run_id, &node.node_id)? {
+        let attempts = store.attempts(&run.run_id, &node.node_id)?;
+        if let Some(wanted) = args.attempt
+            && !attempts.iter().any(|a| a.number == wanted)
+        {
+            return Err(UsageError(format!(
+                "node `{}` of run {} has no attempt {wanted}; it made {}",
+                node.node_id,
+                run.run_id,
+                attempts.len()
+            ))
+            .into());
+        }
+        for attempt in attempts {
             if args.attempt.is_some_and(|n| n != attempt.number) {
                 continue;
             }
@@ -69,13 +81,14 @@ fn print_attempt(node: &NodeRecord, attempt: &AttemptRecord, width: usize, json:
                 })
             );
         } else {
-            println!(
-                "{:<width$} #{:<2} {:<6} {}",
+            let prefix = format!(
+                "{:<width$} #{:<2} {:<6} ",
                 node.node_id,
                 attempt.number,
-                line.kind.name(),
-                line.text.replace('\n', "\n    ")
+                line.kind.name()
             );
+            let indent = format!("\n{}", " ".repeat(prefix.chars().count()));
+            println!("{prefix}{}", line.text.replace('\n', &indent));
         }
     }
     attempt.logs.len()
@@ -86,6 +99,7 @@ fn unknown_node(
     store: &dyn WorkflowStore,
     run_id: &str,
     wanted: &str,
+    db: &str,
 ) -> anyhow::Result<UsageError> {
     let ids: Vec<String> = store
         .nodes(run_id)?
@@ -100,6 +114,6 @@ fn unknown_node(
         .map(|(_, id)| format!("; did you mean `{id}`?"))
         .unwrap_or_default();
     Ok(UsageError(format!(
-        "run {run_id} has no node `{wanted}` that started{closest} (its nodes: flow status {run_id})"
+        "run {run_id} has no node `{wanted}` that started{closest} (its nodes: flow status {run_id}{db})"
     )))
 }

@@ -59,6 +59,14 @@ impl From<Exit> for std::process::ExitCode {
 }
 
 impl Context {
+    /// ` --db PATH` when the database was chosen, to repeat in hints.
+    pub fn db_flag(&self) -> String {
+        match &self.db {
+            Some(db) => format!(" --db {}", db.display()),
+            None => String::new(),
+        }
+    }
+
     /// The run database path.
     pub fn db_path(&self) -> anyhow::Result<PathBuf> {
         match &self.db {

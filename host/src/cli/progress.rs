@@ -12,7 +12,7 @@ use flow_host::observe::format_duration;
 use flow_host::{Event, NodeReport, NodeStatus, Observer, RunReport, WorkflowSpec};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::table;
+use super::{logging, table};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -109,6 +109,7 @@ pub struct Progress {
 impl Progress {
     /// A display for `spec` in `mode` (already resolved).
     pub fn new(spec: &WorkflowSpec, mode: ProgressMode) -> Self {
+        let mut mode = mode;
         let bar = (mode == ProgressMode::Live).then(|| {
             let bar = ProgressBar::with_draw_target(
                 Some(spec.nodes.len() as u64),
@@ -124,6 +125,17 @@ impl Progress {
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
+        // indicatif draws nothing where stdout is not a terminal.
+        let bar = match bar {
+            Some(bar) if bar.is_hidden() => {
+                mode = ProgressMode::Plain;
+                None
+            }
+            bar => bar,
+        };
+        if let Some(bar) = &bar {
+            logging::suspend_for(bar.clone());
+        }
         Self {
             mode,
             board: Mutex::new(Board {
@@ -145,6 +157,7 @@ impl Progress {
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+            logging::suspend_for_none();
         }
     }
 
@@ -183,9 +196,16 @@ impl Observer for Progress {
                 run_id,
                 workflow_id,
                 nodes,
-            } => Some(format!(
-                "run {run_id} of workflow `{workflow_id}` ({nodes} nodes)"
-            )),
+                finished,
+            } => {
+                board.succeeded += finished;
+                Some(match finished {
+                    0 => format!("run {run_id} of workflow `{workflow_id}` ({nodes} nodes)"),
+                    done => format!(
+                        "run {run_id} of workflow `{workflow_id}` ({nodes} nodes, {done} done before)"
+                    ),
+                })
+            }
             Event::AttemptStarted { node, attempt } => {
                 // A node stays among the running ones while it waits to
                 // retry.
@@ -272,8 +292,21 @@ pub fn node_line(node: &NodeReport, id_width: usize, action_width: usize) -> Str
 const SUMMARY_ROWS: usize = 50;
 
 /// The table printed when a run ends: node, status, attempts, duration,
-/// fuel.
-pub fn print_summary(report: &RunReport) {
+/// fuel. `db` is the `--db` argument to repeat in hints.
+pub fn print_summary(report: &RunReport, db: &str) {
+    if report.nodes.len() > SUMMARY_ROWS
+        && report
+            .nodes
+            .iter()
+            .all(|node| node.status == NodeStatus::Succeeded)
+    {
+        println!(
+            "summary: all {} nodes succeeded (each of them: flow status {}{db})",
+            report.nodes.len(),
+            report.run_id
+        );
+        return;
+    }
     let mut table = table::new(&["NODE", "ACTION", "STATUS", "ATTEMPTS", "DURATION", "FUEL"]);
     let all = report.nodes.len() <= SUMMARY_ROWS;
     let mut hidden = 0;
@@ -307,7 +340,7 @@ pub fn print_summary(report: &RunReport) {
     table::print(&mut table);
     if hidden > 0 {
         println!(
-            "  ({hidden} succeeded nodes not shown; all of them: flow status {})",
+            "  ({hidden} succeeded nodes not shown; all of them: flow status {}{db})",
             report.run_id
         );
     }

@@ -40,10 +40,12 @@ pub fn run(context: &Context, args: ResumeArgs) -> anyhow::Result<Exit> {
         Ok(text) => WorkflowSpec::parse(path, text)?,
         Err(_) => {
             let text = store.definition(&record.run_id)?.unwrap_or_default();
-            eprintln!(
-                "note: {} is gone; resuming with the copy stored with the run",
-                path.display()
-            );
+            if !context.quiet {
+                eprintln!(
+                    "note: {} is gone; resuming with the copy stored with the run",
+                    path.display()
+                );
+            }
             WorkflowSpec::parse(path, text)?
         }
     };

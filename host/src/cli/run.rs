@@ -94,10 +94,21 @@ pub fn execute(
         mode => mode,
     };
     let progress = Arc::new(Progress::new(&spec, mode));
-    let metrics = show
-        .metrics_out
-        .as_ref()
-        .map(|_| Arc::new(PrometheusMetrics::new()));
+    let metrics = match &show.metrics_out {
+        Some(path) => {
+            // Found unwritable now rather than after the run.
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot write the metrics to {}", path.display()))?;
+            if !spec.options.observability {
+                eprintln!(
+                    "warning: the workflow sets `observability = false`: {} will hold no metrics",
+                    path.display()
+                );
+            }
+            Some(Arc::new(PrometheusMetrics::new()))
+        }
+        None => None,
+    };
     let report = super::tokio()?.block_on(async {
         let plugins = load_plugins(&runtime, &cache, dir).await?;
         spec.check_actions(plugins.names())?;
@@ -122,10 +133,7 @@ pub fn execute(
         println!("{}", report_json(&report));
         return Ok(exit(&report));
     }
-    let db = match &context.db {
-        Some(db) => format!(" --db {}", db.display()),
-        None => String::new(),
-    };
+    let db = context.db_flag();
     let id = &report.run_id;
     let elapsed = format_duration(report.elapsed);
     let last = match report.status {
@@ -155,7 +163,7 @@ pub fn execute(
             spec.nodes.len()
         );
     }
-    print_summary(&report);
+    print_summary(&report, &db);
     print_outputs(&report);
     println!("{last}");
     Ok(exit(&report))

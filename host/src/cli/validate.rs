@@ -38,8 +38,8 @@ pub fn run(context: &Context, args: ValidateArgs) -> anyhow::Result<Exit> {
                 }
                 None => json!({
                     "valid": false,
-                    "file": args.workflow,
-                    "errors": [{ "message": super::render_error(&error, false) }],
+                    "file": args.workflow.display().to_string(),
+                    "errors": [{ "message": error_text(&error) }],
                 }),
             };
             println!("{verdict}");
@@ -47,6 +47,14 @@ pub fn run(context: &Context, args: ValidateArgs) -> anyhow::Result<Exit> {
         }
         Err(error) => Err(error),
     }
+}
+
+/// An error's message without the `error: ` of the terminal form.
+fn error_text(error: &anyhow::Error) -> String {
+    let text = super::render_error(error, false);
+    text.strip_prefix("error: ")
+        .map(String::from)
+        .unwrap_or(text)
 }
 
 /// The workflow, its plugins' names and their directory, once all is valid.
@@ -85,11 +93,11 @@ fn report(
             "{}",
             json!({
                 "valid": true,
-                "file": args.workflow,
+                "file": args.workflow.display().to_string(),
                 "workflow": spec.id,
                 "nodes": spec.nodes.len(),
                 "levels": levels,
-                "plugins_dir": dir,
+                "plugins_dir": dir.display().to_string(),
                 "plugins": plugins,
             })
         );

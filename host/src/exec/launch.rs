@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use ulid::Ulid;
@@ -86,6 +87,7 @@ pub(super) fn resume(
     let mut prior = Prior {
         outputs: vec![None; workflow.nodes.len()],
         attempts: vec![0; workflow.nodes.len()],
+        spent: vec![(Duration::ZERO, None); workflow.nodes.len()],
     };
     for mut node in store.nodes(&record.run_id)? {
         let Some(index) = workflow.node_index(&node.node_id) else {
@@ -97,6 +99,10 @@ pub(super) fn resume(
                 .output
                 .map_or_else(|| Arc::from("null"), |raw| Arc::from(raw.get()));
             prior.outputs[index] = Some(output);
+            prior.spent[index] = (
+                Duration::from_micros(node.elapsed_us.unwrap_or(0)),
+                node.fuel_used,
+            );
         } else if node.status != NodeStatus::Pending {
             // It runs again: until it starts, it is pending, not failed.
             node.status = NodeStatus::Pending;

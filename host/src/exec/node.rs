@@ -347,14 +347,17 @@ impl NodeTask {
         let shared = &*self.shared;
         let (workflow, run, node) = (&shared.workflow.id, &shared.run_id, &node.id);
         let lines = guest_lines(report);
-        for line in &lines {
-            let text = &line.text;
+        // One record per line of text, so that text logs stay one line each.
+        for (kind, text) in lines
+            .iter()
+            .flat_map(|line| line.text.lines().map(move |text| (line.kind, text)))
+        {
             macro_rules! guest {
                 ($level:ident $(, $field:ident = $value:expr)?) => {
                     tracing::$level!(target: "flow::plugin", workflow = %workflow, run = %run, node = %node, attempt, $($field = $value,)? "{text}")
                 };
             }
-            match line.kind {
+            match kind {
                 LineKind::Trace => guest!(trace),
                 LineKind::Debug => guest!(debug),
                 LineKind::Info => guest!(info),

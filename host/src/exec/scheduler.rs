@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +31,8 @@ pub(super) struct Prior {
     pub outputs: Vec<Option<Arc<str>>>,
     /// Attempts already recorded, by node index.
     pub attempts: Vec<u32>,
+    /// Time and fuel of each node that succeeded, by node index.
+    pub spent: Vec<(Duration, Option<u64>)>,
 }
 
 pub(super) async fn run(
@@ -44,6 +46,7 @@ pub(super) async fn run(
         run_id: &shared.run_id,
         workflow_id: &workflow.id,
         nodes: workflow.nodes.len(),
+        finished: prior.outputs.iter().filter(|o| o.is_some()).count(),
     });
 
     let flusher = CancellationToken::new();
@@ -238,6 +241,10 @@ impl State {
                 report.status = NodeStatus::Succeeded;
                 report.output = Some(output);
                 report.attempts = prior.attempts.get(index).copied().unwrap_or(0);
+                if let Some(&(elapsed, fuel)) = prior.spent.get(index) {
+                    report.elapsed = elapsed;
+                    report.fuel_used = fuel;
+                }
             }
         }
         let mut level_left = vec![0; dag.levels().len()];

@@ -1,8 +1,10 @@
 //! Watching runs: the [`Observer`] extension point and the events it gets,
 //! and the engine's measurements as Prometheus series.
 
+mod graph;
 mod prometheus;
 
+pub use graph::NodeStates;
 pub use prometheus::{DURATION_BUCKETS, MetricsBridge, PrometheusMetrics};
 
 use std::time::Duration;
@@ -22,6 +24,9 @@ pub enum Event<'a> {
         workflow_id: &'a str,
         /// Number of nodes.
         nodes: usize,
+        /// Nodes that succeeded before a resume (0 for a new run); they do
+        /// not run again.
+        finished: usize,
     },
     /// An attempt of a node is starting.
     AttemptStarted {

@@ -8,14 +8,22 @@
 //! what `flow run --metrics-out FILE` writes.
 //!
 //! ```
-//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use flow_host::RunStatus;
+//! use flow_host::exec::{Metric, MetricsCollector};
 //! use flow_host::observe::PrometheusMetrics;
 //!
-//! let metrics = Arc::new(PrometheusMetrics::new());
-//! // engine = engine.with_metrics(metrics.clone());
-//! // ... run workflows, then:
+//! let metrics = PrometheusMetrics::new();
+//! // Given to an engine with `engine.with_metrics(Arc::new(metrics))`, it
+//! // hears every run; here, one measurement by hand:
+//! metrics.record(&Metric::RunFinished {
+//!     workflow: "orders",
+//!     status: RunStatus::Succeeded,
+//!     duration: Duration::from_millis(8),
+//! });
 //! let text = metrics.render();
-//! assert!(text.contains("# TYPE flow_runs_total counter") || text.is_empty());
+//! assert!(text.contains("# TYPE flow_runs_total counter"));
+//! assert!(text.contains(r#"flow_runs_total{workflow="orders",status="succeeded"} 1"#));
 //! ```
 
 use std::sync::Arc;
@@ -71,7 +79,7 @@ impl MetricsBridge {
     }
 
     /// A bridge to `recorder`.
-    pub fn to(recorder: Arc<dyn Recorder + Send + Sync>) -> Self {
+    pub fn for_recorder(recorder: Arc<dyn Recorder + Send + Sync>) -> Self {
         let bridge = Self {
             recorder: Some(recorder),
         };
@@ -239,7 +247,7 @@ impl PrometheusMetrics {
             .build_recorder();
         let handle = recorder.handle();
         Self {
-            bridge: MetricsBridge::to(Arc::new(recorder)),
+            bridge: MetricsBridge::for_recorder(Arc::new(recorder)),
             handle,
         }
     }

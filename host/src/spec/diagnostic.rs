@@ -83,7 +83,7 @@ impl SpecError {
     pub fn to_json(&self) -> serde_json::Value {
         match self {
             SpecError::Read { path, .. } => serde_json::json!({
-                "file": path,
+                "file": path.display().to_string(),
                 "errors": [{ "message": self.to_string() }],
             }),
             SpecError::Invalid { file, diagnostics } => {
@@ -104,7 +104,7 @@ impl SpecError {
                         })
                     })
                     .collect();
-                serde_json::json!({ "file": file.path, "errors": errors })
+                serde_json::json!({ "file": file.path.display().to_string(), "errors": errors })
             }
         }
     }

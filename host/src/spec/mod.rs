@@ -7,7 +7,6 @@
 //! a [`Diagnostic`] that points at the file, line and column.
 
 mod diagnostic;
-mod graph;
 mod raw;
 mod validate;
 mod values;
@@ -16,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use diagnostic::{Diagnostic, SpecError};
-pub use graph::NodeStates;
 
 use crate::dag::Dag;
 use crate::options::{NodeOptions, Overrides, WorkflowOptions};

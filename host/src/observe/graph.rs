@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use super::WorkflowSpec;
+use crate::spec::WorkflowSpec;
 use crate::store::NodeStatus;
 
 /// Fill colours by state: the same in both formats.
