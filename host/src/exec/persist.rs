@@ -201,7 +201,7 @@ impl Persistence {
                     () = stop.cancelled() => return,
                     _ = ticker.tick() => {
                         if let Err(error) = this.flush().await {
-                            tracing::warn!("flushing the run database failed: {error}");
+                            tracing::warn!(run = %this.run_id, "flushing the run database failed: {error}");
                         }
                     }
                 }

@@ -196,8 +196,8 @@ pub struct AttemptRecord {
     /// The delay chosen before the next attempt, in milliseconds, when the
     /// node was retried after this one.
     pub retry_delay_ms: Option<u64>,
-    /// What the action logged and printed, in order (bounded by the
-    /// attempt's limits).
+    /// What the action logged (its `log` records in order), then what it
+    /// printed on stdout, then on stderr; bounded by the attempt's limits.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<GuestLine>,
 }
