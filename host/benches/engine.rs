@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use flow_host::exec::{Metric, MetricsCollector};
+use flow_host::observe::{Metric, MetricsCollector};
 use flow_host::{
     CompileCache, MemoryStore, PluginRegistry, Runtime, RuntimeConfig, SledStore, WorkflowEngine,
     WorkflowSpec, WorkflowStore,

@@ -4,7 +4,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use flow_host::exec::{AttemptInfo, Metric, MetricsCollector, Middleware, Next};
+use flow_host::exec::{AttemptInfo, Middleware, Next};
+use flow_host::observe::{Metric, MetricsCollector};
 use flow_host::runtime::AttemptReport;
 use flow_host::{Event, NodeStatus, Observer, RunStatus};
 use futures_util::future::BoxFuture;

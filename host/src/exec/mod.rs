@@ -19,14 +19,12 @@ mod scheduler;
 use std::sync::Arc;
 
 pub use error::ExecError;
-pub use extension::{
-    AttemptFailure, ErrorHandler, Metric, MetricsCollector, RetryDecision, Sleeper, TokioSleeper,
-};
+pub use extension::{AttemptFailure, ErrorHandler, RetryDecision, Sleeper, TokioSleeper};
 pub use handle::{Canceller, RunHandle, RunSnapshot};
 pub use middleware::{AttemptInfo, Middleware, Next};
 pub use report::{NodeReport, RunReport};
 
-use crate::observe::Observer;
+use crate::observe::{MetricsCollector, Observer};
 use crate::runtime::{PluginRegistry, Runtime};
 use crate::spec::WorkflowSpec;
 use crate::store::WorkflowStore;

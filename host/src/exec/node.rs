@@ -7,12 +7,12 @@ use std::time::Instant;
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
-use super::extension::{AttemptFailure, Metric, MetricsCollector, RetryDecision, Sleeper};
+use super::extension::{AttemptFailure, RetryDecision, Sleeper};
 use super::handle::Progress;
 use super::middleware::{AttemptInfo, Middleware, Next};
 use super::persist::Persistence;
 use super::{ErrorHandler, NodeReport};
-use crate::observe::{Event, Observer};
+use crate::observe::{Event, Metric, MetricsCollector, Observer};
 use crate::runtime::{AttemptError, AttemptReport, Invocation, LogLevel, Plugin, Runtime};
 use crate::spec::{NodeSpec, WorkflowSpec};
 use crate::store::{

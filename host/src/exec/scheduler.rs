@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::extension::Metric;
 use super::node::{Finished, NodeTask, Shared, node_record};
 use super::{ExecError, NodeReport, RunReport};
 use crate::observe::Event;
+use crate::observe::Metric;
 use crate::options::Schedule;
 use crate::spec::WorkflowSpec;
 use crate::store::{NodeStatus, RunRecord, RunStatus, Timestamp};

@@ -2,9 +2,11 @@
 //! and the engine's measurements as Prometheus series.
 
 mod graph;
+mod metrics;
 mod prometheus;
 
 pub use graph::NodeStates;
+pub use metrics::{Metric, MetricsCollector};
 pub use prometheus::{DURATION_BUCKETS, MetricsBridge, PrometheusMetrics};
 
 use std::time::Duration;

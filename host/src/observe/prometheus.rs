@@ -10,8 +10,7 @@
 //! ```
 //! use std::time::Duration;
 //! use flow_host::RunStatus;
-//! use flow_host::exec::{Metric, MetricsCollector};
-//! use flow_host::observe::PrometheusMetrics;
+//! use flow_host::observe::{Metric, MetricsCollector, PrometheusMetrics};
 //!
 //! let metrics = PrometheusMetrics::new();
 //! // Given to an engine with `engine.with_metrics(Arc::new(metrics))`, it
@@ -32,7 +31,7 @@ use std::time::Duration;
 use metrics::{Recorder, Unit, counter, describe_counter, describe_histogram, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
-use crate::exec::{Metric, MetricsCollector};
+use super::{Metric, MetricsCollector};
 
 /// Upper bounds, in seconds, of the buckets of every duration histogram:
 /// from 100 µs to 10 minutes.
