@@ -345,3 +345,28 @@ pub fn print_summary(report: &RunReport, db: &str) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_live_line_counts_nodes_by_state_and_names_the_running_ones() {
+        let mut board = Board {
+            total: 10,
+            succeeded: 3,
+            failed: 1,
+            ..Board::default()
+        };
+        for (node, attempt) in [("a", 1), ("b", 2), ("c", 1), ("d", 1), ("e", 1)] {
+            board.running.push((node.to_string(), attempt));
+        }
+        assert_eq!(
+            board.summary(),
+            "3 done · 1 failed · 5 running · 1 pending · now: a, b (attempt 2), c, d and 1 more"
+        );
+        board.running.clear();
+        board.succeeded = 9;
+        assert_eq!(board.summary(), "9 done · 1 failed · 0 running · 0 pending");
+    }
+}
