@@ -35,8 +35,14 @@ fn a_second_start_loads_compiled_code_from_the_cache() {
         [false; 6],
         "the first start compiles"
     );
-    let files = std::fs::read_dir(&cache).unwrap().count();
-    assert_eq!(files, 6, "one compiled file per plugin");
+    let count = |extension: &str| {
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().unwrap() == extension)
+            .count()
+    };
+    assert_eq!(count("cwasm"), 6, "one compiled file per plugin");
+    assert_eq!(count("listing"), 6, "and what each describes");
     assert_eq!(
         cached(&plugins(&env, &cache)),
         [true; 6],

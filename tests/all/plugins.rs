@@ -141,3 +141,76 @@ fn every_example_plugin_is_built() {
         assert_eq!(&bytes[6..8], &[1, 0], "{} is a component", path.display());
     }
 }
+
+/// The `loaded plugin` and `listed plugin` records of a debug log.
+fn loads(stderr: &str) -> (Vec<String>, Vec<String>) {
+    let mut loaded = Vec::new();
+    let mut listed = Vec::new();
+    for line in stderr.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        let name = record["plugin"].as_str().unwrap_or_default().to_string();
+        match record["message"].as_str() {
+            Some("loaded plugin") => loaded.push(name),
+            Some("listed plugin") => listed.push(name),
+            _ => {}
+        }
+    }
+    (loaded, listed)
+}
+
+#[test]
+fn a_run_loads_only_the_plugins_it_uses_once_they_are_known() {
+    let env = Env::new();
+    let file = env.write("w.toml", &workflow("[nodes.a]\naction = \"echo\"\n"));
+    let run = |args: &[&str]| {
+        let mut all = vec!["--log-format", "json", "--log-level", "debug"];
+        all.extend_from_slice(args);
+        env.run(&all)
+    };
+    // A private compile cache, so that no other test has listed the files.
+    let cache = env.path().join("cache");
+    let cache = cache.to_str().unwrap();
+    let first = run(&["--cache-dir", cache, "run", file.to_str().unwrap(), "-q"]).success();
+    let (loaded, listed) = loads(&first.stderr);
+    assert!(loaded.contains(&"hash".to_string()), "{loaded:?}");
+    assert!(listed.is_empty(), "{listed:?}");
+
+    let second = run(&["--cache-dir", cache, "run", file.to_str().unwrap(), "-q"]).success();
+    let (loaded, listed) = loads(&second.stderr);
+    assert_eq!(loaded, ["echo"]);
+    assert!(listed.contains(&"hash".to_string()), "{listed:?}");
+
+    // A changed file is loaded again: here `hash.wasm` now holds `json`.
+    std::fs::copy(
+        env.plugins().join("json.wasm"),
+        env.plugins().join("hash.wasm"),
+    )
+    .unwrap();
+    std::fs::remove_file(env.plugins().join("json.wasm")).unwrap();
+    let uses_json = env.write(
+        "j.toml",
+        &workflow("[nodes.a]\naction = \"json\"\ninput = { data = { a = 1 } }\n"),
+    );
+    let third = run(&[
+        "--cache-dir",
+        cache,
+        "run",
+        uses_json.to_str().unwrap(),
+        "-q",
+    ])
+    .success();
+    let (loaded, _) = loads(&third.stderr);
+    assert_eq!(loaded, ["json"]);
+
+    // And `flow plugins` loads them all.
+    let listing = env
+        .run(&["--cache-dir", cache, "plugins", "plugins", "--json"])
+        .success();
+    let names: Vec<String> = listing.json()["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(names.contains(&"json".to_string()) && names.contains(&"echo".to_string()));
+}

@@ -15,6 +15,7 @@ pub mod status;
 pub mod table;
 pub mod validate;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use flow_host::runtime::{PluginError, RegistryError};
 use flow_host::store::StoreError;
 use flow_host::{
     CompileCache, ExecError, PluginRegistry, Runtime, RuntimeConfig, SledStore, SpecError,
+    WorkflowSpec,
 };
 
 /// Settings shared by the commands.
@@ -124,13 +126,19 @@ pub fn plugins_dir(
     })
 }
 
-/// Loads every plugin of `dir`.
+/// Loads the plugins of `dir` that `spec` uses; the others are only
+/// listed when the compile cache knows them.
 pub async fn load_plugins(
     runtime: &Runtime,
     cache: &CompileCache,
     dir: &Path,
+    spec: &WorkflowSpec,
 ) -> anyhow::Result<Arc<PluginRegistry>> {
-    Ok(Arc::new(runtime.load_plugins(dir, cache).await?))
+    let used: BTreeSet<&str> = spec.nodes.iter().map(|node| node.action.as_str()).collect();
+    let wanted = |name: &str| used.contains(name);
+    Ok(Arc::new(
+        runtime.load_plugins_for(dir, cache, &wanted).await?,
+    ))
 }
 
 /// A multi-threaded async runtime for the commands that run plugins.
@@ -154,9 +162,10 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
                 | ExecError::StillRunning { .. }
                 | ExecError::Changed { .. } => Exit::Invalid,
 
-                ExecError::Store(_) | ExecError::Aborted | ExecError::PoolTooSmall { .. } => {
-                    Exit::Environment
-                }
+                ExecError::Store(_)
+                | ExecError::Aborted
+                | ExecError::PoolTooSmall { .. }
+                | ExecError::NotLoaded { .. } => Exit::Environment,
             };
         }
         if let Some(error) = cause.downcast_ref::<StoreError>() {

@@ -110,7 +110,7 @@ pub fn execute(
         None => None,
     };
     let report = super::tokio()?.block_on(async {
-        let plugins = load_plugins(&runtime, &cache, dir).await?;
+        let plugins = load_plugins(&runtime, &cache, dir, &spec).await?;
         spec.check_actions(plugins.names())?;
         let mut engine = WorkflowEngine::new(runtime, store).with_observer(progress.clone());
         if let Some(metrics) = &metrics {

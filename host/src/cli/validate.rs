@@ -69,7 +69,7 @@ fn check(
         &args.workflow,
     )?;
     let (runtime, cache) = context.runtime(1)?;
-    let plugins = super::tokio()?.block_on(load_plugins(&runtime, &cache, &dir))?;
+    let plugins = super::tokio()?.block_on(load_plugins(&runtime, &cache, &dir, &spec))?;
     spec.check_actions(plugins.names())?;
     let names = plugins.names().map(String::from).collect();
     Ok((spec, names, dir))

@@ -23,6 +23,18 @@ pub enum ExecError {
         /// Slots of the runtime's pool.
         instances: u32,
     },
+    /// A node's action is a plugin the registry listed but did not load.
+    #[error(
+        "action `{action}` ({}) was not loaded: load the plugins with \
+         Runtime::load_plugins, or load_plugins_for with every action of the workflow",
+        path.display()
+    )]
+    NotLoaded {
+        /// The action.
+        action: String,
+        /// Its plugin file.
+        path: std::path::PathBuf,
+    },
     /// The run's task was aborted (its runtime shut down).
     #[error("the run's task was aborted before it finished")]
     Aborted,

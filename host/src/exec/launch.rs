@@ -2,7 +2,7 @@
 //! the state an earlier session left.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -186,16 +186,20 @@ fn resolve(
     workflow
         .check_actions(plugins.names())
         .map_err(ExecError::Spec)?;
-    Ok(workflow
+    workflow
         .nodes
         .iter()
-        .map(|node| {
-            plugins
-                .get(&node.action)
-                .expect("actions were checked")
-                .clone()
+        .map(|node| match plugins.get(&node.action) {
+            Some(plugin) => Ok(plugin.clone()),
+            None => Err(ExecError::NotLoaded {
+                action: node.action.clone(),
+                path: plugins
+                    .listed(&node.action)
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default(),
+            }),
         })
-        .collect())
+        .collect()
 }
 
 /// SHA-256 of each plugin the workflow uses, by name.

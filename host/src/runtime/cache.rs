@@ -8,6 +8,12 @@
 //! processes never see half a file. A cached file that fails to load is
 //! compiled again and replaced.
 //!
+//! Beside them, `<file key>-<engine key>.listing` remembers what a plugin
+//! file's `describe` returned, keyed by the file's identity (path, device,
+//! inode, size, modification and change times): a run that does not use a
+//! plugin then lists it by name without reading, compiling or instantiating
+//! it. Any change to the file changes its key.
+//!
 //! Only `flow` writes this directory, and it must not be writable by anyone
 //! else: loading compiled code trusts its contents.
 
@@ -18,6 +24,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
+
+use super::PluginInfo;
 
 /// Where compiled components are kept, if anywhere.
 #[derive(Debug, Clone)]
@@ -86,6 +94,61 @@ impl CompileCache {
             );
         }
         Ok((component, CacheOutcome::Compiled))
+    }
+}
+
+impl CompileCache {
+    /// What `describe` returned for the plugin file at `path`, if it was
+    /// loaded before and has not changed since.
+    pub(crate) fn listing(&self, path: &Path) -> Option<PluginInfo> {
+        let text = std::fs::read_to_string(self.listing_path(path)?).ok()?;
+        let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let field = |name: &str| value.get(name)?.as_str().map(String::from);
+        Some(PluginInfo {
+            name: field("name")?,
+            version: field("version")?,
+            description: field("description")?,
+        })
+    }
+
+    /// Remembers what `describe` returned for the plugin file at `path`.
+    pub(crate) fn remember(&self, path: &Path, info: &PluginInfo) {
+        let (Some(dir), Some(listing)) = (&self.dir, self.listing_path(path)) else {
+            return;
+        };
+        let text = serde_json::json!({
+            "name": info.name,
+            "version": info.version,
+            "description": info.description,
+        })
+        .to_string();
+        if let Err(error) = store(dir, &listing, text.as_bytes()) {
+            tracing::debug!(dir = %dir.display(), "cannot write a plugin listing: {error}");
+        }
+    }
+
+    /// The listing file of the plugin file at `path`, as it is now.
+    fn listing_path(&self, path: &Path) -> Option<PathBuf> {
+        use std::os::unix::fs::MetadataExt;
+
+        let dir = self.dir.as_ref()?;
+        let meta = std::fs::metadata(path).ok()?;
+        let path = std::fs::canonicalize(path).ok()?;
+        let mut hasher = Sha256::new();
+        hasher.update(path.as_os_str().as_encoded_bytes());
+        for number in [
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            meta.mtime() as u64,
+            meta.mtime_nsec() as u64,
+            meta.ctime() as u64,
+            meta.ctime_nsec() as u64,
+        ] {
+            hasher.update(number.to_le_bytes());
+        }
+        let key = hex(&hasher.finalize()[..16]);
+        Some(dir.join(format!("{key}-{}.listing", self.engine_key)))
     }
 }
 

@@ -1,6 +1,10 @@
 //! The plugins directory: every `*.wasm` file, compiled (or loaded from the
 //! compile cache), checked against the `action` world and indexed by the
 //! name its `describe` returns.
+//!
+//! A file loaded before and unchanged since is known by name from the
+//! cache's listing; when the caller does not want it (a workflow that does
+//! not use it), it is listed without being read, compiled or instantiated.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -55,6 +59,8 @@ impl std::fmt::Debug for Plugin {
 pub struct PluginRegistry {
     dir: PathBuf,
     plugins: BTreeMap<String, Arc<Plugin>>,
+    /// Plugins known by name but not loaded (not wanted), with their files.
+    listed: BTreeMap<String, PathBuf>,
 }
 
 impl PluginRegistry {
@@ -63,29 +69,50 @@ impl PluginRegistry {
         &self.dir
     }
 
-    /// The plugin called `name`.
+    /// The loaded plugin called `name`.
     pub fn get(&self, name: &str) -> Option<&Arc<Plugin>> {
         self.plugins.get(name)
     }
 
-    /// Plugin names, sorted.
-    pub fn names(&self) -> impl Iterator<Item = &str> + Clone {
-        self.plugins.keys().map(String::as_str)
+    /// The file of a plugin known by name but not loaded.
+    pub fn listed(&self, name: &str) -> Option<&Path> {
+        self.listed.get(name).map(PathBuf::as_path)
     }
 
-    /// Plugins, sorted by name.
+    /// The names of every plugin of the directory, loaded or only listed,
+    /// sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> + Clone {
+        let mut names: Vec<&str> = self
+            .plugins
+            .keys()
+            .chain(self.listed.keys())
+            .map(String::as_str)
+            .collect();
+        names.sort_unstable();
+        names.into_iter()
+    }
+
+    /// The loaded plugins, sorted by name.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Plugin>> {
         self.plugins.values()
     }
 
-    /// Number of plugins.
+    /// Number of loaded plugins.
     pub fn len(&self) -> usize {
         self.plugins.len()
     }
 
-    /// True when the directory holds no plugin.
+    /// True when no plugin is loaded.
     pub fn is_empty(&self) -> bool {
         self.plugins.is_empty()
+    }
+
+    /// The file that already claims `name`, if any.
+    fn claimed(&self, name: &str) -> Option<&Path> {
+        self.plugins
+            .get(name)
+            .map(|plugin| plugin.path.as_path())
+            .or_else(|| self.listed(name))
     }
 }
 
@@ -96,7 +123,19 @@ impl Runtime {
         dir: &Path,
         cache: &CompileCache,
     ) -> Result<PluginRegistry, RegistryError> {
-        let (registry, errors) = self.scan_plugins(dir, cache).await?;
+        self.load_plugins_for(dir, cache, &|_| true).await
+    }
+
+    /// Loads the plugins of `dir` whose names `wanted` accepts; the others
+    /// that were loaded before and have not changed are only listed by
+    /// name (see the module docs). Fails if any file is unusable.
+    pub async fn load_plugins_for(
+        &self,
+        dir: &Path,
+        cache: &CompileCache,
+        wanted: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<PluginRegistry, RegistryError> {
+        let (registry, errors) = self.scan_plugins_for(dir, cache, wanted).await?;
         if errors.is_empty() {
             Ok(registry)
         } else {
@@ -113,6 +152,17 @@ impl Runtime {
         dir: &Path,
         cache: &CompileCache,
     ) -> Result<(PluginRegistry, Vec<PluginError>), RegistryError> {
+        self.scan_plugins_for(dir, cache, &|_| true).await
+    }
+
+    /// Loads what can be loaded from `dir` and is `wanted`, lists the rest,
+    /// and says what could not be loaded.
+    pub async fn scan_plugins_for(
+        &self,
+        dir: &Path,
+        cache: &CompileCache,
+        wanted: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<(PluginRegistry, Vec<PluginError>), RegistryError> {
         let dir_error = |error| RegistryError::Dir {
             dir: dir.to_path_buf(),
             error,
@@ -128,10 +178,25 @@ impl Runtime {
 
         let mut registry = PluginRegistry {
             dir: dir.to_path_buf(),
-            plugins: BTreeMap::new(),
+            ..PluginRegistry::default()
         };
         let mut errors = Vec::new();
         for path in files {
+            if let Some(info) = cache.listing(&path)
+                && !wanted(&info.name)
+            {
+                if let Some(first) = registry.claimed(&info.name) {
+                    errors.push(PluginError::Duplicate {
+                        name: info.name,
+                        first: first.to_path_buf(),
+                        second: path,
+                    });
+                    continue;
+                }
+                tracing::debug!(plugin = %info.name, path = %path.display(), "listed plugin");
+                registry.listed.insert(info.name, path);
+                continue;
+            }
             let plugin = match self.load_plugin(&path, cache).await {
                 Ok(plugin) => plugin,
                 Err(error) => {
@@ -139,11 +204,12 @@ impl Runtime {
                     continue;
                 }
             };
+            cache.remember(&path, &plugin.info);
             let name = plugin.info.name.clone();
-            if let Some(first) = registry.plugins.get(&name) {
+            if let Some(first) = registry.claimed(&name) {
                 errors.push(PluginError::Duplicate {
                     name,
-                    first: first.path.clone(),
+                    first: first.to_path_buf(),
                     second: plugin.path.clone(),
                 });
                 continue;
