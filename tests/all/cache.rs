@@ -38,7 +38,13 @@ fn a_second_start_loads_compiled_code_from_the_cache() {
     let count = |extension: &str| {
         std::fs::read_dir(&cache)
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().path().extension().unwrap() == extension)
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == extension)
+            })
             .count()
     };
     assert_eq!(count("cwasm"), 6, "one compiled file per plugin");

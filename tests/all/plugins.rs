@@ -180,6 +180,30 @@ fn a_run_loads_only_the_plugins_it_uses_once_they_are_known() {
     assert_eq!(loaded, ["echo"]);
     assert!(listed.contains(&"hash".to_string()), "{listed:?}");
 
+    // `validate` too loads only what the workflow uses.
+    let checked = run(&[
+        "--cache-dir",
+        cache,
+        "validate",
+        file.to_str().unwrap(),
+        "-q",
+    ])
+    .success();
+    assert_eq!(loads(&checked.stderr).0, ["echo"]);
+
+    // A new file claiming a listed name is refused as before.
+    let copy = env.plugins().join("hash-copy.wasm");
+    std::fs::copy(env.plugins().join("hash.wasm"), &copy).unwrap();
+    let twice = run(&["--cache-dir", cache, "run", file.to_str().unwrap(), "-q"]).expect_code(2);
+    assert!(
+        twice
+            .stderr
+            .contains("plugins/hash-copy.wasm and plugins/hash.wasm are both called `hash`"),
+        "{}",
+        twice.stderr
+    );
+    std::fs::remove_file(&copy).unwrap();
+
     // A changed file is loaded again: here `hash.wasm` now holds `json`.
     std::fs::copy(
         env.plugins().join("json.wasm"),

@@ -158,14 +158,14 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
         if let Some(error) = cause.downcast_ref::<ExecError>() {
             return match error {
                 ExecError::Spec(_)
+                | ExecError::NotLoaded { .. }
                 | ExecError::NothingToResume { .. }
                 | ExecError::StillRunning { .. }
                 | ExecError::Changed { .. } => Exit::Invalid,
 
-                ExecError::Store(_)
-                | ExecError::Aborted
-                | ExecError::PoolTooSmall { .. }
-                | ExecError::NotLoaded { .. } => Exit::Environment,
+                ExecError::Store(_) | ExecError::Aborted | ExecError::PoolTooSmall { .. } => {
+                    Exit::Environment
+                }
             };
         }
         if let Some(error) = cause.downcast_ref::<StoreError>() {

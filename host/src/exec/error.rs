@@ -25,7 +25,7 @@ pub enum ExecError {
     },
     /// A node's action is a plugin the registry listed but did not load.
     #[error(
-        "action `{action}` ({}) was not loaded: load the plugins with \
+        "action `{action}` ({}) was listed but not loaded: load the plugins with \
          Runtime::load_plugins, or load_plugins_for with every action of the workflow",
         path.display()
     )]

@@ -98,10 +98,11 @@ impl CompileCache {
 }
 
 impl CompileCache {
-    /// What `describe` returned for the plugin file at `path`, if it was
-    /// loaded before and has not changed since.
-    pub(crate) fn listing(&self, path: &Path) -> Option<PluginInfo> {
-        let text = std::fs::read_to_string(self.listing_path(path)?).ok()?;
+    /// What `describe` returned for the plugin file whose listing is
+    /// `listing` (see [`CompileCache::listing_path`]), if it was loaded
+    /// before and has not changed since.
+    pub(crate) fn listing(&self, listing: &Path) -> Option<PluginInfo> {
+        let text = std::fs::read_to_string(listing).ok()?;
         let value: serde_json::Value = serde_json::from_str(&text).ok()?;
         let field = |name: &str| value.get(name)?.as_str().map(String::from);
         Some(PluginInfo {
@@ -111,9 +112,9 @@ impl CompileCache {
         })
     }
 
-    /// Remembers what `describe` returned for the plugin file at `path`.
-    pub(crate) fn remember(&self, path: &Path, info: &PluginInfo) {
-        let (Some(dir), Some(listing)) = (&self.dir, self.listing_path(path)) else {
+    /// Remembers, in `listing`, what `describe` returned.
+    pub(crate) fn remember(&self, listing: &Path, info: &PluginInfo) {
+        let Some(dir) = &self.dir else {
             return;
         };
         let text = serde_json::json!({
@@ -122,19 +123,23 @@ impl CompileCache {
             "description": info.description,
         })
         .to_string();
-        if let Err(error) = store(dir, &listing, text.as_bytes()) {
+        if let Err(error) = store(dir, listing, text.as_bytes()) {
             tracing::debug!(dir = %dir.display(), "cannot write a plugin listing: {error}");
         }
     }
 
-    /// The listing file of the plugin file at `path`, as it is now.
-    fn listing_path(&self, path: &Path) -> Option<PathBuf> {
+    /// The listing file of the plugin file at `path` as it is now: any
+    /// change to the file, or another version of flow, gives another one.
+    pub(crate) fn listing_path(&self, path: &Path) -> Option<PathBuf> {
         use std::os::unix::fs::MetadataExt;
 
         let dir = self.dir.as_ref()?;
         let meta = std::fs::metadata(path).ok()?;
         let path = std::fs::canonicalize(path).ok()?;
         let mut hasher = Sha256::new();
+        // What makes a plugin usable (the world, the name rules) may change
+        // between versions of flow.
+        hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
         hasher.update(path.as_os_str().as_encoded_bytes());
         for number in [
             meta.dev(),

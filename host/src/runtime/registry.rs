@@ -127,8 +127,9 @@ impl Runtime {
     }
 
     /// Loads the plugins of `dir` whose names `wanted` accepts; the others
-    /// that were loaded before and have not changed are only listed by
-    /// name (see the module docs). Fails if any file is unusable.
+    /// that loaded fine before and have not changed since are only listed
+    /// by name (see the module docs). Fails if any file it reads is
+    /// unusable, or if two files claim one name.
     pub async fn load_plugins_for(
         &self,
         dir: &Path,
@@ -182,7 +183,9 @@ impl Runtime {
         };
         let mut errors = Vec::new();
         for path in files {
-            if let Some(info) = cache.listing(&path)
+            let listing = cache.listing_path(&path);
+            let listed = listing.as_deref().and_then(|l| cache.listing(l));
+            if let Some(info) = listed.clone()
                 && !wanted(&info.name)
             {
                 if let Some(first) = registry.claimed(&info.name) {
@@ -204,7 +207,13 @@ impl Runtime {
                     continue;
                 }
             };
-            cache.remember(&path, &plugin.info);
+            // Remembered only if the file did not change while it loaded.
+            if let Some(listing) = listing
+                && !listed.as_ref().is_some_and(|info| same(info, &plugin.info))
+                && cache.listing_path(&path).as_ref() == Some(&listing)
+            {
+                cache.remember(&listing, &plugin.info);
+            }
             let name = plugin.info.name.clone();
             if let Some(first) = registry.claimed(&name) {
                 errors.push(PluginError::Duplicate {
@@ -312,6 +321,11 @@ impl Runtime {
             Err(_) => Err(format!("it did not return within {DESCRIBE_TIMEOUT:?}")),
         }
     }
+}
+
+/// Whether two `describe` results are the same.
+fn same(a: &PluginInfo, b: &PluginInfo) -> bool {
+    (&a.name, &a.version, &a.description) == (&b.name, &b.version, &b.description)
 }
 
 /// Tells a component from a core module or a file that is not WebAssembly.
