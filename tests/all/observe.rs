@@ -79,6 +79,14 @@ fn flow_logs_prints_what_each_node_logged_and_printed() {
         .json();
     let run_id = report["run_id"].as_str().unwrap();
 
+    let status = env.run(&["status", run_id]).success().stdout;
+    assert!(
+        status.contains(&format!(
+            "\nlogs: 5 lines from the actions (flow logs {run_id} --db "
+        )),
+        "{status}"
+    );
+
     let all = env.run(&["logs", run_id]).success().stdout;
     assert!(
         all.contains("talk  #1  info   hello from talk\ntalk  #1  info   hello from talk\n"),

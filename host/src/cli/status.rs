@@ -136,17 +136,29 @@ pub fn run(context: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
         let took = attempt
             .elapsed_us
             .map_or("-".into(), |us| format_duration(Duration::from_micros(us)));
-        let retry = attempt.retry_delay_ms.map_or(String::new(), |ms| {
-            format!(
+        let retry = attempt.retry_delay_ms.map_or(String::new(), |ms| match ms {
+            // Delays are stored in whole milliseconds.
+            0 => "; retried after < 1 ms".to_string(),
+            ms => format!(
                 "; retried after {}",
                 format_duration(Duration::from_millis(ms))
-            )
+            ),
         });
         println!(
             "  {:<width$}  #{}  {took}  {}{retry}",
             node.node_id,
             attempt.number,
             attempt.error.as_deref().unwrap_or("")
+        );
+    }
+
+    let lines: usize = attempts.iter().flatten().map(|a| a.logs.len()).sum();
+    if lines > 0 {
+        println!(
+            "\nlogs: {lines} line{} from the actions (flow logs {}{})",
+            if lines == 1 { "" } else { "s" },
+            run.run_id,
+            context.db_flag()
         );
     }
     Ok(Exit::Success)
