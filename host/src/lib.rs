@@ -10,7 +10,7 @@
 //!   records them, and its extension points;
 //! - [`runtime`]: wasmtime, the plugin registry and the sandbox of an attempt;
 //! - [`store`]: where runs are kept ([`SledStore`] on disk, [`MemoryStore`]);
-//! - [`observe`]: observers of runs.
+//! - [`observe`]: observers of runs, metrics (Prometheus) and graphs.
 //!
 //! # Example
 //!
