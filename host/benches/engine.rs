@@ -299,15 +299,7 @@ fn native_cpu() -> serde_json::Value {
         std::hint::black_box(flow_test_plugin_cpu::work(std::hint::black_box(10 << 20)));
         walls.push(started.elapsed());
     }
-    let median = median(&mut walls);
-    serde_json::json!({
-        "nodes": 1,
-        "median_ms": median.as_secs_f64() * 1e3,
-        "per_node_us": median.as_secs_f64() * 1e6,
-        "engine_per_node_us": null,
-        "peak_rss_mb": peak_rss_mb(),
-        "written_mb": null,
-    })
+    whole_row(1, median(&mut walls))
 }
 
 /// `flow run` of a three-node workflow with a warm compile cache: the
@@ -341,15 +333,7 @@ async fn flow_run_warm() -> serde_json::Value {
         run();
         walls.push(started.elapsed());
     }
-    let median = median(&mut walls);
-    serde_json::json!({
-        "nodes": 3,
-        "median_ms": median.as_secs_f64() * 1e3,
-        "per_node_us": median.as_secs_f64() * 1e6 / 3.0,
-        "engine_per_node_us": null,
-        "peak_rss_mb": peak_rss_mb(),
-        "written_mb": null,
-    })
+    whole_row(3, median(&mut walls))
 }
 
 /// Loading a plugin with an empty compile cache (`cold`) or a full one
@@ -405,15 +389,16 @@ async fn language(name: &str) -> serde_json::Value {
             }
         }
     }
-    let median = median(&mut samples);
+    whole_row(1, median(&mut samples))
+}
+
+/// The row of a scenario timed as a whole: no engine share, no store.
+fn whole_row(nodes: usize, median: Duration) -> serde_json::Value {
     serde_json::json!({
-        "nodes": 1,
+        "nodes": nodes,
         "median_ms": median.as_secs_f64() * 1e3,
-        "per_node_us": median.as_secs_f64() * 1e6,
-        "engine_per_node_us": null,
+        "per_node_us": median.as_secs_f64() * 1e6 / nodes as f64,
         "peak_rss_mb": peak_rss_mb(),
-        "written_mb": null,
-        "flushes_per_node": null,
     })
 }
 

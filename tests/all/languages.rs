@@ -8,17 +8,7 @@ use crate::support::{Env, node};
 #[test]
 fn rust_python_and_javascript_nodes_pass_json_to_each_other() {
     let env = Env::with_languages();
-    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/mixed.toml");
-    let report = env
-        .run(&[
-            "run",
-            example.to_str().unwrap(),
-            "--json",
-            "--plugins",
-            env.plugins().to_str().unwrap(),
-        ])
-        .success()
-        .json();
+    let report = env.run_example("mixed.toml");
 
     assert_eq!(
         node(&report, "note_words")["output"],

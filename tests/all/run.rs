@@ -4,24 +4,10 @@ use serde_json::json;
 
 use crate::support::{Env, node, workflow};
 
-fn examples() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
-}
-
 #[test]
 fn the_example_workflow_passes_data_through_all_four_plugins() {
     let env = Env::new();
-    let example = examples().join("orders.toml");
-    let run = env
-        .run(&[
-            "run",
-            example.to_str().unwrap(),
-            "--json",
-            "--plugins",
-            env.plugins().to_str().unwrap(),
-        ])
-        .success();
-    let report = run.json();
+    let report = env.run_example("orders.toml");
     assert_eq!(report["status"], "succeeded");
     assert_eq!(
         node(&report, "customer")["output"],
@@ -138,17 +124,7 @@ fn text_output_lists_nodes_and_outputs() {
 #[test]
 fn the_run_is_persisted_with_every_output() {
     let env = Env::new();
-    let example = examples().join("orders.toml");
-    let report = env
-        .run(&[
-            "run",
-            example.to_str().unwrap(),
-            "--json",
-            "--plugins",
-            env.plugins().to_str().unwrap(),
-        ])
-        .success()
-        .json();
+    let report = env.run_example("orders.toml");
     let run_id = report["run_id"].as_str().unwrap();
 
     let status = env.run(&["status", run_id, "--json"]).success().json();

@@ -90,6 +90,24 @@ impl Env {
         command
     }
 
+    /// `flow run examples/NAME --json` with this scratch directory's
+    /// plugins; the report, once the run succeeded.
+    #[track_caller]
+    pub fn run_example(&self, name: &str) -> Value {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples")
+            .join(name);
+        self.run(&[
+            "run",
+            example.to_str().unwrap(),
+            "--json",
+            "--plugins",
+            self.plugins().to_str().unwrap(),
+        ])
+        .success()
+        .json()
+    }
+
     /// Runs `flow` with these arguments.
     pub fn run(&self, args: &[&str]) -> Run {
         Run::from(self.flow().args(args).output().expect("cannot start flow"))

@@ -2,6 +2,7 @@
 
 use clap::Args;
 use flow_host::WorkflowStore;
+use flow_host::spec::suggest;
 use flow_host::store::{AttemptRecord, NodeRecord};
 use serde_json::json;
 
@@ -29,10 +30,17 @@ pub fn run(context: &Context, args: LogsArgs) -> anyhow::Result<Exit> {
     let run = store.find_run(&args.run_id)?;
     let mut nodes = store.nodes(&run.run_id)?;
     if let Some(wanted) = &args.node {
-        nodes.retain(|node| &node.node_id == wanted);
-        if nodes.is_empty() {
-            return Err(unknown_node(&*store, &run.run_id, wanted, &context.db_flag())?.into());
+        if !nodes.iter().any(|node| &node.node_id == wanted) {
+            let ids = nodes.iter().map(|node| node.node_id.as_str());
+            return Err(UsageError(format!(
+                "run {id} has no node `{wanted}` that started; {} (all of them: flow status {id}{db})",
+                suggest(wanted, ids, "nodes that started"),
+                id = run.run_id,
+                db = context.db_flag(),
+            ))
+            .into());
         }
+        nodes.retain(|node| &node.node_id == wanted);
     }
     let mut printed = 0;
     let width = nodes.iter().map(|n| n.node_id.len()).max().unwrap_or(0);
@@ -92,28 +100,4 @@ fn print_attempt(node: &NodeRecord, attempt: &AttemptRecord, width: usize, json:
         }
     }
     attempt.logs.len()
-}
-
-/// The error for a node the run does not have, with the closest id.
-fn unknown_node(
-    store: &dyn WorkflowStore,
-    run_id: &str,
-    wanted: &str,
-    db: &str,
-) -> anyhow::Result<UsageError> {
-    let ids: Vec<String> = store
-        .nodes(run_id)?
-        .into_iter()
-        .map(|node| node.node_id)
-        .collect();
-    let closest = ids
-        .iter()
-        .map(|id| (strsim::jaro_winkler(id, wanted), id))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, id)| format!("; did you mean `{id}`?"))
-        .unwrap_or_default();
-    Ok(UsageError(format!(
-        "run {run_id} has no node `{wanted}` that started{closest} (its nodes: flow status {run_id}{db})"
-    )))
 }

@@ -1,7 +1,7 @@
 //! The workflow's graph as Graphviz DOT or Mermaid text, one group per
 //! level, optionally coloured by the nodes' states in a run.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
 use crate::spec::WorkflowSpec;
@@ -84,22 +84,15 @@ impl WorkflowSpec {
                 let _ = writeln!(out, "  n{dependency} --> n{index}");
             }
         }
-        let mut used: Vec<&NodeStatus> = Vec::new();
+        let mut used = BTreeMap::new();
         for (index, node) in self.nodes.iter().enumerate() {
             if let Some(status) = states.get(node.id.as_str()) {
                 let _ = writeln!(out, "  class n{index} {}", status.name());
-                if !used.iter().any(|s| s.name() == status.name()) {
-                    used.push(status);
-                }
+                used.insert(status.name(), colour(status));
             }
         }
-        for status in used {
-            let _ = writeln!(
-                out,
-                "  classDef {} fill:{},stroke:#333333",
-                status.name(),
-                colour(status)
-            );
+        for (name, colour) in used {
+            let _ = writeln!(out, "  classDef {name} fill:{colour},stroke:#333333");
         }
         out
     }

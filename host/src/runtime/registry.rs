@@ -185,19 +185,19 @@ impl Runtime {
         for path in files {
             let listing = cache.listing_path(&path);
             let listed = listing.as_deref().and_then(|l| cache.listing(l));
-            if let Some(info) = listed.clone()
-                && !wanted(&info.name)
+            if let Some(name) = listed.as_ref().map(|info| &info.name)
+                && !wanted(name)
             {
-                if let Some(first) = registry.claimed(&info.name) {
+                if let Some(first) = registry.claimed(name) {
                     errors.push(PluginError::Duplicate {
-                        name: info.name,
+                        name: name.clone(),
                         first: first.to_path_buf(),
                         second: path,
                     });
                     continue;
                 }
-                tracing::debug!(plugin = %info.name, path = %path.display(), "listed plugin");
-                registry.listed.insert(info.name, path);
+                tracing::debug!(plugin = %name, path = %path.display(), "listed plugin");
+                registry.listed.insert(name.clone(), path);
                 continue;
             }
             let plugin = match self.load_plugin(&path, cache).await {

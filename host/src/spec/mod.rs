@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use diagnostic::{Diagnostic, SpecError};
+pub use validate::suggest;
 
 use crate::dag::Dag;
 use crate::options::{NodeOptions, Overrides, WorkflowOptions};

@@ -306,8 +306,13 @@ fn cycle_diagnostic(
     .help("a workflow must be acyclic: remove one of these dependencies")
 }
 
-/// "did you mean" help, or the list of valid names.
-fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>, what: &str) -> String {
+/// "did you mean" help, or the list of valid names (`what` names them, in
+/// the plural: "the {what} are: ...").
+pub fn suggest<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    what: &str,
+) -> String {
     let mut candidates: Vec<&str> = candidates.into_iter().collect();
     candidates.sort_unstable();
     candidates.dedup();
