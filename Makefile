@@ -10,9 +10,11 @@ PYTHON_PLUGINS := $(patsubst %/app.py,%,$(wildcard plugins/*/app.py))
 
 .PHONY: build demo test test-guests lint bench toolchain clean
 
-## build: the host (target/release/flow) and every plugin (target/plugins/)
+## build: the host (target/release/flow), every plugin (target/plugins/) and
+## the tests. One build serves build, test and bench: the same packages and
+## features on the release profile, so that wasmtime compiles once.
 build: toolchain
-	$(CARGO) build --release --locked -p flow-host
+	$(CARGO) test --release --locked --workspace --no-run
 	plugins/build
 
 ## demo: build, run the example workflow of Rust, Python and JavaScript
@@ -23,9 +25,10 @@ demo: build
 	$(FLOW) status
 
 ## test: the whole suite: unit, integration, golden and doc tests, and the
-## tests of the Python and JavaScript SDKs and plugins
+## tests of the Python and JavaScript SDKs and plugins. On the release
+## profile, like build and bench, so that wasmtime compiles once for all.
 test: toolchain test-guests
-	$(CARGO) test --locked --workspace
+	$(CARGO) test --release --locked --workspace
 
 test-guests:
 	cd plugin-sdk/python && python3 -m unittest --quiet
@@ -34,15 +37,17 @@ test-guests:
 	done
 	cd plugin-sdk/js && node --import ./test/register-host-stub.mjs --test test/*.test.mjs $(wildcard $(CURDIR)/plugins/*/*.test.mjs)
 
-## lint: formatting and clippy, host and guests
+## lint: formatting and clippy, host and guests; the library without the
+## command line's dependencies
 lint: toolchain
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --locked -p flow-host --lib --no-default-features -- -D warnings
 	$(CARGO) clippy --locked --target wasm32-wasip2 --target-dir $(TARGET)/wasm $(PLUGIN_CRATES) -- -D warnings
 
 ## bench: the engine's overhead and the cost of WebAssembly, as a table
 bench: toolchain
-	$(CARGO) bench --locked -p flow-host --bench engine
+	$(CARGO) bench --locked --workspace --bench engine
 
 toolchain:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2

@@ -100,6 +100,11 @@ const SCENARIOS: &[&str] = &[
     "slow-branch/eager",
     "slow-branch/levels",
     "flow-run-3-nodes/warm",
+    "output-20MB+200-readers",
+    "chain-100000/batched",
+    "chain-100000/resume-last",
+    "status-100000/json",
+    "status-100000/text",
     "load/rust-echo/cold",
     "load/rust-echo/warm",
     "attempt/rust-echo",
@@ -182,8 +187,8 @@ async fn setup(fuel_metering: bool) -> Setup {
         })
         .unwrap(),
     );
-    let cache = CompileCache::new(runtime.engine(), Some(cache_dir()));
-    let plugins = Arc::new(runtime.load_plugins(&plugins_dir, &cache).await.unwrap());
+    let cache = CompileCache::open(runtime.engine(), cache_dir()).unwrap();
+    let plugins = Arc::new(runtime.load_plugins(&[&plugins_dir], &cache).await.unwrap());
     Setup {
         dir,
         runtime,
@@ -214,6 +219,15 @@ async fn scenario(name: &str) -> serde_json::Value {
         "slow-branch/eager" => engine_scenario(12, slow_branch("eager"), true).await,
         "slow-branch/levels" => engine_scenario(12, slow_branch("levels"), true).await,
         "flow-run-3-nodes/warm" => flow_run_warm().await,
+        "output-20MB+200-readers" => engine_scenario(201, large_output(20 << 20, 200), true).await,
+        "chain-100000/batched" => {
+            let mut text = chain(100_000, "batched");
+            text = text.replacen("[defaults]", "max_concurrency = 2\n[defaults]", 1);
+            engine_scenario_runs(100_000, text, true, Keep::Sled, 1).await
+        }
+        "chain-100000/resume-last" => resume_last(100_000).await,
+        "status-100000/json" => status_of_big_run(100_000, true).await,
+        "status-100000/text" => status_of_big_run(100_000, false).await,
         other if other.starts_with("load/") || other.starts_with("attempt/") => {
             language(other).await
         }
@@ -238,6 +252,16 @@ async fn engine_scenario_in(
     fuel_metering: bool,
     keep: Keep,
 ) -> serde_json::Value {
+    engine_scenario_runs(nodes, text, fuel_metering, keep, runs()).await
+}
+
+async fn engine_scenario_runs(
+    nodes: usize,
+    text: String,
+    fuel_metering: bool,
+    keep: Keep,
+    runs: usize,
+) -> serde_json::Value {
     let setup = setup(fuel_metering).await;
     let spec = Arc::new(WorkflowSpec::parse(Path::new("bench.toml"), text).unwrap());
     let workers = spec.options.max_concurrency.workers();
@@ -251,7 +275,7 @@ async fn engine_scenario_in(
     // Peak memory of one run: later runs add their records to the same
     // database.
     let mut first_rss = None;
-    for _ in 0..runs() {
+    for _ in 0..runs {
         let attempts = Arc::new(AttemptTime::default());
         let engine = WorkflowEngine::new(setup.runtime.clone(), store.clone())
             .with_metrics(attempts.clone());
@@ -287,9 +311,156 @@ async fn engine_scenario_in(
         "per_node_us": median.as_secs_f64() * 1e6 / nodes as f64,
         "engine_per_node_us": share.as_secs_f64() * 1e6 / nodes as f64,
         "peak_rss_mb": first_rss.unwrap_or_else(peak_rss_mb),
-        "written_mb": written_mb() / runs() as f64,
+        "written_mb": written_mb() / runs as f64,
         "flushes_per_node": flushes as f64 / nodes as f64,
     })
+}
+
+/// A node whose output is `bytes` long, read by `readers` nodes.
+fn large_output(bytes: usize, readers: usize) -> String {
+    let mut text = header("large", "");
+    text.push_str(&format!(
+        "[nodes.big]\naction = \"misbehave\"\ninput = {{ mode = \"big\", bytes = {bytes} }}\n"
+    ));
+    for i in 0..readers {
+        text.push_str(&format!(
+            "[nodes.r{i}]\naction = \"noop\"\ndepends_on = [\"big\"]\n"
+        ));
+    }
+    text
+}
+
+/// Resuming a chain of `n` nodes of which all but the last succeeded: the
+/// cost of reading back what a run did, against running it (the
+/// `chain-100000/batched` row).
+async fn resume_last(n: usize) -> serde_json::Value {
+    let setup = setup(true).await;
+    let text = chain(n, "batched").replacen("[defaults]", "max_concurrency = 2\n[defaults]", 1);
+    let spec = Arc::new(WorkflowSpec::parse(Path::new("bench.toml"), text).unwrap());
+    let store = Arc::new(SledStore::open(&setup.dir.path().join("db")).unwrap());
+    let engine = WorkflowEngine::new(setup.runtime.clone(), store.clone());
+    let report = engine
+        .execute(spec.clone(), setup.plugins.clone())
+        .await
+        .unwrap();
+    let mut walls = Vec::new();
+    for _ in 0..runs().min(3) {
+        // The last node fails, as if the run had stopped there.
+        let last = format!("n{}", n - 1);
+        let mut node = store
+            .nodes(&report.run_id)
+            .unwrap()
+            .into_iter()
+            .find(|node| node.node_id == last)
+            .unwrap();
+        node.status = flow_host::NodeStatus::Failed;
+        node.output = None;
+        store.put_node(&report.run_id, &node, None).unwrap();
+        let mut run = store.run(&report.run_id).unwrap().unwrap();
+        run.status = flow_host::RunStatus::Failed;
+        store.update_run(&run).unwrap();
+        store.flush().unwrap();
+
+        let started = Instant::now();
+        let resumed = engine
+            .resume(spec.clone(), setup.plugins.clone(), &report.run_id, false)
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        walls.push(started.elapsed());
+        assert_eq!(resumed.status, flow_host::RunStatus::Succeeded);
+    }
+    whole_row(n, median(&mut walls))
+}
+
+/// `flow status` of a stored run of `n` nodes, each with an attempt that
+/// logged a line, as a whole process.
+async fn status_of_big_run(n: usize, json: bool) -> serde_json::Value {
+    use flow_host::report::{JsonText, NodeStatus, RunStatus, Timestamp};
+    use flow_host::store::{AttemptRecord, GuestLine, LineKind, NodeRecord, RunRecord};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let mut text = header("big", "");
+    for i in 0..n {
+        text.push_str(&format!("[nodes.n{i}]\naction = \"noop\"\n"));
+    }
+    {
+        let store = SledStore::open(&db).unwrap();
+        let run = RunRecord {
+            run_id: "01BIGRUN00000000000000000".into(),
+            workflow_id: "big".into(),
+            workflow_path: dir.path().join("big.toml"),
+            status: RunStatus::Succeeded,
+            created_at: Timestamp::now(),
+            finished_at: Some(Timestamp::now()),
+            nodes: n,
+            error: None,
+            failed_nodes: 0,
+            workflow_sha256: String::new(),
+            plugins_dirs: Vec::new(),
+            plugins: Default::default(),
+            overrides: Default::default(),
+            resumes: 0,
+        };
+        store.create_run(&run, &text).unwrap();
+        let output = JsonText::parse(r#"{"value":42}"#, 100).unwrap();
+        for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
+            let nodes: Vec<NodeRecord> = chunk
+                .iter()
+                .map(|&i| NodeRecord {
+                    node_id: format!("n{i}"),
+                    index: i,
+                    action: "noop".into(),
+                    status: NodeStatus::Succeeded,
+                    attempts: 1,
+                    started_at: Some(Timestamp::now()),
+                    finished_at: Some(Timestamp::now()),
+                    elapsed_us: Some(50),
+                    output: Some(output.clone()),
+                    error: None,
+                    fuel_used: Some(1000),
+                })
+                .collect();
+            let attempts: Vec<(String, AttemptRecord)> = chunk
+                .iter()
+                .map(|&i| {
+                    let attempt = AttemptRecord {
+                        number: 1,
+                        started_at: Timestamp::now(),
+                        elapsed_us: Some(40),
+                        error: None,
+                        fuel_used: Some(1000),
+                        retry_delay_ms: None,
+                        logs: vec![GuestLine {
+                            kind: LineKind::Info,
+                            text: format!("node {i} did its work"),
+                        }],
+                    };
+                    (format!("n{i}"), attempt)
+                })
+                .collect();
+            store.put_batch(&run.run_id, &nodes, &attempts).unwrap();
+        }
+        store.flush().unwrap();
+    }
+    let mut walls = Vec::new();
+    for _ in 0..runs().min(5) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_flow"));
+        command.args(["status", "01BIGRUN"]).env("FLOW_DB", &db);
+        if json {
+            command.arg("--json");
+        }
+        let started = Instant::now();
+        let status = command
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        walls.push(started.elapsed());
+        assert!(status.success());
+    }
+    whole_row(n, median(&mut walls))
 }
 
 fn native_cpu() -> serde_json::Value {
@@ -359,13 +530,13 @@ async fn language(name: &str) -> serde_json::Value {
         // Compiling takes seconds for Python and JavaScript: fewer runs.
         for _ in 0..runs().min(3) {
             let dir = tempfile::tempdir().unwrap();
-            let cache = CompileCache::new(runtime.engine(), Some(dir.path().to_path_buf()));
+            let cache = CompileCache::open(runtime.engine(), dir.path().to_path_buf()).unwrap();
             let started = Instant::now();
             runtime.load_plugin(&file, &cache).await.unwrap();
             samples.push(started.elapsed());
         }
     } else {
-        let cache = CompileCache::new(runtime.engine(), Some(cache_dir()));
+        let cache = CompileCache::open(runtime.engine(), cache_dir()).unwrap();
         let loaded = runtime.load_plugin(&file, &cache).await.unwrap();
         if name.ends_with("/warm") {
             for _ in 0..runs() {

@@ -8,6 +8,8 @@
 //! - [`options`]: how a workflow runs and how its attempts are bounded;
 //! - [`exec`]: the [`WorkflowEngine`] that schedules nodes, retries them,
 //!   records them, and its extension points;
+//! - [`report`]: what runs produce and how they stand (statuses, failures,
+//!   outputs, reports), shared by every layer;
 //! - [`runtime`]: wasmtime, the plugin registry and the sandbox of an attempt;
 //! - [`store`]: where runs are kept ([`SledStore`] on disk, [`MemoryStore`]);
 //! - [`observe`]: observers of runs, metrics (Prometheus) and graphs.
@@ -39,8 +41,13 @@
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! let workflow = Arc::new(WorkflowSpec::load(Path::new("examples/orders.toml"))?);
 //! let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
-//! let cache = CompileCache::new(runtime.engine(), None);
-//! let plugins = Arc::new(runtime.load_plugins(Path::new("target/plugins"), &cache).await?);
+//! // The `flow` command's cache of compiled plugins: a plugin compiles once,
+//! // not on every start (seconds for a Python or JavaScript one).
+//! let cache = match CompileCache::default_dir() {
+//!     Some(dir) => CompileCache::open(runtime.engine(), dir)?,
+//!     None => CompileCache::disabled(runtime.engine()),
+//! };
+//! let plugins = Arc::new(runtime.load_plugins(&["target/plugins"], &cache).await?);
 //!
 //! let engine = WorkflowEngine::new(runtime, Arc::new(MemoryStore::new()))
 //!     .with_observer(Arc::new(Print));
@@ -63,12 +70,14 @@ pub mod dag;
 pub mod exec;
 pub mod observe;
 pub mod options;
+pub mod report;
 pub mod runtime;
 pub mod spec;
 pub mod store;
 
-pub use exec::{ExecError, NodeReport, RunReport, WorkflowEngine};
+pub use exec::{ExecError, WorkflowEngine};
 pub use observe::{Event, Observer};
+pub use report::{Failure, FailureKind, NodeReport, NodeStatus, RunReport, RunStatus};
 pub use runtime::{CompileCache, Limits, PluginRegistry, Runtime, RuntimeConfig};
 pub use spec::{SpecError, WorkflowSpec};
-pub use store::{MemoryStore, NodeStatus, RunStatus, SledStore, WorkflowStore};
+pub use store::{MemoryStore, SledStore, WorkflowStore};

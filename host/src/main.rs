@@ -9,7 +9,8 @@ mod cli;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Runs workflows whose nodes are sandboxed WebAssembly components.
 ///
@@ -112,11 +113,22 @@ enum Command {
     Prune(cli::manage::PruneArgs),
     /// List the plugins of a directory
     Plugins(cli::plugins::PluginsArgs),
+    /// Print a shell completion script (bash, zsh, fish, ...)
+    Completions(cli::completions::CompletionsArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    // Hints repeat `--db` when it was typed, not when it came from FLOW_DB.
+    let db_typed = matches.value_source("db") == Some(ValueSource::CommandLine)
+        || matches
+            .subcommand()
+            .is_some_and(|(_, sub)| sub.value_source("db") == Some(ValueSource::CommandLine));
     cli::panic::install(cli.global.verbose);
+    if let Command::Completions(args) = &cli.command {
+        return cli::completions::print::<Cli>(args).into();
+    }
     let log = match cli::logging::init(
         cli.global.log_level.as_deref(),
         cli.global.log_format,
@@ -124,11 +136,12 @@ fn main() -> ExitCode {
     ) {
         Ok(log) => log,
         Err(error) => {
-            eprintln!("error: {error}");
+            cli::out::eprint(format_args!("error: {error}"));
             return cli::Exit::Invalid.into();
         }
     };
     let context = cli::Context {
+        db_typed,
         db: cli.global.db,
         cache_dir: cli.global.cache_dir,
         no_cache: cli.global.no_cache,
@@ -146,13 +159,15 @@ fn main() -> ExitCode {
         Command::List(args) => cli::list::run(&context, args),
         Command::Delete(args) => cli::manage::delete(&context, args),
         Command::Prune(args) => cli::manage::prune(&context, args),
-
         Command::Plugins(args) => cli::plugins::run(&context, args),
+        Command::Completions(_) => unreachable!("handled before logging is set up"),
     };
     match result {
         Ok(code) => code.into(),
+        // The reader of stdout went away: stop quietly, like other tools.
+        Err(error) if cli::out::is_broken_pipe(&error) => cli::Exit::Success.into(),
         Err(error) => {
-            eprintln!("{}", cli::render_error(&error, context.verbose));
+            cli::out::eprint(cli::render_error(&error, &context));
             cli::exit_code(&error).into()
         }
     }

@@ -52,13 +52,25 @@ impl<I: DeserializeOwned> Request<I> {
         let mut deserializer = serde_json::Deserializer::from_str(json);
         serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
             let path = error.path().to_string();
-            let inner = error.into_inner();
+            let inner = without_position(&error.into_inner());
             if path == "." {
                 ActionError::fatal(format!("invalid input: {inner}"))
             } else {
                 ActionError::fatal(format!("invalid input: {path}: {inner}"))
             }
         })
+    }
+}
+
+/// A parser error without its "at line 1 column 22": the position is in
+/// the document the host built, which the workflow's author never sees;
+/// the field path says where the problem is.
+fn without_position(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let suffix = format!(" at line {} column {}", error.line(), error.column());
+    match text.strip_suffix(&suffix) {
+        Some(message) if error.line() > 0 => message.to_string(),
+        _ => text,
     }
 }
 
@@ -189,11 +201,10 @@ mod tests {
         let error =
             Request::<Params>::from_json(r#"{"input": {"name": 1}, "deps": {}}"#).unwrap_err();
         assert!(!error.is_retryable());
-        assert!(
-            error
-                .message()
-                .starts_with("invalid input: input.name: invalid type: integer `1`"),
-            "{error}"
+        assert_eq!(
+            error.message(),
+            "invalid input: input.name: invalid type: integer `1`, expected a string",
+            "the field path, not a line and column of the host's document"
         );
     }
 

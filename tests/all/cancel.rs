@@ -71,11 +71,10 @@ async fn cancel_through_the_handle_stops_running_attempts() {
     assert!(run.finished_at.is_some());
     let nodes = store.nodes(&report.run_id).unwrap();
     assert_eq!(nodes[0].status, NodeStatus::Cancelled);
+    let attempt = &store.attempts(&report.run_id, "nap").unwrap()[0];
     assert_eq!(
-        store.attempts(&report.run_id, "nap").unwrap()[0]
-            .error
-            .as_deref(),
-        Some("cancelled")
+        attempt.error.as_ref().map(|failure| failure.kind),
+        Some(flow_host::FailureKind::Cancelled)
     );
 }
 
@@ -150,7 +149,7 @@ fn sigint_cancels_the_run_and_says_how_to_continue() {
     );
 
     let status = env.run(&["status", &run_id, "--json"]).success().json();
-    assert_eq!(status["run"]["status"], "cancelled");
+    assert_eq!(status["status"], "cancelled");
 }
 
 #[test]
@@ -161,7 +160,7 @@ fn sigterm_cancels_too() {
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(130));
     let status = env.run(&["status", &run_id, "--json"]).success().json();
-    assert_eq!(status["run"]["status"], "cancelled");
+    assert_eq!(status["status"], "cancelled");
 }
 
 #[test]

@@ -138,16 +138,16 @@ fn crash_and_resume(durability: &str) {
     }
 
     let status = env.run(&["status", &run_id, "--json"]).success().json();
-    assert_eq!(status["run"]["status"], "succeeded", "{status}");
+    assert_eq!(status["status"], "succeeded", "{status}");
     // Kills during start-up land before the resume is recorded.
-    let resumes = status["run"]["resumes"].as_u64().unwrap();
+    let resumes = status["resumes"].as_u64().unwrap();
     eprintln!("{kills} kills, {resumes} resumes recorded");
     assert!(resumes >= 1);
 
     let nodes = status["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 144);
     for stored in nodes {
-        let id = stored["node_id"].as_str().unwrap();
+        let id = stored["id"].as_str().unwrap();
         assert_eq!(
             stored["output"],
             node(&reference, id)["output"],
@@ -159,7 +159,7 @@ fn crash_and_resume(durability: &str) {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|a| a["error"].is_null() && !a["elapsed_us"].is_null())
+            .filter(|a| a["error"].is_null() && !a["elapsed_ms"].is_null())
             .count();
         assert_eq!(
             completed, 1,
@@ -246,7 +246,52 @@ fn resume_after_cancel_skips_what_finished() {
     );
     let status = status_of(&env, &run_id);
     let nap = stored(&status, "nap");
-    assert_eq!(nap["attempt_records"][0]["error"], "cancelled");
+    assert_eq!(nap["attempt_records"][0]["error"]["kind"], "cancelled");
+}
+
+#[test]
+fn an_attempt_running_when_flow_was_killed_is_recorded_as_lost() {
+    let env = Env::new();
+    let file = env.write(
+        "lost.toml",
+        "[workflow]\nid = \"lost\"\nplugins = \"plugins\"\ndurability = \"strict\"\n\
+         [nodes.nap]\naction = \"misbehave\"\n\
+         input = { mode = \"sleep\", ms = 600000, first_attempt_only = true }\n",
+    );
+    let mut child = env
+        .flow()
+        .args(["run", file.to_str().unwrap(), "--progress", "plain"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let header = lines.next().unwrap().unwrap();
+    let run_id = header.split_whitespace().nth(1).unwrap().to_string();
+    // With strict durability the attempt's start is on disk before the
+    // plugin runs, and its line is printed after that.
+    assert!(
+        lines
+            .by_ref()
+            .map(Result::unwrap)
+            .any(|line| line.starts_with("  start    nap"))
+    );
+    assert!(kill(&mut child));
+
+    let resumed = env.run(&["resume", &run_id, "--json"]).success().json();
+    assert_eq!(node(&resumed, "nap")["attempts"], 2, "{resumed}");
+    let status = status_of(&env, &run_id);
+    let attempts = stored(&status, "nap")["attempt_records"]
+        .as_array()
+        .unwrap();
+    assert_eq!(attempts.len(), 2, "both runs of the node are recorded");
+    assert_eq!(attempts[0]["error"]["kind"], "lost");
+    assert!(attempts[1]["error"].is_null());
+    let text = env.run(&["status", &run_id]).success().stdout;
+    assert!(
+        text.contains("#1  -  [lost] lost: the flow process stopped"),
+        "{text}"
+    );
 }
 
 fn status_of(env: &Env, run_id: &str) -> Value {
@@ -258,7 +303,7 @@ fn stored<'a>(status: &'a Value, id: &str) -> &'a Value {
         .as_array()
         .unwrap()
         .iter()
-        .find(|n| n["node_id"] == id)
+        .find(|n| n["id"] == id)
         .unwrap()
 }
 
@@ -302,7 +347,7 @@ fn resume_after_failure_gives_failed_nodes_fresh_attempts() {
     );
 
     let status = status_of(&env, run_id);
-    assert_eq!(status["run"]["resumes"], 2);
+    assert_eq!(status["resumes"], 2);
     assert_eq!(
         stored(&status, "first")["attempts"],
         1,

@@ -30,7 +30,7 @@ depends_on = ["after"]
     assert_eq!(report["status"], "failed");
     let bad = node(&report, "bad");
     assert_eq!(bad["status"], "failed");
-    assert_eq!(bad["error"], "fatal error: the input is wrong");
+    assert_eq!(bad["error"]["message"], "fatal error: the input is wrong");
     assert_eq!(bad["attempts"], 1);
     for skipped in ["after", "later"] {
         assert_eq!(node(&report, skipped)["status"], "skipped");
@@ -61,7 +61,7 @@ fn a_retryable_error_is_reported_as_such() {
         .expect_code(1)
         .json();
     assert_eq!(
-        node(&report, "busy")["error"],
+        node(&report, "busy")["error"]["message"],
         "retryable error: attempt 1 of 5 fails on purpose"
     );
 }
@@ -101,7 +101,7 @@ fn a_panic_is_a_trap_with_the_guest_message() {
     let run = env
         .run(&["run", file.to_str().unwrap(), "--json"])
         .expect_code(1);
-    let error = node(&run.json(), "boom")["error"]
+    let error = node(&run.json(), "boom")["error"]["message"]
         .as_str()
         .unwrap()
         .to_string();
@@ -124,7 +124,7 @@ fn a_stack_overflow_ends_the_attempt() {
         .expect_code(1)
         .json();
     assert_eq!(
-        node(&report, "deep")["error"],
+        node(&report, "deep")["error"]["message"],
         "stack overflow: the plugin's call stack is exhausted (unbounded recursion?)"
     );
 }
@@ -141,7 +141,7 @@ fn bad_input_for_a_plugin_is_a_fatal_error_naming_the_field() {
         .expect_code(1)
         .json();
     assert_eq!(
-        node(&report, "m")["error"],
+        node(&report, "m")["error"]["message"],
         "fatal error: item 1 of the list is not a number: \"two\""
     );
 }
@@ -157,7 +157,10 @@ fn a_memory_bomb_is_stopped_at_the_limit() {
         .run(&["run", file.to_str().unwrap(), "--json"])
         .expect_code(1)
         .json();
-    let error = node(&report, "bomb")["error"].as_str().unwrap().to_string();
+    let error = node(&report, "bomb")["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(
         error.starts_with("memory limit exceeded: the plugin asked for "),
         "{error}"

@@ -63,11 +63,11 @@ fn python_and_javascript_errors_map_to_retryable_and_fatal() {
         .success()
         .json();
     assert_eq!(
-        node(&report, "py")["error"],
+        node(&report, "py")["error"]["message"],
         "fatal error: the text must be a string, not int"
     );
     assert_eq!(
-        node(&report, "js")["error"],
+        node(&report, "js")["error"]["message"],
         "fatal error: the template refers to `missing.value`, but there is nothing at `missing`"
     );
 }

@@ -18,7 +18,7 @@ fn fuel_ends_a_loop_with_the_budget_it_had() {
         .json();
     let spin = node(&report, "spin");
     assert_eq!(
-        spin["error"],
+        spin["error"]["message"],
         "out of fuel: the attempt used all of its 5000000 units (raise `fuel` if the work is legitimate)"
     );
     assert_eq!(spin["fuel_used"], 5_000_000);
@@ -57,7 +57,10 @@ fn a_wall_clock_timeout_ends_a_blocking_plugin() {
         .run(&["run", file.to_str().unwrap(), "--json"])
         .expect_code(1)
         .json();
-    assert_eq!(node(&report, "nap")["error"], "timed out after 200ms");
+    assert_eq!(
+        node(&report, "nap")["error"]["message"],
+        "timed out after 200ms"
+    );
 }
 
 #[test]
@@ -71,7 +74,10 @@ fn a_wall_clock_timeout_ends_a_cpu_loop_without_fuel() {
         .run(&["run", file.to_str().unwrap(), "--json"])
         .expect_code(1)
         .json();
-    assert_eq!(node(&report, "spin")["error"], "timed out after 200ms");
+    assert_eq!(
+        node(&report, "spin")["error"]["message"],
+        "timed out after 200ms"
+    );
 }
 
 #[test]
@@ -85,7 +91,10 @@ fn the_memory_limit_is_per_node() {
         .run(&["run", file.to_str().unwrap(), "--json"])
         .expect_code(1)
         .json();
-    let error = node(&report, "bomb")["error"].as_str().unwrap().to_string();
+    let error = node(&report, "bomb")["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(
         error.starts_with("memory limit exceeded: the plugin asked for 1"),
         "{error}"
@@ -108,7 +117,7 @@ fn command_line_limits_override_the_file() {
         .expect_code(1)
         .json();
     assert!(
-        node(&report, "spin")["error"]
+        node(&report, "spin")["error"]["message"]
             .as_str()
             .unwrap()
             .contains("all of its 1000 units")
@@ -180,7 +189,7 @@ fn misbehaving_plugins_end_exactly_as_documented() {
     };
     let out_of_fuel = "out of fuel: the attempt used all of its 50000000 units (raise `fuel` if the work is legitimate)";
     assert_eq!(summary("spin"), ("failed".into(), 1));
-    assert_eq!(node(&report, "spin")["error"], out_of_fuel);
+    assert_eq!(node(&report, "spin")["error"]["message"], out_of_fuel);
     assert_eq!(summary("flaky"), ("succeeded".into(), 3));
     assert_eq!(
         node(&report, "flaky")["output"],
@@ -194,7 +203,7 @@ fn misbehaving_plugins_end_exactly_as_documented() {
         serde_json::json!({"deps": {}, "errors": {"spin": out_of_fuel}})
     );
     assert_eq!(summary("bomb"), ("failed".into(), 1));
-    let bomb = node(&report, "bomb")["error"].as_str().unwrap();
+    let bomb = node(&report, "bomb")["error"]["message"].as_str().unwrap();
     assert!(
         bomb.starts_with("memory limit exceeded: the plugin asked for "),
         "{bomb}"
@@ -222,12 +231,12 @@ fn misbehaving_plugins_end_exactly_as_documented() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|n| n["node_id"] == "flaky")
+        .find(|n| n["id"] == "flaky")
         .unwrap();
     let attempts = flaky["attempt_records"].as_array().unwrap();
     let errors: Vec<&str> = attempts
         .iter()
-        .map(|a| a["error"].as_str().unwrap_or(""))
+        .map(|a| a["error"]["message"].as_str().unwrap_or(""))
         .collect();
     assert_eq!(
         errors,

@@ -197,9 +197,13 @@ impl Library {
         let runtime = std::sync::Arc::new(
             flow_host::Runtime::new(flow_host::RuntimeConfig::default()).unwrap(),
         );
-        let cache = flow_host::CompileCache::new(runtime.engine(), Some(shared_cache()));
-        let plugins =
-            std::sync::Arc::new(runtime.load_plugins(&env.plugins(), &cache).await.unwrap());
+        let cache = flow_host::CompileCache::open(runtime.engine(), shared_cache()).unwrap();
+        let plugins = std::sync::Arc::new(
+            runtime
+                .load_plugins(&[env.plugins()], &cache)
+                .await
+                .unwrap(),
+        );
         Self {
             _scratch: env,
             runtime,

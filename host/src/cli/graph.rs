@@ -6,7 +6,7 @@ use clap::{Args, ValueEnum};
 use flow_host::observe::NodeStates;
 use flow_host::{NodeStatus, WorkflowSpec, WorkflowStore};
 
-use super::{Context, Exit, UsageError};
+use super::{Context, Exit, UsageError, out};
 
 #[derive(Debug, Args)]
 pub struct GraphArgs {
@@ -67,6 +67,8 @@ pub fn run(context: &Context, args: GraphArgs) -> anyhow::Result<Exit> {
         GraphFormat::Dot => spec.to_dot(&states),
         GraphFormat::Mermaid => spec.to_mermaid(&states),
     };
-    print!("{text}");
+    let mut out = out::stdout();
+    std::io::Write::write_all(&mut out, text.as_bytes())?;
+    std::io::Write::flush(&mut out)?;
     Ok(Exit::Success)
 }

@@ -1,5 +1,6 @@
 //! `flow list`: the recorded runs.
 
+use std::io::Write;
 use std::time::Duration;
 
 use clap::Args;
@@ -8,7 +9,7 @@ use flow_host::store::RunRecord;
 use flow_host::{RunStatus, WorkflowStore};
 use serde_json::json;
 
-use super::{Context, Exit, table};
+use super::{Context, Exit, out, table};
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
@@ -37,39 +38,78 @@ fn parse_status(text: &str) -> Result<RunStatus, String> {
 
 pub fn run(context: &Context, args: ListArgs) -> anyhow::Result<Exit> {
     let store = context.open_store()?;
-    let runs: Vec<RunRecord> = store
-        .runs()?
-        .into_iter()
-        .filter(|run| {
-            args.workflow
-                .as_ref()
-                .is_none_or(|id| &run.workflow_id == id)
-        })
-        .filter(|run| args.status.is_none_or(|status| run.status == status))
-        .take(args.limit.unwrap_or(usize::MAX))
-        .collect();
+    let filtered = args.workflow.is_some() || args.status.is_some();
+    // Runs are read newest first and only as far as the limit.
+    let mut runs: Vec<RunRecord> = Vec::new();
+    for run in store.runs() {
+        if runs.len() >= args.limit.unwrap_or(usize::MAX) {
+            break;
+        }
+        let run = match run {
+            Ok(run) => run,
+            Err(error) => {
+                out::eprint(format_args!("warning: a run is skipped: {error}"));
+                continue;
+            }
+        };
+        let wanted = args
+            .workflow
+            .as_ref()
+            .is_none_or(|id| &run.workflow_id == id)
+            && args.status.is_none_or(|status| run.status == status);
+        if wanted {
+            runs.push(run);
+        }
+    }
+    let mut out = out::stdout();
     if args.json {
-        println!("{}", json!({ "runs": runs }));
-        return Ok(Exit::Success);
-    }
-    if runs.is_empty() {
-        println!("no runs recorded in {}", context.db_path()?.display());
-        return Ok(Exit::Success);
-    }
-    let mut rows = table::new(&["RUN", "WORKFLOW", "STATUS", "STARTED", "DURATION", "NODES"]);
-    for run in &runs {
-        rows.add_row(vec![
-            run.run_id.clone(),
-            run.workflow_id.clone(),
-            run.status.to_string(),
-            run.created_at.to_string(),
-            duration(run),
-            run.nodes.to_string(),
+        let runs: Vec<serde_json::Value> = runs.iter().map(run_json).collect();
+        writeln!(out, "{}", json!({ "runs": runs }))?;
+    } else if runs.is_empty() && filtered {
+        writeln!(
+            out,
+            "no runs match in {} (without --workflow and --status: flow list{})",
+            context.db_path()?.display(),
+            context.db_flag()
+        )?;
+    } else if runs.is_empty() {
+        writeln!(out, "no runs recorded in {}", context.db_path()?.display())?;
+    } else {
+        let mut rows = table::new(&[
+            "RUN", "WORKFLOW", "STATUS", "STARTED", "DURATION", "NODES", "FAILED",
         ]);
+        for run in &runs {
+            rows.add_row(vec![
+                run.run_id.clone(),
+                run.workflow_id.clone(),
+                run.status.to_string(),
+                run.created_at.to_string(),
+                duration(run),
+                run.nodes.to_string(),
+                run.failed_nodes.to_string(),
+            ]);
+        }
+        table::align_right(&mut rows, &[4, 5, 6]);
+        table::print(&mut out, &mut rows)?;
     }
-    table::align_right(&mut rows, &[4, 5]);
-    table::print(&mut rows);
+    out.flush()?;
     Ok(Exit::Success)
+}
+
+/// A run's header as `flow list --json` shows it.
+fn run_json(run: &RunRecord) -> serde_json::Value {
+    json!({
+        "run_id": run.run_id,
+        "workflow_id": run.workflow_id,
+        "workflow_path": run.workflow_path,
+        "status": run.status,
+        "error": run.error,
+        "nodes": run.nodes,
+        "failed_nodes": run.failed_nodes,
+        "resumes": run.resumes,
+        "created_at": run.created_at.to_rfc3339(),
+        "finished_at": run.finished_at.map(|t| t.to_rfc3339()),
+    })
 }
 
 /// How long the run took, if it ended.

@@ -1,12 +1,14 @@
 //! `flow logs`: what the actions of a run logged and printed.
 
+use std::io::Write;
+
 use clap::Args;
 use flow_host::WorkflowStore;
 use flow_host::spec::suggest;
-use flow_host::store::{AttemptRecord, NodeRecord};
+use flow_host::store::{AttemptRecord, NodeHistory, NodeRecord};
 use serde_json::json;
 
-use super::{Context, Exit, UsageError};
+use super::{Context, Exit, UsageError, out};
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
@@ -28,10 +30,10 @@ pub struct LogsArgs {
 pub fn run(context: &Context, args: LogsArgs) -> anyhow::Result<Exit> {
     let store = context.open_store()?;
     let run = store.find_run(&args.run_id)?;
-    let mut nodes = store.nodes(&run.run_id)?;
+    let mut nodes = store.history(&run.run_id)?;
     if let Some(wanted) = &args.node {
-        if !nodes.iter().any(|node| &node.node_id == wanted) {
-            let ids = nodes.iter().map(|node| node.node_id.as_str());
+        if !nodes.iter().any(|history| &history.node.node_id == wanted) {
+            let ids = nodes.iter().map(|history| history.node.node_id.as_str());
             return Err(UsageError(format!(
                 "run {id} has no node `{wanted}` that started; {} (all of them: flow status {id}{db})",
                 suggest(wanted, ids, "nodes that started"),
@@ -40,12 +42,16 @@ pub fn run(context: &Context, args: LogsArgs) -> anyhow::Result<Exit> {
             ))
             .into());
         }
-        nodes.retain(|node| &node.node_id == wanted);
+        nodes.retain(|history| &history.node.node_id == wanted);
     }
+    let mut out = out::stdout();
     let mut printed = 0;
-    let width = nodes.iter().map(|n| n.node_id.len()).max().unwrap_or(0);
-    for node in &nodes {
-        let attempts = store.attempts(&run.run_id, &node.node_id)?;
+    let width = nodes
+        .iter()
+        .map(|n| n.node.node_id.len())
+        .max()
+        .unwrap_or(0);
+    for NodeHistory { node, attempts } in &nodes {
         if let Some(wanted) = args.attempt
             && !attempts.iter().any(|a| a.number == wanted)
         {
@@ -61,33 +67,38 @@ pub fn run(context: &Context, args: LogsArgs) -> anyhow::Result<Exit> {
             if args.attempt.is_some_and(|n| n != attempt.number) {
                 continue;
             }
-            printed += print_attempt(node, &attempt, width, args.json);
+            printed += print_attempt(&mut out, node, attempt, width, args.json)?;
         }
     }
+    out.flush()?;
     if printed == 0 && !args.json && !context.quiet {
         let whom = match (&args.node, args.attempt) {
             (Some(node), Some(n)) => format!("attempt {n} of node `{node}`"),
             (Some(node), None) => format!("node `{node}`"),
             _ => format!("the nodes of run {}", run.run_id),
         };
-        eprintln!("nothing logged or printed by {whom}");
+        out::eprint(format_args!("nothing logged or printed by {whom}"));
     }
     Ok(Exit::Success)
 }
 
 /// Prints the lines of one attempt; returns how many.
-fn print_attempt(node: &NodeRecord, attempt: &AttemptRecord, width: usize, json: bool) -> usize {
+fn print_attempt(
+    out: &mut impl Write,
+    node: &NodeRecord,
+    attempt: &AttemptRecord,
+    width: usize,
+    json: bool,
+) -> std::io::Result<usize> {
     for line in &attempt.logs {
         if json {
-            println!(
-                "{}",
-                json!({
-                    "node": node.node_id,
-                    "attempt": attempt.number,
-                    "kind": line.kind,
-                    "text": line.text,
-                })
-            );
+            let record = json!({
+                "node": node.node_id,
+                "attempt": attempt.number,
+                "kind": line.kind,
+                "text": line.text,
+            });
+            writeln!(out, "{record}")?;
         } else {
             let prefix = format!(
                 "{:<width$} #{:<2} {:<6} ",
@@ -96,8 +107,9 @@ fn print_attempt(node: &NodeRecord, attempt: &AttemptRecord, width: usize, json:
                 line.kind.name()
             );
             let indent = format!("\n{}", " ".repeat(prefix.chars().count()));
-            println!("{prefix}{}", line.text.replace('\n', &indent));
+            let text = out::printable(&line.text);
+            writeln!(out, "{prefix}{}", text.replace('\n', &indent))?;
         }
     }
-    attempt.logs.len()
+    Ok(attempt.logs.len())
 }

@@ -1,12 +1,13 @@
 //! `flow delete` and `flow prune`: removing recorded runs.
 
+use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 use clap::Args;
 use flow_host::WorkflowStore;
 use flow_host::options;
 
-use super::{Context, Exit};
+use super::{Context, Exit, out};
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
@@ -23,14 +24,18 @@ pub fn delete(context: &Context, args: DeleteArgs) -> anyhow::Result<Exit> {
         .iter()
         .map(|id| store.find_run(id))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut out = out::stdout();
     for run in runs {
         store.delete_run(&run.run_id)?;
-        println!(
+        // Deleting goes on whether or not anyone reads what was deleted.
+        let _ = writeln!(
+            out,
             "deleted run {} of workflow `{}`",
             run.run_id, run.workflow_id
         );
     }
     store.flush()?;
+    out.flush()?;
     Ok(Exit::Success)
 }
 
@@ -51,7 +56,8 @@ pub fn prune(context: &Context, args: PruneArgs) -> anyhow::Result<Exit> {
         .checked_sub(args.older_than)
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let old: Vec<_> = store
-        .runs()?
+        .runs()
+        .collect::<Result<Vec<_>, _>>()?
         .into_iter()
         .filter(|run| run.created_at.to_system_time() < cutoff)
         .collect();
@@ -66,11 +72,14 @@ pub fn prune(context: &Context, args: PruneArgs) -> anyhow::Result<Exit> {
     } else {
         "deleted"
     };
-    println!(
+    let mut out = out::stdout();
+    writeln!(
+        out,
         "{verb} {} run{} that started before {}",
         old.len(),
         if old.len() == 1 { "" } else { "s" },
         humantime::format_rfc3339_seconds(cutoff)
-    );
+    )?;
+    out.flush()?;
     Ok(Exit::Success)
 }

@@ -1,11 +1,13 @@
 //! The commands of the `flow` binary.
 
+pub mod completions;
 pub mod graph;
 pub mod list;
 pub mod logging;
 pub mod logs;
 pub mod manage;
 pub mod options;
+pub mod out;
 pub mod panic;
 pub mod plugins;
 pub mod progress;
@@ -20,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use flow_host::runtime::{PluginError, RegistryError};
-use flow_host::store::StoreError;
+use flow_host::runtime::{CacheError, PluginError, RegistryError};
+use flow_host::store::{StoreError, default_path};
 use flow_host::{
     CompileCache, ExecError, PluginRegistry, Runtime, RuntimeConfig, SledStore, SpecError,
     WorkflowSpec,
@@ -30,6 +32,8 @@ use flow_host::{
 /// Settings shared by the commands.
 pub struct Context {
     pub db: Option<PathBuf>,
+    /// Whether `--db` was given on the command line (not by `FLOW_DB`).
+    pub db_typed: bool,
     pub cache_dir: Option<PathBuf>,
     pub no_cache: bool,
     /// Print only errors.
@@ -61,11 +65,12 @@ impl From<Exit> for std::process::ExitCode {
 }
 
 impl Context {
-    /// ` --db PATH` when the database was chosen, to repeat in hints.
+    /// ` --db PATH` when the database was given on the command line, to
+    /// repeat in hints.
     pub fn db_flag(&self) -> String {
         match &self.db {
-            Some(db) => format!(" --db {}", db.display()),
-            None => String::new(),
+            Some(db) if self.db_typed => format!(" --db {}", db.display()),
+            _ => String::new(),
         }
     }
 
@@ -73,11 +78,9 @@ impl Context {
     pub fn db_path(&self) -> anyhow::Result<PathBuf> {
         match &self.db {
             Some(path) => Ok(path.clone()),
-            None => dirs::data_local_dir()
-                .map(|dir| dir.join("flow").join("db"))
-                .context(
-                    "cannot tell where the run database goes (no data directory); pass --db PATH",
-                ),
+            None => default_path().context(
+                "cannot tell where the run database goes (no data directory); pass --db PATH",
+            ),
         }
     }
 
@@ -92,53 +95,108 @@ impl Context {
                 )
             })?;
         }
-        Ok(Arc::new(SledStore::open(&path)?))
+        let store = panic::expected(|| SledStore::open(&path))?;
+        Ok(Arc::new(store))
     }
 
     /// The wasm runtime, sized for `workers` attempts at once, and the
     /// compile cache.
     pub fn runtime(&self, workers: usize) -> anyhow::Result<(Arc<Runtime>, CompileCache)> {
         let runtime = Runtime::new(RuntimeConfig::for_workers(workers))?;
-        let dir = if self.no_cache {
-            None
-        } else {
-            self.cache_dir
-                .clone()
-                .or_else(|| dirs::cache_dir().map(|dir| dir.join("flow").join("compiled")))
+        let dir = match (self.no_cache, &self.cache_dir) {
+            (true, _) => None,
+            (false, Some(dir)) => Some(dir.clone()),
+            (false, None) => CompileCache::default_dir(),
         };
-        let cache = CompileCache::new(runtime.engine(), dir);
+        let cache = match dir.map(|dir| CompileCache::open(runtime.engine(), dir)) {
+            Some(Ok(cache)) => cache,
+            // Someone else could place code there: refuse.
+            Some(Err(error @ CacheError::Unsafe { .. })) => return Err(error.into()),
+            // Only slower without it.
+            Some(Err(error)) => {
+                if !self.quiet {
+                    out::eprint(format_args!(
+                        "warning: cannot write the compile cache ({error}); plugins will compile on every run"
+                    ));
+                }
+                CompileCache::disabled(runtime.engine())
+            }
+            None => CompileCache::disabled(runtime.engine()),
+        };
         Ok((Arc::new(runtime), cache))
     }
 }
 
-/// The plugins directory: the flag, else the workflow's `plugins`.
-pub fn plugins_dir(
-    flag: Option<&Path>,
-    from_workflow: Option<&Path>,
+/// The plugins search path: the flag (or `FLOW_PLUGINS`), else the
+/// workflow's `plugins`.
+pub fn plugins_dirs(
+    flag: &[PathBuf],
+    from_workflow: &[PathBuf],
     workflow: &Path,
-) -> anyhow::Result<PathBuf> {
-    flag.or(from_workflow).map(Path::to_path_buf).ok_or_else(|| {
-        UsageError(format!(
+) -> anyhow::Result<Vec<PathBuf>> {
+    let dirs = if flag.is_empty() { from_workflow } else { flag };
+    if dirs.is_empty() {
+        return Err(UsageError(format!(
             "{} does not say where its plugins are: add `plugins = \"DIR\"` to its [workflow] table, or pass --plugins DIR",
             workflow.display()
         ))
-        .into()
-    })
+        .into());
+    }
+    Ok(dirs.to_vec())
 }
 
-/// Loads the plugins of `dir` that `spec` uses; the others are only
-/// listed when the compile cache knows them.
+/// Loads the plugins of the search path that `spec` uses; the others are
+/// only listed when the compile cache knows them. Warns of plugins hidden
+/// by others of the same name earlier in the path.
 pub async fn load_plugins(
+    context: &Context,
     runtime: &Runtime,
     cache: &CompileCache,
-    dir: &Path,
+    dirs: &[PathBuf],
     spec: &WorkflowSpec,
 ) -> anyhow::Result<Arc<PluginRegistry>> {
     let used: BTreeSet<&str> = spec.nodes.iter().map(|node| node.action.as_str()).collect();
     let wanted = |name: &str| used.contains(name);
-    Ok(Arc::new(
-        runtime.load_plugins_for(dir, cache, &wanted).await?,
-    ))
+    let registry = runtime.load_plugins_for(dirs, cache, &wanted).await?;
+    if !context.quiet {
+        for shadowed in registry.shadowed() {
+            out::eprint(format_args!("warning: {shadowed}"));
+        }
+    }
+    Ok(Arc::new(registry))
+}
+
+/// Reads a workflow file. When it has problems, the actions its nodes name
+/// are checked against the plugins too (when they can be found), so that
+/// one report shows every problem.
+pub fn load_spec(
+    context: &Context,
+    path: &Path,
+    flag_dirs: &[PathBuf],
+) -> anyhow::Result<WorkflowSpec> {
+    let mut error = match WorkflowSpec::load(path) {
+        Ok(spec) => return Ok(spec),
+        Err(error @ SpecError::Read { .. }) => return Err(error.into()),
+        Err(error) => error,
+    };
+    let dirs = if flag_dirs.is_empty() {
+        error.plugins().to_vec()
+    } else {
+        flag_dirs.to_vec()
+    };
+    let used: BTreeSet<String> = error.actions().map(String::from).collect();
+    if !dirs.is_empty() && !used.is_empty() {
+        let names = context.runtime(1).and_then(|(runtime, cache)| {
+            let wanted = |name: &str| used.contains(name);
+            let (registry, _) =
+                tokio()?.block_on(runtime.scan_plugins_for(&dirs, &cache, &wanted))?;
+            Ok(registry.names().map(String::from).collect::<Vec<_>>())
+        });
+        if let Ok(names) = names {
+            error.check_actions(names.iter().map(String::as_str));
+        }
+    }
+    Err(error.into())
 }
 
 /// A multi-threaded async runtime for the commands that run plugins.
@@ -170,9 +228,14 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
         }
         if let Some(error) = cause.downcast_ref::<StoreError>() {
             return match error {
-                StoreError::UnknownRun { .. } | StoreError::AmbiguousRun { .. } => Exit::Invalid,
+                StoreError::UnknownRun { .. }
+                | StoreError::AmbiguousRun { .. }
+                | StoreError::EmptyRunId => Exit::Invalid,
                 _ => Exit::Environment,
             };
+        }
+        if cause.is::<CacheError>() {
+            return Exit::Environment;
         }
         if cause.is::<UsageError>() {
             return Exit::Invalid;
@@ -186,12 +249,17 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// The message for an error: its chain, outermost first, after `error: `.
-/// Workflow file errors come rendered with their locations already. With
-/// `verbose`, the internal form of the chain follows.
-pub fn render_error(error: &anyhow::Error, verbose: bool) -> String {
-    let message = render_message(error);
-    if verbose {
+/// The message for an error: its chain, outermost first, after `error: `,
+/// then what to do about it on the command line. Workflow file errors come
+/// rendered with their locations already. With `verbose`, the internal
+/// form of the chain follows.
+pub fn render_error(error: &anyhow::Error, context: &Context) -> String {
+    let mut message = render_message(error);
+    if let Some(advice) = advice(error, context) {
+        message.push_str("; ");
+        message.push_str(&advice);
+    }
+    if context.verbose {
         format!("{message}\n\ndetail (--verbose):\n{error:?}")
     } else {
         message
@@ -211,4 +279,31 @@ fn render_message(error: &anyhow::Error) -> String {
         }
     }
     message
+}
+
+/// What the user can do about a library error, in the command line's
+/// terms (the library's messages name no flags).
+fn advice(error: &anyhow::Error, context: &Context) -> Option<String> {
+    let db = context.db_flag();
+    for cause in error.chain() {
+        if let Some(error) = cause.downcast_ref::<StoreError>() {
+            return match error {
+                StoreError::UnknownRun { .. } => Some(format!("`flow list{db}` shows the runs")),
+                StoreError::Locked { .. } => Some(
+                    "wait for it to finish, or give this command another database with --db".into(),
+                ),
+                StoreError::Schema { .. } | StoreError::NotADatabase { .. } => {
+                    Some("or give this command a new database with --db".into())
+                }
+                _ => None,
+            };
+        }
+        if let Some(ExecError::Changed { .. }) = cause.downcast_ref::<ExecError>() {
+            return Some("resume with --force to continue with them as they are now".into());
+        }
+        if let Some(CacheError::Unsafe { .. }) = cause.downcast_ref::<CacheError>() {
+            return Some("pass --cache-dir DIR, or --no-cache".into());
+        }
+    }
+    None
 }

@@ -1,74 +1,85 @@
-//! Command-line options that override a workflow's.
+//! Command-line flags that override a workflow's options: one per option
+//! of the table in `flow_host::options` that has a flag, built from it.
 
-use std::time::Duration;
+use clap::{Arg, ArgMatches, Args, Command, FromArgMatches};
+use flow_host::options::{OPTIONS, OptionSpec, OptionValue, Overrides, Scope};
 
-use clap::Args;
-use flow_host::options::{self, Concurrency, Durability, Overrides, Schedule};
-
-/// The options of `flow run` that override the workflow file.
-#[derive(Debug, Args)]
-#[command(next_help_heading = "Options over the workflow file's (for every node)")]
+/// The options of `flow run` and `flow resume` that override the workflow
+/// file's.
+#[derive(Debug, Clone, Default)]
 pub struct OptionArgs {
-    /// Attempts running at once: a number, or `auto` for one per core
-    #[arg(long, value_name = "N|auto", value_parser = str::parse::<Concurrency>)]
-    max_concurrency: Option<Concurrency>,
-
-    /// Order of ready nodes: `eager` (critical path first) or `levels`
-    #[arg(long, value_name = "eager|levels", value_parser = str::parse::<Schedule>)]
-    schedule: Option<Schedule>,
-
-    /// When state reaches the disk: `strict` (each completion, before
-    /// dependents start) or `batched`
-    #[arg(long, value_name = "strict|batched", value_parser = str::parse::<Durability>)]
-    durability: Option<Durability>,
-
-    /// With batched durability, how often to flush, e.g. `100ms`
-    #[arg(long, value_name = "DURATION", value_parser = options::parse_duration)]
-    persistence_interval: Option<Duration>,
-
-    /// Retries after a retryable failure
-    #[arg(long, value_name = "N")]
-    retries: Option<u32>,
-
-    /// Delay before the first retry, e.g. `200ms`
-    #[arg(long, value_name = "DURATION", value_parser = options::parse_duration)]
-    retry_delay: Option<Duration>,
-
-    /// Fuel per attempt: a number, or `unlimited`
-    #[arg(long, value_name = "N|unlimited", value_parser = parse_fuel)]
-    fuel: Option<Fuel>,
-
-    /// Wall-clock limit per attempt, e.g. `30s`
-    #[arg(long, value_name = "DURATION", value_parser = options::parse_duration)]
-    timeout: Option<Duration>,
-
-    /// Memory limit per instance, e.g. `128MiB`
-    #[arg(long, value_name = "SIZE", value_parser = options::parse_memory)]
-    memory: Option<usize>,
-}
-
-/// A fuel budget; `None` is unlimited. (A newtype, since clap reads
-/// `Option<Option<_>>` as a flag with an optional value.)
-#[derive(Debug, Clone, Copy)]
-struct Fuel(Option<u64>);
-
-fn parse_fuel(text: &str) -> Result<Fuel, String> {
-    options::parse_fuel(text).map(Fuel)
+    overrides: Overrides,
 }
 
 impl OptionArgs {
     /// The overrides these flags make.
     pub fn overrides(&self) -> Overrides {
-        Overrides {
-            max_concurrency: self.max_concurrency,
-            schedule: self.schedule,
-            durability: self.durability,
-            persistence_interval: self.persistence_interval,
-            retries: self.retries,
-            retry_delay: self.retry_delay,
-            fuel: self.fuel.map(|fuel| fuel.0),
-            timeout: self.timeout,
-            memory: self.memory,
+        self.overrides.clone()
+    }
+}
+
+fn flagged() -> impl Iterator<Item = (&'static OptionSpec, String, &'static str)> {
+    OPTIONS
+        .iter()
+        .filter_map(|option| Some((option, option.flag_name()?, option.flag?)))
+}
+
+impl Args for OptionArgs {
+    fn augment_args(command: Command) -> Command {
+        let mut command =
+            command.next_help_heading("Options over the workflow file's (for every node)");
+        for (option, flag, value_name) in flagged() {
+            let help = match option.scope {
+                Scope::Workflow => format!(
+                    "{} [file: {} in [workflow]]",
+                    capital(option.doc),
+                    option.key
+                ),
+                Scope::Node => format!("{} [file: {}]", capital(option.doc), option.key),
+            };
+            let arg = Arg::new(option.key)
+                .long(flag)
+                .value_name(value_name)
+                .help(help)
+                .value_parser(move |text: &str| {
+                    option
+                        .check(OptionValue::Text(text))
+                        .map(|()| text.to_string())
+                        .map_err(|error| error.message)
+                });
+            command = command.arg(arg);
         }
+        command
+    }
+
+    fn augment_args_for_update(command: Command) -> Command {
+        Self::augment_args(command)
+    }
+}
+
+impl FromArgMatches for OptionArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut args = Self::default();
+        args.update_from_arg_matches(matches)?;
+        Ok(args)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        for (option, _, _) in flagged() {
+            if let Some(text) = matches.get_one::<String>(option.key) {
+                self.overrides.set(option.key, text).map_err(|error| {
+                    clap::Error::raw(clap::error::ErrorKind::ValueValidation, error)
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn capital(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }

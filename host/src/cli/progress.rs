@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use clap::ValueEnum;
-use flow_host::observe::format_duration;
+use flow_host::observe::{format_delay, format_duration};
 use flow_host::{Event, NodeReport, NodeStatus, Observer, RunReport, WorkflowSpec};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -232,8 +232,9 @@ impl Observer for Progress {
                 node,
                 self.action(node),
                 &format!(
-                    "attempt {attempt} failed: {error}; retrying in {}",
-                    format_duration(*delay)
+                    "attempt {attempt} failed: {}; retrying in {}",
+                    super::out::printable(&error.message),
+                    format_delay(*delay)
                 ),
             )),
             Event::NodeFinished { node } => {
@@ -271,7 +272,7 @@ pub fn node_line(node: &NodeReport, id_width: usize, action_width: usize) -> Str
             format!(
                 "{}{attempts}: {}",
                 format_duration(node.elapsed),
-                node.error.as_deref().unwrap_or("")
+                super::out::printable(node.error.as_ref().map_or("", |e| e.message.as_str()))
             ),
         ),
         NodeStatus::Skipped { because } => ("skipped", format!("`{because}` failed")),
@@ -293,19 +294,19 @@ const SUMMARY_ROWS: usize = 50;
 
 /// The table printed when a run ends: node, status, attempts, duration,
 /// fuel. `db` is the `--db` argument to repeat in hints.
-pub fn print_summary(report: &RunReport, db: &str) {
+pub fn print_summary(out: &mut impl Write, report: &RunReport, db: &str) -> std::io::Result<()> {
     if report.nodes.len() > SUMMARY_ROWS
         && report
             .nodes
             .iter()
             .all(|node| node.status == NodeStatus::Succeeded)
     {
-        println!(
+        return writeln!(
+            out,
             "summary: all {} nodes succeeded (each of them: flow status {}{db})",
             report.nodes.len(),
             report.run_id
         );
-        return;
     }
     let mut table = table::new(&["NODE", "ACTION", "STATUS", "ATTEMPTS", "DURATION", "FUEL"]);
     let all = report.nodes.len() <= SUMMARY_ROWS;
@@ -315,15 +316,11 @@ pub fn print_summary(report: &RunReport, db: &str) {
             hidden += 1;
             continue;
         }
-        let status = match &node.status {
-            NodeStatus::Skipped { because } => format!("skipped ({because} failed)"),
-            other => other.name().to_string(),
-        };
         let ran = node.attempts > 0;
         table.add_row(vec![
             node.id.clone(),
             node.action.clone(),
-            status,
+            node.status.to_string(),
             node.attempts.to_string(),
             if ran {
                 format_duration(node.elapsed)
@@ -336,14 +333,16 @@ pub fn print_summary(report: &RunReport, db: &str) {
         ]);
     }
     table::align_right(&mut table, &[3, 4, 5]);
-    println!("summary:");
-    table::print(&mut table);
+    writeln!(out, "summary:")?;
+    table::print(out, &mut table)?;
     if hidden > 0 {
-        println!(
+        writeln!(
+            out,
             "  ({hidden} succeeded nodes not shown; all of them: flow status {}{db})",
             report.run_id
-        );
+        )?;
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,13 +1,13 @@
 //! `flow resume`: continue a run that did not succeed.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
 use flow_host::{WorkflowSpec, WorkflowStore};
 
 use super::options::OptionArgs;
-use super::{Context, Exit, UsageError};
+use super::run::PluginsArg;
+use super::{Context, Exit, UsageError, out};
 
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
@@ -19,9 +19,8 @@ pub struct ResumeArgs {
     #[arg(long)]
     force: bool,
 
-    /// The plugins directory [default: the one the run used]
-    #[arg(long, value_name = "DIR")]
-    plugins: Option<PathBuf>,
+    #[command(flatten)]
+    plugins: PluginsArg,
 
     #[command(flatten)]
     show: super::run::ShowArgs,
@@ -41,10 +40,10 @@ pub fn run(context: &Context, args: ResumeArgs) -> anyhow::Result<Exit> {
         Err(_) => {
             let text = store.definition(&record.run_id)?.unwrap_or_default();
             if !context.quiet {
-                eprintln!(
+                out::eprint(format_args!(
                     "note: {} is gone; resuming with the copy stored with the run",
                     path.display()
-                );
+                ));
             }
             WorkflowSpec::parse(path, text)?
         }
@@ -53,21 +52,24 @@ pub fn run(context: &Context, args: ResumeArgs) -> anyhow::Result<Exit> {
     context
         .log
         .workflow_default(spec.options.log_level.as_deref());
-    let dir = args
-        .plugins
-        .or_else(|| record.plugins_dir.clone())
-        .ok_or_else(|| {
-            UsageError(format!(
+    // The plugins the run used, unless told otherwise.
+    let dirs = match (args.plugins.dirs.is_empty(), record.plugins_dirs.is_empty()) {
+        (false, _) => args.plugins.dirs.clone(),
+        (true, false) => record.plugins_dirs.clone(),
+        (true, true) => {
+            return Err(UsageError(format!(
                 "run {} does not say where its plugins were: pass --plugins DIR",
                 record.run_id
             ))
-        })?;
+            .into());
+        }
+    };
     let run_id = record.run_id.clone();
     super::run::execute(
         context,
         store,
         Arc::new(spec),
-        &dir,
+        &dirs,
         &args.show,
         |engine, spec, plugins| engine.resume(spec, plugins, &run_id, args.force),
     )

@@ -1,32 +1,47 @@
 //! `flow run`: execute a workflow.
 
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
 use flow_host::exec::{Canceller, RunHandle};
 use flow_host::observe::{PrometheusMetrics, format_duration};
+use flow_host::store::RunDocument;
 use flow_host::{
-    ExecError, NodeStatus, PluginRegistry, RunReport, RunStatus, SledStore, WorkflowEngine,
-    WorkflowSpec,
+    ExecError, PluginRegistry, RunReport, RunStatus, SledStore, WorkflowEngine, WorkflowSpec,
+    WorkflowStore,
 };
-use serde_json::value::RawValue;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::options::OptionArgs;
 use super::progress::{Progress, ProgressMode, print_summary};
-use super::{Context, Exit, load_plugins, plugins_dir};
+use super::{Context, Exit, load_plugins, out, plugins_dirs};
+
+/// `--plugins`, shared by the commands that load plugins.
+#[derive(Debug, Args)]
+pub struct PluginsArg {
+    /// A plugins directory; give it several times (or separate
+    /// directories with `:`) for a search path where the first match wins
+    /// [default: the workflow's `plugins`, relative to the file]
+    #[arg(
+        long = "plugins",
+        env = "FLOW_PLUGINS",
+        value_name = "DIR",
+        value_delimiter = ':'
+    )]
+    pub dirs: Vec<PathBuf>,
+}
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The workflow file
     workflow: PathBuf,
 
-    /// The plugins directory [default: the workflow's `plugins`, relative to the file]
-    #[arg(long, value_name = "DIR")]
-    plugins: Option<PathBuf>,
+    #[command(flatten)]
+    plugins: PluginsArg,
 
     #[command(flatten)]
     show: ShowArgs,
@@ -52,23 +67,19 @@ pub struct ShowArgs {
 }
 
 pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<Exit> {
-    let mut spec = WorkflowSpec::load(&args.workflow)?;
+    let mut spec = super::load_spec(context, &args.workflow, &args.plugins.dirs)?;
     spec.apply_overrides(&args.options.overrides());
     context
         .log
         .workflow_default(spec.options.log_level.as_deref());
     let spec = Arc::new(spec);
-    let dir = plugins_dir(
-        args.plugins.as_deref(),
-        spec.plugins.as_deref(),
-        &args.workflow,
-    )?;
+    let dirs = plugins_dirs(&args.plugins.dirs, &spec.plugins, &args.workflow)?;
     let store = context.open_store()?;
     execute(
         context,
         store,
         spec,
-        &dir,
+        &dirs,
         &args.show,
         |engine, spec, plugins| engine.start(spec, plugins),
     )
@@ -79,7 +90,7 @@ pub fn execute(
     context: &Context,
     store: Arc<SledStore>,
     spec: Arc<WorkflowSpec>,
-    dir: &Path,
+    dirs: &[PathBuf],
     show: &ShowArgs,
     launch: impl FnOnce(
         &WorkflowEngine,
@@ -100,19 +111,20 @@ pub fn execute(
             std::fs::File::create(path)
                 .with_context(|| format!("cannot write the metrics to {}", path.display()))?;
             if !spec.options.observability {
-                eprintln!(
+                out::eprint(format_args!(
                     "warning: the workflow sets `observability = false`: {} will hold no metrics",
                     path.display()
-                );
+                ));
             }
             Some(Arc::new(PrometheusMetrics::new()))
         }
         None => None,
     };
     let report = super::tokio()?.block_on(async {
-        let plugins = load_plugins(&runtime, &cache, dir, &spec).await?;
+        let plugins = load_plugins(context, &runtime, &cache, dirs, &spec).await?;
         spec.check_actions(plugins.names())?;
-        let mut engine = WorkflowEngine::new(runtime, store).with_observer(progress.clone());
+        let mut engine =
+            WorkflowEngine::new(runtime, store.clone()).with_observer(progress.clone());
         if let Some(metrics) = &metrics {
             engine = engine.with_metrics(metrics.clone());
         }
@@ -129,13 +141,51 @@ pub fn execute(
         std::fs::write(path, metrics.render())
             .with_context(|| format!("cannot write the metrics to {}", path.display()))?;
     }
-    if show.json {
-        println!("{}", report_json(&report));
-        return Ok(exit(&report));
+    // The run is over and recorded: a reader of stdout that went away
+    // does not change how it ended.
+    match show_result(context, store.as_ref(), &spec, &report, show.json, mode) {
+        Err(error) if !out::is_broken_pipe(&error) => Err(error),
+        _ => Ok(exit(&report)),
+    }
+}
+
+/// Prints how a run ended: its JSON document, or a summary, the outputs
+/// and the last line.
+fn show_result(
+    context: &Context,
+    store: &dyn WorkflowStore,
+    spec: &WorkflowSpec,
+    report: &RunReport,
+    json: bool,
+    mode: ProgressMode,
+) -> anyhow::Result<()> {
+    let mut out = out::stdout();
+    if json {
+        let run = store.find_run(&report.run_id)?;
+        let nodes = store.history(&report.run_id)?;
+        let sinks: Vec<&str> = spec
+            .dag
+            .sinks()
+            .map(|i| spec.nodes[i].id.as_str())
+            .collect();
+        let document = RunDocument {
+            run: &run,
+            nodes: &nodes,
+            sinks: &sinks,
+        };
+        serde_json::to_writer(&mut out, &document)?;
+        writeln!(out)?;
+        out.flush()?;
+        return Ok(());
     }
     let db = context.db_flag();
     let id = &report.run_id;
     let elapsed = format_duration(report.elapsed);
+    let failed_nodes = match report.failed_nodes {
+        0 => String::new(),
+        1 => " with 1 failed node (allowed by continue_on_error)".into(),
+        n => format!(" with {n} failed nodes (allowed by continue_on_error)"),
+    };
     let last = match report.status {
         RunStatus::Cancelled => {
             format!("run {id} cancelled after {elapsed}; continue it with: flow resume {id}{db}")
@@ -148,25 +198,29 @@ pub fn execute(
                 _ => String::new(),
             }
         ),
-        status => format!("run {id} {status} in {elapsed} (details: flow status {id}{db})"),
+        status => {
+            format!("run {id} {status}{failed_nodes} in {elapsed} (details: flow status {id}{db})")
+        }
     };
     if context.quiet {
         if report.status != RunStatus::Succeeded {
-            eprintln!("{last}");
+            out::eprint(&last);
         }
-        return Ok(exit(&report));
+        return Ok(());
     }
     if mode == ProgressMode::Off {
-        println!(
+        writeln!(
+            out,
             "run {id} of workflow `{}` ({} nodes)",
             spec.id,
             spec.nodes.len()
-        );
+        )?;
     }
-    print_summary(&report, &db);
-    print_outputs(&report);
-    println!("{last}");
-    Ok(exit(&report))
+    print_summary(&mut out, report, &db)?;
+    print_outputs(&mut out, report)?;
+    writeln!(out, "{last}")?;
+    out.flush()?;
+    Ok(())
 }
 
 fn exit(report: &RunReport) -> Exit {
@@ -203,69 +257,31 @@ impl Signals {
     fn cancel(mut self, canceller: Canceller, run_id: String) {
         tokio::spawn(async move {
             self.next().await;
-            eprintln!(
+            out::eprint(format_args!(
                 "cancelling run {run_id}: stopping the running nodes (press Ctrl-C again to exit at once)"
-            );
+            ));
             canceller.cancel();
             self.next().await;
-            eprintln!("exiting at once: run {run_id} is left as it was");
+            out::eprint(format_args!(
+                "exiting at once: run {run_id} is left as it was"
+            ));
             std::process::exit(Exit::Cancelled as i32);
         });
     }
 }
 
-fn print_outputs(report: &RunReport) {
+fn print_outputs(out: &mut impl Write, report: &RunReport) -> std::io::Result<()> {
     let mut outputs = report.outputs().peekable();
     if outputs.peek().is_none() {
-        return;
+        return Ok(());
     }
-    println!("outputs:");
+    writeln!(out, "outputs:")?;
     for (node, output) in outputs {
         let pretty = serde_json::from_str::<Value>(output)
             .and_then(|value| serde_json::to_string_pretty(&value))
             .unwrap_or_else(|_| output.to_string());
         let indented = pretty.replace('\n', "\n  ");
-        println!("  {node}: {indented}");
+        writeln!(out, "  {node}: {indented}")?;
     }
-}
-
-/// The report as JSON; outputs are embedded as they are.
-pub fn report_json(report: &RunReport) -> String {
-    let raw = |text: &str| RawValue::from_string(text.to_string()).ok();
-    let nodes: Vec<Value> = report
-        .nodes
-        .iter()
-        .map(|node| {
-            json!({
-                "id": node.id,
-                "action": node.action,
-                "status": node.status.name(),
-                "skipped_because": match &node.status {
-                    NodeStatus::Skipped { because } => Some(because),
-                    _ => None,
-                },
-                "attempts": node.attempts,
-                "elapsed_ms": node.elapsed.as_secs_f64() * 1e3,
-                "fuel_used": node.fuel_used,
-                "output": node.output.as_deref().and_then(raw),
-                "error": node.error,
-            })
-        })
-        .collect();
-    let outputs: serde_json::Map<String, Value> = report
-        .outputs()
-        .filter_map(|(node, output)| {
-            Some((node.to_string(), serde_json::to_value(raw(output)?).ok()?))
-        })
-        .collect();
-    json!({
-        "run_id": report.run_id,
-        "workflow_id": report.workflow_id,
-        "status": report.status,
-        "error": report.error,
-        "elapsed_ms": report.elapsed.as_secs_f64() * 1e3,
-        "nodes": nodes,
-        "outputs": outputs,
-    })
-    .to_string()
+    Ok(())
 }

@@ -1,16 +1,15 @@
 //! `flow status`: one recorded run in detail.
 
+use std::collections::HashSet;
+use std::io::Write;
 use std::time::Duration;
 
 use clap::Args;
-use flow_host::observe::format_duration;
-use flow_host::store::{AttemptRecord, NodeRecord};
+use flow_host::observe::{format_delay, format_duration};
+use flow_host::store::{NodeHistory, NodeRecord, RunDocument, RunRecord};
+use flow_host::{FailureKind, NodeStatus, RunStatus, WorkflowSpec, WorkflowStore};
 
-use flow_host::{NodeStatus, RunStatus, WorkflowSpec, WorkflowStore};
-
-use serde_json::json;
-
-use super::{Context, Exit, UsageError, table};
+use super::{Context, Exit, UsageError, out, table};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -18,7 +17,7 @@ pub struct StatusArgs {
     /// [default: the most recent run]
     run_id: Option<String>,
 
-    /// Print the run as one JSON document
+    /// Print the run as one JSON document (the schema of `flow run --json`)
     #[arg(long)]
     json: bool,
 }
@@ -27,75 +26,107 @@ pub fn run(context: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
     let store = context.open_store()?;
     let run = match &args.run_id {
         Some(id) => store.find_run(id)?,
-        None => store.runs()?.into_iter().next().ok_or_else(|| {
+        None => store.runs().next().transpose()?.ok_or_else(|| {
             UsageError(format!(
                 "no runs recorded in {} yet",
                 context.db_path().unwrap_or_default().display()
             ))
         })?,
     };
-    let mut nodes = store.nodes(&run.run_id)?;
-    add_pending(
-        &mut nodes,
-        store.definition(&run.run_id)?,
-        &run.workflow_path,
-    );
-
-    let mut attempts = Vec::with_capacity(nodes.len());
-    for node in &nodes {
-        attempts.push(store.attempts(&run.run_id, &node.node_id)?);
+    let spec = store
+        .definition(&run.run_id)?
+        .and_then(|text| WorkflowSpec::parse(&run.workflow_path, text).ok());
+    let mut nodes = store.history(&run.run_id)?;
+    if let Some(spec) = &spec {
+        add_pending(&mut nodes, spec);
     }
-
+    let mut out = out::stdout();
     if args.json {
-        let nodes: Vec<serde_json::Value> = nodes
+        let sinks: Vec<&str> = spec
             .iter()
-            .zip(&attempts)
-            .map(|(node, attempts)| {
-                let mut value = serde_json::to_value(node).expect("records serialise");
-                value["attempt_records"] = json!(attempts);
-                value
-            })
+            .flat_map(|spec| spec.dag.sinks().map(|i| spec.nodes[i].id.as_str()))
             .collect();
-        println!("{}", json!({"run": run, "nodes": nodes}));
-        return Ok(Exit::Success);
+        let document = RunDocument {
+            run: &run,
+            nodes: &nodes,
+            sinks: &sinks,
+        };
+        serde_json::to_writer(&mut out, &document)?;
+        writeln!(out)?;
+    } else {
+        print_header(&mut out, context, &run)?;
+        print_nodes(&mut out, &nodes)?;
+        print_details(&mut out, &nodes)?;
+        print_attempts(&mut out, &nodes)?;
+        let lines: usize = nodes
+            .iter()
+            .flat_map(|node| &node.attempts)
+            .map(|a| a.logs.len())
+            .sum();
+        if lines > 0 {
+            writeln!(
+                out,
+                "\nlogs: {lines} line{} from the actions (flow logs {}{})",
+                if lines == 1 { "" } else { "s" },
+                run.run_id,
+                context.db_flag()
+            )?;
+        }
     }
+    out.flush()?;
+    Ok(Exit::Success)
+}
 
-    println!("run       {}", run.run_id);
-    println!(
+fn print_header(out: &mut impl Write, context: &Context, run: &RunRecord) -> std::io::Result<()> {
+    let db = context.db_flag();
+    writeln!(out, "run       {}", run.run_id)?;
+    writeln!(
+        out,
         "workflow  {} ({})",
         run.workflow_id,
         run.workflow_path.display()
-    );
+    )?;
     match run.status {
-        RunStatus::Interrupted => println!(
+        RunStatus::Interrupted => writeln!(
+            out,
             "status    interrupted: the flow process running it stopped before the end; \
-             continue it with: flow resume {}",
+             continue it with: flow resume {}{db}",
             run.run_id
-        ),
-        RunStatus::Failed | RunStatus::Cancelled => println!(
-            "status    {}; continue it with: flow resume {}",
+        )?,
+        RunStatus::Failed | RunStatus::Cancelled => writeln!(
+            out,
+            "status    {}; continue it with: flow resume {}{db}",
             run.status, run.run_id
-        ),
-        status => println!("status    {status}"),
+        )?,
+        RunStatus::Succeeded if run.failed_nodes > 0 => writeln!(
+            out,
+            "status    succeeded, with {} failed node{} (allowed by continue_on_error)",
+            run.failed_nodes,
+            if run.failed_nodes == 1 { "" } else { "s" }
+        )?,
+        status => writeln!(out, "status    {status}")?,
     }
     if run.resumes > 0 {
-        println!(
+        writeln!(
+            out,
             "resumed   {} time{}",
             run.resumes,
             if run.resumes == 1 { "" } else { "s" }
-        );
+        )?;
     }
-    println!("started   {}", run.created_at);
+    writeln!(out, "started   {}", run.created_at)?;
     if let Some(end) = run.finished_at {
-        println!("finished  {end} (took {})", super::list::duration(&run));
+        writeln!(out, "finished  {end} (took {})", super::list::duration(run))?;
     }
     if let Some(error) = &run.error {
-        println!("error     {error}");
+        writeln!(out, "error     {}", out::printable(error))?;
     }
-    println!();
+    writeln!(out)
+}
 
+fn print_nodes(out: &mut impl Write, nodes: &[NodeHistory]) -> std::io::Result<()> {
     let mut rows = table::new(&["NODE", "ACTION", "STATUS", "ATTEMPTS", "DURATION", "FUEL"]);
-    for node in &nodes {
+    for NodeHistory { node, .. } in nodes {
         rows.add_row(vec![
             node.node_id.clone(),
             node.action.clone(),
@@ -107,86 +138,95 @@ pub fn run(context: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
         ]);
     }
     table::align_right(&mut rows, &[3, 4, 5]);
-    table::print(&mut rows);
+    table::print(out, &mut rows)
+}
 
-    let width = nodes.iter().map(|n| n.node_id.len()).max().unwrap_or(0);
+/// Outputs and errors, one line per node that has one.
+fn print_details(out: &mut impl Write, nodes: &[NodeHistory]) -> std::io::Result<()> {
+    let width = nodes
+        .iter()
+        .map(|n| n.node.node_id.len())
+        .max()
+        .unwrap_or(0);
     let mut header = false;
-    for node in &nodes {
+    for NodeHistory { node, .. } in nodes {
         let detail = match (&node.output, &node.error) {
-            (Some(output), _) => output.get().to_string(),
-            (None, Some(error)) => format!("error: {error}"),
-            (None, None) => continue,
+            (Some(output), _) => output.to_string(),
+            (None, Some(error)) if error.kind != FailureKind::Cancelled => {
+                format!("error: {}", out::printable(&error.message))
+            }
+            _ => continue,
         };
         if !std::mem::replace(&mut header, true) {
-            println!("\noutputs and errors:");
+            writeln!(out, "\noutputs and errors:")?;
         }
-        println!("  {:<width$}  {detail}", node.node_id);
+        writeln!(out, "  {:<width$}  {detail}", node.node_id)?;
     }
+    Ok(())
+}
 
-    let failed: Vec<(&NodeRecord, &AttemptRecord)> = nodes
+/// Every attempt that failed or was lost, with its retry delay.
+fn print_attempts(out: &mut impl Write, nodes: &[NodeHistory]) -> std::io::Result<()> {
+    let width = nodes
         .iter()
-        .zip(&attempts)
-        .flat_map(|(node, attempts)| attempts.iter().map(move |a| (node, a)))
-        .filter(|(_, attempt)| attempt.error.is_some())
-        .collect();
-    if !failed.is_empty() {
-        println!("\nfailed attempts:");
+        .map(|n| n.node.node_id.len())
+        .max()
+        .unwrap_or(0);
+    let mut header = false;
+    for NodeHistory { node, attempts } in nodes {
+        for attempt in attempts {
+            let Some(error) = &attempt.error else {
+                continue;
+            };
+            if !std::mem::replace(&mut header, true) {
+                writeln!(out, "\nfailed attempts:")?;
+            }
+            let took = attempt
+                .elapsed_us
+                .map_or("-".into(), |us| format_duration(Duration::from_micros(us)));
+            let retry = attempt.retry_delay_ms.map_or(String::new(), |ms| {
+                format!(
+                    "; retried after {}",
+                    format_delay(Duration::from_millis(ms))
+                )
+            });
+            writeln!(
+                out,
+                "  {:<width$}  #{}  {took}  [{}] {}{retry}",
+                node.node_id,
+                attempt.number,
+                error.kind,
+                out::printable(&error.message)
+            )?;
+        }
     }
-    for (node, attempt) in failed {
-        let took = attempt
-            .elapsed_us
-            .map_or("-".into(), |us| format_duration(Duration::from_micros(us)));
-        let retry = attempt.retry_delay_ms.map_or(String::new(), |ms| match ms {
-            // Delays are stored in whole milliseconds.
-            0 => "; retried after < 1 ms".to_string(),
-            ms => format!(
-                "; retried after {}",
-                format_duration(Duration::from_millis(ms))
-            ),
-        });
-        println!(
-            "  {:<width$}  #{}  {took}  {}{retry}",
-            node.node_id,
-            attempt.number,
-            attempt.error.as_deref().unwrap_or("")
-        );
-    }
-
-    let lines: usize = attempts.iter().flatten().map(|a| a.logs.len()).sum();
-    if lines > 0 {
-        println!(
-            "\nlogs: {lines} line{} from the actions (flow logs {}{})",
-            if lines == 1 { "" } else { "s" },
-            run.run_id,
-            context.db_flag()
-        );
-    }
-    Ok(Exit::Success)
+    Ok(())
 }
 
 /// Adds a `pending` record for every node of the stored workflow that has
 /// none, so that status lists the whole workflow.
-fn add_pending(nodes: &mut Vec<NodeRecord>, definition: Option<String>, path: &std::path::Path) {
-    let Some(spec) = definition.and_then(|text| WorkflowSpec::parse(path, text).ok()) else {
-        return;
-    };
+fn add_pending(nodes: &mut Vec<NodeHistory>, spec: &WorkflowSpec) {
+    let recorded: HashSet<String> = nodes.iter().map(|n| n.node.node_id.clone()).collect();
     for (index, node) in spec.nodes.iter().enumerate() {
-        if nodes.iter().any(|record| record.node_id == node.id) {
+        if recorded.contains(&node.id) {
             continue;
         }
-        nodes.push(NodeRecord {
-            node_id: node.id.clone(),
-            index,
-            action: node.action.clone(),
-            status: NodeStatus::Pending,
-            attempts: 0,
-            started_at: None,
-            finished_at: None,
-            elapsed_us: None,
-            output: None,
-            error: None,
-            fuel_used: None,
+        nodes.push(NodeHistory {
+            node: NodeRecord {
+                node_id: node.id.clone(),
+                index,
+                action: node.action.clone(),
+                status: NodeStatus::Pending,
+                attempts: 0,
+                started_at: None,
+                finished_at: None,
+                elapsed_us: None,
+                output: None,
+                error: None,
+                fuel_used: None,
+            },
+            attempts: Vec::new(),
         });
     }
-    nodes.sort_by_key(|node| node.index);
+    nodes.sort_by_key(|history| history.node.index);
 }

@@ -19,12 +19,13 @@ pub fn align_right(table: &mut Table, columns: &[usize]) {
     }
 }
 
-/// Prints the table: two spaces between columns, none at the edges.
-pub fn print(table: &mut Table) {
+/// Writes the table: two spaces between columns, none at the edges.
+pub fn print(out: &mut impl std::io::Write, table: &mut Table) -> std::io::Result<()> {
     for column in table.column_iter_mut() {
         column.set_padding((0, 2));
     }
     for line in table.lines() {
-        println!("{}", line.trim_end());
+        writeln!(out, "{}", line.trim_end())?;
     }
+    Ok(())
 }

@@ -1,21 +1,22 @@
 //! `flow validate`: check a workflow without running it.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
 use flow_host::{SpecError, WorkflowSpec};
 use serde_json::json;
 
-use super::{Context, Exit, load_plugins, plugins_dir};
+use super::run::PluginsArg;
+use super::{Context, Exit, load_plugins, out, plugins_dirs};
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// The workflow file
     workflow: PathBuf,
 
-    /// The plugins directory [default: the workflow's `plugins`, relative to the file]
-    #[arg(long, value_name = "DIR")]
-    plugins: Option<PathBuf>,
+    #[command(flatten)]
+    plugins: PluginsArg,
 
     /// Print the verdict as one JSON document (`valid`, and `errors` with
     /// line and column, or the nodes by level); the exit code is the same
@@ -25,8 +26,8 @@ pub struct ValidateArgs {
 
 pub fn run(context: &Context, args: ValidateArgs) -> anyhow::Result<Exit> {
     match check(context, &args) {
-        Ok((spec, plugins, dir)) => {
-            report(context, &args, &spec, &plugins, &dir);
+        Ok((spec, plugins, dirs)) => {
+            report(context, &args, &spec, &plugins, &dirs)?;
             Ok(Exit::Success)
         }
         Err(error) if args.json => {
@@ -39,10 +40,12 @@ pub fn run(context: &Context, args: ValidateArgs) -> anyhow::Result<Exit> {
                 None => json!({
                     "valid": false,
                     "file": args.workflow.display().to_string(),
-                    "errors": [{ "message": error_text(&error) }],
+                    "errors": [{ "message": error_text(&error, context) }],
                 }),
             };
-            println!("{verdict}");
+            let mut out = out::stdout();
+            writeln!(out, "{verdict}")?;
+            out.flush()?;
             Ok(super::exit_code(&error))
         }
         Err(error) => Err(error),
@@ -50,8 +53,8 @@ pub fn run(context: &Context, args: ValidateArgs) -> anyhow::Result<Exit> {
 }
 
 /// An error's message without the `error: ` of the terminal form.
-fn error_text(error: &anyhow::Error) -> String {
-    let text = super::render_error(error, false);
+fn error_text(error: &anyhow::Error, context: &Context) -> String {
+    let text = super::render_error(error, context);
     text.strip_prefix("error: ")
         .map(String::from)
         .unwrap_or(text)
@@ -61,18 +64,15 @@ fn error_text(error: &anyhow::Error) -> String {
 fn check(
     context: &Context,
     args: &ValidateArgs,
-) -> anyhow::Result<(WorkflowSpec, Vec<String>, PathBuf)> {
-    let spec = WorkflowSpec::load(&args.workflow)?;
-    let dir = plugins_dir(
-        args.plugins.as_deref(),
-        spec.plugins.as_deref(),
-        &args.workflow,
-    )?;
+) -> anyhow::Result<(WorkflowSpec, Vec<String>, Vec<PathBuf>)> {
+    let spec = super::load_spec(context, &args.workflow, &args.plugins.dirs)?;
+    let dirs = plugins_dirs(&args.plugins.dirs, &spec.plugins, &args.workflow)?;
     let (runtime, cache) = context.runtime(1)?;
-    let plugins = super::tokio()?.block_on(load_plugins(&runtime, &cache, &dir, &spec))?;
+    let plugins =
+        super::tokio()?.block_on(load_plugins(context, &runtime, &cache, &dirs, &spec))?;
     spec.check_actions(plugins.names())?;
     let names = plugins.names().map(String::from).collect();
-    Ok((spec, names, dir))
+    Ok((spec, names, dirs))
 }
 
 fn report(
@@ -80,41 +80,46 @@ fn report(
     args: &ValidateArgs,
     spec: &WorkflowSpec,
     plugins: &[String],
-    dir: &std::path::Path,
-) {
+    dirs: &[PathBuf],
+) -> anyhow::Result<()> {
     let levels: Vec<Vec<&str>> = spec
         .dag
         .levels()
         .iter()
         .map(|level| level.iter().map(|&i| spec.nodes[i].id.as_str()).collect())
         .collect();
+    let dirs: Vec<String> = dirs.iter().map(|dir| dir.display().to_string()).collect();
+    let mut out = out::stdout();
     if args.json {
-        println!(
-            "{}",
-            json!({
-                "valid": true,
-                "file": args.workflow.display().to_string(),
-                "workflow": spec.id,
-                "nodes": spec.nodes.len(),
-                "levels": levels,
-                "plugins_dir": dir.display().to_string(),
-                "plugins": plugins,
-            })
-        );
-        return;
+        let verdict = json!({
+            "valid": true,
+            "file": args.workflow.display().to_string(),
+            "workflow": spec.id,
+            "nodes": spec.nodes.len(),
+            "levels": levels,
+            "plugins_dirs": dirs,
+            "plugins": plugins,
+        });
+        writeln!(out, "{verdict}")?;
+    } else if !context.quiet {
+        writeln!(
+            out,
+            "{}: workflow `{}` is valid: {} nodes in {} levels",
+            args.workflow.display(),
+            spec.id,
+            spec.nodes.len(),
+            levels.len()
+        )?;
+        for (level, ids) in levels.iter().enumerate() {
+            writeln!(out, "  level {level}: {}", ids.join(", "))?;
+        }
+        writeln!(
+            out,
+            "plugins in {}: {}",
+            dirs.join(", "),
+            plugins.join(", ")
+        )?;
     }
-    if context.quiet {
-        return;
-    }
-    println!(
-        "{}: workflow `{}` is valid: {} nodes in {} levels",
-        args.workflow.display(),
-        spec.id,
-        spec.nodes.len(),
-        levels.len()
-    );
-    for (level, ids) in levels.iter().enumerate() {
-        println!("  level {level}: {}", ids.join(", "));
-    }
-    println!("plugins in {}: {}", dir.display(), plugins.join(", "));
+    out.flush()?;
+    Ok(())
 }

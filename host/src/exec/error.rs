@@ -50,11 +50,9 @@ pub enum ExecError {
         /// The run.
         run_id: String,
     },
-    /// The workflow or its plugins changed since the run started.
-    #[error(
-        "run {run_id} was not resumed because {}; resume with --force to continue with them as they are now",
-        changes.join(", and ")
-    )]
+    /// The workflow or its plugins changed since the run started; a forced
+    /// resume continues with them as they are now.
+    #[error("run {run_id} was not resumed because {}", changes.join(", and "))]
     Changed {
         /// The run.
         run_id: String,

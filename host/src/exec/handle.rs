@@ -1,12 +1,14 @@
 //! A run in progress: cancel it, look at it, wait for it.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{ExecError, RunReport};
-use crate::store::{NodeStatus, RunStatus};
+use super::ExecError;
+use crate::report::{NodeStatus, RunReport, RunStatus};
 
 /// A run started with [`WorkflowEngine::start`](super::WorkflowEngine::start).
 #[derive(Debug)]
@@ -75,39 +77,135 @@ pub struct RunSnapshot {
     pub nodes: Vec<(String, NodeStatus, u32)>,
 }
 
-/// The live state behind [`RunHandle::status`], updated by the engine.
+/// The live state behind [`RunHandle::status`]: one atomic word per node
+/// (its state, the node whose failure skipped it, its attempts), written by
+/// the engine and read without a lock.
 #[derive(Debug)]
 pub(super) struct Progress {
-    state: Mutex<RunSnapshot>,
+    ids: Vec<String>,
+    index: HashMap<String, usize>,
+    nodes: Vec<AtomicU64>,
+    run: AtomicU8,
 }
+
+const PENDING: u64 = 0;
+const RUNNING: u64 = 1;
+const SUCCEEDED: u64 = 2;
+const FAILED: u64 = 3;
+const SKIPPED: u64 = 4;
+const CANCELLED: u64 = 5;
 
 impl Progress {
     pub(super) fn new(ids: impl Iterator<Item = String>) -> Self {
+        let ids: Vec<String> = ids.collect();
         Self {
-            state: Mutex::new(RunSnapshot {
-                status: RunStatus::Running,
-                nodes: ids.map(|id| (id, NodeStatus::Pending, 0)).collect(),
-            }),
+            index: ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (id.clone(), i))
+                .collect(),
+            nodes: ids.iter().map(|_| AtomicU64::new(PENDING)).collect(),
+            ids,
+            run: AtomicU8::new(run_code(RunStatus::Running)),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, RunSnapshot> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     pub(super) fn snapshot(&self) -> RunSnapshot {
-        self.lock().clone()
+        let nodes = self
+            .nodes
+            .iter()
+            .zip(&self.ids)
+            .map(|(word, id)| {
+                let word = word.load(Ordering::Relaxed);
+                let attempts = (word & 0xffff_ffff) as u32;
+                let because = (word >> 36) as usize;
+                let status = match (word >> 32) & 0xf {
+                    RUNNING => NodeStatus::Running,
+                    SUCCEEDED => NodeStatus::Succeeded,
+                    FAILED => NodeStatus::Failed,
+                    SKIPPED => NodeStatus::Skipped {
+                        because: self.ids.get(because).cloned().unwrap_or_default(),
+                    },
+                    CANCELLED => NodeStatus::Cancelled,
+                    _ => NodeStatus::Pending,
+                };
+                (id.clone(), status, attempts)
+            })
+            .collect();
+        RunSnapshot {
+            status: match self.run.load(Ordering::Relaxed) {
+                0 => RunStatus::Running,
+                1 => RunStatus::Succeeded,
+                2 => RunStatus::Failed,
+                3 => RunStatus::Cancelled,
+                _ => RunStatus::Interrupted,
+            },
+            nodes,
+        }
     }
 
-    pub(super) fn set_node(&self, index: usize, status: NodeStatus, attempts: u32) {
-        let mut state = self.lock();
-        state.nodes[index].1 = status;
-        state.nodes[index].2 = attempts;
+    pub(super) fn set_node(&self, index: usize, status: &NodeStatus, attempts: u32) {
+        let (code, because) = match status {
+            NodeStatus::Pending => (PENDING, 0),
+            NodeStatus::Running => (RUNNING, 0),
+            NodeStatus::Succeeded => (SUCCEEDED, 0),
+            NodeStatus::Failed => (FAILED, 0),
+            NodeStatus::Skipped { because } => (
+                SKIPPED,
+                self.index.get(because).copied().unwrap_or(0) as u64,
+            ),
+            NodeStatus::Cancelled => (CANCELLED, 0),
+        };
+        let word = (because << 36) | (code << 32) | u64::from(attempts);
+        self.nodes[index].store(word, Ordering::Relaxed);
     }
 
     pub(super) fn set_run(&self, status: RunStatus) {
-        self.lock().status = status;
+        self.run.store(run_code(status), Ordering::Relaxed);
+    }
+}
+
+fn run_code(status: RunStatus) -> u8 {
+    match status {
+        RunStatus::Running => 0,
+        RunStatus::Succeeded => 1,
+        RunStatus::Failed => 2,
+        RunStatus::Cancelled => 3,
+        RunStatus::Interrupted => 4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_read_what_was_set() {
+        let progress = Progress::new(["a", "b", "c"].into_iter().map(String::from));
+        progress.set_node(0, &NodeStatus::Failed, 3);
+        progress.set_node(
+            2,
+            &NodeStatus::Skipped {
+                because: "a".into(),
+            },
+            0,
+        );
+        progress.set_run(RunStatus::Failed);
+        let snapshot = progress.snapshot();
+        assert_eq!(snapshot.status, RunStatus::Failed);
+        assert_eq!(
+            snapshot.nodes,
+            [
+                ("a".to_string(), NodeStatus::Failed, 3),
+                ("b".to_string(), NodeStatus::Pending, 0),
+                (
+                    "c".to_string(),
+                    NodeStatus::Skipped {
+                        because: "a".into()
+                    },
+                    0
+                ),
+            ]
+        );
     }
 }

@@ -14,9 +14,10 @@ use super::node::Shared;
 use super::persist::Persistence;
 use super::scheduler::{self, Prior};
 use super::{ExecError, RunHandle, WorkflowEngine};
+use crate::report::{Failure, NodeStatus, RunStatus, Timestamp};
 use crate::runtime::{Plugin, PluginRegistry};
 use crate::spec::WorkflowSpec;
-use crate::store::{NodeStatus, RunRecord, RunStatus, Timestamp};
+use crate::store::{NodeHistory, RunRecord, WorkflowStore};
 
 /// Records a new run and starts it.
 pub(super) fn start(
@@ -34,8 +35,9 @@ pub(super) fn start(
         finished_at: None,
         nodes: workflow.nodes.len(),
         error: None,
+        failed_nodes: 0,
         workflow_sha256: sha256(&workflow.source.text),
-        plugins_dir: Some(absolute(plugins.dir())),
+        plugins_dirs: plugins.dirs().iter().map(|dir| absolute(dir)).collect(),
         plugins: digests(&workflow, &plugins),
         overrides: workflow.overrides.clone(),
         resumes: 0,
@@ -84,12 +86,38 @@ pub(super) fn resume(
         });
     }
 
+    let prior = prior_state(store.as_ref(), &record.run_id, &workflow)?;
+    record.status = RunStatus::Running;
+    record.finished_at = None;
+    record.error = None;
+    record.resumes += 1;
+    record.nodes = workflow.nodes.len();
+    record.workflow_sha256 = workflow_sha256;
+    record.failed_nodes = 0;
+    record.plugins_dirs = plugins.dirs().iter().map(|dir| absolute(dir)).collect();
+    record.plugins = plugin_digests;
+    record.overrides = workflow.overrides.clone();
+    store.create_run(&record, &workflow.source.text)?;
+    store.flush()?;
+    Ok(launch(engine, workflow, node_plugins, record, prior))
+}
+
+/// What the earlier sessions of a run left: the outputs of the nodes that
+/// succeeded, and the attempts of the others. Those nodes run again, so
+/// their records become pending; an attempt that never ended (its process
+/// stopped while it ran) is recorded as lost.
+fn prior_state(
+    store: &dyn WorkflowStore,
+    run_id: &str,
+    workflow: &WorkflowSpec,
+) -> Result<Prior, ExecError> {
+    let n = workflow.nodes.len();
     let mut prior = Prior {
-        outputs: vec![None; workflow.nodes.len()],
-        attempts: vec![0; workflow.nodes.len()],
-        spent: vec![(Duration::ZERO, None); workflow.nodes.len()],
+        outputs: vec![None; n],
+        attempts: vec![0; n],
+        spent: vec![(Duration::ZERO, None); n],
     };
-    for mut node in store.nodes(&record.run_id)? {
+    for NodeHistory { mut node, attempts } in store.history(run_id)? {
         let Some(index) = workflow.node_index(&node.node_id) else {
             continue;
         };
@@ -97,33 +125,31 @@ pub(super) fn resume(
         if node.status == NodeStatus::Succeeded {
             let output = node
                 .output
-                .map_or_else(|| Arc::from("null"), |raw| Arc::from(raw.get()));
+                .unwrap_or_else(|| crate::report::JsonText::from_value(&serde_json::Value::Null));
             prior.outputs[index] = Some(output);
             prior.spent[index] = (
                 Duration::from_micros(node.elapsed_us.unwrap_or(0)),
                 node.fuel_used,
             );
-        } else if node.status != NodeStatus::Pending {
+            continue;
+        }
+        let lost = attempts
+            .into_iter()
+            .filter(|attempt| attempt.elapsed_us.is_none() && attempt.error.is_none())
+            .map(|mut attempt| {
+                attempt.error = Some(Failure::lost());
+                (node.node_id.clone(), attempt)
+            });
+        let lost: Vec<_> = lost.collect();
+        if node.status != NodeStatus::Pending || !lost.is_empty() {
             // It runs again: until it starts, it is pending, not failed.
             node.status = NodeStatus::Pending;
             node.error = None;
             node.finished_at = None;
-            store.put_node(&record.run_id, &node, None)?;
+            store.put_batch(run_id, std::slice::from_ref(&node), &lost)?;
         }
     }
-
-    record.status = RunStatus::Running;
-    record.finished_at = None;
-    record.error = None;
-    record.resumes += 1;
-    record.nodes = workflow.nodes.len();
-    record.workflow_sha256 = workflow_sha256;
-    record.plugins_dir = Some(absolute(plugins.dir()));
-    record.plugins = plugin_digests;
-    record.overrides = workflow.overrides.clone();
-    store.create_run(&record, &workflow.source.text)?;
-    store.flush()?;
-    Ok(launch(engine, workflow, node_plugins, record, prior))
+    Ok(prior)
 }
 
 fn launch(
@@ -142,7 +168,7 @@ fn launch(
     let progress = Arc::new(Progress::new(workflow.nodes.iter().map(|n| n.id.clone())));
     for (index, output) in prior.outputs.iter().enumerate() {
         if output.is_some() {
-            progress.set_node(index, NodeStatus::Succeeded, prior.attempts[index]);
+            progress.set_node(index, &NodeStatus::Succeeded, prior.attempts[index]);
         }
     }
     let shared = Arc::new(Shared {

@@ -8,12 +8,13 @@
 
 mod error;
 mod extension;
+mod guest;
 mod handle;
 mod launch;
 mod middleware;
 mod node;
 mod persist;
-mod report;
+mod ready;
 mod scheduler;
 
 use std::sync::Arc;
@@ -22,9 +23,9 @@ pub use error::ExecError;
 pub use extension::{AttemptFailure, ErrorHandler, RetryDecision, Sleeper, TokioSleeper};
 pub use handle::{Canceller, RunHandle, RunSnapshot};
 pub use middleware::{AttemptInfo, Middleware, Next};
-pub use report::{NodeReport, RunReport};
 
 use crate::observe::{MetricsCollector, Observer};
+use crate::report::RunReport;
 use crate::runtime::{PluginRegistry, Runtime};
 use crate::spec::WorkflowSpec;
 use crate::store::WorkflowStore;

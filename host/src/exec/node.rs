@@ -2,23 +2,21 @@
 //! output.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
+use super::ErrorHandler;
 use super::extension::{AttemptFailure, RetryDecision, Sleeper};
+use super::guest::guest_lines;
 use super::handle::Progress;
 use super::middleware::{AttemptInfo, Middleware, Next};
 use super::persist::Persistence;
-use super::{ErrorHandler, NodeReport};
 use crate::observe::{Event, Metric, MetricsCollector, Observer};
-use crate::runtime::{AttemptError, AttemptReport, Invocation, LogLevel, Plugin, Runtime};
+use crate::report::{Failure, JsonText, NodeReport, NodeStatus, Timestamp};
+use crate::runtime::{AttemptError, AttemptReport, Invocation, Plugin, Runtime};
 use crate::spec::{NodeSpec, WorkflowSpec};
-use crate::store::{
-    AttemptRecord, GuestLine, LineKind, NodeRecord, NodeStatus, StoreError, Timestamp,
-    WorkflowStore,
-};
+use crate::store::{AttemptRecord, NodeRecord, StoreError, WorkflowStore};
 
 /// What every node task of a run shares.
 pub(super) struct Shared {
@@ -56,6 +54,33 @@ impl Shared {
             }
         }
     }
+
+    /// Writes one log record (target `flow::node`) for a node event:
+    /// `started`, `retry_scheduled`, or its final state.
+    pub fn log_node(&self, node: &str, event: &str, attempt: u32, detail: NodeLog<'_>) {
+        tracing::info!(
+            target: "flow::node",
+            workflow = %self.workflow.id,
+            run = %self.run_id,
+            node,
+            event,
+            attempt,
+            duration_ms = detail.duration.map(|d| d.as_secs_f64() * 1e3),
+            fuel = detail.fuel,
+            kind = detail.failure.map(|f| f.kind.name()),
+            error = detail.failure.map(|f| f.message.as_str()),
+            "node {node} {}",
+            event.replace('_', " ")
+        );
+    }
+}
+
+/// The optional fields of a node event's log record.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct NodeLog<'a> {
+    pub duration: Option<Duration>,
+    pub fuel: Option<u64>,
+    pub failure: Option<&'a Failure>,
 }
 
 /// A node ready to run, with its JSON input.
@@ -94,9 +119,18 @@ pub(super) fn node_record(index: usize, node: &NodeSpec, status: NodeStatus) -> 
 
 /// How the attempts of a node ended.
 enum Outcome {
-    Succeeded(String),
-    Failed(AttemptError),
+    Succeeded(JsonText),
+    Failed(Failure),
     Cancelled,
+}
+
+/// What the attempts of a node add up to.
+#[derive(Default)]
+struct Tally {
+    /// Attempts made in this session of the run.
+    tries: u32,
+    /// Fuel of every attempt together, when metered.
+    fuel: Option<u64>,
 }
 
 impl NodeTask {
@@ -108,12 +142,11 @@ impl NodeTask {
         record.started_at = Some(Timestamp::now());
         // A resumed run numbers its attempts after the earlier ones.
         record.attempts = self.previous_attempts;
-        let mut fuel_used: Option<u64> = None;
-        let mut tries = 0;
+        let mut tally = Tally::default();
 
         let (outcome, last) = loop {
             record.attempts += 1;
-            tries += 1;
+            tally.tries += 1;
             let number = record.attempts;
             let mut attempt = AttemptRecord {
                 number,
@@ -124,136 +157,187 @@ impl NodeTask {
                 retry_delay_ms: None,
                 logs: Vec::new(),
             };
-            // Recorded before the attempt starts: after a crash, the store
-            // shows which attempt was in flight.
-            if let Err(error) = shared
-                .persistence
-                .put(record.clone(), Some(attempt.clone()))
-            {
+            if let Err(error) = self.record_start(&record, &attempt).await {
                 return self.abandon(node, record, error);
             }
-            shared
-                .progress
-                .set_node(self.index, NodeStatus::Running, number);
-            shared.notify(&Event::AttemptStarted {
-                node: &node.id,
-                attempt: number,
-            });
-
-            let Some(mut report) = self.attempt(node, number).await else {
-                attempt.error = Some("cancelled".into());
+            let Some(report) = self.attempt(node, number).await else {
+                attempt.error = Some(Failure::cancelled());
                 break (Outcome::Cancelled, attempt);
             };
-            attempt.logs = self.log_guest_output(node, number, &mut report);
-            if let Some(fuel) = report.fuel_used {
-                fuel_used = Some(fuel_used.unwrap_or(0) + fuel);
-            }
-            attempt.elapsed_us = Some(report.elapsed.as_micros() as u64);
-            attempt.fuel_used = report.fuel_used;
-            attempt.error = report.result.as_ref().err().map(ToString::to_string);
-            shared.notify(&Event::AttemptFinished {
-                node: &node.id,
-                attempt: number,
-                error: report.result.as_ref().err(),
-                elapsed: report.elapsed,
-            });
-            shared.measure(&Metric::AttemptFinished {
-                workflow: &shared.workflow.id,
-                node: &node.id,
-                action: &node.action,
-                attempt: number,
-                duration: report.elapsed,
-                fuel: report.fuel_used,
-                succeeded: report.result.is_ok(),
-            });
-
-            let error = match report.result {
+            let error = match self.conclude(node, &mut attempt, report, &mut tally) {
                 Ok(output) => break (Outcome::Succeeded(output), attempt),
                 Err(error) => error,
             };
-            let RetryDecision::Retry { after } = self.decide(node, number, tries, &error) else {
-                break (Outcome::Failed(error), attempt);
+            let RetryDecision::Retry { after } = self.decide(node, number, tally.tries, &error)
+            else {
+                break (Outcome::Failed(error.to_failure()), attempt);
             };
-            attempt.retry_delay_ms = Some(after.as_millis() as u64);
-            if let Err(store_error) = shared
-                .persistence
-                .put(record.clone(), Some(attempt.clone()))
-            {
+            if let Err(store_error) = self.record_retry(node, &record, &mut attempt, after) {
                 return self.abandon(node, record, store_error);
             }
-            tracing::info!(
-                workflow = %shared.workflow.id,
-                run = %shared.run_id,
-                node = %node.id,
-                attempt = number,
-                "attempt failed, retrying in {}: {error}",
-                crate::observe::format_duration(after)
-            );
-            shared.notify(&Event::RetryScheduled {
-                node: &node.id,
-                attempt: number,
-                error: &error,
-                delay: after,
-            });
-            shared.measure(&Metric::RetryScheduled {
-                workflow: &shared.workflow.id,
-                node: &node.id,
-                action: &node.action,
-                attempt: number,
-                delay: after,
-            });
             tokio::select! {
                 biased;
                 () = shared.cancel.cancelled() => break (Outcome::Cancelled, attempt),
                 () = shared.sleeper.sleep(after) => {}
             }
         };
+        self.finish(node, record, outcome, last, started, tally.fuel)
+            .await
+    }
 
-        let mut report = NodeReport::new(&node.id, &node.action, NodeStatus::Running);
-        match outcome {
-            Outcome::Succeeded(output) => {
-                record.status = NodeStatus::Succeeded;
-                record.output = RawValue::from_string(output.clone()).ok();
-                report.output = Some(Arc::from(output));
-            }
-            Outcome::Failed(error) => {
-                let message = error.to_string();
-                tracing::info!(
-                    workflow = %shared.workflow.id,
-                    run = %shared.run_id,
-                    node = %node.id,
-                    attempt = record.attempts,
-                    "node failed: {message}"
-                );
-                record.status = NodeStatus::Failed;
-                record.error = Some(message.clone());
-                report.error = Some(message);
-            }
-            Outcome::Cancelled => {
-                record.status = NodeStatus::Cancelled;
-                record.error = Some("cancelled".into());
-                report.error = Some("cancelled".into());
-            }
+    /// Records that an attempt starts. With strict durability the record
+    /// is on disk before the plugin runs (group-committed with others), so
+    /// that after a crash the store shows every attempt that ran.
+    async fn record_start(
+        &self,
+        record: &NodeRecord,
+        attempt: &AttemptRecord,
+    ) -> Result<(), StoreError> {
+        let shared = &*self.shared;
+        shared
+            .persistence
+            .put(record.clone(), Some(attempt.clone()))?;
+        shared.persistence.commit().await?;
+        let number = attempt.number;
+        shared
+            .progress
+            .set_node(self.index, &NodeStatus::Running, number);
+        let node = &record.node_id;
+        shared.notify(&Event::AttemptStarted {
+            node,
+            attempt: number,
+        });
+        shared.log_node(node, "started", number, NodeLog::default());
+        Ok(())
+    }
+
+    /// Reads an attempt's report into its record: its logs, time and fuel,
+    /// and its output checked at the boundary (see [`JsonText::parse`]).
+    fn conclude(
+        &self,
+        node: &NodeSpec,
+        attempt: &mut AttemptRecord,
+        mut report: AttemptReport,
+        tally: &mut Tally,
+    ) -> Result<JsonText, AttemptError> {
+        let shared = &*self.shared;
+        attempt.logs = guest_lines(&mut report);
+        super::guest::log_lines(shared, &node.id, attempt.number, &attempt.logs);
+        if let Some(fuel) = report.fuel_used {
+            tally.fuel = Some(tally.fuel.unwrap_or(0) + fuel);
         }
+        attempt.elapsed_us = Some(micros(report.elapsed));
+        attempt.fuel_used = report.fuel_used;
+        let result = report.result.and_then(|output| {
+            JsonText::parse(&output, node.options.limits.max_output).map_err(|error| {
+                AttemptError::Output {
+                    message: error.to_string(),
+                }
+            })
+        });
+        let failure = result.as_ref().err().map(AttemptError::to_failure);
+        attempt.error = failure.clone();
+        shared.notify(&Event::AttemptFinished {
+            node: &node.id,
+            attempt: attempt.number,
+            error: failure.as_ref(),
+            elapsed: report.elapsed,
+        });
+        shared.measure(&Metric::AttemptFinished {
+            workflow: &shared.workflow.id,
+            node: &node.id,
+            action: &node.action,
+            attempt: attempt.number,
+            duration: report.elapsed,
+            fuel: report.fuel_used,
+            succeeded: result.is_ok(),
+        });
+        result
+    }
+
+    /// Records a failed attempt that will be followed by another.
+    fn record_retry(
+        &self,
+        node: &NodeSpec,
+        record: &NodeRecord,
+        attempt: &mut AttemptRecord,
+        after: Duration,
+    ) -> Result<(), StoreError> {
+        let shared = &*self.shared;
+        attempt.retry_delay_ms = Some(after.as_millis().try_into().unwrap_or(u64::MAX));
+        shared
+            .persistence
+            .put(record.clone(), Some(attempt.clone()))?;
+        let number = attempt.number;
+        let failure = attempt.error.clone().unwrap_or_else(Failure::cancelled);
+        shared.log_node(
+            &node.id,
+            "retry_scheduled",
+            number,
+            NodeLog {
+                duration: Some(after),
+                fuel: attempt.fuel_used,
+                failure: Some(&failure),
+            },
+        );
+        shared.notify(&Event::RetryScheduled {
+            node: &node.id,
+            attempt: number,
+            error: &failure,
+            delay: after,
+        });
+        shared.measure(&Metric::RetryScheduled {
+            workflow: &shared.workflow.id,
+            node: &node.id,
+            action: &node.action,
+            attempt: number,
+            delay: after,
+        });
+        Ok(())
+    }
+
+    /// The node's final state: its record and last attempt reach the store
+    /// in one atomic write; with strict durability they are on disk before
+    /// the scheduler acts on them.
+    async fn finish(
+        &self,
+        node: &NodeSpec,
+        mut record: NodeRecord,
+        outcome: Outcome,
+        last: AttemptRecord,
+        started: Instant,
+        fuel_used: Option<u64>,
+    ) -> Finished {
+        let shared = &*self.shared;
+        let mut report = NodeReport::new(&node.id, &node.action, NodeStatus::Running);
+        let (status, failure) = match outcome {
+            Outcome::Succeeded(output) => {
+                record.output = Some(output.clone());
+                report.output = Some(output);
+                (NodeStatus::Succeeded, None)
+            }
+            Outcome::Failed(failure) => (NodeStatus::Failed, Some(failure)),
+            Outcome::Cancelled => (NodeStatus::Cancelled, Some(Failure::cancelled())),
+        };
         let elapsed = started.elapsed();
+        record.status = status.clone();
+        record.error = failure.clone();
         record.finished_at = Some(Timestamp::now());
-        record.elapsed_us = Some(elapsed.as_micros() as u64);
+        record.elapsed_us = Some(micros(elapsed));
         record.fuel_used = fuel_used;
-        report.status = record.status.clone();
+        report.status = status;
+        report.error = failure;
         report.attempts = record.attempts;
         report.elapsed = elapsed;
         report.fuel_used = fuel_used;
 
-        // The node's final state and its last attempt reach the store in
-        // one atomic write; with strict durability they are on disk before
-        // the scheduler acts on them.
         let store_error = match shared.persistence.put(record, Some(last)) {
             Ok(()) => shared.persistence.commit().await.err(),
             Err(error) => Some(error),
         };
         shared
             .progress
-            .set_node(self.index, report.status.clone(), report.attempts);
+            .set_node(self.index, &report.status, report.attempts);
         Finished {
             index: self.index,
             report,
@@ -328,96 +412,19 @@ impl NodeTask {
     fn abandon(&self, node: &NodeSpec, record: NodeRecord, error: StoreError) -> Finished {
         let mut report = NodeReport::new(&node.id, &node.action, NodeStatus::Failed);
         report.attempts = record.attempts.saturating_sub(1);
-        report.error = Some(format!("its state could not be saved: {error}"));
+        report.error = Some(Failure::new(
+            crate::report::FailureKind::Host,
+            format!("its state could not be saved: {error}"),
+        ));
         Finished {
             index: self.index,
             report,
             store_error: Some(error),
         }
     }
-
-    /// Writes what the guest logged and printed to the host's log, under
-    /// its node, and returns it for the attempt's record.
-    fn log_guest_output(
-        &self,
-        node: &NodeSpec,
-        attempt: u32,
-        report: &mut AttemptReport,
-    ) -> Vec<GuestLine> {
-        let shared = &*self.shared;
-        let (workflow, run, node) = (&shared.workflow.id, &shared.run_id, &node.id);
-        let lines = guest_lines(report);
-        // One record per line of text, so that text logs stay one line each.
-        for (kind, text) in lines
-            .iter()
-            .flat_map(|line| line.text.lines().map(move |text| (line.kind, text)))
-        {
-            macro_rules! guest {
-                ($level:ident $(, $field:ident = $value:expr)?) => {
-                    tracing::$level!(target: "flow::plugin", workflow = %workflow, run = %run, node = %node, attempt, $($field = $value,)? "{text}")
-                };
-            }
-            match kind {
-                LineKind::Trace => guest!(trace),
-                LineKind::Debug => guest!(debug),
-                LineKind::Info => guest!(info),
-                LineKind::Warn => guest!(warn),
-                LineKind::Error => guest!(error),
-                LineKind::Stdout => guest!(info, stream = "stdout"),
-                LineKind::Stderr => guest!(warn, stream = "stderr"),
-            }
-        }
-        lines
-    }
 }
 
-/// What an attempt logged and printed, as lines: its `log` records in
-/// order, then stdout, then stderr, each followed by a note of what was
-/// dropped over the limits.
-fn guest_lines(report: &mut AttemptReport) -> Vec<GuestLine> {
-    let line = |kind, text: String| GuestLine { kind, text };
-    let mut lines: Vec<GuestLine> = std::mem::take(&mut report.logs)
-        .into_iter()
-        .map(|record| {
-            let kind = match record.level {
-                LogLevel::Trace => LineKind::Trace,
-                LogLevel::Debug => LineKind::Debug,
-                LogLevel::Info => LineKind::Info,
-                LogLevel::Warn => LineKind::Warn,
-                LogLevel::Error => LineKind::Error,
-            };
-            line(kind, record.message)
-        })
-        .collect();
-    if report.logs_dropped > 0 {
-        lines.push(line(
-            LineKind::Warn,
-            format!(
-                "{} more log records dropped: the plugin logged more than the limit",
-                report.logs_dropped
-            ),
-        ));
-    }
-    lines.extend(
-        report
-            .stdout
-            .lines()
-            .map(|l| line(LineKind::Stdout, l.into())),
-    );
-    lines.extend(
-        report
-            .stderr
-            .lines()
-            .map(|l| line(LineKind::Stderr, l.into())),
-    );
-    if report.output_dropped > 0 {
-        lines.push(line(
-            LineKind::Warn,
-            format!(
-                "{} bytes of stdout and stderr dropped: the plugin printed more than the limit",
-                report.output_dropped
-            ),
-        ));
-    }
-    lines
+/// Microseconds, saturating.
+fn micros(duration: Duration) -> u64 {
+    duration.as_micros().try_into().unwrap_or(u64::MAX)
 }

@@ -1,8 +1,8 @@
 //! When state changes reach the store and the disk.
 //!
-//! Node tasks hand their records to [`Persistence::put`], which keeps them
-//! in memory (a later record of the same node or attempt replaces an
-//! earlier one). A flush hands everything pending to the store as one
+//! Node tasks hand their records to [`Persistence::put`], which queues
+//! them in memory (at the flush, a later record of the same node or attempt
+//! replaces an earlier one). A flush hands everything pending to the store as one
 //! atomic batch and makes it durable. With strict durability a node's
 //! completion waits for a flush ([`Persistence::commit`]); completions that
 //! arrive together share it (group commit). With batched durability a timer
@@ -11,25 +11,38 @@
 //! sees one batch per flush instead of a write per change.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::options::Durability;
 use crate::store::{AttemptRecord, NodeRecord, StoreError, WorkflowStore};
 
+/// A node's record, and maybe one of its attempts, on their way to the
+/// store.
+type Write = (NodeRecord, Option<AttemptRecord>);
+
 /// The records of a run on their way to the store.
+///
+/// Node tasks hand records over through a channel and count commits with
+/// atomics: none of them takes a lock. Only a flush takes the receiving
+/// end, which also keeps flushes in order.
 pub(super) struct Persistence {
     store: Arc<dyn WorkflowStore>,
     run_id: String,
     durability: Durability,
-    pending: Mutex<Pending>,
-    state: Mutex<Commits>,
-    /// Serialises flushes, so that batches reach the store in order.
-    flushing: tokio::sync::Mutex<()>,
+    queue: mpsc::UnboundedSender<Write>,
+    received: tokio::sync::Mutex<mpsc::UnboundedReceiver<Write>>,
+    /// Group commit: tickets are handed out in order; a flush covers every
+    /// ticket handed out before it started.
+    requested: AtomicU64,
+    completed: AtomicU64,
+    flushing: AtomicBool,
+    /// Set once a flush failed: the run must stop rather than lose state.
+    failed: OnceLock<String>,
     flushed: Notify,
     flushes: AtomicU64,
 }
@@ -42,49 +55,38 @@ struct Pending {
     attempts: HashMap<(String, u32), AttemptRecord>,
 }
 
-/// Group commit bookkeeping: tickets are handed out in order; a flush
-/// covers every ticket handed out before it started.
-#[derive(Default)]
-struct Commits {
-    requested: u64,
-    completed: u64,
-    flushing: bool,
-    failed: Option<String>,
-}
-
 impl Persistence {
     pub(super) fn new(
         store: Arc<dyn WorkflowStore>,
         run_id: String,
         durability: Durability,
     ) -> Self {
+        let (queue, received) = mpsc::unbounded_channel();
         Self {
             store,
             run_id,
             durability,
-            pending: Mutex::new(Pending::default()),
-            state: Mutex::new(Commits::default()),
-            flushing: tokio::sync::Mutex::new(()),
+            queue,
+            received: tokio::sync::Mutex::new(received),
+            requested: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            flushing: AtomicBool::new(false),
+            failed: OnceLock::new(),
             flushed: Notify::new(),
             flushes: AtomicU64::new(0),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Commits> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn pending(&self) -> MutexGuard<'_, Pending> {
-        self.pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// Flushes done so far.
     pub(super) fn flushes(&self) -> u64 {
         self.flushes.load(Ordering::Relaxed)
+    }
+
+    fn failure(&self) -> Result<(), StoreError> {
+        match self.failed.get() {
+            Some(message) => Err(StoreError::io_message(message.clone())),
+            None => Ok(()),
+        }
     }
 
     /// Queues a node's record, and one of its attempts, for the next flush:
@@ -96,18 +98,9 @@ impl Persistence {
         node: NodeRecord,
         attempt: Option<AttemptRecord>,
     ) -> Result<(), StoreError> {
-        if let Some(message) = &self.lock().failed {
-            return Err(StoreError::Io {
-                message: message.clone(),
-            });
-        }
-        let mut pending = self.pending();
-        if let Some(attempt) = attempt {
-            pending
-                .attempts
-                .insert((node.node_id.clone(), attempt.number), attempt);
-        }
-        pending.nodes.insert(node.node_id.clone(), node);
+        self.failure()?;
+        // The receiver lives as long as `self`.
+        let _ = self.queue.send((node, attempt));
         Ok(())
     }
 
@@ -118,40 +111,28 @@ impl Persistence {
         if self.durability != Durability::Strict {
             return Ok(());
         }
-        let ticket = {
-            let mut state = self.lock();
-            state.requested += 1;
-            state.requested
-        };
+        let ticket = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
         loop {
             let notified = self.flushed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let target = {
-                let mut state = self.lock();
-                if let Some(message) = &state.failed {
-                    return Err(StoreError::Io {
-                        message: message.clone(),
-                    });
-                }
-                if state.completed >= ticket {
-                    return Ok(());
-                }
-                if state.flushing {
-                    None
-                } else {
-                    state.flushing = true;
-                    Some(state.requested)
-                }
-            };
-            if let Some(target) = target {
+            self.failure()?;
+            if self.completed.load(Ordering::SeqCst) >= ticket {
+                return Ok(());
+            }
+            if self
+                .flushing
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                // Every record queued before a ticket up to `target` was
+                // queued before that ticket was taken, so this flush sees it.
+                let target = self.requested.load(Ordering::SeqCst);
                 let result = self.flush().await;
-                let mut state = self.lock();
-                state.flushing = false;
                 if result.is_ok() {
-                    state.completed = state.completed.max(target);
+                    self.completed.fetch_max(target, Ordering::SeqCst);
                 }
-                drop(state);
+                self.flushing.store(false, Ordering::SeqCst);
                 self.flushed.notify_waiters();
                 continue;
             }
@@ -159,11 +140,19 @@ impl Persistence {
         }
     }
 
-    /// Hands everything pending to the store and makes it durable, off the
+    /// Hands everything queued to the store and makes it durable, off the
     /// async workers (a flush waits for the disk).
     pub(super) async fn flush(&self) -> Result<(), StoreError> {
-        let _order = self.flushing.lock().await;
-        let pending = std::mem::take(&mut *self.pending());
+        let mut received = self.received.lock().await;
+        let mut pending = Pending::default();
+        while let Ok((node, attempt)) = received.try_recv() {
+            if let Some(attempt) = attempt {
+                pending
+                    .attempts
+                    .insert((node.node_id.clone(), attempt.number), attempt);
+            }
+            pending.nodes.insert(node.node_id.clone(), node);
+        }
         self.flushes.fetch_add(1, Ordering::Relaxed);
         let (store, run_id) = (self.store.clone(), self.run_id.clone());
         let result = tokio::task::spawn_blocking(move || {
@@ -180,8 +169,9 @@ impl Persistence {
         })
         .await
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+        drop(received);
         if let Err(error) = &result {
-            self.lock().failed = Some(error.to_string());
+            let _ = self.failed.set(error.to_string());
         }
         result
     }
@@ -213,8 +203,9 @@ impl Persistence {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::{Failure, FailureKind, NodeStatus, RunStatus};
+    use crate::store::MemoryStore;
     use crate::store::conformance::{attempt_record, node_record, run_record};
-    use crate::store::{MemoryStore, NodeStatus, RunStatus};
 
     fn persistence(durability: Durability) -> (Arc<MemoryStore>, Arc<Persistence>) {
         let store = Arc::new(MemoryStore::new());
@@ -265,7 +256,7 @@ mod tests {
         let running = node_record("n", 0, NodeStatus::Running);
         persistence.put(running, Some(attempt_record(1))).unwrap();
         let mut failed = attempt_record(1);
-        failed.error = Some("busy".into());
+        failed.error = Some(Failure::new(FailureKind::Retryable, "busy"));
         persistence
             .put(node_record("n", 0, NodeStatus::Running), Some(failed))
             .unwrap();
@@ -293,6 +284,6 @@ mod tests {
         );
         let attempts = store.attempts("01A", "n").unwrap();
         assert_eq!(attempts.len(), 2, "every attempt is kept");
-        assert_eq!(attempts[0].error.as_deref(), Some("busy"));
+        assert_eq!(attempts[0].error.as_ref().unwrap().message, "busy");
     }
 }

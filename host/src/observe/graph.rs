@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
+use crate::report::NodeStatus;
 use crate::spec::WorkflowSpec;
-use crate::store::NodeStatus;
 
 /// Fill colours by state: the same in both formats.
 fn colour(status: &NodeStatus) -> &'static str {

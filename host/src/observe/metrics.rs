@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::store::{NodeStatus, RunStatus};
+use crate::report::{NodeStatus, RunStatus};
 
 /// A measurement the engine reports to [`MetricsCollector`]s.
 #[derive(Debug)]

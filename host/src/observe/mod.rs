@@ -11,8 +11,7 @@ pub use prometheus::{DURATION_BUCKETS, MetricsBridge, PrometheusMetrics};
 
 use std::time::Duration;
 
-use crate::exec::{NodeReport, RunReport};
-use crate::runtime::AttemptError;
+use crate::report::{Failure, NodeReport, RunReport};
 
 /// Something that happened during a run.
 #[derive(Debug)]
@@ -44,7 +43,7 @@ pub enum Event<'a> {
         /// Attempt number, from 1.
         attempt: u32,
         /// Why it failed, if it did.
-        error: Option<&'a AttemptError>,
+        error: Option<&'a Failure>,
         /// Its wall-clock time.
         elapsed: Duration,
     },
@@ -55,7 +54,7 @@ pub enum Event<'a> {
         /// The attempt that failed.
         attempt: u32,
         /// Why it failed.
-        error: &'a AttemptError,
+        error: &'a Failure,
         /// The delay before the next attempt.
         delay: Duration,
     },
@@ -92,6 +91,16 @@ pub fn format_duration(duration: Duration) -> String {
     }
 }
 
+/// Formats a retry delay as it is stored, in whole milliseconds: `250 ms`,
+/// `1.20 s`; `< 1 ms` when it rounds to nothing. The run's progress and
+/// `flow status` show the same text.
+pub fn format_delay(delay: Duration) -> String {
+    match delay.as_millis() {
+        0 => "< 1 ms".to_string(),
+        ms => format_duration(Duration::from_millis(ms.try_into().unwrap_or(u64::MAX))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +110,7 @@ mod tests {
         assert_eq!(format_duration(Duration::from_micros(850)), "850 µs");
         assert_eq!(format_duration(Duration::from_micros(12_340)), "12.3 ms");
         assert_eq!(format_duration(Duration::from_millis(4_200)), "4.20 s");
+        assert_eq!(format_delay(Duration::from_micros(123_456)), "123.0 ms");
+        assert_eq!(format_delay(Duration::from_micros(456)), "< 1 ms");
     }
 }

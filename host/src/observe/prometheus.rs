@@ -266,7 +266,7 @@ impl MetricsCollector for PrometheusMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{NodeStatus, RunStatus};
+    use crate::report::{NodeStatus, RunStatus};
 
     #[test]
     fn measurements_become_prometheus_series() {

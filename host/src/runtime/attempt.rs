@@ -4,10 +4,11 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Store, Trap, UpdateDeadline};
 
-use super::bindings::{ActionError, RunContext};
+use super::bindings::{ActionError, ActionPre, PluginInfo, RunContext};
 use super::limits::{MemoryLimitExceeded, MemoryLimiter};
 use super::sandbox::{Capture, HostState, LogRecord};
 use super::{Limits, Plugin, Runtime};
+use crate::report::{Failure, FailureKind};
 
 /// What to run: the call's context and its JSON input.
 #[derive(Debug, Clone, Copy)]
@@ -94,18 +95,28 @@ pub enum AttemptError {
         message: String,
     },
     /// The guest's call stack overflowed.
-    #[error("stack overflow: the plugin's call stack is exhausted (unbounded recursion?)")]
-    StackOverflow,
+    #[error("{message}")]
+    StackOverflow {
+        /// What was seen.
+        message: String,
+    },
     /// The guest trapped: a panic, an `unreachable`, a bad memory access.
     #[error("trapped: {message}")]
     Trap {
         /// The trap and, for a panic, the guest's message from stderr.
         message: String,
     },
-    /// The action returned text that is not JSON.
-    #[error("the plugin's output is not valid JSON: {message}")]
-    InvalidOutput {
-        /// The parser's complaint.
+    /// The guest called `exit` (WASI `exit`, Python's `sys.exit()`)
+    /// instead of returning a result.
+    #[error("the plugin exited with code {code} instead of returning a result")]
+    Exited {
+        /// The exit code.
+        code: i32,
+    },
+    /// The action returned an output the host does not accept.
+    #[error("{message}")]
+    Output {
+        /// What is wrong with it.
         message: String,
     },
     /// The component could not be instantiated or called.
@@ -119,13 +130,37 @@ pub enum AttemptError {
 impl AttemptError {
     /// Whether running the attempt again may succeed: the action said so, or
     /// the attempt ran out of wall-clock time (a slow dependency may recover).
-    /// Fuel, memory, stack and traps fail the same way every time.
+    /// Fuel, memory, stack, traps, exits and bad outputs fail the same way
+    /// every time.
     pub fn is_retryable(&self) -> bool {
         match self {
             AttemptError::Action { retryable, .. } => *retryable,
             AttemptError::Timeout { .. } => true,
             _ => false,
         }
+    }
+
+    /// The kind of failure, as stored.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            AttemptError::Action {
+                retryable: true, ..
+            } => FailureKind::Retryable,
+            AttemptError::Action { .. } => FailureKind::Fatal,
+            AttemptError::OutOfFuel { .. } => FailureKind::OutOfFuel,
+            AttemptError::Timeout { .. } => FailureKind::Timeout,
+            AttemptError::MemoryLimit { .. } => FailureKind::Memory,
+            AttemptError::StackOverflow { .. } => FailureKind::StackOverflow,
+            AttemptError::Trap { .. } => FailureKind::Trap,
+            AttemptError::Exited { .. } => FailureKind::Exited,
+            AttemptError::Output { .. } => FailureKind::Output,
+            AttemptError::Host { .. } => FailureKind::Host,
+        }
+    }
+
+    /// The failure to record: kind and message.
+    pub fn to_failure(&self) -> Failure {
+        Failure::new(self.kind(), self.to_string())
     }
 }
 
@@ -144,25 +179,7 @@ impl Runtime {
     ) -> AttemptReport {
         let started = Instant::now();
         let capture = Capture::new(limits.output);
-        let mut store = Store::new(
-            &self.engine,
-            HostState::new(&capture, MemoryLimiter::new(limits.memory), limits.log),
-        );
-        store.limiter(|state| &mut state.limiter);
-        let fuel = limits.fuel.unwrap_or(u64::MAX);
-        if self.config.fuel_metering {
-            store.set_fuel(fuel).expect("fuel metering is enabled");
-        }
-        let deadline = started + limits.timeout;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Err(wasmtime::Error::new(DeadlineExceeded))
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-
+        let mut store = self.bounded_store(limits, &capture, started);
         let context = RunContext {
             workflow_id: call.workflow_id.to_string(),
             run_id: call.run_id.to_string(),
@@ -175,11 +192,7 @@ impl Runtime {
         })
         .await;
 
-        let fuel_used = self
-            .config
-            .fuel_metering
-            .then(|| store.get_fuel().ok().map(|left| fuel - left))
-            .flatten();
+        let fuel_used = self.fuel_used(&store, limits);
         let (stdout, stdout_dropped) = capture.stdout.take();
         let (stderr, stderr_dropped) = capture.stderr.take();
         let state = store.into_data();
@@ -187,12 +200,7 @@ impl Runtime {
             Err(_elapsed) => Err(AttemptError::Timeout {
                 limit: limits.timeout,
             }),
-            Ok(Ok(Ok(output))) => match serde_json::from_str::<serde::de::IgnoredAny>(&output) {
-                Ok(_) => Ok(output),
-                Err(error) => Err(AttemptError::InvalidOutput {
-                    message: error.to_string(),
-                }),
-            },
+            Ok(Ok(Ok(output))) => Ok(output),
             Ok(Ok(Err(ActionError::Retryable(message)))) => Err(AttemptError::Action {
                 retryable: true,
                 message,
@@ -201,7 +209,7 @@ impl Runtime {
                 retryable: false,
                 message,
             }),
-            Ok(Err(error)) => Err(classify(error, fuel, limits, &state.limiter, &stderr)),
+            Ok(Err(error)) => Err(classify(error, limits, &state.limiter, &stderr)),
         };
         AttemptReport {
             result,
@@ -214,12 +222,73 @@ impl Runtime {
             output_dropped: stdout_dropped + stderr_dropped,
         }
     }
+
+    /// Calls `describe` under `limits`, as an attempt is bounded.
+    pub(crate) async fn describe_plugin(
+        &self,
+        pre: &ActionPre<HostState>,
+        limits: &Limits,
+    ) -> Result<PluginInfo, AttemptError> {
+        let capture = Capture::new(limits.output);
+        let mut store = self.bounded_store(limits, &capture, Instant::now());
+        let outcome = tokio::time::timeout(limits.timeout, async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_describe(&mut store).await
+        })
+        .await;
+        let (stderr, _) = capture.stderr.take();
+        match outcome {
+            Err(_elapsed) => Err(AttemptError::Timeout {
+                limit: limits.timeout,
+            }),
+            Ok(Ok(info)) => Ok(info),
+            Ok(Err(error)) => Err(classify(error, limits, &store.data().limiter, &stderr)),
+        }
+    }
+
+    /// A store for one call into a plugin: its memory, fuel, data passed to
+    /// the host and wall-clock time bounded by `limits`, from `started`.
+    fn bounded_store(
+        &self,
+        limits: &Limits,
+        capture: &Capture,
+        started: Instant,
+    ) -> Store<HostState> {
+        let mut store = Store::new(
+            &self.engine,
+            HostState::new(capture, MemoryLimiter::new(limits.memory), limits.log),
+        );
+        store.limiter(|state| &mut state.limiter);
+        store.set_hostcall_fuel(hostcall_fuel(limits));
+        if self.config.fuel_metering {
+            // Only fails when fuel metering is off, which was just checked.
+            let _ = store.set_fuel(limits.fuel.unwrap_or(u64::MAX));
+        }
+        let deadline = started + limits.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(wasmtime::Error::new(DeadlineExceeded))
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+
+    /// Fuel a store's calls used, when fuel is metered.
+    fn fuel_used(&self, store: &Store<HostState>, limits: &Limits) -> Option<u64> {
+        let budget = limits.fuel.unwrap_or(u64::MAX);
+        self.config
+            .fuel_metering
+            .then(|| store.get_fuel().ok().map(|left| budget - left))
+            .flatten()
+    }
 }
 
 /// Turns a wasmtime error into the reason the user needs.
 fn classify(
     error: wasmtime::Error,
-    fuel: u64,
     limits: &Limits,
     limiter: &MemoryLimiter,
     stderr: &str,
@@ -234,9 +303,40 @@ fn classify(
             message: exceeded.to_string(),
         };
     }
+    if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return AttemptError::Exited { code: exit.0 };
+    }
+    if format!("{error:#}").contains(HOSTCALL_FUEL_EXHAUSTED) {
+        return AttemptError::Output {
+            message: format!(
+                "the plugin passed more than {} to the host in one call (its output, a log \
+                 record or a write); the node's `max_output` is {}: raise it if the output is \
+                 meant to be this large",
+                size(hostcall_fuel(limits)),
+                size(limits.max_output),
+            ),
+        };
+    }
     match error.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => AttemptError::OutOfFuel { fuel },
-        Some(Trap::StackOverflow) => AttemptError::StackOverflow,
+        Some(Trap::OutOfFuel) => AttemptError::OutOfFuel {
+            fuel: limits.fuel.unwrap_or(u64::MAX),
+        },
+        Some(Trap::StackOverflow) => AttemptError::StackOverflow {
+            message: "stack overflow: the plugin's call stack is exhausted (unbounded recursion?)"
+                .into(),
+        },
+        Some(Trap::MemoryOutOfBounds)
+            if limiter.refused.is_none() && recursion(&error).is_some() =>
+        {
+            let (function, times) = recursion(&error).unwrap_or_default();
+            AttemptError::StackOverflow {
+                message: format!(
+                    "out of bounds memory access, most likely a stack overflow: `{function}` \
+                     called itself {times} times in a row (unbounded recursion?); a plugin's \
+                     stack lives in its linear memory"
+                ),
+            }
+        }
         Some(trap) => {
             let mut message = trap
                 .to_string()
@@ -262,6 +362,52 @@ fn classify(
             message: format!("{error:#}"),
         },
     }
+}
+
+/// The text of wasmtime's error when a call passes more data to the host
+/// than the hostcall fuel allows.
+const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
+
+/// A size for people: `1.0 KiB`, `64.0 MiB`.
+fn size(bytes: usize) -> String {
+    bytesize::ByteSize(bytes as u64).display().iec().to_string()
+}
+
+/// Bytes a guest may pass to the host in one call: enough for the largest
+/// output allowed, and for writes and log records whatever `max_output`.
+fn hostcall_fuel(limits: &Limits) -> usize {
+    limits.max_output.max(1 << 20).saturating_add(64 << 10)
+}
+
+/// When the frames at the top of a trap's backtrace are one function
+/// calling itself: its name and how many times it appears in a row.
+fn recursion(error: &wasmtime::Error) -> Option<(String, usize)> {
+    let frames = error.downcast_ref::<wasmtime::WasmBacktrace>()?.frames();
+    let first = frames.first()?;
+    let same = frames
+        .iter()
+        .take_while(|frame| frame.func_index() == first.func_index())
+        .count();
+    // wasmtime keeps the top 20 frames of a trap: a run of them through one
+    // function is recursion.
+    (same >= 16).then(|| {
+        let name = first
+            .func_name()
+            .map_or_else(|| format!("function {}", first.func_index()), demangled);
+        (name, same)
+    })
+}
+
+/// A Rust symbol made readable, without its hash.
+fn demangled(name: &str) -> String {
+    let name = name.rsplit_once("::h").map_or(name, |(path, hash)| {
+        if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            path
+        } else {
+            name
+        }
+    });
+    name.to_string()
 }
 
 /// The message of a Rust panic (or the last lines of other guests' stderr).
@@ -326,6 +472,7 @@ mod tests {
             .is_retryable()
         );
         assert!(!AttemptError::OutOfFuel { fuel: 1 }.is_retryable());
-        assert!(!AttemptError::StackOverflow.is_retryable());
+        assert!(!AttemptError::Exited { code: 0 }.is_retryable());
+        assert_eq!(AttemptError::Exited { code: 3 }.kind(), FailureKind::Exited);
     }
 }

@@ -15,7 +15,9 @@
 //! it. Any change to the file changes its key.
 //!
 //! Only `flow` writes this directory, and it must not be writable by anyone
-//! else: loading compiled code trusts its contents.
+//! else: loading compiled code trusts its contents. [`CompileCache::open`]
+//! creates it private (mode 0700) and refuses one that another user owns
+//! or that its group or others may write to.
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -43,9 +45,55 @@ pub enum CacheOutcome {
     Compiled,
 }
 
+/// A cache directory that cannot be trusted or created.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// The directory cannot be created or inspected.
+    #[error("cannot use {} as the compile cache: {source}", dir.display())]
+    Io {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Someone else could place compiled code there.
+    #[error(
+        "the compile cache {} is {why}; compiled code loaded from it runs unchecked, so it must \
+         belong to this user and be writable by no one else (chmod 700 it, or use another \
+         directory)",
+        dir.display()
+    )]
+    Unsafe {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
 impl CompileCache {
-    /// A cache in `dir`, or no cache with `None`.
-    pub fn new(engine: &Engine, dir: Option<PathBuf>) -> Self {
+    /// A cache in `dir`, created private if missing. Refuses a directory
+    /// that another user owns or that its group or others may write to.
+    pub fn open(engine: &Engine, dir: impl Into<PathBuf>) -> Result<Self, CacheError> {
+        let dir = dir.into();
+        check_private(&dir)?;
+        Ok(Self::with_dir(engine, Some(dir)))
+    }
+
+    /// No cache: every plugin compiles on every load.
+    pub fn disabled(engine: &Engine) -> Self {
+        Self::with_dir(engine, None)
+    }
+
+    /// Where flow keeps compiled plugins when not told otherwise:
+    /// `~/.cache/flow/compiled` on Linux (the platform's cache directory).
+    /// Library users who pass it share the `flow` command's cache.
+    pub fn default_dir() -> Option<PathBuf> {
+        dirs::cache_dir().map(|dir| dir.join("flow").join("compiled"))
+    }
+
+    fn with_dir(engine: &Engine, dir: Option<PathBuf>) -> Self {
         let mut hasher = Sha256Hasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let digest = hasher.0.finalize();
@@ -157,8 +205,50 @@ impl CompileCache {
     }
 }
 
+/// Creates `dir` private if missing, and checks that only this user (or
+/// root) can write to it.
+fn check_private(dir: &Path) -> Result<(), CacheError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+
+    let io = |source| CacheError::Io {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io)?;
+    }
+    let meta = std::fs::metadata(dir).map_err(io)?;
+    let unsafe_because = |why: String| CacheError::Unsafe {
+        dir: dir.to_path_buf(),
+        why,
+    };
+    if !meta.is_dir() {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            "it is not a directory",
+        )));
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(unsafe_because(format!(
+            "owned by another user (uid {})",
+            meta.uid()
+        )));
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(unsafe_because(format!(
+            "writable by its group or by others (mode {mode:o})"
+        )));
+    }
+    Ok(())
+}
+
 fn store(dir: &Path, path: &Path, compiled: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
     let mut file = tempfile::NamedTempFile::new_in(dir)?;
     file.write_all(compiled)?;
     file.persist(path).map_err(|e| e.error)?;
@@ -186,5 +276,31 @@ impl Hasher for Sha256Hasher {
 
     fn write(&mut self, bytes: &[u8]) {
         self.0.update(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_new_cache_directory_is_private_and_a_shared_one_is_refused() {
+        let engine = Engine::default();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().join("a/b/compiled");
+        CompileCache::open(&engine, &dir).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let error = CompileCache::open(&engine, &dir).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("writable by its group or by others (mode 777)"),
+            "{error}"
+        );
     }
 }

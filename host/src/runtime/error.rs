@@ -101,19 +101,26 @@ pub enum RegistryError {
         error: std::io::Error,
     },
     /// Some plugins are unusable.
-    #[error("{}", plugins_message(dir, errors))]
+    #[error("{}", plugins_message(dirs, errors))]
     Plugins {
-        /// The directory.
-        dir: PathBuf,
+        /// The directories of the search path.
+        dirs: Vec<PathBuf>,
         /// One error per unusable file.
         errors: Vec<PluginError>,
     },
 }
 
-fn plugins_message(dir: &std::path::Path, errors: &[PluginError]) -> String {
+fn plugins_message(dirs: &[PathBuf], errors: &[PluginError]) -> String {
+    let dirs: Vec<String> = dirs.iter().map(|dir| dir.display().to_string()).collect();
     let mut message = format!(
-        "the plugins directory {} has {} unusable plugin{}:",
-        dir.display(),
+        "the plugins {} {} {} {} unusable plugin{}:",
+        if dirs.len() == 1 {
+            "directory"
+        } else {
+            "directories"
+        },
+        dirs.join(", "),
+        if dirs.len() == 1 { "has" } else { "have" },
         errors.len(),
         if errors.len() == 1 { "" } else { "s" }
     );

@@ -18,6 +18,8 @@ pub struct Limits {
     pub output: usize,
     /// Bytes of `log` messages kept per attempt.
     pub log: usize,
+    /// Bytes of output an attempt may return.
+    pub max_output: usize,
 }
 
 impl Default for Limits {
@@ -28,12 +30,32 @@ impl Default for Limits {
             memory: 256 << 20,
             output: 64 << 10,
             log: 64 << 10,
+            max_output: DEFAULT_MAX_OUTPUT,
         }
     }
 }
 
 /// Default fuel per attempt: ten billion units, some seconds of work.
 pub const DEFAULT_FUEL: u64 = 10_000_000_000;
+
+/// Default largest output of an attempt: 64 MiB.
+pub const DEFAULT_MAX_OUTPUT: usize = 64 << 20;
+
+impl Limits {
+    /// The bounds of a plugin's `describe` call: a second and a billion
+    /// units of fuel should describe anything, and 128 MiB holds the
+    /// initial memory of the largest Python and JavaScript components.
+    pub fn describe() -> Self {
+        Self {
+            fuel: Some(1_000_000_000),
+            timeout: Duration::from_secs(10),
+            memory: 128 << 20,
+            output: 4 << 10,
+            log: 4 << 10,
+            max_output: 64 << 10,
+        }
+    }
+}
 
 /// Caps the total linear memory of an instance.
 #[derive(Debug)]

@@ -20,10 +20,10 @@ use wasmtime::{Config, Engine};
 
 pub use attempt::{AttemptError, AttemptReport, Invocation};
 pub use bindings::{LogLevel, PluginInfo};
-pub use cache::{CacheOutcome, CompileCache};
+pub use cache::{CacheError, CacheOutcome, CompileCache};
 pub use error::{PluginError, RegistryError, RuntimeError};
-pub use limits::{DEFAULT_FUEL, Limits, MemoryLimitExceeded};
-pub use registry::{Plugin, PluginRegistry};
+pub use limits::{DEFAULT_FUEL, DEFAULT_MAX_OUTPUT, Limits, MemoryLimitExceeded};
+pub use registry::{Plugin, PluginRegistry, Shadowed};
 pub use sandbox::{LogRecord, MAX_LOG_MESSAGE};
 
 use sandbox::HostState;
@@ -41,6 +41,8 @@ pub struct RuntimeConfig {
     /// large Python or JavaScript components map their initial memory
     /// copy-on-write); `0` allocates each instance on demand instead.
     pub max_instances: u32,
+    /// The bounds of a plugin's `describe` call when it is loaded.
+    pub describe_limits: Limits,
 }
 
 impl Default for RuntimeConfig {
@@ -48,6 +50,7 @@ impl Default for RuntimeConfig {
         Self {
             fuel_metering: true,
             max_instances: 64,
+            describe_limits: Limits::describe(),
         }
     }
 }

@@ -12,20 +12,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use wasmtime::Store;
 use wasmtime::component::Component;
 
 use super::bindings::ActionPre;
 use super::cache::{CacheOutcome, CompileCache, hex};
 use super::error::{PluginError, RegistryError};
-use super::limits::MemoryLimiter;
-use super::sandbox::{Capture, HostState};
+use super::sandbox::HostState;
 use super::{PluginInfo, Runtime};
-
-/// Fuel and time `describe` may use.
-const DESCRIBE_FUEL: u64 = 1_000_000_000;
-const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
-const DESCRIBE_MEMORY: usize = 1 << 30;
 
 /// A loaded plugin, ready to instantiate.
 pub struct Plugin {
@@ -54,19 +47,45 @@ impl std::fmt::Debug for Plugin {
     }
 }
 
-/// The plugins of a directory, by name.
+/// The plugins of a search path of directories, by name.
 #[derive(Debug, Default)]
 pub struct PluginRegistry {
-    dir: PathBuf,
+    dirs: Vec<PathBuf>,
     plugins: BTreeMap<String, Arc<Plugin>>,
     /// Plugins known by name but not loaded (not wanted), with their files.
     listed: BTreeMap<String, PathBuf>,
+    /// Files of a later directory hidden by a plugin of the same name in an
+    /// earlier one.
+    shadowed: Vec<Shadowed>,
+}
+
+/// A plugin file hidden by one of the same name earlier in the search path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shadowed {
+    /// The plugin's name.
+    pub name: String,
+    /// The file used.
+    pub used: PathBuf,
+    /// The file hidden.
+    pub hidden: PathBuf,
+}
+
+impl std::fmt::Display for Shadowed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "plugin `{}` of {} is hidden by {}, which comes first in the search path",
+            self.name,
+            self.hidden.display(),
+            self.used.display()
+        )
+    }
 }
 
 impl PluginRegistry {
-    /// The directory scanned.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The directories scanned, first match first.
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
     }
 
     /// The loaded plugin called `name`.
@@ -79,8 +98,7 @@ impl PluginRegistry {
         self.listed.get(name).map(PathBuf::as_path)
     }
 
-    /// The names of every plugin of the directory, loaded or only listed,
-    /// sorted.
+    /// The names of every plugin found, loaded or only listed, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> + Clone {
         let mut names: Vec<&str> = self
             .plugins
@@ -107,6 +125,12 @@ impl PluginRegistry {
         self.plugins.is_empty()
     }
 
+    /// Plugin files hidden by others of the same name in an earlier
+    /// directory of the search path.
+    pub fn shadowed(&self) -> &[Shadowed] {
+        &self.shadowed
+    }
+
     /// The file that already claims `name`, if any.
     fn claimed(&self, name: &str) -> Option<&Path> {
         self.plugins
@@ -114,123 +138,176 @@ impl PluginRegistry {
             .map(|plugin| plugin.path.as_path())
             .or_else(|| self.listed(name))
     }
+
+    /// Adds a plugin found in `path`, the `dir`th directory of the search
+    /// path; two of one name in one directory are an error, and a later
+    /// directory's is hidden by an earlier one's.
+    fn add(
+        &mut self,
+        name: &str,
+        path: PathBuf,
+        dir: usize,
+        origins: &mut BTreeMap<String, usize>,
+        plugin: Option<Plugin>,
+    ) -> Result<(), PluginError> {
+        if let Some(first) = self.claimed(name) {
+            let first = first.to_path_buf();
+            if origins.get(name) == Some(&dir) {
+                return Err(PluginError::Duplicate {
+                    name: name.to_string(),
+                    first,
+                    second: path,
+                });
+            }
+            self.shadowed.push(Shadowed {
+                name: name.to_string(),
+                used: first,
+                hidden: path,
+            });
+            return Ok(());
+        }
+        origins.insert(name.to_string(), dir);
+        match plugin {
+            Some(plugin) => {
+                tracing::debug!(
+                    plugin = %name,
+                    path = %plugin.path.display(),
+                    cache = ?plugin.cache,
+                    load_ms = plugin.load_time.as_secs_f64() * 1e3,
+                    "loaded plugin"
+                );
+                self.plugins.insert(name.to_string(), Arc::new(plugin));
+            }
+            None => {
+                tracing::debug!(plugin = %name, path = %path.display(), "listed plugin");
+                self.listed.insert(name.to_string(), path);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Plugin files loaded at once: compiling is itself parallel, but loading
+/// from the cache and `describe` are not, and each holds an instance.
+fn load_parallelism() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 impl Runtime {
-    /// Loads every plugin of `dir`; fails if any file is unusable.
+    /// Loads every plugin of the search path `dirs`; fails if any file is
+    /// unusable.
     pub async fn load_plugins(
         &self,
-        dir: &Path,
+        dirs: &[impl AsRef<Path>],
         cache: &CompileCache,
     ) -> Result<PluginRegistry, RegistryError> {
-        self.load_plugins_for(dir, cache, &|_| true).await
+        self.load_plugins_for(dirs, cache, &|_| true).await
     }
 
-    /// Loads the plugins of `dir` whose names `wanted` accepts; the others
-    /// that loaded fine before and have not changed since are only listed
-    /// by name (see the module docs). Fails if any file it reads is
-    /// unusable, or if two files claim one name.
+    /// Loads the plugins of the search path `dirs` whose names `wanted`
+    /// accepts; the others that loaded fine before and have not changed
+    /// since are only listed by name (see the module docs). Fails if any
+    /// file it reads is unusable, or if two files of one directory claim
+    /// one name.
     pub async fn load_plugins_for(
         &self,
-        dir: &Path,
+        dirs: &[impl AsRef<Path>],
         cache: &CompileCache,
         wanted: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<PluginRegistry, RegistryError> {
-        let (registry, errors) = self.scan_plugins_for(dir, cache, wanted).await?;
+        let (registry, errors) = self.scan_plugins_for(dirs, cache, wanted).await?;
         if errors.is_empty() {
             Ok(registry)
         } else {
             Err(RegistryError::Plugins {
-                dir: dir.to_path_buf(),
+                dirs: registry.dirs,
                 errors,
             })
         }
     }
 
-    /// Loads what can be loaded from `dir`, and says what could not.
+    /// Loads what can be loaded from the search path `dirs`, and says what
+    /// could not.
     pub async fn scan_plugins(
         &self,
-        dir: &Path,
+        dirs: &[impl AsRef<Path>],
         cache: &CompileCache,
     ) -> Result<(PluginRegistry, Vec<PluginError>), RegistryError> {
-        self.scan_plugins_for(dir, cache, &|_| true).await
+        self.scan_plugins_for(dirs, cache, &|_| true).await
     }
 
-    /// Loads what can be loaded from `dir` and is `wanted`, lists the rest,
-    /// and says what could not be loaded.
+    /// Loads what can be loaded from the search path `dirs` and is
+    /// `wanted`, lists the rest, and says what could not be loaded.
+    /// Several files load at once; the outcome is as if they loaded one by
+    /// one, in directory order and then file name order.
     pub async fn scan_plugins_for(
         &self,
-        dir: &Path,
+        dirs: &[impl AsRef<Path>],
         cache: &CompileCache,
         wanted: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<(PluginRegistry, Vec<PluginError>), RegistryError> {
-        let dir_error = |error| RegistryError::Dir {
-            dir: dir.to_path_buf(),
-            error,
-        };
-        let mut files = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(dir_error)? {
-            let path = entry.map_err(dir_error)?.path();
-            if path.extension().is_some_and(|ext| ext == "wasm") && path.is_file() {
-                files.push(path);
+        use futures_util::StreamExt;
+
+        let mut files: Vec<(usize, PathBuf)> = Vec::new();
+        for (index, dir) in dirs.iter().enumerate() {
+            for path in wasm_files(dir.as_ref())? {
+                files.push((index, path));
             }
         }
-        files.sort();
+        // What the cache says of each file, and whether it must be read.
+        let plans: Vec<(usize, PathBuf, Option<PathBuf>, Option<PluginInfo>)> = files
+            .into_iter()
+            .map(|(dir, path)| {
+                let listing = cache.listing_path(&path);
+                let listed = listing.as_deref().and_then(|l| cache.listing(l));
+                (dir, path, listing, listed)
+            })
+            .collect();
+        let loads = futures_util::stream::iter(plans.iter().map(|(_, path, _, listed)| {
+            // A file the cache knows by name is read only if wanted.
+            let needed = listed.as_ref().is_none_or(|info| wanted(&info.name));
+            async move {
+                match needed {
+                    true => Some(self.load_plugin(path, cache).await),
+                    false => None,
+                }
+            }
+        }))
+        .buffered(load_parallelism())
+        .collect::<Vec<_>>()
+        .await;
 
         let mut registry = PluginRegistry {
-            dir: dir.to_path_buf(),
+            dirs: dirs.iter().map(|dir| dir.as_ref().to_path_buf()).collect(),
             ..PluginRegistry::default()
         };
         let mut errors = Vec::new();
-        for path in files {
-            let listing = cache.listing_path(&path);
-            let listed = listing.as_deref().and_then(|l| cache.listing(l));
-            if let Some(name) = listed.as_ref().map(|info| &info.name)
-                && !wanted(name)
-            {
-                if let Some(first) = registry.claimed(name) {
-                    errors.push(PluginError::Duplicate {
-                        name: name.clone(),
-                        first: first.to_path_buf(),
-                        second: path,
-                    });
-                    continue;
-                }
-                tracing::debug!(plugin = %name, path = %path.display(), "listed plugin");
-                registry.listed.insert(name.clone(), path);
-                continue;
-            }
-            let plugin = match self.load_plugin(&path, cache).await {
-                Ok(plugin) => plugin,
-                Err(error) => {
+        let mut origins = BTreeMap::new();
+        for ((dir, path, listing, listed), loaded) in plans.into_iter().zip(loads) {
+            let (name, plugin) = match loaded {
+                None => match listed {
+                    Some(info) => (info.name, None),
+                    None => continue,
+                },
+                Some(Err(error)) => {
                     errors.push(error);
                     continue;
                 }
+                Some(Ok(plugin)) => {
+                    // Remembered only if the file did not change while it
+                    // loaded.
+                    if let Some(listing) = listing
+                        && !listed.as_ref().is_some_and(|info| same(info, &plugin.info))
+                        && cache.listing_path(&path).as_ref() == Some(&listing)
+                    {
+                        cache.remember(&listing, &plugin.info);
+                    }
+                    (plugin.info.name.clone(), Some(plugin))
+                }
             };
-            // Remembered only if the file did not change while it loaded.
-            if let Some(listing) = listing
-                && !listed.as_ref().is_some_and(|info| same(info, &plugin.info))
-                && cache.listing_path(&path).as_ref() == Some(&listing)
-            {
-                cache.remember(&listing, &plugin.info);
+            if let Err(error) = registry.add(&name, path, dir, &mut origins, plugin) {
+                errors.push(error);
             }
-            let name = plugin.info.name.clone();
-            if let Some(first) = registry.claimed(&name) {
-                errors.push(PluginError::Duplicate {
-                    name,
-                    first: first.to_path_buf(),
-                    second: plugin.path.clone(),
-                });
-                continue;
-            }
-            tracing::debug!(
-                plugin = %name,
-                path = %plugin.path.display(),
-                cache = ?plugin.cache,
-                load_ms = plugin.load_time.as_secs_f64() * 1e3,
-                "loaded plugin"
-            );
-            registry.plugins.insert(name, Arc::new(plugin));
         }
         Ok((registry, errors))
     }
@@ -298,29 +375,27 @@ impl Runtime {
     }
 
     async fn describe(&self, pre: &ActionPre<HostState>) -> Result<PluginInfo, String> {
-        let capture = Capture::new(4096);
-        let mut store = Store::new(
-            &self.engine,
-            HostState::new(&capture, MemoryLimiter::new(DESCRIBE_MEMORY), 4096),
-        );
-        store.limiter(|state| &mut state.limiter);
-        if self.config.fuel_metering {
-            store
-                .set_fuel(DESCRIBE_FUEL)
-                .expect("fuel metering is enabled");
-        }
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
-        let call = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance.call_describe(&mut store).await
-        };
-        match tokio::time::timeout(DESCRIBE_TIMEOUT, call).await {
-            Ok(Ok(info)) => Ok(info),
-            Ok(Err(error)) => Err(format!("{error:#}")),
-            Err(_) => Err(format!("it did not return within {DESCRIBE_TIMEOUT:?}")),
+        self.describe_plugin(pre, &self.config.describe_limits)
+            .await
+            .map_err(|error| error.to_string())
+    }
+}
+
+/// The `.wasm` files of `dir`, sorted by name.
+fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, RegistryError> {
+    let dir_error = |error| RegistryError::Dir {
+        dir: dir.to_path_buf(),
+        error,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(dir_error)? {
+        let path = entry.map_err(dir_error)?.path();
+        if path.extension().is_some_and(|ext| ext == "wasm") && path.is_file() {
+            files.push(path);
         }
     }
+    files.sort();
+    Ok(files)
 }
 
 /// Whether two `describe` results are the same.

@@ -66,7 +66,24 @@ pub enum SpecError {
         file: Arc<Source>,
         /// Every problem found, in file order.
         diagnostics: Vec<Diagnostic>,
+        /// The plugins search path the file names, when it could be read.
+        plugins: Vec<PathBuf>,
+        /// Where each node names its action, when it could be read: with
+        /// [`SpecError::check_actions`], the actions no plugin provides are
+        /// reported with the other problems.
+        uses: Vec<ActionUse>,
     },
+}
+
+/// Where a node names its action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionUse {
+    /// The node.
+    pub node: String,
+    /// The action it names.
+    pub action: String,
+    /// Where, in the file.
+    pub span: Range<usize>,
 }
 
 impl SpecError {
@@ -75,6 +92,46 @@ impl SpecError {
         SpecError::Invalid {
             file: source.clone(),
             diagnostics,
+            plugins: Vec::new(),
+            uses: Vec::new(),
+        }
+    }
+
+    pub(crate) fn with_uses(mut self, search_path: Vec<PathBuf>, actions: Vec<ActionUse>) -> Self {
+        if let SpecError::Invalid { plugins, uses, .. } = &mut self {
+            *plugins = search_path;
+            *uses = actions;
+        }
+        self
+    }
+
+    /// The plugins search path of the file, when it could be read.
+    pub fn plugins(&self) -> &[PathBuf] {
+        match self {
+            SpecError::Invalid { plugins, .. } => plugins,
+            SpecError::Read { .. } => &[],
+        }
+    }
+
+    /// The actions the file's nodes name, when it could be read.
+    pub fn actions(&self) -> impl Iterator<Item = &str> {
+        let uses: &[ActionUse] = match self {
+            SpecError::Invalid { uses, .. } => uses,
+            SpecError::Read { .. } => &[],
+        };
+        uses.iter().map(|use_| use_.action.as_str())
+    }
+
+    /// Adds a problem for each action that none of `available` (plugin
+    /// names) provides, so that one report holds every problem.
+    pub fn check_actions<'a>(&mut self, available: impl IntoIterator<Item = &'a str> + Clone) {
+        if let SpecError::Invalid {
+            diagnostics, uses, ..
+        } = self
+        {
+            diagnostics.extend(super::validate::unknown_actions(uses, available));
+            diagnostics.sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
+            uses.clear();
         }
     }
 
@@ -86,7 +143,9 @@ impl SpecError {
                 "file": path.display().to_string(),
                 "errors": [{ "message": self.to_string() }],
             }),
-            SpecError::Invalid { file, diagnostics } => {
+            SpecError::Invalid {
+                file, diagnostics, ..
+            } => {
                 let errors: Vec<serde_json::Value> = diagnostics
                     .iter()
                     .map(|diagnostic| {
@@ -118,6 +177,12 @@ impl SpecError {
     }
 }
 
+/// Most problems rendered as text; the rest are counted (JSON lists all).
+const RENDERED: usize = 20;
+
+/// Longest line shown under a problem; a longer one is only located.
+const LONGEST_LINE: usize = 240;
+
 /// Renders diagnostics as plain text with the lines they point at.
 fn render(source: &Source, diagnostics: &[Diagnostic]) -> String {
     let name = source.path.display().to_string();
@@ -127,9 +192,13 @@ fn render(source: &Source, diagnostics: &[Diagnostic]) -> String {
         ..term::Config::default()
     };
     let mut out = String::new();
-    for diagnostic in diagnostics {
+    for diagnostic in diagnostics.iter().take(RENDERED) {
         let mut report = Report::error().with_message(&diagnostic.message);
         match &diagnostic.span {
+            Some(span) if line_length(&source.text, span.start) > LONGEST_LINE => {
+                let (line, column) = line_column(&source.text, span.start);
+                report = report.with_notes(vec![format!("at {name}:{line}:{column}")]);
+            }
             Some(span) => {
                 let span = clamp(span.clone(), source.text.len());
                 let label = Label::primary((), span);
@@ -153,11 +222,25 @@ fn render(source: &Source, diagnostics: &[Diagnostic]) -> String {
         out.push_str(&buffer);
     }
     let count = diagnostics.len();
+    if count > RENDERED {
+        out.push_str(&format!(
+            "... and {} more errors (`flow validate --json` lists them all)\n\n",
+            count - RENDERED
+        ));
+    }
     let plural = if count == 1 { "" } else { "s" };
     out.push_str(&format!(
         "{name}: {count} error{plural}; the workflow was not run"
     ));
     out
+}
+
+/// The length in bytes of the line holding byte `offset` of `text`.
+fn line_length(text: &str, offset: usize) -> usize {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    end - start
 }
 
 /// Line and column, from 1, of byte `offset` of `text`; the column counts

@@ -7,14 +7,14 @@
 //! a [`Diagnostic`] that points at the file, line and column.
 
 mod diagnostic;
-mod raw;
+mod document;
 mod validate;
-mod values;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use diagnostic::{Diagnostic, SpecError};
+pub use diagnostic::{ActionUse, Diagnostic, SpecError};
 pub use validate::suggest;
 
 use crate::dag::Dag;
@@ -31,14 +31,17 @@ pub struct WorkflowSpec {
     pub options: WorkflowOptions,
     /// The command-line options applied over the file's.
     pub overrides: Overrides,
-    /// `[workflow] plugins`, resolved against the file's directory.
-    pub plugins: Option<PathBuf>,
+    /// `[workflow] plugins`: the plugins search path, each directory
+    /// resolved against the file's; empty when the file names none.
+    pub plugins: Vec<PathBuf>,
     /// Nodes in the order the file declares them.
     pub nodes: Vec<NodeSpec>,
     /// The dependency graph of `nodes` (indices into `nodes`).
     pub dag: Dag,
     /// Where the workflow came from, for messages and the run record.
     pub source: Arc<Source>,
+    /// Index of each node by id.
+    pub(crate) index: HashMap<String, usize>,
 }
 
 /// A node of the workflow.
@@ -98,7 +101,6 @@ impl WorkflowSpec {
     /// Applies options given on the command line over the file's.
     pub fn apply_overrides(&mut self, overrides: &Overrides) {
         self.overrides = overrides.clone();
-
         overrides.apply_workflow(&mut self.options);
         for node in &mut self.nodes {
             overrides.apply_node(&mut node.options);
@@ -107,6 +109,6 @@ impl WorkflowSpec {
 
     /// Index of the node with this id.
     pub fn node_index(&self, id: &str) -> Option<usize> {
-        self.nodes.iter().position(|node| node.id == id)
+        self.index.get(id).copied()
     }
 }

@@ -8,8 +8,7 @@ pub enum StoreError {
     /// Another process holds the database.
     #[error(
         "the run database {} is in use by another flow process{owner}; one process at a time \
-         can use a database, so wait for it to finish, or give this command another database \
-         with --db",
+         can use a database",
         path.display()
     )]
     Locked {
@@ -18,7 +17,6 @@ pub enum StoreError {
         /// Which process holds it, as ` (process N since T (command))`, when known.
         owner: String,
     },
-
     /// The database could not be opened.
     #[error("cannot open the run database {}: {message}", path.display())]
     Open {
@@ -26,11 +24,22 @@ pub enum StoreError {
         path: PathBuf,
         /// Why.
         message: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// The path holds something other than a flow run database.
+    #[error("{} is not a flow run database: {why}", path.display())]
+    NotADatabase {
+        /// The path.
+        path: PathBuf,
+        /// What was found there instead.
+        why: String,
     },
     /// The database was written by an incompatible version of flow.
     #[error(
-        "the run database {} has schema version {found}, but this flow reads version {expected}; \
-         use a flow of the matching version, or a new database with --db",
+        "the run database {} has schema version {found}, but this flow reads versions up to {expected}; \
+         use a flow of the matching version",
         path.display()
     )]
     Schema {
@@ -38,7 +47,7 @@ pub enum StoreError {
         path: PathBuf,
         /// The version found.
         found: String,
-        /// The version this build understands.
+        /// The newest version this build understands.
         expected: u32,
     },
     /// A read or write failed.
@@ -46,17 +55,24 @@ pub enum StoreError {
     Io {
         /// Why.
         message: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// A stored record cannot be decoded.
-    #[error("the run database holds an unreadable record ({key}): {message}")]
+    #[error("the run database holds an unreadable record ({key}): {source}")]
     Corrupt {
         /// Which record.
         key: String,
-        /// Why.
-        message: String,
+        /// Why it cannot be read.
+        #[source]
+        source: serde_json::Error,
     },
+    /// An empty run id was given.
+    #[error("the run id is empty")]
+    EmptyRunId,
     /// No run has this id or prefix.
-    #[error("no run with id `{id}`; `flow list` shows the runs")]
+    #[error("no run with id `{id}`")]
     UnknownRun {
         /// The id given.
         id: String,
@@ -69,4 +85,22 @@ pub enum StoreError {
         /// How many matched.
         count: usize,
     },
+}
+
+impl StoreError {
+    /// A read or write error with its cause.
+    pub fn io(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Io {
+            message: error.to_string(),
+            source: Some(Box::new(error)),
+        }
+    }
+
+    /// A read or write error described by a message only.
+    pub fn io_message(message: impl Into<String>) -> Self {
+        StoreError::Io {
+            message: message.into(),
+            source: None,
+        }
+    }
 }

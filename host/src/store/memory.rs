@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
-use super::{AttemptRecord, NodeRecord, RunRecord, StoreError, WorkflowStore};
+use super::{AttemptRecord, NodeRecord, Records, RunRecord, StoreError, WorkflowStore};
 
 #[derive(Debug, Default)]
 struct Runs {
@@ -97,8 +97,20 @@ impl WorkflowStore for MemoryStore {
         Ok(nodes)
     }
 
-    fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
-        Ok(self.lock().runs.values().rev().cloned().collect())
+    fn runs(&self) -> Records<'_, RunRecord> {
+        let runs: Vec<RunRecord> = self.lock().runs.values().rev().cloned().collect();
+        Box::new(runs.into_iter().map(Ok))
+    }
+
+    fn runs_with_prefix(&self, prefix: &str) -> Records<'_, RunRecord> {
+        let runs: Vec<RunRecord> = self
+            .lock()
+            .runs
+            .range(prefix.to_string()..)
+            .take_while(|(id, _)| id.starts_with(prefix))
+            .map(|(_, run)| run.clone())
+            .collect();
+        Box::new(runs.into_iter().rev().map(Ok))
     }
 
     fn delete_run(&self, run_id: &str) -> Result<bool, StoreError> {

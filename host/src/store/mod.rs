@@ -13,13 +13,28 @@ mod error;
 mod memory;
 mod records;
 mod sled;
+mod view;
 
 pub use error::StoreError;
 pub use memory::MemoryStore;
-pub use records::{
-    AttemptRecord, GuestLine, LineKind, NodeRecord, NodeStatus, RunRecord, RunStatus, Timestamp,
-};
-pub use sled::SledStore;
+pub use records::{AttemptRecord, GuestLine, LineKind, NodeRecord, RunRecord};
+pub use sled::SCHEMA_VERSION;
+pub use sled::{SledStore, default_path};
+pub use view::RunDocument;
+
+/// Records read one at a time, so that a reader holds only what it shows.
+/// A record that cannot be decoded is an `Err` among them; the others
+/// still come.
+pub type Records<'a, T> = Box<dyn Iterator<Item = Result<T, StoreError>> + 'a>;
+
+/// A node's record with its attempts, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeHistory {
+    /// The node's record.
+    pub node: NodeRecord,
+    /// Its attempts, by number.
+    pub attempts: Vec<AttemptRecord>,
+}
 
 /// Where runs are kept: the design's WorkflowStore (save, load, list,
 /// delete), with a record per node and per attempt.
@@ -70,8 +85,29 @@ pub trait WorkflowStore: Send + Sync {
     /// The attempts of a node, in order.
     fn attempts(&self, run_id: &str, node_id: &str) -> Result<Vec<AttemptRecord>, StoreError>;
 
-    /// Every run, newest first.
-    fn runs(&self) -> Result<Vec<RunRecord>, StoreError>;
+    /// Every node record of a run with its attempts, in workflow file
+    /// order. Stores should read them in one pass.
+    fn history(&self, run_id: &str) -> Result<Vec<NodeHistory>, StoreError> {
+        self.nodes(run_id)?
+            .into_iter()
+            .map(|node| {
+                let attempts = self.attempts(run_id, &node.node_id)?;
+                Ok(NodeHistory { node, attempts })
+            })
+            .collect()
+    }
+
+    /// Every run, newest first, read as the iterator advances.
+    fn runs(&self) -> Records<'_, RunRecord>;
+
+    /// The runs whose ids start with `prefix` (upper case), newest first.
+    fn runs_with_prefix(&self, prefix: &str) -> Records<'_, RunRecord> {
+        let prefix = prefix.to_string();
+        Box::new(self.runs().filter(move |run| {
+            run.as_ref()
+                .map_or(true, |run| run.run_id.starts_with(&prefix))
+        }))
+    }
 
     /// Deletes a run, its nodes and their attempts; false if there was no
     /// such run.
@@ -80,25 +116,25 @@ pub trait WorkflowStore: Send + Sync {
     /// Makes every write so far durable.
     fn flush(&self) -> Result<(), StoreError>;
 
-    /// Finds a run by its id or an unambiguous prefix of it.
+    /// Finds a run by its id or an unambiguous prefix of it (in any case).
     fn find_run(&self, prefix: &str) -> Result<RunRecord, StoreError> {
+        if prefix.is_empty() {
+            return Err(StoreError::EmptyRunId);
+        }
         if let Some(run) = self.run(prefix)? {
             return Ok(run);
         }
-        let prefix_upper = prefix.to_ascii_uppercase();
-        let mut matches: Vec<RunRecord> = self
-            .runs()?
-            .into_iter()
-            .filter(|run| run.run_id.starts_with(&prefix_upper))
-            .collect();
-        match matches.len() {
-            1 => Ok(matches.remove(0)),
-            0 => Err(StoreError::UnknownRun {
+        let mut matches = self.runs_with_prefix(&prefix.to_ascii_uppercase());
+        let Some(first) = matches.next().transpose()? else {
+            return Err(StoreError::UnknownRun {
                 id: prefix.to_string(),
-            }),
-            n => Err(StoreError::AmbiguousRun {
+            });
+        };
+        match matches.count() {
+            0 => Ok(first),
+            more => Err(StoreError::AmbiguousRun {
                 id: prefix.to_string(),
-                count: n,
+                count: more + 1,
             }),
         }
     }
@@ -109,6 +145,7 @@ pub(crate) mod conformance {
     //! Behaviour every store must have; run against each implementation.
 
     use super::*;
+    use crate::report::{Failure, FailureKind, JsonText, NodeStatus, RunStatus, Timestamp};
 
     pub(crate) fn run_record(id: &str, status: RunStatus) -> RunRecord {
         RunRecord {
@@ -120,8 +157,9 @@ pub(crate) mod conformance {
             finished_at: None,
             nodes: 2,
             error: None,
+            failed_nodes: 0,
             workflow_sha256: "ab".repeat(32),
-            plugins_dir: Some("plugins".into()),
+            plugins_dirs: vec!["plugins".into()],
             plugins: [("echo".to_string(), "cd".repeat(32))].into(),
             overrides: Default::default(),
             resumes: 0,
@@ -165,18 +203,18 @@ pub(crate) mod conformance {
         let running = node_record("zeta", 0, NodeStatus::Running);
         store.put_node("01A", &running, None).unwrap();
         let mut done = node_record("alpha", 1, NodeStatus::Succeeded);
-        done.output = Some(serde_json::value::RawValue::from_string("{\"x\":1}".into()).unwrap());
+        done.output = Some(JsonText::parse("{\"x\":1}", 100).unwrap());
         store.put_node("01A", &done, None).unwrap();
         // A second write of a node replaces the first.
         let mut zeta = node_record("zeta", 0, NodeStatus::Failed);
-        zeta.error = Some("boom".into());
+        zeta.error = Some(Failure::new(FailureKind::Fatal, "boom"));
         for number in [2, 1, 10] {
             store
                 .put_node("01A", &zeta, Some(&attempt_record(number)))
                 .unwrap();
         }
         let mut first = attempt_record(1);
-        first.error = Some("busy".into());
+        first.error = Some(Failure::new(FailureKind::Retryable, "busy"));
         store.put_node("01A", &zeta, Some(&first)).unwrap();
         run.status = RunStatus::Failed;
         run.resumes = 2;
@@ -191,19 +229,25 @@ pub(crate) mod conformance {
         let nodes = store.nodes("01A").unwrap();
         let ids: Vec<&str> = nodes.iter().map(|n| n.node_id.as_str()).collect();
         assert_eq!(ids, ["zeta", "alpha"], "file order, not key order");
-        assert_eq!(nodes[0].error.as_deref(), Some("boom"));
-        assert_eq!(nodes[1].output.as_ref().unwrap().get(), "{\"x\":1}");
+        assert_eq!(nodes[0].error.as_ref().unwrap().message, "boom");
+        assert_eq!(nodes[0].error.as_ref().unwrap().kind, FailureKind::Fatal);
+        assert_eq!(nodes[1].output.as_deref(), Some("{\"x\":1}"));
         assert!(store.run("01B").unwrap().is_none());
         assert!(store.nodes("01B").unwrap().is_empty());
         let attempts = store.attempts("01A", "zeta").unwrap();
         let numbers: Vec<u32> = attempts.iter().map(|a| a.number).collect();
         assert_eq!(numbers, [1, 2, 10], "numeric order");
         assert_eq!(
-            attempts[0].error.as_deref(),
+            attempts[0].error.as_ref().map(|e| e.message.as_str()),
             Some("busy"),
             "a rewrite replaces"
         );
         assert!(store.attempts("01A", "alpha").unwrap().is_empty());
+        let history = store.history("01A").unwrap();
+        assert_eq!(history.len(), 2);
+        assert_eq!(history[0].node, nodes[0]);
+        assert_eq!(history[0].attempts, attempts);
+        assert!(history[1].attempts.is_empty());
     }
 
     pub(crate) fn listing_and_prefixes(store: &dyn WorkflowStore) {
@@ -212,13 +256,13 @@ pub(crate) mod conformance {
                 .create_run(&run_record(id, RunStatus::Succeeded), "")
                 .unwrap();
         }
-        let ids: Vec<String> = store
-            .runs()
-            .unwrap()
-            .into_iter()
-            .map(|r| r.run_id)
-            .collect();
+        let ids: Vec<String> = store.runs().map(|r| r.unwrap().run_id).collect();
         assert_eq!(ids, ["01BBB", "01AAB", "01AAA"], "newest first");
+        let ids: Vec<String> = store
+            .runs_with_prefix("01AA")
+            .map(|r| r.unwrap().run_id)
+            .collect();
+        assert_eq!(ids, ["01AAB", "01AAA"]);
         assert_eq!(store.find_run("01b").unwrap().run_id, "01BBB");
         assert!(matches!(
             store.find_run("01AA"),
@@ -228,6 +272,10 @@ pub(crate) mod conformance {
             store.find_run("02"),
             Err(StoreError::UnknownRun { .. })
         ));
+        assert!(
+            matches!(store.find_run(""), Err(StoreError::EmptyRunId)),
+            "an empty id is not a prefix of every run"
+        );
     }
 
     pub(crate) fn deletion(store: &dyn WorkflowStore) {

@@ -1,126 +1,13 @@
 //! What is stored about runs and nodes.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use crate::options::Overrides;
-
-/// Milliseconds since the Unix epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Timestamp(pub u64);
-
-impl Timestamp {
-    /// The current time.
-    pub fn now() -> Self {
-        let since = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        Timestamp(since.as_millis() as u64)
-    }
-
-    /// As a `SystemTime`.
-    pub fn to_system_time(self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_millis(self.0)
-    }
-}
-
-impl fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}",
-            humantime::format_rfc3339_seconds(self.to_system_time())
-        )
-    }
-}
-
-/// Where a run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    /// Nodes are being run.
-    Running,
-    /// Every node succeeded.
-    Succeeded,
-    /// A node failed.
-    Failed,
-    /// The run was cancelled.
-    Cancelled,
-    /// The process running it stopped before the end (a crash, a kill, a
-    /// power cut); `flow resume` continues it.
-    Interrupted,
-}
-
-impl RunStatus {
-    /// True once the run has ended, whatever the outcome.
-    pub fn is_finished(self) -> bool {
-        self != RunStatus::Running
-    }
-}
-
-impl fmt::Display for RunStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RunStatus::Running => "running",
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Failed => "failed",
-            RunStatus::Cancelled => "cancelled",
-            RunStatus::Interrupted => "interrupted",
-        })
-    }
-}
-
-/// Where a node stands.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum NodeStatus {
-    /// Not started.
-    Pending,
-    /// An attempt is under way.
-    Running,
-    /// Finished with an output.
-    Succeeded,
-    /// Finished with an error.
-    Failed,
-    /// Not run because a node it depends on failed.
-    Skipped {
-        /// The id of the failed node.
-        because: String,
-    },
-    /// Stopped by a cancellation while an attempt was running or waiting
-    /// to retry.
-    Cancelled,
-}
-
-impl NodeStatus {
-    /// The status's name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            NodeStatus::Pending => "pending",
-            NodeStatus::Running => "running",
-            NodeStatus::Succeeded => "succeeded",
-            NodeStatus::Failed => "failed",
-            NodeStatus::Skipped { .. } => "skipped",
-            NodeStatus::Cancelled => "cancelled",
-        }
-    }
-}
-
-impl fmt::Display for NodeStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NodeStatus::Skipped { because } => write!(f, "skipped (`{because}` failed)"),
-            other => f.write_str(other.name()),
-        }
-    }
-}
+use crate::report::{Failure, JsonText, NodeStatus, RunStatus, Timestamp};
 
 /// The header of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,10 +28,14 @@ pub struct RunRecord {
     pub nodes: usize,
     /// Why it failed, in a sentence.
     pub error: Option<String>,
+    /// Nodes that failed, including those `continue_on_error` allowed.
+    #[serde(default)]
+    pub failed_nodes: usize,
     /// SHA-256 of the workflow file's text, hex.
     pub workflow_sha256: String,
-    /// The plugins directory the run used.
-    pub plugins_dir: Option<PathBuf>,
+    /// The plugins directories the run used, first match first.
+    #[serde(alias = "plugins_dir", deserialize_with = "one_or_many")]
+    pub plugins_dirs: Vec<PathBuf>,
     /// SHA-256 of each plugin the run uses, by plugin name.
     pub plugins: BTreeMap<String, String>,
     /// Options given on the command line, applied again on resume.
@@ -154,7 +45,7 @@ pub struct RunRecord {
 }
 
 /// The record of one node of a run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeRecord {
     /// The node's id.
     pub node_id: String,
@@ -172,10 +63,10 @@ pub struct NodeRecord {
     pub finished_at: Option<Timestamp>,
     /// Time from its first attempt's start to its end, in microseconds.
     pub elapsed_us: Option<u64>,
-    /// Its output (JSON), once it succeeded.
-    pub output: Option<Box<RawValue>>,
-    /// Its last error, once it failed.
-    pub error: Option<String>,
+    /// Its output, once it succeeded.
+    pub output: Option<JsonText>,
+    /// Its last failure, once it failed or was cancelled.
+    pub error: Option<Failure>,
     /// Fuel used by its attempts together.
     pub fuel_used: Option<u64>,
 }
@@ -190,7 +81,7 @@ pub struct AttemptRecord {
     /// How long it ran, in microseconds; `None` while it runs.
     pub elapsed_us: Option<u64>,
     /// Why it failed, if it did.
-    pub error: Option<String>,
+    pub error: Option<Failure>,
     /// Fuel it used, when metered.
     pub fuel_used: Option<u64>,
     /// The delay chosen before the next attempt, in milliseconds, when the
@@ -252,18 +143,18 @@ impl fmt::Display for LineKind {
     }
 }
 
-impl PartialEq for NodeRecord {
-    fn eq(&self, other: &Self) -> bool {
-        self.node_id == other.node_id
-            && self.index == other.index
-            && self.action == other.action
-            && self.status == other.status
-            && self.attempts == other.attempts
-            && self.started_at == other.started_at
-            && self.finished_at == other.finished_at
-            && self.elapsed_us == other.elapsed_us
-            && self.output.as_ref().map(|o| o.get()) == other.output.as_ref().map(|o| o.get())
-            && self.error == other.error
-            && self.fuel_used == other.fuel_used
+/// Reads a list of paths, or the single path (or `null`) of schema 3.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Paths {
+        Many(Vec<PathBuf>),
+        One(Option<PathBuf>),
     }
+    Ok(match Paths::deserialize(deserializer)? {
+        Paths::Many(paths) => paths,
+        Paths::One(path) => path.into_iter().collect(),
+    })
 }

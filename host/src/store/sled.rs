@@ -17,10 +17,27 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{AttemptRecord, NodeRecord, RunRecord, RunStatus, StoreError, WorkflowStore};
+use super::{
+    AttemptRecord, NodeHistory, NodeRecord, Records, RunRecord, StoreError, WorkflowStore,
+};
+use crate::report::RunStatus;
 
-/// Version of the layout above; bumped on incompatible changes.
-pub const SCHEMA_VERSION: u32 = 3;
+/// Version of the layout above; bumped on incompatible changes. Version 4
+/// stores failures as `{kind, message}`; version 3 databases, whose
+/// failures are plain text, are read as they are and marked 4 on opening.
+pub const SCHEMA_VERSION: u32 = 4;
+
+/// Oldest schema version this flow reads.
+const OLDEST_READABLE: u32 = 3;
+
+/// Files and directories sled keeps in a database directory.
+const SLED_FILES: &[&str] = &["conf", "db", "blobs", "snap"];
+
+/// Where the run database is when nothing says otherwise:
+/// `~/.local/share/flow/db` on Linux (the platform's local data directory).
+pub fn default_path() -> Option<PathBuf> {
+    dirs::data_local_dir().map(|dir| dir.join("flow").join("db"))
+}
 
 /// Memory sled may use to cache pages.
 const CACHE_BYTES: u64 = 64 << 20;
@@ -43,13 +60,14 @@ pub struct SledStore {
 impl SledStore {
     /// Opens (or creates) the database in directory `path`, and marks the
     /// runs that a stopped process left in progress as interrupted.
+    ///
+    /// A directory that holds other files than a database's is refused, so
+    /// that a wrong `path` never fills, say, a home directory with database
+    /// files. sled may panic on damaged files; the panic is caught and
+    /// reported as [`StoreError::Open`], but the process's panic hook still
+    /// sees it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if path.is_file() {
-            return Err(StoreError::Open {
-                path: path.to_path_buf(),
-                message: "it is a file; the run database is a directory".into(),
-            });
-        }
+        check_directory(path)?;
         let db = open_db(path)?;
         let tree = |name: &str| db.open_tree(name).map_err(|error| open_error(path, error));
         let store = Self {
@@ -73,20 +91,24 @@ impl SledStore {
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {
-        let expected = SCHEMA_VERSION.to_string();
-        match self.db.get("schema_version").map_err(io)? {
-            Some(found) if found.as_ref() == expected.as_bytes() => Ok(()),
-            Some(found) => Err(StoreError::Schema {
-                path: self.path.clone(),
-                found: String::from_utf8_lossy(&found).into_owned(),
-                expected: SCHEMA_VERSION,
-            }),
-            None => {
+        let found = self.db.get("schema_version").map_err(io)?;
+        let version = found
+            .as_ref()
+            .map(|bytes| std::str::from_utf8(bytes).ok()?.parse::<u32>().ok());
+        match version {
+            Some(Some(SCHEMA_VERSION)) => Ok(()),
+            // A new database, or an older layout this flow reads as it is.
+            None | Some(Some(OLDEST_READABLE..SCHEMA_VERSION)) => {
                 self.db
-                    .insert("schema_version", expected.as_bytes())
+                    .insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())
                     .map_err(io)?;
                 Ok(())
             }
+            Some(_) => Err(StoreError::Schema {
+                path: self.path.clone(),
+                found: String::from_utf8_lossy(found.as_deref().unwrap_or_default()).into_owned(),
+                expected: SCHEMA_VERSION,
+            }),
         }
     }
 
@@ -99,7 +121,7 @@ impl SledStore {
                 && run.status == RunStatus::Running
             {
                 run.status = RunStatus::Interrupted;
-                self.runs.insert(key.as_ref(), encode(&run)).map_err(io)?;
+                self.runs.insert(key.as_ref(), encode(&run)?).map_err(io)?;
             }
             self.active.remove(&key).map_err(io)?;
             marked = true;
@@ -111,11 +133,49 @@ impl SledStore {
     }
 }
 
+/// Refuses a path that is a file, or a directory with files a database
+/// does not have.
+fn check_directory(path: &Path) -> Result<(), StoreError> {
+    let not_a_database = |why: String| StoreError::NotADatabase {
+        path: path.to_path_buf(),
+        why,
+    };
+    if path.is_file() {
+        return Err(not_a_database(
+            "it is a file; the run database is a directory".into(),
+        ));
+    }
+    let Ok(entries) = std::fs::read_dir(path) else {
+        // Missing (sled creates it) or unreadable (sled says why).
+        return Ok(());
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|entry| Some(entry.ok()?.file_name().to_string_lossy().into_owned()))
+        .collect();
+    let ours =
+        |name: &String| name == OWNER_FILE || SLED_FILES.iter().any(|file| name.starts_with(file));
+    if names.is_empty() || names.iter().any(|name| name == "conf" || name == "db") {
+        return Ok(());
+    }
+    names.retain(|name| !ours(name));
+    names.sort();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
+    let more = match names.len() {
+        n if n > 3 => format!(" and {} more", n - 3),
+        _ => String::new(),
+    };
+    Err(not_a_database(format!(
+        "the directory holds other files ({}{more}); give a new or empty directory",
+        shown.join(", ")
+    )))
+}
+
 /// Opens sled, turning its lock error and its panics on damaged files into
 /// messages.
 fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
     let opened = std::panic::catch_unwind(|| {
         sled::Config::new()
             .path(path)
@@ -124,18 +184,18 @@ fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
             .cache_capacity(CACHE_BYTES)
             .open()
     });
-    std::panic::set_hook(hook);
     match opened {
         Ok(result) => result.map_err(|error| open_error(path, error)),
         Err(_) => Err(StoreError::Open {
             path: path.to_path_buf(),
-            message: CORRUPT.into(),
+            message: DAMAGED.into(),
+            source: None,
         }),
     }
 }
 
-const CORRUPT: &str =
-    "the database is damaged; move it away and start a new one (the runs in it are lost to flow)";
+const DAMAGED: &str = "it is not a flow run database, or it is damaged; move it away and start \
+     a new one (the runs in it are lost to flow)";
 
 /// Which process this is, for the owner file.
 fn owner_description() -> String {
@@ -143,7 +203,7 @@ fn owner_description() -> String {
     format!(
         "process {} since {} ({})",
         std::process::id(),
-        super::Timestamp::now(),
+        crate::report::Timestamp::now(),
         command.join(" ")
     )
 }
@@ -173,9 +233,7 @@ fn attempt_key(run_id: &str, node_id: &str, number: u32) -> Vec<u8> {
 }
 
 fn io(error: sled::Error) -> StoreError {
-    StoreError::Io {
-        message: error.to_string(),
-    }
+    StoreError::io(error)
 }
 
 fn open_error(path: &Path, error: sled::Error) -> StoreError {
@@ -189,26 +247,31 @@ fn open_error(path: &Path, error: sled::Error) -> StoreError {
             owner,
         };
     }
-    let message = match error {
-        sled::Error::Corruption { .. } => CORRUPT.to_string(),
+    let message = match &error {
+        // sled says "Unsupported" of files it cannot read, such as random
+        // bytes ("created using a sled version earlier than 0.29").
+        sled::Error::Corruption { .. }
+        | sled::Error::Unsupported(_)
+        | sled::Error::ReportableBug(_) => DAMAGED.to_string(),
         sled::Error::Io(error) => error.to_string(),
         _ => message,
     };
     StoreError::Open {
         path: path.to_path_buf(),
         message,
+        source: Some(Box::new(error)),
     }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|error| StoreError::Corrupt {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
         key: String::from_utf8_lossy(key).replace('\0', "/"),
-        message: error.to_string(),
+        source,
     })
 }
 
-fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).expect("records serialise to JSON")
+fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(StoreError::io)
 }
 
 impl WorkflowStore for SledStore {
@@ -224,7 +287,7 @@ impl WorkflowStore for SledStore {
         if run.status == RunStatus::Running {
             self.active.insert(key, &[]).map_err(io)?;
         }
-        self.runs.insert(key, encode(run)).map_err(io)?;
+        self.runs.insert(key, encode(run)?).map_err(io)?;
         if run.status != RunStatus::Running {
             self.active.remove(key).map_err(io)?;
         }
@@ -241,11 +304,11 @@ impl WorkflowStore for SledStore {
         for (node_id, attempt) in attempts {
             batch.insert(
                 attempt_key(run_id, node_id, attempt.number),
-                encode(attempt),
+                encode(attempt)?,
             );
         }
         for node in nodes {
-            batch.insert(node_key(run_id, &node.node_id), encode(node));
+            batch.insert(node_key(run_id, &node.node_id), encode(node)?);
         }
         self.nodes.apply_batch(batch).map_err(io)
     }
@@ -291,15 +354,52 @@ impl WorkflowStore for SledStore {
         Ok(nodes)
     }
 
-    fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
-        self.runs
-            .iter()
-            .rev()
-            .map(|entry| {
-                let (key, bytes) = entry.map_err(io)?;
-                decode(&key, &bytes)
-            })
-            .collect()
+    fn history(&self, run_id: &str) -> Result<Vec<NodeHistory>, StoreError> {
+        // One pass: a node's key is followed by those of its attempts.
+        let prefix = run_prefix(run_id);
+        let mut nodes: Vec<NodeHistory> = Vec::new();
+        let mut attempts: Vec<AttemptRecord> = Vec::new();
+        let mut current: Option<Vec<u8>> = None;
+        for entry in self.nodes.scan_prefix(&prefix) {
+            let (key, bytes) = entry.map_err(io)?;
+            let rest = &key[prefix.len()..];
+            match rest.iter().position(|&b| b == 0) {
+                Some(end) if current.as_deref() == Some(&rest[..end]) => {
+                    attempts.push(decode(&key, &bytes)?);
+                }
+                // Attempts of a node without a record: not shown.
+                Some(_) => {}
+                None => {
+                    if let Some(last) = nodes.last_mut() {
+                        last.attempts = std::mem::take(&mut attempts);
+                    }
+                    current = Some(rest.to_vec());
+                    nodes.push(NodeHistory {
+                        node: decode(&key, &bytes)?,
+                        attempts: Vec::new(),
+                    });
+                }
+            }
+        }
+        if let Some(last) = nodes.last_mut() {
+            last.attempts = attempts;
+        }
+        nodes.sort_by_key(|history| history.node.index);
+        Ok(nodes)
+    }
+
+    fn runs(&self) -> Records<'_, RunRecord> {
+        Box::new(self.runs.iter().rev().map(|entry| {
+            let (key, bytes) = entry.map_err(io)?;
+            decode(&key, &bytes)
+        }))
+    }
+
+    fn runs_with_prefix(&self, prefix: &str) -> Records<'_, RunRecord> {
+        Box::new(self.runs.scan_prefix(prefix.as_bytes()).rev().map(|entry| {
+            let (key, bytes) = entry.map_err(io)?;
+            decode(&key, &bytes)
+        }))
     }
 
     fn delete_run(&self, run_id: &str) -> Result<bool, StoreError> {
@@ -378,7 +478,7 @@ mod tests {
                 .create_run(&conformance::run_record("01B", RunStatus::Running), "")
                 .unwrap();
             let mut done = conformance::run_record("01B", RunStatus::Succeeded);
-            done.finished_at = Some(crate::store::Timestamp(5));
+            done.finished_at = Some(crate::report::Timestamp(5));
             store.update_run(&done).unwrap();
             store.flush().unwrap();
         }
@@ -398,6 +498,59 @@ mod tests {
         let file = tempfile::NamedTempFile::new().unwrap();
         let error = SledStore::open(file.path()).unwrap_err();
         assert!(error.to_string().contains("it is a file"), "{error}");
+    }
+
+    #[test]
+    fn a_directory_of_other_files_is_not_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+        let error = SledStore::open(dir.path()).unwrap_err();
+        assert!(matches!(error, StoreError::NotADatabase { .. }), "{error}");
+        assert!(error.to_string().contains("(notes.txt)"), "{error}");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "nothing was written there");
+    }
+
+    #[test]
+    fn random_bytes_are_not_a_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        std::fs::create_dir(&path).unwrap();
+        let noise: Vec<u8> = (0..100_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        std::fs::write(path.join("conf"), &noise[..1000]).unwrap();
+        std::fs::write(path.join("db"), &noise).unwrap();
+        let error = SledStore::open(&path).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("not a flow run database, or it is damaged"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_version_3_database_is_read_and_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let store = SledStore::open(&path).unwrap();
+            store.db.insert("schema_version", "3").unwrap();
+            let mut node = conformance::node_record("n", 0, crate::report::NodeStatus::Failed);
+            node.error = None;
+            let mut old = serde_json::to_value(&node).unwrap();
+            old["error"] = "retryable error: busy".into();
+            store
+                .nodes
+                .insert(node_key("01A", "n"), serde_json::to_vec(&old).unwrap())
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let store = SledStore::open(&path).unwrap();
+        let error = store.nodes("01A").unwrap()[0].error.clone().unwrap();
+        assert_eq!(error.kind, crate::report::FailureKind::Retryable);
+        assert_eq!(&*store.db.get("schema_version").unwrap().unwrap(), b"4");
     }
 
     #[test]
@@ -431,6 +584,13 @@ mod tests {
             store.flush().unwrap();
         }
         let error = SledStore::open(&path).unwrap_err();
+        assert!(matches!(error, StoreError::Schema { .. }), "{error}");
+        {
+            let store = SledStore::open(&dir.path().join("db2")).unwrap();
+            store.db.insert("schema_version", "2").unwrap();
+            store.flush().unwrap();
+        }
+        let error = SledStore::open(&dir.path().join("db2")).unwrap_err();
         assert!(matches!(error, StoreError::Schema { .. }), "{error}");
     }
 }

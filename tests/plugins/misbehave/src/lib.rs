@@ -13,12 +13,21 @@
 //! - `sandbox`: reports what it can see of the host: environment, files,
 //!   network, stdin, arguments;
 //! - `inspect`: returns the request it received: input, dependency outputs
-//!   and dependency errors.
+//!   and dependency errors;
+//! - `exit`: exits with `code` (WASI `exit`) instead of returning;
+//! - `deep`: recurses with frames in linear memory until the stack, which
+//!   lives there too, runs out;
+//! - `raw`: returns `text` as its output, exactly (JSON or not), repeated
+//!   `count` times (once when 0);
+//! - `nest`: returns `count` nested arrays;
+//! - `big`: returns a JSON string of `bytes` characters;
+//! - `fail`: fails (fatal) with `message` repeated `count` times.
 
 use std::hint::black_box;
 use std::io::{Read, Write};
 
 use flow_plugin_sdk::serde::Deserialize;
+use flow_plugin_sdk::serde_json::value::RawValue;
 use flow_plugin_sdk::serde_json::{self as serde_json, Value, json};
 
 use flow_plugin_sdk::{ActionError, Context, Request, export_action, log};
@@ -35,6 +44,12 @@ enum Mode {
     Log,
     Sandbox,
     Inspect,
+    Exit,
+    Deep,
+    Raw,
+    Nest,
+    Big,
+    Fail,
 }
 
 #[derive(Deserialize)]
@@ -52,9 +67,67 @@ struct Params {
     /// With `sleep`: sleep on the first attempt only.
     #[serde(default)]
     first_attempt_only: bool,
+    #[serde(default)]
+    code: i32,
+    #[serde(default)]
+    text: String,
 }
 
-fn misbehave(ctx: &Context, request: Request<Params>) -> Result<Value, ActionError> {
+fn misbehave(ctx: &Context, request: Request<Params>) -> Result<Output, ActionError> {
+    let params = &request.input;
+    let raw = |text: String| RawValue::from_string(text).map(Output::Raw);
+    match params.mode {
+        Mode::Exit => std::process::exit(params.code),
+        Mode::Deep => Ok(Output::Value(json!({"depth": deep(black_box(1))}))),
+        Mode::Raw => Ok(Output::Text(params.text.repeat(params.count.max(1)))),
+        Mode::Nest => raw(format!(
+            "{}{}",
+            "[".repeat(params.count),
+            "]".repeat(params.count)
+        ))
+        .map_err(|e| ActionError::fatal(e.to_string())),
+        Mode::Big => Ok(Output::Value(Value::String("x".repeat(params.bytes)))),
+        Mode::Fail => Err(ActionError::fatal(
+            params.message.repeat(params.count.max(1)),
+        )),
+        _ => behave(ctx, request).map(Output::Value),
+    }
+}
+
+/// What `misbehave` returns: a value, or text the host gets as it is.
+enum Output {
+    Value(Value),
+    Raw(Box<RawValue>),
+    /// Not JSON at all, or JSON the host should refuse.
+    Text(String),
+}
+
+impl flow_plugin_sdk::serde::Serialize for Output {
+    fn serialize<S: flow_plugin_sdk::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Output::Value(value) => value.serialize(s),
+            Output::Raw(raw) => raw.serialize(s),
+            // serde_json writes a RawValue's text as it is, unchecked.
+            Output::Text(text) => raw_text(text).serialize(s),
+        }
+    }
+}
+
+/// `text` as a RawValue, without the check `RawValue::from_string` makes.
+fn raw_text(text: &str) -> &RawValue {
+    // SAFETY: RawValue is a transparent wrapper around str.
+    unsafe { &*(text as *const str as *const RawValue) }
+}
+
+/// Recursion whose frames live in linear memory (a buffer the compiler
+/// cannot remove), so that Rust's stack there runs out.
+#[allow(unconditional_recursion)]
+fn deep(depth: u64) -> u64 {
+    let frame = black_box([depth; 64]);
+    black_box(deep(black_box(depth + 1))) ^ frame[(depth % 64) as usize]
+}
+
+fn behave(ctx: &Context, request: Request<Params>) -> Result<Value, ActionError> {
     let params = &request.input;
     match params.mode {
         Mode::Loop => {
@@ -100,6 +173,9 @@ fn misbehave(ctx: &Context, request: Request<Params>) -> Result<Value, ActionErr
             Ok(json!({"logged": params.count}))
         }
         Mode::Sandbox => Ok(sandbox()),
+        Mode::Exit | Mode::Deep | Mode::Raw | Mode::Nest | Mode::Big | Mode::Fail => {
+            unreachable!("handled by misbehave")
+        }
         Mode::Inspect => {
             let deps: serde_json::Map<String, Value> = request
                 .deps

@@ -1,9 +1,8 @@
 //! What a run produced.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::{NodeStatus, RunStatus};
+use super::{Failure, JsonText, NodeStatus, RunStatus};
 
 /// The outcome of one node.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,16 +17,17 @@ pub struct NodeReport {
     pub attempts: u32,
     /// Time from its first attempt's start to its end.
     pub elapsed: Duration,
-    /// Its output, JSON text, when it succeeded.
-    pub output: Option<Arc<str>>,
-    /// Its last error, when it failed.
-    pub error: Option<String>,
+    /// Its output, when it succeeded.
+    pub output: Option<JsonText>,
+    /// Its last failure, when it failed or was cancelled.
+    pub error: Option<Failure>,
     /// Fuel its attempts used together, when metered.
     pub fuel_used: Option<u64>,
 }
 
 impl NodeReport {
-    pub(crate) fn new(id: &str, action: &str, status: NodeStatus) -> Self {
+    /// A node that has not run yet.
+    pub fn new(id: &str, action: &str, status: NodeStatus) -> Self {
         Self {
             id: id.to_string(),
             action: action.to_string(),
@@ -58,6 +58,9 @@ pub struct RunReport {
     pub elapsed: Duration,
     /// Flushes of the store during the run (each waits for the disk).
     pub flushes: u64,
+    /// Nodes that failed, including those whose failure
+    /// `continue_on_error` allowed (a run can succeed with failed nodes).
+    pub failed_nodes: usize,
 
     /// Indices of the nodes nothing depends on.
     pub(crate) sinks: Vec<usize>,

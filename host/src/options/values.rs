@@ -1,7 +1,8 @@
 //! Option values as the workflow file writes them: durations, sizes, fuel.
 //!
 //! Each type checks its value while it is deserialised, so a bad value is
-//! reported by the TOML parser with its exact location.
+//! reported by the TOML parser with its exact location; the command line's
+//! flags go through the same types.
 
 use std::fmt;
 use std::time::Duration;
@@ -9,34 +10,74 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
-use crate::options::{self, Concurrency, Durability, Schedule};
+use super::{Concurrency, Durability, Schedule};
+
+/// Smallest memory limit: one WebAssembly page.
+pub const MIN_MEMORY: u64 = 64 * 1024;
+
+/// Parses a size: bytes, or a number with a unit (`64MiB`, `1GB`).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let bytes = text
+        .trim()
+        .parse::<bytesize::ByteSize>()
+        .map_err(|_| {
+            format!("invalid size \"{text}\"; write e.g. \"512KiB\", \"64MiB\", \"1GiB\"")
+        })?
+        .as_u64();
+    usize::try_from(bytes).map_err(|_| "the size is too large for this machine".to_string())
+}
+
+/// Parses a duration with a unit (`500ms`, `30s`, `2m`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|error| {
+        format!("invalid duration \"{text}\" ({error}); write a number and a unit, e.g. \"500ms\", \"30s\", \"2m\"")
+    })
+}
+
+fn memory_limit(bytes: usize) -> Result<usize, String> {
+    if (bytes as u64) < MIN_MEMORY {
+        return Err(format!(
+            "{bytes} bytes is less than one WebAssembly page; the smallest limit is 64KiB"
+        ));
+    }
+    Ok(bytes)
+}
 
 /// A duration with a unit: `"250ms"`, `"30s"`, `"2m"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct HumanDuration(pub Duration);
+pub(crate) struct HumanDuration(pub Duration);
 
 /// A duration of more than zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct PositiveDuration(pub Duration);
+pub(crate) struct PositiveDuration(pub Duration);
 
-/// A size in bytes: an integer or a string with a unit (`"64MiB"`, `"1GB"`).
+/// A memory limit in bytes, at least a WebAssembly page: an integer or a
+/// string with a unit (`"64MiB"`, `"1GB"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Memory(pub usize);
+pub(crate) struct Memory(pub usize);
+
+/// A size in bytes of at least one: an integer or a string with a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Size(pub usize);
 
 /// Fuel per attempt: a positive integer or `"unlimited"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Fuel(pub Option<u64>);
+pub(crate) struct Fuel(pub Option<u64>);
 
 /// A fraction from 0 to 1.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct Fraction(pub f64);
+pub(crate) struct Fraction(pub f64);
+
+/// One directory or a list of them: `"plugins"` or `["mine", "shared"]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SearchPath(pub Vec<String>);
 
 /// A factor of at least 1.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct Factor(pub f64);
+pub(crate) struct Factor(pub f64);
 
-fn parse_duration<E: de::Error>(text: &str) -> Result<Duration, E> {
-    options::parse_duration(text).map_err(E::custom)
+fn duration<E: de::Error>(text: &str) -> Result<Duration, E> {
+    parse_duration(text).map_err(E::custom)
 }
 
 macro_rules! visitor {
@@ -63,7 +104,7 @@ fn unsigned<E: de::Error>(n: i64, expecting: &dyn de::Expected) -> Result<u64, E
 
 visitor!(HumanDuration, "a duration such as \"500ms\" or \"30s\"", {
     fn visit_str<E: de::Error>(self, text: &str) -> Result<HumanDuration, E> {
-        parse_duration(text).map(HumanDuration)
+        duration(text).map(HumanDuration)
     }
     fn visit_i64<E: de::Error>(self, n: i64) -> Result<HumanDuration, E> {
         Err(E::custom(format!(
@@ -77,7 +118,7 @@ visitor!(
     "a duration such as \"500ms\" or \"30s\"",
     {
         fn visit_str<E: de::Error>(self, text: &str) -> Result<PositiveDuration, E> {
-            match parse_duration(text)? {
+            match duration(text)? {
                 Duration::ZERO => Err(E::custom("the duration must be more than zero")),
                 duration => Ok(PositiveDuration(duration)),
             }
@@ -92,13 +133,30 @@ visitor!(
 
 visitor!(Memory, "a size such as \"64MiB\" or a number of bytes", {
     fn visit_i64<E: de::Error>(self, n: i64) -> Result<Memory, E> {
-        let bytes = unsigned(n, &self)?;
-        options::parse_memory(&bytes.to_string())
+        let bytes = usize::try_from(unsigned(n, &self)?).map_err(E::custom)?;
+        memory_limit(bytes).map(Memory).map_err(E::custom)
+    }
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Memory, E> {
+        parse_size(text)
+            .and_then(memory_limit)
             .map(Memory)
             .map_err(E::custom)
     }
-    fn visit_str<E: de::Error>(self, text: &str) -> Result<Memory, E> {
-        options::parse_memory(text).map(Memory).map_err(E::custom)
+});
+
+visitor!(Size, "a size such as \"16MiB\" or a number of bytes", {
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Size, E> {
+        match usize::try_from(unsigned(n, &self)?) {
+            Ok(0) => Err(E::custom("the size must be at least one byte")),
+            Ok(bytes) => Ok(Size(bytes)),
+            Err(error) => Err(E::custom(error)),
+        }
+    }
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Size, E> {
+        match parse_size(text).map_err(E::custom)? {
+            0 => Err(E::custom("the size must be at least one byte")),
+            bytes => Ok(Size(bytes)),
+        }
     }
 });
 
@@ -140,6 +198,38 @@ visitor!(Factor, "a number of at least 1", {
     }
     fn visit_i64<E: de::Error>(self, n: i64) -> Result<Factor, E> {
         self.visit_f64(n as f64)
+    }
+});
+
+visitor!(SearchPath, "a directory or a list of directories", {
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<SearchPath, E> {
+        Ok(SearchPath(vec![text.to_string()]))
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<SearchPath, A::Error> {
+        let mut dirs = Vec::new();
+        while let Some(dir) = seq.next_element::<String>()? {
+            dirs.push(dir);
+        }
+        if dirs.is_empty() {
+            return Err(de::Error::custom("the list of plugin directories is empty"));
+        }
+        Ok(SearchPath(dirs))
+    }
+});
+
+/// A log filter: a level or tracing directives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LogFilter(pub String);
+
+visitor!(LogFilter, "a log level or filter directives", {
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<LogFilter, E> {
+        match tracing_subscriber::EnvFilter::try_new(text) {
+            Ok(_) => Ok(LogFilter(text.to_string())),
+            Err(error) => Err(E::custom(format!(
+                "invalid log filter: {error}; use a level (error, warn, info, debug, trace) or \
+                 directives such as \"warn,flow::plugin=debug\""
+            ))),
+        }
     }
 });
 

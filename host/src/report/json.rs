@@ -1,0 +1,229 @@
+//! The JSON an action returns, as the host accepts and keeps it.
+//!
+//! Every output crosses one boundary, [`JsonText::parse`], before anything
+//! stores or forwards it. Accepted is a JSON document that
+//!
+//! - is at most the node's `max_output` bytes long (as the action returned
+//!   it, before spaces are removed);
+//! - nests arrays and objects at most [`MAX_DEPTH`] deep;
+//! - has numbers that fit a 64-bit float (integers within 64 bits are kept
+//!   exactly; other numbers become the nearest double);
+//! - has strings whose escapes are valid Unicode (no lone surrogates).
+//!
+//! What passes is kept in one canonical compact form (no spaces outside
+//! strings, keys in the order the action wrote them), whatever language
+//! the action was written in. Anything else fails the attempt with
+//! [`FailureKind::Output`](super::FailureKind::Output), since the same
+//! input would produce it again.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+/// Deepest nesting of arrays and objects accepted in an output. The host
+/// wraps outputs a few levels deeper when it hands them to dependents or
+/// prints them, and common JSON parsers stop at 128 levels.
+pub const MAX_DEPTH: usize = 64;
+
+/// Validated JSON text in canonical compact form, cheap to clone: a node's
+/// output is held once however many dependents read it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct JsonText(Arc<str>);
+
+/// Why an action's output is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutputError {
+    /// The output is larger than the node's `max_output`.
+    #[error(
+        "the output is {} but the node's `max_output` is {}; raise `max_output` if the output is meant to be this large",
+        bytesize::ByteSize(*size as u64).display().iec(),
+        bytesize::ByteSize(*limit as u64).display().iec()
+    )]
+    TooLarge {
+        /// Bytes returned.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Arrays and objects nest too deep.
+    #[error("the output nests arrays and objects more than {MAX_DEPTH} levels deep")]
+    TooDeep,
+    /// Not JSON the host accepts.
+    #[error("the output is not valid JSON: {0}")]
+    Invalid(String),
+}
+
+impl JsonText {
+    /// Checks an action's output (see the module docs) and returns it in
+    /// canonical form.
+    pub fn parse(text: &str, max_bytes: usize) -> Result<Self, OutputError> {
+        if text.len() > max_bytes {
+            return Err(OutputError::TooLarge {
+                size: text.len(),
+                limit: max_bytes,
+            });
+        }
+        if depth(text) > MAX_DEPTH {
+            return Err(OutputError::TooDeep);
+        }
+        let mut compact = Vec::with_capacity(text.len());
+        let mut reader = serde_json::Deserializer::from_str(text);
+        let mut writer = serde_json::Serializer::new(&mut compact);
+        serde_transcode::transcode(&mut reader, &mut writer)
+            .map_err(|error| OutputError::Invalid(error.to_string()))?;
+        reader
+            .end()
+            .map_err(|error| OutputError::Invalid(error.to_string()))?;
+        // serde_json writes UTF-8.
+        let compact =
+            String::from_utf8(compact).map_err(|error| OutputError::Invalid(error.to_string()))?;
+        Ok(Self(Arc::from(compact)))
+    }
+
+    /// JSON text that is known to be valid and compact, such as a value
+    /// serialised by serde_json.
+    pub fn from_value(value: &serde_json::Value) -> Self {
+        Self(Arc::from(value.to_string()))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The shared text.
+    pub fn as_arc(&self) -> &Arc<str> {
+        &self.0
+    }
+}
+
+/// The deepest nesting of arrays and objects in `text`, read without
+/// parsing: brackets inside strings do not count.
+fn depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &byte in text.as_bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+impl Deref for JsonText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for JsonText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for JsonText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for JsonText {
+    /// Embeds the text as JSON, without copying it. Text that is somehow
+    /// not JSON (a damaged record) is embedded as a string instead, so that
+    /// the document around it stays valid.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match serde_json::from_str::<&RawValue>(&self.0) {
+            Ok(raw) => raw.serialize(serializer),
+            Err(_) => serializer.serialize_str(&self.0),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        Ok(Self(Arc::from(raw.get())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<String, OutputError> {
+        JsonText::parse(text, 1 << 20).map(|json| json.to_string())
+    }
+
+    #[test]
+    fn outputs_are_kept_compact_in_their_key_order() {
+        assert_eq!(
+            parse("{ \"b\" : [1, 2.50, \"x y\"],\n  \"a\": null }").unwrap(),
+            r#"{"b":[1,2.5,"x y"],"a":null}"#
+        );
+        assert_eq!(parse(" 7 ").unwrap(), "7");
+    }
+
+    #[test]
+    fn what_readers_cannot_read_is_refused() {
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        assert_eq!(parse(&deep), Err(OutputError::TooDeep));
+        let fine = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(&fine).is_ok());
+        assert!(
+            parse("[\"[[[[\"]").is_ok(),
+            "brackets in strings do not count"
+        );
+        assert!(
+            matches!(parse("1e400"), Err(OutputError::Invalid(m)) if m.contains("out of range"))
+        );
+        assert!(
+            matches!(parse(r#""\ud800""#), Err(OutputError::Invalid(m)) if m.contains("hex escape"))
+        );
+        assert!(
+            matches!(parse(r#""\udc00 x""#), Err(OutputError::Invalid(m)) if m.contains("surrogate"))
+        );
+        assert!(parse(r#""\ud83d\ude00""#).is_ok(), "a pair is a character");
+        assert!(matches!(parse("{} {}"), Err(OutputError::Invalid(m)) if m.contains("trailing")));
+        assert!(matches!(parse("nope"), Err(OutputError::Invalid(_))));
+    }
+
+    #[test]
+    fn outputs_over_the_limit_are_refused_with_the_option_named() {
+        let error = JsonText::parse("[1,2,3]", 4).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the output is 7 B but the node's `max_output` is 4 B; raise `max_output` if the output is meant to be this large"
+        );
+    }
+
+    #[test]
+    fn stored_text_is_embedded_as_it_is() {
+        let json = JsonText::parse(r#"{"a":[1]}"#, 100).unwrap();
+        let document = serde_json::to_string(&serde_json::json!({ "x": 1 })).unwrap();
+        assert_eq!(document, r#"{"x":1}"#);
+        assert_eq!(serde_json::to_string(&json).unwrap(), r#"{"a":[1]}"#);
+        let back: JsonText = serde_json::from_str(r#"{"a":[1]}"#).unwrap();
+        assert_eq!(back, json);
+    }
+}

@@ -1,0 +1,123 @@
+//! Where runs and nodes stand, and when things happened.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    /// The current time.
+    pub fn now() -> Self {
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp(since.as_millis() as u64)
+    }
+
+    /// The time in RFC 3339, to the millisecond:
+    /// `2026-11-26T10:13:17.123Z`.
+    pub fn to_rfc3339(self) -> String {
+        humantime::format_rfc3339_millis(self.to_system_time()).to_string()
+    }
+
+    /// As a `SystemTime`.
+    pub fn to_system_time(self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.0)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}",
+            humantime::format_rfc3339_seconds(self.to_system_time())
+        )
+    }
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Nodes are being run.
+    Running,
+    /// Every node succeeded.
+    Succeeded,
+    /// A node failed.
+    Failed,
+    /// The run was cancelled.
+    Cancelled,
+    /// The process running it stopped before the end (a crash, a kill, a
+    /// power cut); `flow resume` continues it.
+    Interrupted,
+}
+
+impl RunStatus {
+    /// True once the run has ended, whatever the outcome.
+    pub fn is_finished(self) -> bool {
+        self != RunStatus::Running
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Interrupted => "interrupted",
+        })
+    }
+}
+
+/// Where a node stands.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum NodeStatus {
+    /// Not started.
+    Pending,
+    /// An attempt is under way.
+    Running,
+    /// Finished with an output.
+    Succeeded,
+    /// Finished with an error.
+    Failed,
+    /// Not run because a node it depends on failed.
+    Skipped {
+        /// The id of the failed node.
+        because: String,
+    },
+    /// Stopped by a cancellation while an attempt was running or waiting
+    /// to retry.
+    Cancelled,
+}
+
+impl NodeStatus {
+    /// The status's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            NodeStatus::Pending => "pending",
+            NodeStatus::Running => "running",
+            NodeStatus::Succeeded => "succeeded",
+            NodeStatus::Failed => "failed",
+            NodeStatus::Skipped { .. } => "skipped",
+            NodeStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for NodeStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeStatus::Skipped { because } => write!(f, "skipped (`{because}` failed)"),
+            other => f.write_str(other.name()),
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! A run as one JSON document: what `flow run --json` and `flow status
+//! --json` print, one schema for both.
+//!
+//! ```json
+//! {
+//!   "run_id": "01J...", "workflow_id": "orders", "workflow_path": "/abs/orders.toml",
+//!   "status": "succeeded", "error": null, "failed_nodes": 0, "resumes": 0,
+//!   "created_at": "2026-11-26T10:13:17.123Z", "finished_at": "2026-11-26T10:13:17.131Z",
+//!   "elapsed_ms": 8.0,
+//!   "nodes": [{
+//!     "id": "order", "index": 0, "action": "echo", "status": "succeeded",
+//!     "skipped_because": null, "attempts": 1,
+//!     "started_at": "...", "finished_at": "...", "elapsed_ms": 1.5, "fuel_used": 28430,
+//!     "output": {"...": "..."}, "error": null,
+//!     "attempt_records": [{
+//!       "number": 1, "started_at": "...", "elapsed_ms": 1.4, "fuel_used": 28430,
+//!       "error": null, "retry_delay_ms": null, "logs": [{"kind": "info", "text": "..."}]
+//!     }]
+//!   }],
+//!   "outputs": {"digest": {"...": "..."}}
+//! }
+//! ```
+//!
+//! Times are RFC 3339 strings in UTC; durations are milliseconds; a
+//! failure is `{"kind": ..., "message": ...}` (see
+//! [`FailureKind`](crate::report::FailureKind)). The document is written as
+//! it is serialised, node by node, and outputs are embedded as stored,
+//! without being parsed again.
+
+use std::collections::HashSet;
+
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+
+use super::{AttemptRecord, GuestLine, NodeHistory, RunRecord};
+use crate::report::{Failure, JsonText, NodeStatus, Timestamp};
+
+/// A run, its nodes with their attempts, and the workflow's outputs.
+#[derive(Debug, Clone, Copy)]
+pub struct RunDocument<'a> {
+    /// The run's header.
+    pub run: &'a RunRecord,
+    /// Every node, in file order.
+    pub nodes: &'a [NodeHistory],
+    /// The ids of the nodes whose outputs are the workflow's.
+    pub sinks: &'a [&'a str],
+}
+
+impl Serialize for RunDocument<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let run = self.run;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("run_id", &run.run_id)?;
+        map.serialize_entry("workflow_id", &run.workflow_id)?;
+        map.serialize_entry("workflow_path", &run.workflow_path)?;
+        map.serialize_entry("status", &run.status)?;
+        map.serialize_entry("error", &run.error)?;
+        map.serialize_entry("failed_nodes", &run.failed_nodes)?;
+        map.serialize_entry("resumes", &run.resumes)?;
+        map.serialize_entry("created_at", &time(Some(run.created_at)))?;
+        map.serialize_entry("finished_at", &time(run.finished_at))?;
+        let elapsed = run
+            .finished_at
+            .map(|end| end.0.saturating_sub(run.created_at.0) as f64);
+        map.serialize_entry("elapsed_ms", &elapsed)?;
+        map.serialize_entry("nodes", &Nodes(self.nodes))?;
+        map.serialize_entry(
+            "outputs",
+            &Outputs {
+                nodes: self.nodes,
+                sinks: self.sinks,
+            },
+        )?;
+        map.end()
+    }
+}
+
+fn time(timestamp: Option<Timestamp>) -> Option<String> {
+    timestamp.map(Timestamp::to_rfc3339)
+}
+
+fn millis(micros: Option<u64>) -> Option<f64> {
+    micros.map(|us| us as f64 / 1e3)
+}
+
+struct Nodes<'a>(&'a [NodeHistory]);
+
+impl Serialize for Nodes<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for history in self.0 {
+            seq.serialize_element(&NodeView::from(history))?;
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+struct NodeView<'a> {
+    id: &'a str,
+    index: usize,
+    action: &'a str,
+    status: &'static str,
+    skipped_because: Option<&'a str>,
+    attempts: u32,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+    elapsed_ms: Option<f64>,
+    fuel_used: Option<u64>,
+    output: Option<&'a JsonText>,
+    error: Option<&'a Failure>,
+    attempt_records: Vec<AttemptView<'a>>,
+}
+
+impl<'a> From<&'a NodeHistory> for NodeView<'a> {
+    fn from(history: &'a NodeHistory) -> Self {
+        let node = &history.node;
+        Self {
+            id: &node.node_id,
+            index: node.index,
+            action: &node.action,
+            status: node.status.name(),
+            skipped_because: match &node.status {
+                NodeStatus::Skipped { because } => Some(because),
+                _ => None,
+            },
+            attempts: node.attempts,
+            started_at: time(node.started_at),
+            finished_at: time(node.finished_at),
+            elapsed_ms: millis(node.elapsed_us),
+            fuel_used: node.fuel_used,
+            output: node.output.as_ref(),
+            error: node.error.as_ref(),
+            attempt_records: history.attempts.iter().map(AttemptView::from).collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct AttemptView<'a> {
+    number: u32,
+    started_at: String,
+    elapsed_ms: Option<f64>,
+    fuel_used: Option<u64>,
+    error: Option<&'a Failure>,
+    retry_delay_ms: Option<u64>,
+    logs: &'a [GuestLine],
+}
+
+impl<'a> From<&'a AttemptRecord> for AttemptView<'a> {
+    fn from(attempt: &'a AttemptRecord) -> Self {
+        Self {
+            number: attempt.number,
+            started_at: attempt.started_at.to_rfc3339(),
+            elapsed_ms: millis(attempt.elapsed_us),
+            fuel_used: attempt.fuel_used,
+            error: attempt.error.as_ref(),
+            retry_delay_ms: attempt.retry_delay_ms,
+            logs: &attempt.logs,
+        }
+    }
+}
+
+struct Outputs<'a> {
+    nodes: &'a [NodeHistory],
+    sinks: &'a [&'a str],
+}
+
+impl Serialize for Outputs<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let sinks: HashSet<&str> = self.sinks.iter().copied().collect();
+        let mut map = serializer.serialize_map(None)?;
+        for history in self.nodes {
+            let node = &history.node;
+            if let Some(output) = &node.output
+                && sinks.contains(node.node_id.as_str())
+            {
+                map.serialize_entry(&node.node_id, output)?;
+            }
+        }
+        map.end()
+    }
+}
