@@ -396,6 +396,7 @@ async fn status_of_big_run(n: usize, json: bool) -> serde_json::Value {
             created_at: Timestamp::now(),
             finished_at: Some(Timestamp::now()),
             nodes: n,
+            sinks: Some((0..n).map(|i| format!("n{i}")).collect()),
             error: None,
             failed_nodes: 0,
             workflow_sha256: String::new(),

@@ -33,19 +33,30 @@ pub fn run(context: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
             ))
         })?,
     };
-    let spec = store
-        .definition(&run.run_id)?
-        .and_then(|text| WorkflowSpec::parse(&run.workflow_path, text).ok());
     let mut nodes = store.history(&run.run_id)?;
+    // The workflow is read again only for what the records do not say:
+    // nodes that never started, or (for older runs) which nodes are sinks.
+    let spec = if nodes.len() < run.nodes || run.sinks.is_none() {
+        store
+            .definition(&run.run_id)?
+            .and_then(|text| WorkflowSpec::parse(&run.workflow_path, text).ok())
+    } else {
+        None
+    };
     if let Some(spec) = &spec {
         add_pending(&mut nodes, spec);
     }
     let mut out = out::stdout();
     if args.json {
-        let sinks: Vec<&str> = spec
-            .iter()
-            .flat_map(|spec| spec.dag.sinks().map(|i| spec.nodes[i].id.as_str()))
-            .collect();
+        let sinks: Vec<&str> = match (&run.sinks, &spec) {
+            (Some(sinks), _) => sinks.iter().map(String::as_str).collect(),
+            (None, Some(spec)) => spec
+                .dag
+                .sinks()
+                .map(|i| spec.nodes[i].id.as_str())
+                .collect(),
+            (None, None) => Vec::new(),
+        };
         let document = RunDocument {
             run: &run,
             nodes: &nodes,

@@ -17,7 +17,7 @@ use super::{ExecError, RunHandle, WorkflowEngine};
 use crate::report::{Failure, NodeStatus, RunStatus, Timestamp};
 use crate::runtime::{Plugin, PluginRegistry};
 use crate::spec::WorkflowSpec;
-use crate::store::{NodeHistory, RunRecord, WorkflowStore};
+use crate::store::{RunRecord, WorkflowStore};
 
 /// Records a new run and starts it.
 pub(super) fn start(
@@ -34,6 +34,7 @@ pub(super) fn start(
         created_at: Timestamp::now(),
         finished_at: None,
         nodes: workflow.nodes.len(),
+        sinks: Some(sinks(&workflow)),
         error: None,
         failed_nodes: 0,
         workflow_sha256: sha256(&workflow.source.text),
@@ -92,6 +93,7 @@ pub(super) fn resume(
     record.error = None;
     record.resumes += 1;
     record.nodes = workflow.nodes.len();
+    record.sinks = Some(sinks(&workflow));
     record.workflow_sha256 = workflow_sha256;
     record.failed_nodes = 0;
     record.plugins_dirs = plugins.dirs().iter().map(|dir| absolute(dir)).collect();
@@ -117,7 +119,9 @@ fn prior_state(
         attempts: vec![0; n],
         spent: vec![(Duration::ZERO, None); n],
     };
-    for NodeHistory { mut node, attempts } in store.history(run_id)? {
+    // Node records only: the attempts of the nodes that run again are the
+    // only ones read.
+    for mut node in store.nodes(run_id)? {
         let Some(index) = workflow.node_index(&node.node_id) else {
             continue;
         };
@@ -133,7 +137,8 @@ fn prior_state(
             );
             continue;
         }
-        let lost = attempts
+        let lost = store
+            .attempts(run_id, &node.node_id)?
             .into_iter()
             .filter(|attempt| attempt.elapsed_us.is_none() && attempt.error.is_none())
             .map(|mut attempt| {
@@ -225,6 +230,15 @@ fn resolve(
                     .unwrap_or_default(),
             }),
         })
+        .collect()
+}
+
+/// The ids of the nodes nothing depends on.
+fn sinks(workflow: &WorkflowSpec) -> Vec<String> {
+    workflow
+        .dag
+        .sinks()
+        .map(|index| workflow.nodes[index].id.clone())
         .collect()
 }
 

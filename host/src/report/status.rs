@@ -78,7 +78,7 @@ impl fmt::Display for RunStatus {
 }
 
 /// Where a node stands.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum NodeStatus {
     /// Not started.
@@ -97,6 +97,40 @@ pub enum NodeStatus {
     /// Stopped by a cancellation while an attempt was running or waiting
     /// to retry.
     Cancelled,
+}
+
+impl<'de> Deserialize<'de> for NodeStatus {
+    /// Reads `{"state": "skipped", "because": "a"}` as a plain struct: an
+    /// internally tagged enum would buffer every record read.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum State {
+            Pending,
+            Running,
+            Succeeded,
+            Failed,
+            Skipped,
+            Cancelled,
+        }
+        #[derive(Deserialize)]
+        struct Stored {
+            state: State,
+            #[serde(default)]
+            because: Option<String>,
+        }
+        let stored = Stored::deserialize(deserializer)?;
+        Ok(match stored.state {
+            State::Pending => NodeStatus::Pending,
+            State::Running => NodeStatus::Running,
+            State::Succeeded => NodeStatus::Succeeded,
+            State::Failed => NodeStatus::Failed,
+            State::Skipped => NodeStatus::Skipped {
+                because: stored.because.unwrap_or_default(),
+            },
+            State::Cancelled => NodeStatus::Cancelled,
+        })
+    }
 }
 
 impl NodeStatus {
@@ -119,5 +153,31 @@ impl fmt::Display for NodeStatus {
             NodeStatus::Skipped { because } => write!(f, "skipped (`{because}` failed)"),
             other => f.write_str(other.name()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_states_read_back_as_written() {
+        for status in [
+            NodeStatus::Pending,
+            NodeStatus::Succeeded,
+            NodeStatus::Skipped {
+                because: "a".into(),
+            },
+        ] {
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(serde_json::from_str::<NodeStatus>(&json).unwrap(), status);
+        }
+        assert_eq!(
+            serde_json::to_string(&NodeStatus::Skipped {
+                because: "a".into()
+            })
+            .unwrap(),
+            r#"{"state":"skipped","because":"a"}"#
+        );
     }
 }

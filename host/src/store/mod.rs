@@ -156,6 +156,7 @@ pub(crate) mod conformance {
             created_at: Timestamp(1_000),
             finished_at: None,
             nodes: 2,
+            sinks: None,
             error: None,
             failed_nodes: 0,
             workflow_sha256: "ab".repeat(32),

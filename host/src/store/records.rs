@@ -26,6 +26,10 @@ pub struct RunRecord {
     pub finished_at: Option<Timestamp>,
     /// Number of nodes in the workflow.
     pub nodes: usize,
+    /// The nodes nothing depends on, whose outputs are the workflow's
+    /// (absent in runs recorded by older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sinks: Option<Vec<String>>,
     /// Why it failed, in a sentence.
     pub error: Option<String>,
     /// Nodes that failed, including those `continue_on_error` allowed.
