@@ -29,6 +29,7 @@ demo: build
 ## profile, like build and bench, so that wasmtime compiles once for all.
 test: toolchain test-guests
 	$(CARGO) test --release --locked --workspace
+	$(CARGO) package --locked --allow-dirty --quiet -p flow-plugin-sdk
 
 test-guests:
 	cd plugin-sdk/python && python3 -m unittest --quiet

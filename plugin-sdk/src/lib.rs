@@ -1,11 +1,12 @@
-//! Write [Flow Orchestrator](https://github.com/flow-orchestrator/flow)
-//! actions in Rust.
+//! Write Flow Orchestrator actions in Rust.
 //!
 //! An action is a WebAssembly component that the `flow` host runs for a node
 //! of a workflow. With this crate an action is a plain function from a
 //! [`Request`] to a serialisable value, plus one [`export_action!`] line. The
 //! plugin's `Cargo.toml` depends on this crate only: the WebAssembly bindings
-//! are generated and hidden here, from the project's `wit/` folder.
+//! are generated and hidden here, from the interface this crate carries in
+//! its `wit/` folder (a copy of the project's `wit/plugin.wit`, kept
+//! identical by a test).
 //!
 //! # Example
 //!
@@ -98,7 +99,9 @@ pub mod __private {
     #[allow(missing_docs, clippy::too_many_arguments)]
     pub mod bindings {
         wit_bindgen::generate!({
-            path: "../wit",
+            // The crate's own copy of wit/, so that it builds where it is
+            // published (a test keeps the two identical).
+            path: "wit",
             world: "action",
             pub_export_macro: true,
             export_macro_name: "export_action_world",
@@ -166,4 +169,18 @@ macro_rules! export_action {
             );
         };
     };
+}
+
+#[cfg(test)]
+mod tests {
+    /// The crate builds from its own copy of the interface, which must be
+    /// the project's.
+    #[test]
+    fn the_wit_copy_is_the_projects() {
+        assert_eq!(
+            include_str!("../wit/plugin.wit"),
+            include_str!("../../wit/plugin.wit"),
+            "copy wit/plugin.wit to plugin-sdk/wit/plugin.wit"
+        );
+    }
 }
