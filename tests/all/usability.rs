@@ -207,7 +207,7 @@ fn json_logs_have_a_record_per_node_event() {
 #[test]
 fn completions_are_printed_for_each_shell() {
     let env = Env::new();
-    for shell in ["bash", "zsh", "fish"] {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
         let script = env.run(&["completions", shell]).success().stdout;
         assert!(
             script.contains("resume") && script.contains("max-concurrency"),
