@@ -2,17 +2,23 @@
 
 use std::path::PathBuf;
 
+/// An error of wasmtime's, kept as the cause of ours.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// The engine could not be set up.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot set up the WebAssembly engine: {message}")]
 pub struct RuntimeError {
     message: String,
+    #[source]
+    source: Cause,
 }
 
 impl RuntimeError {
     pub(crate) fn engine(error: wasmtime::Error) -> Self {
         Self {
             message: format!("{error:#}"),
+            source: error.into_boxed_dyn_error(),
         }
     }
 }
@@ -26,6 +32,7 @@ pub enum PluginError {
         /// The plugin file.
         path: PathBuf,
         /// The I/O error.
+        #[source]
         error: std::io::Error,
     },
     /// The file is not WebAssembly at all.
@@ -50,8 +57,11 @@ pub enum PluginError {
     Compile {
         /// The plugin file.
         path: PathBuf,
-        /// wasmtime's explanation.
+        /// wasmtime's explanation, with its causes.
         message: String,
+        /// wasmtime's error.
+        #[source]
+        source: Cause,
     },
     /// The component does not implement the `flow:plugin/action` world.
     #[error(
@@ -64,14 +74,27 @@ pub enum PluginError {
         path: PathBuf,
         /// What does not match.
         message: String,
+        /// wasmtime's error.
+        #[source]
+        source: Cause,
     },
-    /// The plugin's `describe` failed or returned nonsense.
-    #[error("{}: `describe` failed: {message}", path.display())]
+    /// The plugin's `describe` failed: it trapped, ran out of its bounds,
+    /// or the component could not be instantiated.
+    #[error("{}: `describe` failed: {source}", path.display())]
     Describe {
         /// The plugin file.
         path: PathBuf,
-        /// Why.
-        message: String,
+        /// Why, as for an attempt.
+        #[source]
+        source: super::AttemptError,
+    },
+    /// The plugin's `describe` returned a name flow cannot use.
+    #[error("{}: `describe` failed: {why}", path.display())]
+    BadName {
+        /// The plugin file.
+        path: PathBuf,
+        /// What is wrong with the name.
+        why: String,
     },
     /// Two files claim the same plugin name.
     #[error(
@@ -98,6 +121,7 @@ pub enum RegistryError {
         /// The directory.
         dir: PathBuf,
         /// The I/O error.
+        #[source]
         error: std::io::Error,
     },
     /// Some plugins are unusable.
@@ -129,4 +153,22 @@ fn plugins_message(dirs: &[PathBuf], errors: &[PluginError]) -> String {
         message.push_str(&error.to_string());
     }
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use super::*;
+
+    #[test]
+    fn wasmtime_errors_stay_the_cause() {
+        let error = RuntimeError::engine(wasmtime::format_err!("no pool for you"));
+        assert_eq!(error.source().unwrap().to_string(), "no pool for you");
+        let error = PluginError::Describe {
+            path: "x.wasm".into(),
+            source: super::super::AttemptError::Exited { code: 1 },
+        };
+        assert!(error.source().unwrap().is::<super::super::AttemptError>());
+    }
 }

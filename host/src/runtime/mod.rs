@@ -21,7 +21,7 @@ use wasmtime::{Config, Engine};
 pub use attempt::{AttemptError, AttemptReport, Invocation};
 pub use bindings::{LogLevel, PluginInfo};
 pub use cache::{CacheError, CacheOutcome, CompileCache};
-pub use error::{PluginError, RegistryError, RuntimeError};
+pub use error::{Cause, PluginError, RegistryError, RuntimeError};
 pub use limits::{DEFAULT_FUEL, DEFAULT_MAX_OUTPUT, Limits, MemoryLimitExceeded};
 pub use registry::{Plugin, PluginRegistry, Shadowed};
 pub use sandbox::{LogRecord, MAX_LOG_MESSAGE};

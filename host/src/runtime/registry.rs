@@ -335,24 +335,26 @@ impl Runtime {
         let (component, outcome) = compiled.map_err(|error| PluginError::Compile {
             path: path.to_path_buf(),
             message: format!("{error:#}"),
+            source: error.into_boxed_dyn_error(),
         })?;
         let pre = self
             .prepare(&component)
-            .map_err(|message| PluginError::WrongWorld {
+            .map_err(|error| PluginError::WrongWorld {
                 path: path.to_path_buf(),
-                message,
+                message: format!("{error:#}"),
+                source: error.into_boxed_dyn_error(),
             })?;
         let load_time = started.elapsed();
         let info = self
-            .describe(&pre)
+            .describe_plugin(&pre, &self.config.describe_limits)
             .await
-            .map_err(|message| PluginError::Describe {
+            .map_err(|source| PluginError::Describe {
                 path: path.to_path_buf(),
-                message,
+                source,
             })?;
-        check_name(&info.name).map_err(|message| PluginError::Describe {
+        check_name(&info.name).map_err(|why| PluginError::BadName {
             path: path.to_path_buf(),
-            message,
+            why,
         })?;
         Ok(Plugin {
             info,
@@ -366,18 +368,8 @@ impl Runtime {
     }
 
     /// Links the component and checks its exports.
-    fn prepare(&self, component: &Component) -> Result<ActionPre<HostState>, String> {
-        let instance_pre = self
-            .linker
-            .instantiate_pre(component)
-            .map_err(|error| format!("{error:#}"))?;
-        ActionPre::new(instance_pre).map_err(|error| format!("{error:#}"))
-    }
-
-    async fn describe(&self, pre: &ActionPre<HostState>) -> Result<PluginInfo, String> {
-        self.describe_plugin(pre, &self.config.describe_limits)
-            .await
-            .map_err(|error| error.to_string())
+    fn prepare(&self, component: &Component) -> wasmtime::Result<ActionPre<HostState>> {
+        ActionPre::new(self.linker.instantiate_pre(component)?)
     }
 }
 
