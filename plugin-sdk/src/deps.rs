@@ -1,7 +1,10 @@
 use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::{Arc, OnceLock};
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::ActionError;
@@ -19,28 +22,16 @@ pub struct Request<I = Value> {
     pub deps: Deps,
 }
 
-/// The document as the host sends it.
+/// The document as the host sends it. Dependency outputs are only located
+/// here; each is parsed when the action first asks for it.
 #[derive(Deserialize)]
-#[serde(bound = "I: DeserializeOwned")]
-struct Wire<I> {
+#[serde(bound(deserialize = "I: DeserializeOwned"))]
+struct Wire<'a, I> {
     input: I,
-    #[serde(default)]
-    deps: Map<String, Value>,
+    #[serde(default, borrow)]
+    deps: BTreeMap<String, &'a RawValue>,
     #[serde(default)]
     errors: BTreeMap<String, String>,
-}
-
-impl<'de, I: DeserializeOwned> Deserialize<'de> for Request<I> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let wire = Wire::<I>::deserialize(deserializer)?;
-        Ok(Self {
-            input: wire.input,
-            deps: Deps {
-                outputs: wire.deps,
-                errors: wire.errors,
-            },
-        })
-    }
 }
 
 impl<I: DeserializeOwned> Request<I> {
@@ -49,15 +40,47 @@ impl<I: DeserializeOwned> Request<I> {
     /// An error names the offending field, as in
     /// ``fatal: invalid input: input.name: invalid type: integer `1`, expected a string``.
     pub fn from_json(json: &str) -> Result<Self, ActionError> {
-        let mut deserializer = serde_json::Deserializer::from_str(json);
-        serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-            let path = error.path().to_string();
-            let inner = without_position(&error.into_inner());
-            if path == "." {
-                ActionError::fatal(format!("invalid input: {inner}"))
-            } else {
-                ActionError::fatal(format!("invalid input: {path}: {inner}"))
-            }
+        Self::from_text(json.to_string())
+    }
+
+    /// [`Request::from_json`] of text the request keeps: dependency outputs
+    /// stay in it, unparsed, until they are asked for, so a large output
+    /// that the action does not read costs nothing more than the text.
+    pub fn from_text(json: String) -> Result<Self, ActionError> {
+        let (input, outputs, errors) = {
+            let mut deserializer = serde_json::Deserializer::from_str(&json);
+            let wire: Wire<'_, I> =
+                serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+                    let path = error.path().to_string();
+                    let inner = without_position(&error.into_inner());
+                    if path == "." {
+                        ActionError::fatal(format!("invalid input: {inner}"))
+                    } else {
+                        ActionError::fatal(format!("invalid input: {path}: {inner}"))
+                    }
+                })?;
+            let base = json.as_ptr() as usize;
+            let outputs = wire
+                .deps
+                .into_iter()
+                .map(|(id, raw)| {
+                    let start = raw.get().as_ptr() as usize - base;
+                    let output = Output {
+                        span: start..start + raw.get().len(),
+                        value: OnceLock::new(),
+                    };
+                    (id, output)
+                })
+                .collect();
+            (wire.input, outputs, wire.errors)
+        };
+        Ok(Self {
+            input,
+            deps: Deps {
+                text: Arc::new(json),
+                outputs,
+                errors,
+            },
         })
     }
 }
@@ -78,17 +101,42 @@ fn without_position(error: &serde_json::Error) -> String {
 ///
 /// A dependency that failed but has `continue_on_error = true` has no
 /// output; [`Deps::error`] gives its error instead.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Deps {
-    outputs: Map<String, Value>,
+    /// The request's text, which holds the outputs.
+    text: Arc<String>,
+    outputs: BTreeMap<String, Output>,
     errors: BTreeMap<String, String>,
+}
+
+/// A dependency's output: where it is in the request's text, and its value
+/// once asked for.
+#[derive(Debug, Clone)]
+struct Output {
+    span: Range<usize>,
+    value: OnceLock<Value>,
+}
+
+impl PartialEq for Deps {
+    fn eq(&self, other: &Self) -> bool {
+        self.errors == other.errors && self.iter().eq(other.iter())
+    }
 }
 
 impl Deps {
     /// The output of dependency `node`, if the node depends on it and it
-    /// succeeded.
+    /// succeeded. It is parsed on the first call.
     pub fn get(&self, node: &str) -> Option<&Value> {
-        self.outputs.get(node)
+        self.outputs.get(node).map(|output| self.value(output))
+    }
+
+    /// An output's value. The host hands over only outputs it checked
+    /// (valid JSON within its bounds), so parsing it cannot fail.
+    fn value<'a>(&'a self, output: &'a Output) -> &'a Value {
+        output.value.get_or_init(|| {
+            let text = self.text.get(output.span.clone()).unwrap_or("null");
+            serde_json::from_str(text).unwrap_or(Value::Null)
+        })
     }
 
     /// The error of dependency `node`, if it failed.
@@ -105,7 +153,9 @@ impl Deps {
 
     /// Dependency ids and their outputs, in id order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.outputs.iter().map(|(id, value)| (id.as_str(), value))
+        self.outputs
+            .iter()
+            .map(|(id, output)| (id.as_str(), self.value(output)))
     }
 
     /// Number of dependencies with an output.
@@ -164,7 +214,17 @@ impl Deps {
 impl From<Map<String, Value>> for Deps {
     fn from(outputs: Map<String, Value>) -> Self {
         Self {
-            outputs,
+            text: Arc::default(),
+            outputs: outputs
+                .into_iter()
+                .map(|(id, value)| {
+                    let output = Output {
+                        span: 0..0,
+                        value: OnceLock::from(value),
+                    };
+                    (id, output)
+                })
+                .collect(),
             errors: BTreeMap::new(),
         }
     }
@@ -188,6 +248,20 @@ mod tests {
         assert_eq!(request.input, json!({"a": 1}));
         assert_eq!(request.deps.get("x"), Some(&json!([1, 2])));
         assert_eq!(request.deps.len(), 1);
+    }
+
+    #[test]
+    fn outputs_are_parsed_when_first_asked_for() {
+        let request: Request<serde::de::IgnoredAny> =
+            Request::from_json(r#"{"input": 1, "deps": {"big": {"xs": [1, 2, 3]}, "small": 7}}"#)
+                .unwrap();
+        let parsed = |id: &str| request.deps.outputs[id].value.get().is_some();
+        assert!(!parsed("big") && !parsed("small"));
+        assert_eq!(request.deps.get("small"), Some(&json!(7)));
+        assert!(parsed("small") && !parsed("big"));
+        assert_eq!(request.deps.resolve("big/xs/2").unwrap(), &json!(3));
+        let copy = request.deps.clone();
+        assert_eq!(copy, request.deps);
     }
 
     #[test]

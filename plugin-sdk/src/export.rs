@@ -54,7 +54,7 @@ pub fn describe(name: &str, version: &str, description: &str) -> PluginInfo {
 /// Parses the request, calls the author's function and serialises its output.
 pub fn run<I, O, F>(
     ctx: RunContext,
-    input: &str,
+    input: String,
     action: F,
 ) -> Result<String, crate::__private::ActionError>
 where
@@ -63,7 +63,7 @@ where
     F: FnOnce(&Context, Request<I>) -> Result<O, ActionError>,
 {
     let ctx = Context::from(ctx);
-    let request = Request::from_json(input)?;
+    let request = Request::from_text(input)?;
     let output = action(&ctx, request)?;
     serde_json::to_string(&output).map_err(|error| {
         ActionError::fatal(format!("the action's output is not valid JSON: {error}")).into()

@@ -160,7 +160,7 @@ macro_rules! export_action {
                     ctx: $crate::__private::RunContext,
                     input: ::std::string::String,
                 ) -> ::std::result::Result<::std::string::String, $crate::__private::ActionError> {
-                    $crate::__private::run(ctx, &input, $run)
+                    $crate::__private::run(ctx, input, $run)
                 }
             }
 
