@@ -182,6 +182,10 @@ fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
             // sled caches up to 1 GiB by default; records of a run are
             // written once and read rarely.
             .cache_capacity(CACHE_BYTES)
+            // The engine flushes when its durability option says; sled's
+            // own flusher thread would also keep the database (and its
+            // lock) alive for up to its interval after the store is dropped.
+            .flush_every_ms(None)
             .open()
     });
     match opened {
