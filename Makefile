@@ -28,8 +28,8 @@ demo: build
 ## tests of the Python and JavaScript SDKs and plugins. On the release
 ## profile, like build and bench, so that wasmtime compiles once for all.
 test: toolchain test-guests
-	$(CARGO) test --release --locked --workspace
 	$(CARGO) package --locked --allow-dirty --quiet -p flow-plugin-sdk
+	$(CARGO) test --release --locked --workspace
 
 test-guests:
 	cd plugin-sdk/python && python3 -m unittest --quiet
