@@ -205,6 +205,37 @@ fn a_closed_pipe_ends_a_command_quietly() {
 }
 
 #[test]
+fn a_run_whose_reader_went_away_still_finishes_and_is_recorded() {
+    let env = Env::new();
+    let file = env.write(
+        "two.toml",
+        &workflow(
+            "[nodes.a]\naction = \"echo\"\ninput = { x = 1 }\n\
+             [nodes.b]\naction = \"echo\"\ndepends_on = [\"a\"]\n",
+        ),
+    );
+    let mut child = env
+        .flow()
+        .args(["run", file.to_str().unwrap(), "--progress", "plain"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{stderr}");
+    assert_eq!(stderr, "");
+    let list = env.run(&["list", "--json"]).success().json();
+    assert_eq!(list["runs"][0]["status"], "succeeded");
+}
+
+#[test]
 fn an_empty_run_id_is_not_a_prefix_of_every_run() {
     let env = Env::new();
     env.run_example("orders.toml");
