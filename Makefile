@@ -37,6 +37,12 @@ test-guests:
 		(cd $$plugin && PYTHONPATH=$(CURDIR)/plugin-sdk/python python3 -m unittest --quiet) || exit 1; \
 	done
 	cd plugin-sdk/js && node --import ./test/register-host-stub.mjs --test test/*.test.mjs $(wildcard $(CURDIR)/plugins/*/*.test.mjs)
+	# The Python helper installs with pip, and its flow-plugin-build makes
+	# a component of an action that has nothing else beside it.
+	$(TARGET)/python/bin/pip install --quiet --disable-pip-version-check --no-deps --force-reinstall ./plugin-sdk/python
+	rm -rf $(TARGET)/pip-built && mkdir -p $(TARGET)/pip-built && cp plugins/words/app.py $(TARGET)/pip-built/
+	cd $(TARGET)/pip-built && $(abspath $(TARGET))/python/bin/flow-plugin-build app.py -o words.wasm
+	od -An -tx1 -N8 $(TARGET)/pip-built/words.wasm | grep -q '00 61 73 6d 0d 00 01 00'
 
 ## lint: formatting and clippy, host and guests; the library without the
 ## command line's dependencies
