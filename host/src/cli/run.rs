@@ -8,7 +8,6 @@ use anyhow::Context as _;
 use clap::Args;
 use flow_host::exec::{Canceller, RunHandle};
 use flow_host::observe::{PrometheusMetrics, format_duration};
-use flow_host::store::RunDocument;
 use flow_host::{
     ExecError, PluginRegistry, RunReport, RunStatus, SledStore, WorkflowEngine, WorkflowSpec,
     WorkflowStore,
@@ -163,18 +162,7 @@ fn show_result(
     if json {
         let run = store.find_run(&report.run_id)?;
         let nodes = store.history(&report.run_id)?;
-        let sinks: Vec<&str> = spec
-            .dag
-            .sinks()
-            .map(|i| spec.nodes[i].id.as_str())
-            .collect();
-        let document = RunDocument {
-            run: &run,
-            nodes: &nodes,
-            sinks: &sinks,
-        };
-        serde_json::to_writer(&mut out, &document)?;
-        writeln!(out)?;
+        super::status::write_document(&mut out, &run, &nodes, Some(spec))?;
         out.flush()?;
         return Ok(());
     }

@@ -48,22 +48,7 @@ pub fn run(context: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
     }
     let mut out = out::stdout();
     if args.json {
-        let sinks: Vec<&str> = match (&run.sinks, &spec) {
-            (Some(sinks), _) => sinks.iter().map(String::as_str).collect(),
-            (None, Some(spec)) => spec
-                .dag
-                .sinks()
-                .map(|i| spec.nodes[i].id.as_str())
-                .collect(),
-            (None, None) => Vec::new(),
-        };
-        let document = RunDocument {
-            run: &run,
-            nodes: &nodes,
-            sinks: &sinks,
-        };
-        serde_json::to_writer(&mut out, &document)?;
-        writeln!(out)?;
+        write_document(&mut out, &run, &nodes, spec.as_ref())?;
     } else {
         print_header(&mut out, context, &run)?;
         print_nodes(&mut out, &nodes)?;
@@ -86,6 +71,33 @@ pub fn run(context: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
     }
     out.flush()?;
     Ok(Exit::Success)
+}
+
+/// The run as one JSON document and a newline; the workflow's outputs are
+/// those of the sinks recorded with the run (or, for older runs, of `spec`).
+pub fn write_document(
+    out: &mut impl Write,
+    run: &RunRecord,
+    nodes: &[NodeHistory],
+    spec: Option<&WorkflowSpec>,
+) -> anyhow::Result<()> {
+    let sinks: Vec<&str> = match (&run.sinks, spec) {
+        (Some(sinks), _) => sinks.iter().map(String::as_str).collect(),
+        (None, Some(spec)) => spec
+            .dag
+            .sinks()
+            .map(|i| spec.nodes[i].id.as_str())
+            .collect(),
+        (None, None) => Vec::new(),
+    };
+    let document = RunDocument {
+        run,
+        nodes,
+        sinks: &sinks,
+    };
+    serde_json::to_writer(&mut *out, &document)?;
+    writeln!(out)?;
+    Ok(())
 }
 
 fn print_header(out: &mut impl Write, context: &Context, run: &RunRecord) -> std::io::Result<()> {
@@ -223,19 +235,7 @@ fn add_pending(nodes: &mut Vec<NodeHistory>, spec: &WorkflowSpec) {
             continue;
         }
         nodes.push(NodeHistory {
-            node: NodeRecord {
-                node_id: node.id.clone(),
-                index,
-                action: node.action.clone(),
-                status: NodeStatus::Pending,
-                attempts: 0,
-                started_at: None,
-                finished_at: None,
-                elapsed_us: None,
-                output: None,
-                error: None,
-                fuel_used: None,
-            },
+            node: NodeRecord::new(index, &node.id, &node.action, NodeStatus::Pending),
             attempts: Vec::new(),
         });
     }

@@ -100,23 +100,6 @@ pub(super) struct Finished {
     pub store_error: Option<StoreError>,
 }
 
-/// A fresh record of `node` in `status`.
-pub(super) fn node_record(index: usize, node: &NodeSpec, status: NodeStatus) -> NodeRecord {
-    NodeRecord {
-        node_id: node.id.clone(),
-        index,
-        action: node.action.clone(),
-        status,
-        attempts: 0,
-        started_at: None,
-        finished_at: None,
-        elapsed_us: None,
-        output: None,
-        error: None,
-        fuel_used: None,
-    }
-}
-
 /// How the attempts of a node ended.
 enum Outcome {
     Succeeded(JsonText),
@@ -138,7 +121,7 @@ impl NodeTask {
         let shared = &*self.shared;
         let node = &shared.workflow.nodes[self.index];
         let started = Instant::now();
-        let mut record = node_record(self.index, node, NodeStatus::Running);
+        let mut record = NodeRecord::new(self.index, &node.id, &node.action, NodeStatus::Running);
         record.started_at = Some(Timestamp::now());
         // A resumed run numbers its attempts after the earlier ones.
         record.attempts = self.previous_attempts;

@@ -12,11 +12,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::ExecError;
-use super::node::{Finished, NodeLog, NodeTask, Shared, node_record};
+use super::node::{Finished, NodeLog, NodeTask, Shared};
 use super::ready::State;
 use crate::observe::{Event, Metric};
 use crate::report::{JsonText, NodeReport, NodeStatus, RunReport, RunStatus, Timestamp};
-use crate::store::RunRecord;
+use crate::store::{NodeRecord, RunRecord};
 use std::sync::Arc;
 
 /// What an earlier session of a resumed run left: the outputs of the nodes
@@ -166,7 +166,7 @@ fn skip_unreachable(shared: &Shared, state: &mut State) -> Result<(), ExecError>
             let status = NodeStatus::Skipped {
                 because: because.clone(),
             };
-            let mut skipped = node_record(index, node, status.clone());
+            let mut skipped = NodeRecord::new(index, &node.id, &node.action, status.clone());
             skipped.finished_at = Some(Timestamp::now());
             shared.persistence.put(skipped, None)?;
             state.reports[index].status = status.clone();

@@ -145,13 +145,11 @@ fn read_header(
                 Err(problem) => problems.push(problem),
             },
             name => match OptionSpec::find(Scope::Workflow, name) {
-                Some(option) => {
-                    if let Err(error) =
-                        option.apply_workflow(&mut read.options, OptionValue::Toml(value.clone()))
-                    {
-                        problems.push(option_problem(error, value));
-                    }
-                }
+                Some(option) => report(
+                    option.apply_workflow(&mut read.options, OptionValue::Toml(value.clone())),
+                    value,
+                    problems,
+                ),
                 None => problems.push(misplaced(key, name, Scope::Workflow).unwrap_or_else(|| {
                     let keys = HEADER_KEYS
                         .iter()
@@ -168,11 +166,11 @@ fn read_defaults(table: &DeTable<'_>, defaults: &mut NodeOptions, problems: &mut
     for (key, value) in table.iter() {
         let name = key.get_ref().as_ref();
         match OptionSpec::find(Scope::Node, name) {
-            Some(option) => {
-                if let Err(error) = option.apply_node(defaults, OptionValue::Toml(value.clone())) {
-                    problems.push(option_problem(error, value));
-                }
-            }
+            Some(option) => report(
+                option.apply_node(defaults, OptionValue::Toml(value.clone())),
+                value,
+                problems,
+            ),
             None if NODE_KEYS.contains(&name) => problems.push(
                 Diagnostic::new(format!("`{name}` cannot be a default"), Some(key.span()))
                     .help(format!("set `{name}` in each node's table")),
@@ -233,13 +231,11 @@ fn read_node(
             },
             "depends_on" => read.depends_on = strings(value, "depends_on", problems),
             name => match OptionSpec::find(Scope::Node, name) {
-                Some(option) => {
-                    if let Err(error) =
-                        option.apply_node(&mut read.options, OptionValue::Toml(value.clone()))
-                    {
-                        problems.push(option_problem(error, value));
-                    }
-                }
+                Some(option) => report(
+                    option.apply_node(&mut read.options, OptionValue::Toml(value.clone())),
+                    value,
+                    problems,
+                ),
                 None => problems.push(misplaced(key, name, Scope::Node).unwrap_or_else(|| {
                     let keys = NODE_KEYS
                         .iter()
@@ -336,8 +332,16 @@ pub(super) fn to_json(value: &toml::Value) -> Result<serde_json::Value, &'static
     })
 }
 
-fn option_problem(error: crate::options::OptionError, value: &Spanned<DeValue<'_>>) -> Diagnostic {
-    Diagnostic::new(error.message, error.span.or(Some(value.span())))
+/// A bad option value as a problem, at its place (or the value's).
+fn report(
+    applied: Result<(), crate::options::OptionError>,
+    value: &Spanned<DeValue<'_>>,
+    problems: &mut Vec<Diagnostic>,
+) {
+    if let Err(error) = applied {
+        let span = error.span.or(Some(value.span()));
+        problems.push(Diagnostic::new(error.message, span));
+    }
 }
 
 /// A key of the other scope: a workflow option in a node's table, or the

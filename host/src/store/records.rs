@@ -75,6 +75,26 @@ pub struct NodeRecord {
     pub fuel_used: Option<u64>,
 }
 
+impl NodeRecord {
+    /// The record of node `node_id` (the `index`th of its workflow, run by
+    /// `action`) before anything happened to it but `status`.
+    pub fn new(index: usize, node_id: &str, action: &str, status: NodeStatus) -> Self {
+        Self {
+            node_id: node_id.to_string(),
+            index,
+            action: action.to_string(),
+            status,
+            attempts: 0,
+            started_at: None,
+            finished_at: None,
+            elapsed_us: None,
+            output: None,
+            error: None,
+            fuel_used: None,
+        }
+    }
+}
+
 /// The record of one attempt of a node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptRecord {
