@@ -29,6 +29,9 @@ demo: build
 ## profile, like build and bench, so that wasmtime compiles once for all.
 test: toolchain test-guests
 	$(CARGO) package --locked --allow-dirty --quiet -p flow-plugin-sdk
+	# `cargo install` of the tool alone, in the same target directory.
+	CARGO_TARGET_DIR=$(abspath $(TARGET)) $(CARGO) install --locked --quiet --force --path host --root $(TARGET)/install
+	$(TARGET)/install/bin/flow --version | grep -q '^flow '
 	$(CARGO) test --release --locked --workspace
 
 test-guests:
@@ -43,6 +46,15 @@ test-guests:
 	rm -rf $(TARGET)/pip-built && mkdir -p $(TARGET)/pip-built && cp plugins/words/app.py $(TARGET)/pip-built/
 	cd $(TARGET)/pip-built && $(abspath $(TARGET))/python/bin/flow-plugin-build app.py -o words.wasm
 	od -An -tx1 -N8 $(TARGET)/pip-built/words.wasm | grep -q '00 61 73 6d 0d 00 01 00'
+	# The JavaScript helper installs with npm from its packed tarball, and
+	# its flow-plugin-build bundles an action that imports it by name.
+	rm -rf $(TARGET)/npm-built && mkdir -p $(TARGET)/npm-built
+	cd plugin-sdk/js && npm pack --silent --pack-destination $(abspath $(TARGET))/npm-built >/dev/null
+	cp plugin-sdk/js/test/outside/greet.js $(TARGET)/npm-built/
+	cd $(TARGET)/npm-built && echo '{"type": "module"}' > package.json && \
+		npm install --silent --no-audit --no-fund --prefer-offline ./flow-plugin-*.tgz && \
+		npx --no-install flow-plugin-build greet.js -o greet.wasm
+	od -An -tx1 -N8 $(TARGET)/npm-built/greet.wasm | grep -q '00 61 73 6d 0d 00 01 00'
 
 ## lint: formatting and clippy, host and guests; the library without the
 ## command line's dependencies

@@ -28,6 +28,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == "--scenario") {
         let name = &args[at + 1];
+        // As the `flow` binary does.
+        flow_host::runtime::return_large_buffers();
         let result = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -403,6 +405,7 @@ async fn status_of_big_run(n: usize, json: bool) -> serde_json::Value {
             plugins_dirs: Vec::new(),
             plugins: Default::default(),
             overrides: Default::default(),
+            secrets: Vec::new(),
             resumes: 0,
         };
         store.create_run(&run, &text).unwrap();
@@ -438,6 +441,7 @@ async fn status_of_big_run(n: usize, json: bool) -> serde_json::Value {
                             kind: LineKind::Info,
                             text: format!("node {i} did its work"),
                         }],
+                        http: None,
                     };
                     (format!("n{i}"), attempt)
                 })
@@ -554,6 +558,7 @@ async fn language(name: &str) -> serde_json::Value {
                     node_id: "n",
                     attempt: attempt + 1,
                     input,
+                    access: flow_host::runtime::Access::none(),
                 };
                 let report = runtime.run(&loaded, call, &limits).await;
                 assert!(report.result.is_ok(), "{:?}", report.result);

@@ -118,6 +118,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    flow_host::runtime::return_large_buffers();
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     // Hints repeat `--db` when it was typed, not when it came from FLOW_DB.

@@ -1,23 +1,92 @@
-// Builds a JavaScript plugin into a component of the `action` world:
-//   node plugin-sdk/js/build.mjs PLUGIN.js OUT.wasm [WIT_DIR]
-// WIT_DIR defaults to the repository's wit/. The plugin may import other
-// modules by relative path (flow-plugin.js).
+#!/usr/bin/env node
+// flow-plugin-build: builds a JavaScript action into a component of the
+// `action` world, with the WIT this package carries.
+//
+//   flow-plugin-build plugin.js -o plugin.wasm
+//
+// The plugin and the modules it imports (by relative path, or installed
+// packages such as `flow-plugin`) are bundled into one module first, so
+// that the component needs nothing beside it; `flow:` and `wasi:` imports
+// are left to the host.
 import { componentize } from "@bytecodealliance/componentize-js";
-import { writeFile } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { realpathSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { rolldown } from "rolldown";
 
-const [source, output, witDir] = process.argv.slice(2);
-if (!source || !output) {
-  console.error("usage: node plugin-sdk/js/build.mjs PLUGIN.js OUT.wasm [WIT_DIR]");
-  process.exit(2);
+/** The WIT package this helper builds against, kept identical to the host's. */
+export const WIT = join(dirname(fileURLToPath(import.meta.url)), "wit");
+
+const USAGE = "usage: flow-plugin-build PLUGIN.js -o OUT.wasm";
+
+/** Bundles `source` and what it imports into one module, at `out`. */
+export async function bundle(source, out) {
+  const build = await rolldown({
+    input: resolve(source),
+    external: [/^flow:/, /^wasi:/],
+    platform: "neutral",
+    logLevel: "warn",
+  });
+  try {
+    await build.write({ file: out, format: "esm" });
+  } finally {
+    await build.close();
+  }
 }
-const wit = resolve(witDir ?? resolve(dirname(fileURLToPath(import.meta.url)), "../../wit"));
-const { component } = await componentize({
-  sourcePath: resolve(source),
-  witPath: wit,
-  worldName: "action",
-  // The host provides no wasi:http; leave out what would import it.
-  disableFeatures: ["http", "fetch-event"],
-});
-await writeFile(output, component);
+
+/** Builds the action at `source` into the component file `output`. */
+export async function buildPlugin(source, output) {
+  const work = await mkdtemp(join(tmpdir(), "flow-plugin-build-"));
+  try {
+    const bundled = join(work, "plugin.js");
+    await bundle(source, bundled);
+    const { component } = await componentize({
+      sourcePath: bundled,
+      witPath: WIT,
+      worldName: "action",
+      // Outbound HTTP reaches an action through the host's grants, not
+      // through a fetch event handler of its own.
+      disableFeatures: ["http", "fetch-event"],
+    });
+    await writeFile(resolve(output), component);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+async function main() {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      allowPositionals: true,
+      options: { output: { type: "string", short: "o" }, help: { type: "boolean", short: "h" } },
+    });
+  } catch (error) {
+    console.error(`error: ${error.message}\n${USAGE}`);
+    process.exit(2);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  if (positionals.length !== 1 || !values.output) {
+    console.error(`error: name one plugin file and the output\n${USAGE}`);
+    process.exit(2);
+  }
+  try {
+    await buildPlugin(positionals[0], values.output);
+  } catch (error) {
+    console.error(`error: cannot build ${positionals[0]}: ${error.message}`);
+    process.exit(1);
+  }
+}
+
+// Run as a command (also through npm's link in node_modules/.bin), not
+// when imported.
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  await main();
+}

@@ -76,11 +76,14 @@ extern crate self as flow_plugin_sdk;
 mod deps;
 mod error;
 mod export;
+pub mod http;
 pub mod log;
+mod secret;
 
 pub use deps::{Deps, Request};
 pub use error::ActionError;
 pub use export::Context;
+pub use secret::secret;
 
 /// The `serde` this crate uses, so a plugin needs no dependency of its own.
 /// Derives then name it: `#[serde(crate = "flow_plugin_sdk::serde")]`.

@@ -2,10 +2,13 @@
 //! (by the `flow-test-artifacts` build script) and the real `flow` binary
 //! runs them.
 
+mod http_server;
 mod support;
 
 mod cache;
 mod cancel;
+mod capabilities;
+mod capability_files;
 mod cli;
 mod durability;
 mod engine;

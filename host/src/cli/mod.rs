@@ -127,6 +127,27 @@ impl Context {
     }
 }
 
+/// `--secrets`, shared by the commands that run or check workflows.
+#[derive(Debug, clap::Args)]
+pub struct SecretsArg {
+    /// A file of NAME=value lines holding secrets, readable by its owner
+    /// only; secrets also come from FLOW_SECRET_<NAME> variables, which the
+    /// file overrides
+    #[arg(long = "secrets", env = "FLOW_SECRETS_FILE", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+impl SecretsArg {
+    /// The secrets of the environment and of the file.
+    pub fn load(&self) -> anyhow::Result<flow_host::runtime::Secrets> {
+        let mut secrets = flow_host::runtime::Secrets::from_env();
+        if let Some(file) = &self.file {
+            secrets.read_file(file)?;
+        }
+        Ok(secrets)
+    }
+}
+
 /// The plugins search path: the flag (or `FLOW_PLUGINS`), else the
 /// workflow's `plugins`.
 pub fn plugins_dirs(
@@ -210,7 +231,11 @@ pub fn tokio() -> anyhow::Result<tokio::runtime::Runtime> {
 /// The exit code an error deserves.
 pub fn exit_code(error: &anyhow::Error) -> Exit {
     for cause in error.chain() {
-        if cause.is::<SpecError>() || cause.is::<RegistryError>() || cause.is::<PluginError>() {
+        if cause.is::<SpecError>()
+            || cause.is::<RegistryError>()
+            || cause.is::<PluginError>()
+            || cause.is::<flow_host::runtime::SecretsError>()
+        {
             return Exit::Invalid;
         }
         if let Some(error) = cause.downcast_ref::<ExecError>() {

@@ -23,6 +23,9 @@ pub struct ResumeArgs {
     plugins: PluginsArg,
 
     #[command(flatten)]
+    secrets: super::SecretsArg,
+
+    #[command(flatten)]
     show: super::run::ShowArgs,
 
     #[command(flatten)]
@@ -65,11 +68,13 @@ pub fn run(context: &Context, args: ResumeArgs) -> anyhow::Result<Exit> {
         }
     };
     let run_id = record.run_id.clone();
+    let secrets = args.secrets.load()?;
     super::run::execute(
         context,
         store,
         Arc::new(spec),
         &dirs,
+        secrets,
         &args.show,
         |engine, spec, plugins| engine.resume(spec, plugins, &run_id, args.force),
     )

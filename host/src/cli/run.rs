@@ -43,6 +43,9 @@ pub struct RunArgs {
     plugins: PluginsArg,
 
     #[command(flatten)]
+    secrets: super::SecretsArg,
+
+    #[command(flatten)]
     show: ShowArgs,
 
     #[command(flatten)]
@@ -73,12 +76,14 @@ pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<Exit> {
         .workflow_default(spec.options.log_level.as_deref());
     let spec = Arc::new(spec);
     let dirs = plugins_dirs(&args.plugins.dirs, &spec.plugins, &args.workflow)?;
+    let secrets = args.secrets.load()?;
     let store = context.open_store()?;
     execute(
         context,
         store,
         spec,
         &dirs,
+        secrets,
         &args.show,
         |engine, spec, plugins| engine.start(spec, plugins),
     )
@@ -90,6 +95,7 @@ pub fn execute(
     store: Arc<SledStore>,
     spec: Arc<WorkflowSpec>,
     dirs: &[PathBuf],
+    secrets: flow_host::runtime::Secrets,
     show: &ShowArgs,
     launch: impl FnOnce(
         &WorkflowEngine,
@@ -122,8 +128,10 @@ pub fn execute(
     let report = super::tokio()?.block_on(async {
         let plugins = load_plugins(context, &runtime, &cache, dirs, &spec).await?;
         spec.check_actions(plugins.names())?;
-        let mut engine =
-            WorkflowEngine::new(runtime, store.clone()).with_observer(progress.clone());
+        spec.check_secrets(&secrets)?;
+        let mut engine = WorkflowEngine::new(runtime, store.clone())
+            .with_observer(progress.clone())
+            .with_secrets(secrets);
         if let Some(metrics) = &metrics {
             engine = engine.with_metrics(metrics.clone());
         }

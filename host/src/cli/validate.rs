@@ -18,6 +18,9 @@ pub struct ValidateArgs {
     #[command(flatten)]
     plugins: PluginsArg,
 
+    #[command(flatten)]
+    secrets: super::SecretsArg,
+
     /// Print the verdict as one JSON document (`valid`, and `errors` with
     /// line and column, or the nodes by level); the exit code is the same
     #[arg(long)]
@@ -71,6 +74,7 @@ fn check(
     let plugins =
         super::tokio()?.block_on(load_plugins(context, &runtime, &cache, &dirs, &spec))?;
     spec.check_actions(plugins.names())?;
+    spec.check_secrets(&args.secrets.load()?)?;
     let names = plugins.names().map(String::from).collect();
     Ok((spec, names, dirs))
 }

@@ -41,6 +41,7 @@ pub(super) fn start(
         plugins_dirs: plugins.dirs().iter().map(|dir| absolute(dir)).collect(),
         plugins: digests(&workflow, &plugins),
         overrides: workflow.overrides.clone(),
+        secrets: workflow.secret_names(),
         resumes: 0,
     };
     engine.store.create_run(&record, &workflow.source.text)?;
@@ -98,6 +99,7 @@ pub(super) fn resume(
     record.failed_nodes = 0;
     record.plugins_dirs = plugins.dirs().iter().map(|dir| absolute(dir)).collect();
     record.plugins = plugin_digests;
+    record.secrets = workflow.secret_names();
     record.overrides = workflow.overrides.clone();
     store.create_run(&record, &workflow.source.text)?;
     store.flush()?;
@@ -190,6 +192,8 @@ fn launch(
         cancel: canceller.0.clone(),
         progress: progress.clone(),
         persistence,
+        secrets: engine.secrets.clone(),
+        redactor: engine.redactor.clone(),
     });
     let run_id = record.run_id.clone();
     let task = tokio::spawn(scheduler::run(shared, record, prior));
@@ -216,6 +220,9 @@ fn resolve(
 
     workflow
         .check_actions(plugins.names())
+        .map_err(ExecError::Spec)?;
+    workflow
+        .check_secrets(&engine.secrets)
         .map_err(ExecError::Spec)?;
     workflow
         .nodes

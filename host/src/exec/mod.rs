@@ -26,7 +26,7 @@ pub use middleware::{AttemptInfo, Middleware, Next};
 
 use crate::observe::{MetricsCollector, Observer};
 use crate::report::RunReport;
-use crate::runtime::{PluginRegistry, Runtime};
+use crate::runtime::{PluginRegistry, Redactor, Runtime, Secrets};
 use crate::spec::WorkflowSpec;
 use crate::store::WorkflowStore;
 
@@ -44,6 +44,8 @@ pub struct WorkflowEngine {
     error_handler: Option<Arc<dyn ErrorHandler>>,
     middleware: Vec<Arc<dyn Middleware>>,
     sleeper: Arc<dyn Sleeper>,
+    secrets: Arc<Secrets>,
+    redactor: Redactor,
 }
 
 impl WorkflowEngine {
@@ -57,7 +59,19 @@ impl WorkflowEngine {
             error_handler: None,
             middleware: Vec::new(),
             sleeper: Arc::new(TokioSleeper),
+            secrets: Arc::default(),
+            redactor: Redactor::default(),
         }
+    }
+
+    /// Gives the engine the host's secret values: nodes see those their
+    /// workflow grants them, and every value is replaced by `***` in what
+    /// attempts log, print, return and fail with. Without this, a workflow
+    /// that grants a secret does not start.
+    pub fn with_secrets(mut self, secrets: Secrets) -> Self {
+        self.redactor = secrets.redactor();
+        self.secrets = Arc::new(secrets);
+        self
     }
 
     /// Adds an observer of runs.

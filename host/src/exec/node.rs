@@ -14,7 +14,9 @@ use super::middleware::{AttemptInfo, Middleware, Next};
 use super::persist::Persistence;
 use crate::observe::{Event, Metric, MetricsCollector, Observer};
 use crate::report::{Failure, JsonText, NodeReport, NodeStatus, Timestamp};
-use crate::runtime::{AttemptError, AttemptReport, Invocation, Plugin, Runtime};
+use crate::runtime::{
+    Access, AttemptError, AttemptReport, Invocation, Plugin, Redactor, Runtime, Secrets,
+};
 use crate::spec::{NodeSpec, WorkflowSpec};
 use crate::store::{AttemptRecord, NodeRecord, StoreError, WorkflowStore};
 
@@ -34,6 +36,10 @@ pub(super) struct Shared {
     pub cancel: CancellationToken,
     pub progress: Arc<Progress>,
     pub persistence: Arc<Persistence>,
+    /// The host's secret values, for the nodes granted some.
+    pub secrets: Arc<Secrets>,
+    /// Replaces every secret value in what attempts leave behind.
+    pub redactor: Redactor,
 }
 
 impl Shared {
@@ -139,6 +145,7 @@ impl NodeTask {
                 fuel_used: None,
                 retry_delay_ms: None,
                 logs: Vec::new(),
+                http: None,
             };
             if let Err(error) = self.record_start(&record, &attempt).await {
                 return self.abandon(node, record, error);
@@ -205,18 +212,29 @@ impl NodeTask {
     ) -> Result<JsonText, AttemptError> {
         let shared = &*self.shared;
         attempt.logs = guest_lines(&mut report);
+        attempt.http = report.http;
+        let redactor = &shared.redactor;
+        if !redactor.is_empty() {
+            for line in &mut attempt.logs {
+                redactor.redact_in_place(&mut line.text);
+            }
+            if let Err(error) = &mut report.result {
+                error.redact(redactor);
+            }
+        }
         super::guest::log_lines(shared, &node.id, attempt.number, &attempt.logs);
         if let Some(fuel) = report.fuel_used {
             tally.fuel = Some(tally.fuel.unwrap_or(0) + fuel);
         }
         attempt.elapsed_us = Some(micros(report.elapsed));
         attempt.fuel_used = report.fuel_used;
+        let max_output = node.options.limits.max_output;
         let result = report.result.and_then(|output| {
-            JsonText::parse(&output, node.options.limits.max_output).map_err(|error| {
-                AttemptError::Output {
+            let output =
+                JsonText::parse(&output, max_output).map_err(|error| AttemptError::Output {
                     message: error.to_string(),
-                }
-            })
+                })?;
+            redact_output(redactor, output, max_output)
         });
         let failure = result.as_ref().err().map(AttemptError::to_failure);
         attempt.error = failure.clone();
@@ -234,6 +252,7 @@ impl NodeTask {
             duration: report.elapsed,
             fuel: report.fuel_used,
             succeeded: result.is_ok(),
+            http: report.http,
         });
         result
     }
@@ -338,6 +357,11 @@ impl NodeTask {
             node_id: &node.id,
             attempt: number,
             input: &self.input,
+            access: Access {
+                grants: &node.options.grants,
+                base: shared.workflow.base_dir(),
+                secrets: &shared.secrets,
+            },
         };
         let info = AttemptInfo {
             workflow_id: &shared.workflow.id,
@@ -410,4 +434,23 @@ impl NodeTask {
 /// Microseconds, saturating.
 fn micros(duration: Duration) -> u64 {
     duration.as_micros().try_into().unwrap_or(u64::MAX)
+}
+
+/// An output with every secret value replaced by `***`: stored outputs are
+/// in canonical form, where a value appears escaped as the redactor expects.
+fn redact_output(
+    redactor: &Redactor,
+    output: JsonText,
+    max_output: usize,
+) -> Result<JsonText, AttemptError> {
+    match redactor.redact(&output) {
+        std::borrow::Cow::Borrowed(_) => Ok(output),
+        std::borrow::Cow::Owned(text) => {
+            JsonText::parse(&text, max_output).map_err(|_| AttemptError::Output {
+                message: "the output holds a secret's value where it cannot be masked \
+                          (across JSON syntax); it was not stored"
+                    .to_string(),
+            })
+        }
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::report::{NodeStatus, RunStatus};
+use crate::report::{HttpStats, NodeStatus, RunStatus};
 
 /// A measurement the engine reports to [`MetricsCollector`]s.
 #[derive(Debug)]
@@ -24,6 +24,8 @@ pub enum Metric<'a> {
         fuel: Option<u64>,
         /// Whether it produced an output.
         succeeded: bool,
+        /// What it did over HTTP, when its node may reach the network.
+        http: Option<HttpStats>,
     },
     /// A failed attempt will be followed by another after `delay`.
     RetryScheduled {

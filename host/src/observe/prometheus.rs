@@ -130,6 +130,24 @@ fn describe() {
         "flow_fuel_used_total",
         "Fuel (roughly, WebAssembly instructions) used by each node's attempts."
     );
+    describe_counter!(
+        "flow_http_requests_total",
+        "HTTP requests sent by attempts, each checked against its node's grants."
+    );
+    describe_counter!(
+        "flow_http_refused_total",
+        "HTTP requests refused: no grant allows them, or they reach the host's own network."
+    );
+    describe_counter!(
+        "flow_http_sent_bytes_total",
+        Unit::Bytes,
+        "Bytes of HTTP request bodies sent."
+    );
+    describe_counter!(
+        "flow_http_received_bytes_total",
+        Unit::Bytes,
+        "Bytes of HTTP response bodies received."
+    );
     describe_histogram!(
         "flow_worker_wait_seconds",
         Unit::Seconds,
@@ -148,8 +166,20 @@ fn emit(metric: &Metric<'_>) {
             duration,
             fuel,
             succeeded,
+            http,
             ..
         } => {
+            if let Some(http) = http {
+                let labels = [
+                    ("workflow", workflow.to_string()),
+                    ("node", node.to_string()),
+                    ("action", action.to_string()),
+                ];
+                counter!("flow_http_requests_total", &labels).increment(http.requests);
+                counter!("flow_http_refused_total", &labels).increment(http.refused);
+                counter!("flow_http_sent_bytes_total", &labels).increment(http.bytes_out);
+                counter!("flow_http_received_bytes_total", &labels).increment(http.bytes_in);
+            }
             let outcome = if *succeeded { "succeeded" } else { "failed" };
             let labels = [
                 ("workflow", workflow.to_string()),
@@ -279,6 +309,7 @@ mod tests {
             duration: Duration::from_millis(3),
             fuel: Some(1_500),
             succeeded: true,
+            http: None,
         });
         metrics.record(&Metric::NodeFinished {
             workflow: "w",

@@ -16,7 +16,7 @@ pub(crate) mod values;
 
 use std::time::Duration;
 
-use crate::runtime::Limits;
+use crate::runtime::{Grants, Limits};
 
 pub use overrides::Overrides;
 pub use table::{OPTIONS, OptionError, OptionSpec, OptionValue, Scope};
@@ -121,6 +121,9 @@ pub struct NodeOptions {
     pub limits: Limits,
     /// When the node fails, run its dependents anyway: they see its error.
     pub continue_on_error: bool,
+    /// What it may reach beyond its input: HTTP destinations, directories,
+    /// environment variables and secrets. Nothing by default.
+    pub grants: Grants,
 }
 
 /// Retries with exponential backoff.

@@ -11,6 +11,7 @@ use super::values::{
     Factor, Fraction, Fuel, HumanDuration, LogFilter, Memory, PositiveDuration, Size,
 };
 use super::{Concurrency, Durability, NodeOptions, Schedule, WorkflowOptions};
+use crate::runtime::{FileGrant, SecretMode, valid_secret_name};
 
 /// Where an option goes in a workflow file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,6 +348,104 @@ pub const OPTIONS: &[OptionSpec] = &[
         flag: Some("SIZE"),
         apply: Apply::Node(|o, v| {
             o.limits.max_output = v.parse::<Size>()?.0;
+            Ok(())
+        }),
+    },
+    OptionSpec {
+        key: "http",
+        scope: Scope::Node,
+        values: "a list of URLs, or tables { url, methods, private }",
+        default: "[]",
+        doc: "destinations the node may send HTTP requests to (see [Grants](#grants))",
+        flag: None,
+        apply: Apply::Node(|o, v| {
+            o.grants.http = v.parse()?;
+            Ok(())
+        }),
+    },
+    OptionSpec {
+        key: "files",
+        scope: Scope::Node,
+        values: "a list of tables { host, guest, write }",
+        default: "[]",
+        doc: "directories the node may open, read-only unless `write = true`",
+        flag: None,
+        apply: Apply::Node(|o, v| {
+            let files: Vec<FileGrant> = v.parse()?;
+            for file in &files {
+                file.check().map_err(|message| OptionError {
+                    message,
+                    span: None,
+                })?;
+            }
+            o.grants.files = files;
+            Ok(())
+        }),
+    },
+    OptionSpec {
+        key: "env",
+        scope: Scope::Node,
+        values: "a table of strings",
+        default: "{}",
+        doc: "environment variables the node sees",
+        flag: None,
+        apply: Apply::Node(|o, v| {
+            o.grants.env = v.parse()?;
+            Ok(())
+        }),
+    },
+    OptionSpec {
+        key: "secrets",
+        scope: Scope::Node,
+        values: "a list of names",
+        default: "[]",
+        doc: "secrets the node sees as environment variables; values come from the host",
+        flag: None,
+        apply: Apply::Node(|o, v| {
+            let names: Vec<String> = v.parse()?;
+            if let Some(bad) = names.iter().find(|name| !valid_secret_name(name)) {
+                return Err(OptionError {
+                    message: format!("\"{bad}\" cannot name a secret: use letters, digits and `_`"),
+                    span: None,
+                });
+            }
+            o.grants.secrets = names;
+            Ok(())
+        }),
+    },
+    OptionSpec {
+        key: "secret_mode",
+        scope: Scope::Node,
+        values: "\"value\" or \"placeholder\"",
+        default: "\"value\"",
+        doc: "value: the node sees its secrets; placeholder: it sees tokens the host replaces in headers of granted requests",
+        flag: None,
+        apply: Apply::Node(|o, v| {
+            o.grants.secret_mode = v.parse::<SecretMode>()?;
+            Ok(())
+        }),
+    },
+    OptionSpec {
+        key: "http_max_requests",
+        scope: Scope::Node,
+        values: "a number",
+        default: "1000",
+        doc: "HTTP requests an attempt may send",
+        flag: None,
+        apply: Apply::Node(|o, v| {
+            o.limits.http_max_requests = v.parse::<u64>()?;
+            Ok(())
+        }),
+    },
+    OptionSpec {
+        key: "http_max_response",
+        scope: Scope::Node,
+        values: "a size",
+        default: "\"16MiB\"",
+        doc: "largest HTTP response body an attempt may receive",
+        flag: Some("SIZE"),
+        apply: Apply::Node(|o, v| {
+            o.limits.http_max_response = v.parse::<Size>()?.0 as u64;
             Ok(())
         }),
     },

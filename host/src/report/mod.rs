@@ -7,11 +7,13 @@
 //! the command line read them.
 
 mod failure;
+mod http;
 mod json;
 mod run;
 mod status;
 
 pub use failure::{Failure, FailureKind, MAX_ERROR_TEXT};
+pub use http::HttpStats;
 pub use json::{JsonText, MAX_DEPTH, OutputError};
 pub use run::{NodeReport, RunReport};
 pub use status::{NodeStatus, RunStatus, Timestamp};

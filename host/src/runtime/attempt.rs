@@ -4,11 +4,13 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Store, Trap, UpdateDeadline};
 
+use super::access::{Access, Redactor};
+use super::bindings::LogLevel;
 use super::bindings::{ActionError, ActionPre, PluginInfo, RunContext};
 use super::limits::{MemoryLimitExceeded, MemoryLimiter};
 use super::sandbox::{Capture, HostState, LogRecord};
 use super::{Limits, Plugin, Runtime};
-use crate::report::{Failure, FailureKind};
+use crate::report::{Failure, FailureKind, HttpStats};
 
 /// What to run: the call's context and its JSON input.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +25,8 @@ pub struct Invocation<'a> {
     pub attempt: u32,
     /// The JSON text handed to `run`.
     pub input: &'a str,
+    /// What the node may reach beyond its input.
+    pub access: Access<'a>,
 }
 
 /// Everything an attempt produced.
@@ -44,6 +48,8 @@ pub struct AttemptReport {
     pub stderr: String,
     /// Bytes of stdout and stderr dropped over the bound.
     pub output_dropped: usize,
+    /// What the attempt did over HTTP, when the plugin imports it.
+    pub http: Option<HttpStats>,
 }
 
 impl AttemptReport {
@@ -59,6 +65,7 @@ impl AttemptReport {
             stdout: String::new(),
             stderr: String::new(),
             output_dropped: 0,
+            http: None,
         }
     }
 }
@@ -128,6 +135,21 @@ pub enum AttemptError {
 }
 
 impl AttemptError {
+    /// Replaces secret values in the error's text.
+    pub fn redact(&mut self, redactor: &Redactor) {
+        match self {
+            AttemptError::Action { message, .. }
+            | AttemptError::MemoryLimit { message }
+            | AttemptError::StackOverflow { message }
+            | AttemptError::Trap { message }
+            | AttemptError::Output { message }
+            | AttemptError::Host { message } => redactor.redact_in_place(message),
+            AttemptError::OutOfFuel { .. }
+            | AttemptError::Timeout { .. }
+            | AttemptError::Exited { .. } => {}
+        }
+    }
+
     /// Whether running the attempt again may succeed: the action said so, or
     /// the attempt ran out of wall-clock time (a slow dependency may recover).
     /// Fuel, memory, stack, traps, exits and bad outputs fail the same way
@@ -179,7 +201,10 @@ impl Runtime {
     ) -> AttemptReport {
         let started = Instant::now();
         let capture = Capture::new(limits.output);
-        let mut store = self.bounded_store(limits, &capture, started);
+        let mut store = match self.bounded_store(limits, &capture, started, call.access) {
+            Ok(store) => store,
+            Err(message) => return AttemptReport::new(Err(AttemptError::Host { message })),
+        };
         let context = RunContext {
             workflow_id: call.workflow_id.to_string(),
             run_id: call.run_id.to_string(),
@@ -195,7 +220,7 @@ impl Runtime {
         let fuel_used = self.fuel_used(&store, limits);
         let (stdout, stdout_dropped) = capture.stdout.take();
         let (stderr, stderr_dropped) = capture.stderr.take();
-        let state = store.into_data();
+        let mut state = store.into_data();
         let result = match outcome {
             Err(_elapsed) => Err(AttemptError::Timeout {
                 limit: limits.timeout,
@@ -211,6 +236,16 @@ impl Runtime {
             }),
             Ok(Err(error)) => Err(classify(error, limits, &state.limiter, &stderr)),
         };
+        let http = state.http.counters.stats();
+        let notes =
+            std::mem::take(&mut *state.http.notes.lock().unwrap_or_else(|e| e.into_inner()));
+        state
+            .logs
+            .records
+            .extend(notes.into_iter().map(|note| LogRecord {
+                level: LogLevel::Warn,
+                message: format!("flow: {note}"),
+            }));
         AttemptReport {
             result,
             fuel_used,
@@ -220,6 +255,8 @@ impl Runtime {
             stdout,
             stderr,
             output_dropped: stdout_dropped + stderr_dropped,
+            http: (!call.access.grants.http.is_empty() || http != HttpStats::default())
+                .then_some(http),
         }
     }
 
@@ -230,7 +267,9 @@ impl Runtime {
         limits: &Limits,
     ) -> Result<PluginInfo, AttemptError> {
         let capture = Capture::new(limits.output);
-        let mut store = self.bounded_store(limits, &capture, Instant::now());
+        let mut store = self
+            .bounded_store(limits, &capture, Instant::now(), Access::none())
+            .map_err(|message| AttemptError::Host { message })?;
         let outcome = tokio::time::timeout(limits.timeout, async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_describe(&mut store).await
@@ -253,18 +292,23 @@ impl Runtime {
         limits: &Limits,
         capture: &Capture,
         started: Instant,
-    ) -> Store<HostState> {
-        let mut store = Store::new(
-            &self.engine,
-            HostState::new(capture, MemoryLimiter::new(limits.memory), limits.log),
-        );
+        access: Access<'_>,
+    ) -> Result<Store<HostState>, String> {
+        let deadline = started + limits.timeout;
+        let state = HostState::new(
+            capture,
+            MemoryLimiter::new(limits.memory),
+            limits,
+            access,
+            deadline,
+        )?;
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_hostcall_fuel(hostcall_fuel(limits));
         if self.config.fuel_metering {
             // Only fails when fuel metering is off, which was just checked.
             let _ = store.set_fuel(limits.fuel.unwrap_or(u64::MAX));
         }
-        let deadline = started + limits.timeout;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
@@ -273,7 +317,7 @@ impl Runtime {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
-        store
+        Ok(store)
     }
 
     /// Fuel a store's calls used, when fuel is metered.

@@ -20,6 +20,10 @@ pub struct Limits {
     pub log: usize,
     /// Bytes of output an attempt may return.
     pub max_output: usize,
+    /// HTTP requests an attempt may send.
+    pub http_max_requests: u64,
+    /// Bytes of one HTTP response body an attempt may receive.
+    pub http_max_response: u64,
 }
 
 impl Default for Limits {
@@ -31,6 +35,8 @@ impl Default for Limits {
             output: 64 << 10,
             log: 64 << 10,
             max_output: DEFAULT_MAX_OUTPUT,
+            http_max_requests: 1000,
+            http_max_response: 16 << 20,
         }
     }
 }
@@ -53,6 +59,8 @@ impl Limits {
             output: 4 << 10,
             log: 4 << 10,
             max_output: 64 << 10,
+            http_max_requests: 0,
+            http_max_response: 0,
         }
     }
 }

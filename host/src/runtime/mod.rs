@@ -6,10 +6,12 @@
 //! [`PluginRegistry`]; [`Runtime::run`] runs one attempt of one action under
 //! [`Limits`] and reports what happened as an [`AttemptReport`].
 
+mod access;
 mod attempt;
 mod bindings;
 mod cache;
 mod error;
+mod host_memory;
 mod limits;
 mod registry;
 mod sandbox;
@@ -18,10 +20,15 @@ mod ticker;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
+pub use access::{
+    Access, FileGrant, Grants, HttpGrant, REDACTED, Redactor, SECRET_ENV_PREFIX, SecretMode,
+    Secrets, SecretsError, valid_secret_name,
+};
 pub use attempt::{AttemptError, AttemptReport, Invocation};
 pub use bindings::{LogLevel, PluginInfo};
 pub use cache::{CacheError, CacheOutcome, CompileCache};
 pub use error::{Cause, PluginError, RegistryError, RuntimeError};
+pub use host_memory::return_large_buffers;
 pub use limits::{DEFAULT_FUEL, DEFAULT_MAX_OUTPUT, Limits, MemoryLimitExceeded};
 pub use registry::{Plugin, PluginRegistry, Shadowed};
 pub use sandbox::{LogRecord, MAX_LOG_MESSAGE};
@@ -92,6 +99,10 @@ impl Runtime {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::engine)?;
+        // Every plugin may import `wasi:http`; what a request reaches is
+        // decided per node, in `access` (nothing without a grant).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(RuntimeError::engine)?;
         bindings::Action::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| {
             state
         })

@@ -1,19 +1,25 @@
-//! What an action can reach: nothing of the host but a bounded log.
+//! What an action can reach: what its node is granted, and a bounded log.
 //!
-//! Each attempt gets a fresh WASI context with no preopened directories, no
-//! environment variables, no arguments, a closed stdin and no network. Its
+//! Each attempt gets a fresh WASI context with no arguments, a closed stdin,
+//! no sockets, and only the environment variables, secrets, directories
+//! and HTTP destinations its node is granted (see [`super::access`]). Its
 //! stdout and stderr go to bounded in-memory buffers, and its `log` calls to
 //! a bounded list of records; the host writes both to its own log under the
 //! attempt's node once the attempt ends.
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::Bytes;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::filesystem::FsPerms;
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use super::Limits;
+use super::access::{Access, HttpAccess, SecretMode};
 use super::bindings::{LogLevel, flow};
 use super::limits::MemoryLimiter;
 
@@ -24,25 +30,85 @@ pub const MAX_LOG_MESSAGE: usize = 4 * 1024;
 pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
+    http_ctx: WasiHttpCtx,
+    pub(crate) http: HttpAccess,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) logs: GuestLogs,
 }
 
 impl HostState {
-    pub(crate) fn new(capture: &Capture, limiter: MemoryLimiter, log_budget: usize) -> Self {
-        let wasi = WasiCtx::builder()
-            .stdout(capture.stdout.clone())
+    /// The sandbox of one call: stdout and stderr into `capture`, memory
+    /// bounded by `limiter`, and what `access` grants: environment
+    /// variables, secrets, preopened directories and HTTP destinations.
+    pub(crate) fn new(
+        capture: &Capture,
+        limiter: MemoryLimiter,
+        limits: &Limits,
+        access: Access<'_>,
+        deadline: Instant,
+    ) -> Result<Self, String> {
+        let grants = access.grants;
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(capture.stdout.clone())
             .stderr(capture.stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
-        Self {
-            wasi,
-            table: ResourceTable::new(),
-            limiter,
-            logs: GuestLogs::new(log_budget),
+            .allow_ip_name_lookup(false);
+        for (name, value) in &grants.env {
+            wasi.env(name, value);
         }
+        let mut placeholders = Vec::new();
+        for name in &grants.secrets {
+            let value = access
+                .secrets
+                .get(name)
+                .ok_or_else(|| format!("the secret {name} is not set on this host"))?;
+            match grants.secret_mode {
+                SecretMode::Value => {
+                    wasi.env(name, &**value);
+                }
+                SecretMode::Placeholder => {
+                    let token = format!(
+                        "flow-placeholder-{name}-{:016x}{:016x}",
+                        fastrand::u64(..),
+                        fastrand::u64(..)
+                    );
+                    wasi.env(name, &token);
+                    placeholders.push((token, value.clone()));
+                }
+            }
+        }
+        for file in &grants.files {
+            let host = file.host_dir(access.base);
+            let perms = if file.write {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            wasi.preopened_dir(&host, &file.guest, perms)
+                .map_err(|error| {
+                    format!(
+                        "cannot open the granted directory {} (for {}): {error}",
+                        host.display(),
+                        file.guest
+                    )
+                })?;
+        }
+        let http = HttpAccess::new(
+            &grants.http,
+            placeholders,
+            limits.http_max_requests,
+            limits.http_max_response,
+            deadline,
+        );
+        Ok(Self {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            http_ctx: WasiHttpCtx::new(),
+            http,
+            limiter,
+            logs: GuestLogs::new(limits.log),
+        })
     }
 }
 
@@ -51,6 +117,16 @@ impl WasiView for HostState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http_ctx,
+            table: &mut self.table,
+            hooks: &mut self.http,
         }
     }
 }

@@ -45,7 +45,12 @@ pub(super) struct RawNode {
     pub input: String,
     pub depends_on: Vec<Spanned<String>>,
     pub options: NodeOptions,
+    /// Where each option of the node was set (in `[defaults]` or its table).
+    pub option_spans: OptionSpans,
 }
+
+/// Where options were set, by key.
+pub(crate) type OptionSpans = std::collections::BTreeMap<&'static str, Range<usize>>;
 
 /// Reads `text`; `None` after a TOML syntax error (in `problems`).
 pub(super) fn read(path: &Path, text: &str, problems: &mut Vec<Diagnostic>) -> Option<Document> {
@@ -66,13 +71,13 @@ pub(super) fn read(path: &Path, text: &str, problems: &mut Vec<Diagnostic>) -> O
         nodes: Vec::new(),
         has_nodes: false,
     };
-    let mut defaults = NodeOptions::default();
+    let mut defaults = (NodeOptions::default(), OptionSpans::new());
     let root = document.get_ref();
     // Defaults first: every node starts from them, wherever they are.
     if let Some((_, value)) = root.iter().find(|(key, _)| key.get_ref() == "defaults")
         && let Some(table) = table(value, "defaults", problems)
     {
-        read_defaults(table, &mut defaults, problems);
+        read_defaults(table, &mut defaults.0, &mut defaults.1, problems);
     }
     for (key, value) in root.iter() {
         match key.get_ref().as_ref() {
@@ -162,15 +167,23 @@ fn read_header(
     }
 }
 
-fn read_defaults(table: &DeTable<'_>, defaults: &mut NodeOptions, problems: &mut Vec<Diagnostic>) {
+fn read_defaults(
+    table: &DeTable<'_>,
+    defaults: &mut NodeOptions,
+    spans: &mut OptionSpans,
+    problems: &mut Vec<Diagnostic>,
+) {
     for (key, value) in table.iter() {
         let name = key.get_ref().as_ref();
         match OptionSpec::find(Scope::Node, name) {
-            Some(option) => report(
-                option.apply_node(defaults, OptionValue::Toml(value.clone())),
-                value,
-                problems,
-            ),
+            Some(option) => {
+                spans.insert(option.key, value.span());
+                report(
+                    option.apply_node(defaults, OptionValue::Toml(value.clone())),
+                    value,
+                    problems,
+                )
+            }
             None if NODE_KEYS.contains(&name) => problems.push(
                 Diagnostic::new(format!("`{name}` cannot be a default"), Some(key.span()))
                     .help(format!("set `{name}` in each node's table")),
@@ -185,7 +198,7 @@ fn read_defaults(table: &DeTable<'_>, defaults: &mut NodeOptions, problems: &mut
 fn read_node(
     id: &Spanned<std::borrow::Cow<'_, str>>,
     node: &Spanned<DeValue<'_>>,
-    defaults: &NodeOptions,
+    defaults: &(NodeOptions, OptionSpans),
     problems: &mut Vec<Diagnostic>,
 ) -> Option<RawNode> {
     let id = Spanned::new(id.span(), id.get_ref().to_string());
@@ -214,7 +227,8 @@ fn read_node(
         action: None,
         input: "{}".to_string(),
         depends_on: Vec::new(),
-        options: defaults.clone(),
+        options: defaults.0.clone(),
+        option_spans: defaults.1.clone(),
     };
     for (key, value) in table.iter() {
         match key.get_ref().as_ref() {
@@ -231,11 +245,14 @@ fn read_node(
             },
             "depends_on" => read.depends_on = strings(value, "depends_on", problems),
             name => match OptionSpec::find(Scope::Node, name) {
-                Some(option) => report(
-                    option.apply_node(&mut read.options, OptionValue::Toml(value.clone())),
-                    value,
-                    problems,
-                ),
+                Some(option) => {
+                    read.option_spans.insert(option.key, value.span());
+                    report(
+                        option.apply_node(&mut read.options, OptionValue::Toml(value.clone())),
+                        value,
+                        problems,
+                    )
+                }
                 None => problems.push(misplaced(key, name, Scope::Node).unwrap_or_else(|| {
                     let keys = NODE_KEYS
                         .iter()

@@ -19,6 +19,7 @@ pub use validate::suggest;
 
 use crate::dag::Dag;
 use crate::options::{NodeOptions, Overrides, WorkflowOptions};
+use crate::runtime::Secrets;
 
 /// A workflow file, parsed and validated.
 #[derive(Debug, Clone)]
@@ -59,6 +60,8 @@ pub struct NodeSpec {
     pub options: NodeOptions,
     /// Byte range of the `action` value in the file.
     pub(crate) action_span: std::ops::Range<usize>,
+    /// Where its options were set, by key, for messages about them.
+    pub(crate) option_spans: document::OptionSpans,
 }
 
 /// The text of a workflow file and where it was read from.
@@ -105,6 +108,37 @@ impl WorkflowSpec {
         for node in &mut self.nodes {
             overrides.apply_node(&mut node.options);
         }
+    }
+
+    /// The directory a node's relative host paths (`files`) start from:
+    /// the workflow file's.
+    pub fn base_dir(&self) -> &Path {
+        match self.source.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        }
+    }
+
+    /// Checks that the host holds every secret a node is granted.
+    pub fn check_secrets(&self, secrets: &Secrets) -> Result<(), SpecError> {
+        let problems = validate::missing_secrets(self, secrets);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(SpecError::invalid(&self.source, problems))
+        }
+    }
+
+    /// The names of the secrets the workflow's nodes are granted.
+    pub fn secret_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .nodes
+            .iter()
+            .flat_map(|node| node.options.grants.secrets.iter().cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// Index of the node with this id.

@@ -9,6 +9,7 @@ use toml::Spanned;
 use super::document::{self, Document, RawNode, shown};
 use super::{ActionUse, Diagnostic, NodeSpec, Source, SpecError, WorkflowSpec};
 use crate::dag::Dag;
+use crate::runtime::{SECRET_ENV_PREFIX, Secrets};
 
 /// Longest id accepted for workflows and nodes.
 const MAX_ID_LEN: usize = 64;
@@ -61,11 +62,72 @@ pub(super) fn workflow(source: Arc<Source>) -> Result<WorkflowSpec, SpecError> {
             None
         }
     };
+    missing_directories(&source, &read.nodes, &mut problems);
     let uses = action_uses(&read.nodes);
     match dag {
         Some(dag) if problems.is_empty() => Ok(build(source, id, read, dag)),
         _ => Err(SpecError::invalid(&source, problems).with_uses(read.plugins, uses)),
     }
+}
+
+/// A problem for each granted host directory that is not a directory.
+fn missing_directories(source: &Source, nodes: &[RawNode], problems: &mut Vec<Diagnostic>) {
+    let base = match source.path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    let mut reported = std::collections::HashSet::new();
+    for node in nodes {
+        for file in &node.options.grants.files {
+            let dir = file.host_dir(base);
+            if dir.is_dir() {
+                continue;
+            }
+            let span = node.option_spans.get("files").cloned();
+            if !reported.insert((dir.clone(), span.clone().map(|s| s.start))) {
+                continue;
+            }
+            problems.push(
+                Diagnostic::new(
+                    format!(
+                        "the directory {} granted to node `{}` as {} does not exist",
+                        dir.display(),
+                        shown(node.id.get_ref()),
+                        file.guest
+                    ),
+                    span,
+                )
+                .help("create it, or correct `host` (relative paths start at the workflow file's directory)"),
+            );
+        }
+    }
+}
+
+/// A problem for each secret a node is granted that `secrets` lacks.
+pub(super) fn missing_secrets(spec: &WorkflowSpec, secrets: &Secrets) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    let mut reported = std::collections::HashSet::new();
+    for node in &spec.nodes {
+        for name in &node.options.grants.secrets {
+            if secrets.contains(name) {
+                continue;
+            }
+            let span = node.option_spans.get("secrets").cloned();
+            if !reported.insert((name.clone(), span.clone().map(|s| s.start))) {
+                continue;
+            }
+            problems.push(
+                Diagnostic::new(
+                    format!("the secret {name} of node `{}` is not set", node.id),
+                    span,
+                )
+                .help(format!(
+                    "set the environment variable {SECRET_ENV_PREFIX}{name}, or add {name}=value to the secrets file"
+                )),
+            );
+        }
+    }
+    problems
 }
 
 /// The workflow's id, once checked.
@@ -171,6 +233,7 @@ fn build(source: Arc<Source>, id: String, read: Document, dag: Dag) -> WorkflowS
                     .map(Spanned::into_inner)
                     .collect(),
                 options: node.options,
+                option_spans: node.option_spans,
             }
         })
         .collect();

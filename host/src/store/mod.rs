@@ -163,6 +163,7 @@ pub(crate) mod conformance {
             plugins_dirs: vec!["plugins".into()],
             plugins: [("echo".to_string(), "cd".repeat(32))].into(),
             overrides: Default::default(),
+            secrets: Vec::new(),
             resumes: 0,
         }
     }
@@ -195,6 +196,7 @@ pub(crate) mod conformance {
                 kind: LineKind::Info,
                 text: format!("attempt {number}"),
             }],
+            http: None,
         }
     }
 

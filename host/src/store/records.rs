@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::options::Overrides;
-use crate::report::{Failure, JsonText, NodeStatus, RunStatus, Timestamp};
+use crate::report::{Failure, HttpStats, JsonText, NodeStatus, RunStatus, Timestamp};
 
 /// The header of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,6 +44,9 @@ pub struct RunRecord {
     pub plugins: BTreeMap<String, String>,
     /// Options given on the command line, applied again on resume.
     pub overrides: Overrides,
+    /// Names of the secrets its nodes are granted (never their values).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
     /// How many times the run was resumed.
     pub resumes: u32,
 }
@@ -115,6 +118,10 @@ pub struct AttemptRecord {
     /// printed on stdout, then on stderr; bounded by the attempt's limits.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<GuestLine>,
+    /// What the attempt did over HTTP, when its node may reach the network
+    /// or its plugin tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpStats>,
 }
 
 /// One line an action logged or printed during an attempt.

@@ -4,7 +4,7 @@
 //! ```json
 //! {
 //!   "run_id": "01J...", "workflow_id": "orders", "workflow_path": "/abs/orders.toml",
-//!   "status": "succeeded", "error": null, "failed_nodes": 0, "resumes": 0,
+//!   "status": "succeeded", "error": null, "failed_nodes": 0, "resumes": 0, "secrets": [],
 //!   "created_at": "2026-11-26T10:13:17.123Z", "finished_at": "2026-11-26T10:13:17.131Z",
 //!   "elapsed_ms": 8.0,
 //!   "nodes": [{
@@ -14,7 +14,9 @@
 //!     "output": {"...": "..."}, "error": null,
 //!     "attempt_records": [{
 //!       "number": 1, "started_at": "...", "elapsed_ms": 1.4, "fuel_used": 28430,
-//!       "error": null, "retry_delay_ms": null, "logs": [{"kind": "info", "text": "..."}]
+//!       "error": null, "retry_delay_ms": null,
+//!       "http": {"requests": 1, "refused": 0, "bytes_out": 0, "bytes_in": 512},
+//!       "logs": [{"kind": "info", "text": "..."}]
 //!     }]
 //!   }],
 //!   "outputs": {"digest": {"...": "..."}}
@@ -33,7 +35,7 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
 use super::{AttemptRecord, GuestLine, NodeHistory, RunRecord};
-use crate::report::{Failure, JsonText, NodeStatus, Timestamp};
+use crate::report::{Failure, HttpStats, JsonText, NodeStatus, Timestamp};
 
 /// A run, its nodes with their attempts, and the workflow's outputs.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +59,7 @@ impl Serialize for RunDocument<'_> {
         map.serialize_entry("error", &run.error)?;
         map.serialize_entry("failed_nodes", &run.failed_nodes)?;
         map.serialize_entry("resumes", &run.resumes)?;
+        map.serialize_entry("secrets", &run.secrets)?;
         map.serialize_entry("created_at", &time(Some(run.created_at)))?;
         map.serialize_entry("finished_at", &time(run.finished_at))?;
         let elapsed = run
@@ -144,6 +147,8 @@ struct AttemptView<'a> {
     fuel_used: Option<u64>,
     error: Option<&'a Failure>,
     retry_delay_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http: Option<&'a HttpStats>,
     logs: &'a [GuestLine],
 }
 
@@ -156,6 +161,7 @@ impl<'a> From<&'a AttemptRecord> for AttemptView<'a> {
             fuel_used: attempt.fuel_used,
             error: attempt.error.as_ref(),
             retry_delay_ms: attempt.retry_delay_ms,
+            http: attempt.http.as_ref(),
             logs: &attempt.logs,
         }
     }

@@ -1,0 +1,15 @@
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+import { WIT } from "../build.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+test("the WIT copy is the project's", async () => {
+  const copy = await readFile(join(WIT, "plugin.wit"), "utf8");
+  const original = await readFile(join(here, "..", "..", "..", "wit", "plugin.wit"), "utf8");
+  assert.equal(copy, original, "copy wit/plugin.wit to plugin-sdk/js/wit/");
+});

@@ -1,0 +1,455 @@
+//! Outbound HTTP, as far as the node's grants allow.
+//!
+//! A small blocking client over `wasi:http`. The host checks every request
+//! against the `http` grants of the node before anything is sent; a
+//! request no grant allows fails with [`HttpError::Denied`], and the
+//! attempt's log says which grant would allow it.
+//!
+//! ```no_run
+//! use flow_plugin_sdk::http;
+//! # fn main() -> Result<(), http::HttpError> {
+//! let response = http::get("https://api.example.com/v1/users")?;
+//! let users: flow_plugin_sdk::serde_json::Value = response.json()?;
+//! let created = http::post_json("https://api.example.com/v1/users", &users)?;
+//! let deleted = http::request("DELETE", "https://api.example.com/v1/users/7")
+//!     .header("authorization", "Bearer ...")
+//!     .send()?;
+//! # Ok(()) }
+//! ```
+//!
+//! Redirects (301, 302, 303, 307, 308) are followed, up to five, each
+//! checked by the host like the first request.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::ActionError;
+
+/// Redirects followed before giving up.
+const MAX_REDIRECTS: usize = 5;
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpError {
+    /// The URL cannot be sent: not `http://` or `https://`, or malformed.
+    Url(String),
+    /// The host refused the request: no grant of the node allows it, or
+    /// its destination is on the host's own network.
+    Denied(String),
+    /// The request was sent but failed: connection, timeout, TLS, a
+    /// response over the size limit.
+    Failed(String),
+    /// The response body is not what was asked for (UTF-8, JSON).
+    Body(String),
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::Url(message) => write!(f, "bad URL: {message}"),
+            HttpError::Denied(message) => write!(f, "request refused by the host: {message}"),
+            HttpError::Failed(message) => write!(f, "request failed: {message}"),
+            HttpError::Body(message) => write!(f, "unexpected response body: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+/// A refused request or a bad URL will fail again; a failed connection may
+/// pass on a later attempt.
+impl From<HttpError> for ActionError {
+    fn from(error: HttpError) -> Self {
+        match error {
+            HttpError::Failed(_) => ActionError::retryable(error.to_string()),
+            _ => ActionError::fatal(error.to_string()),
+        }
+    }
+}
+
+/// A response, its body read whole.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The headers, names in lower case, in the order received.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first value of a header (`name` in any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> Result<&str, HttpError> {
+        std::str::from_utf8(&self.body).map_err(|e| HttpError::Body(format!("not UTF-8: {e}")))
+    }
+
+    /// The body as JSON, deserialised into `T`.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, HttpError> {
+        serde_json::from_slice(&self.body).map_err(|e| HttpError::Body(format!("not JSON: {e}")))
+    }
+
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// A request being built; [`Request::send`] sends it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    method: String,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    timeout: Option<Duration>,
+    follow_redirects: bool,
+}
+
+/// A request of `method` to `url`.
+pub fn request(method: &str, url: &str) -> Request {
+    Request {
+        method: method.to_ascii_uppercase(),
+        url: url.to_string(),
+        headers: Vec::new(),
+        body: Vec::new(),
+        timeout: None,
+        follow_redirects: true,
+    }
+}
+
+/// `GET url`.
+pub fn get(url: &str) -> Result<Response, HttpError> {
+    request("GET", url).send()
+}
+
+/// `POST url` with `value` as a JSON body.
+pub fn post_json<T: Serialize + ?Sized>(url: &str, value: &T) -> Result<Response, HttpError> {
+    request("POST", url).json(value)?.send()
+}
+
+impl Request {
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Sets a JSON body and its content type.
+    pub fn json<T: Serialize + ?Sized>(self, value: &T) -> Result<Self, HttpError> {
+        let body = serde_json::to_vec(value).map_err(|e| HttpError::Body(e.to_string()))?;
+        Ok(self.header("content-type", "application/json").body(body))
+    }
+
+    /// Bounds connecting and waiting for the first byte (the host bounds
+    /// both by the attempt's `timeout` anyway).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Whether to follow redirects (yes by default).
+    pub fn follow_redirects(mut self, follow: bool) -> Self {
+        self.follow_redirects = follow;
+        self
+    }
+
+    /// Sends the request and reads the whole response.
+    pub fn send(self) -> Result<Response, HttpError> {
+        let mut current = self;
+        for _ in 0..=MAX_REDIRECTS {
+            let response = send_once(&current)?;
+            let redirect = matches!(response.status, 301 | 302 | 303 | 307 | 308);
+            let location = response.header("location").map(str::to_string);
+            match (redirect && current.follow_redirects, location) {
+                (true, Some(location)) => {
+                    current.url = resolve(&current.url, &location)?;
+                    if response.status == 303
+                        || (matches!(response.status, 301 | 302) && current.method == "POST")
+                    {
+                        current.method = "GET".into();
+                        current.body.clear();
+                        current
+                            .headers
+                            .retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
+                    }
+                }
+                _ => return Ok(response),
+            }
+        }
+        Err(HttpError::Failed(format!(
+            "more than {MAX_REDIRECTS} redirects from {}",
+            current.url
+        )))
+    }
+}
+
+/// The parts of an `http://` or `https://` URL.
+#[derive(Debug, PartialEq, Eq)]
+struct Url<'a> {
+    https: bool,
+    authority: &'a str,
+    path_and_query: &'a str,
+}
+
+fn parse_url(url: &str) -> Result<Url<'_>, HttpError> {
+    let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (false, rest)
+    } else {
+        return Err(HttpError::Url(format!(
+            "{url}: only http:// and https:// URLs"
+        )));
+    };
+    let rest = rest.split('#').next().unwrap_or_default();
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    if authority.is_empty() {
+        return Err(HttpError::Url(format!("{url}: no host")));
+    }
+    let path_and_query = if path.is_empty() { "/" } else { path };
+    Ok(Url {
+        https,
+        authority,
+        path_and_query,
+    })
+}
+
+/// `location` against the URL it came from.
+fn resolve(base: &str, location: &str) -> Result<String, HttpError> {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return Ok(location.to_string());
+    }
+    let url = parse_url(base)?;
+    let scheme = if url.https { "https" } else { "http" };
+    if let Some(rest) = location.strip_prefix("//") {
+        return Ok(format!("{scheme}://{rest}"));
+    }
+    if location.starts_with('/') {
+        return Ok(format!("{scheme}://{}{location}", url.authority));
+    }
+    let path = url.path_and_query.split('?').next().unwrap_or("/");
+    let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+    Ok(format!("{scheme}://{}{dir}{location}", url.authority))
+}
+
+#[cfg(target_family = "wasm")]
+fn send_once(request: &Request) -> Result<Response, HttpError> {
+    use wasip2::http::outgoing_handler;
+    use wasip2::http::types::{
+        ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions,
+        Scheme,
+    };
+    use wasip2::io::streams::StreamError;
+
+    let url = parse_url(&request.url)?;
+    let mut headers: Vec<(String, Vec<u8>)> = request
+        .headers
+        .iter()
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes().to_vec()))
+        .collect();
+    if !request.body.is_empty() {
+        // A known length: the body goes out in one piece, not chunked.
+        headers.push((
+            "content-length".into(),
+            request.body.len().to_string().into_bytes(),
+        ));
+    }
+    let fields =
+        Fields::from_list(&headers).map_err(|e| HttpError::Url(format!("bad header: {e:?}")))?;
+    let outgoing = OutgoingRequest::new(fields);
+    let method = match request.method.as_str() {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        "PATCH" => Method::Patch,
+        "OPTIONS" => Method::Options,
+        other => Method::Other(other.to_string()),
+    };
+    let invalid = |what: &str| HttpError::Url(format!("{}: bad {what}", request.url));
+    outgoing
+        .set_method(&method)
+        .map_err(|()| invalid("method"))?;
+    let scheme = if url.https {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    outgoing
+        .set_scheme(Some(&scheme))
+        .map_err(|()| invalid("scheme"))?;
+    outgoing
+        .set_authority(Some(url.authority))
+        .map_err(|()| invalid("host"))?;
+    outgoing
+        .set_path_with_query(Some(url.path_and_query))
+        .map_err(|()| invalid("path"))?;
+    let body = if request.body.is_empty() {
+        None
+    } else {
+        Some(outgoing.body().map_err(|()| invalid("body"))?)
+    };
+    let options = request.timeout.map(|timeout| {
+        let options = RequestOptions::new();
+        let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        let _ = options.set_connect_timeout(Some(nanos));
+        let _ = options.set_first_byte_timeout(Some(nanos));
+        options
+    });
+    let error = |code: ErrorCode| {
+        let what = format!("{} {}", request.method, request.url);
+        match code {
+            ErrorCode::HttpRequestDenied => HttpError::Denied(format!(
+                "{what}: no grant of this node allows it (the attempt's log names the grant that would)"
+            )),
+            ErrorCode::DestinationIpProhibited => HttpError::Denied(format!(
+                "{what}: the host resolves to an address of the host's own network"
+            )),
+            ErrorCode::HttpResponseBodySize(_) => HttpError::Failed(format!(
+                "{what}: the response is larger than the node's http_max_response"
+            )),
+            ErrorCode::ConnectionRefused => {
+                HttpError::Failed(format!("{what}: connection refused"))
+            }
+            ErrorCode::ConnectionTimeout => {
+                HttpError::Failed(format!("{what}: connecting timed out"))
+            }
+            ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
+                HttpError::Failed(format!("{what}: no response in time"))
+            }
+            ErrorCode::DestinationNotFound | ErrorCode::DnsError(_) | ErrorCode::DnsTimeout => {
+                HttpError::Failed(format!("{what}: the host name does not resolve"))
+            }
+            other => HttpError::Failed(format!("{what}: {other:?}")),
+        }
+    };
+    let pending = outgoing_handler::handle(outgoing, options).map_err(error)?;
+    if let Some(body) = body {
+        let stream = body.write().map_err(|()| invalid("body"))?;
+        for chunk in request.body.chunks(4096) {
+            stream
+                .blocking_write_and_flush(chunk)
+                .map_err(|e| HttpError::Failed(format!("sending the body: {e:?}")))?;
+        }
+        drop(stream);
+        OutgoingBody::finish(body, None).map_err(error)?;
+    }
+    let response = loop {
+        match pending.get() {
+            Some(Ok(result)) => break result.map_err(error)?,
+            Some(Err(())) => return Err(HttpError::Failed("the response was taken twice".into())),
+            None => pending.subscribe().block(),
+        }
+    };
+    let status = response.status();
+    let headers = response
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+        .collect();
+    let incoming = response
+        .consume()
+        .map_err(|()| HttpError::Failed("no body".into()))?;
+    let stream = incoming
+        .stream()
+        .map_err(|()| HttpError::Failed("no body stream".into()))?;
+    let mut bytes = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(e)) => {
+                return Err(HttpError::Failed(format!(
+                    "reading the response of {}: {}",
+                    request.url,
+                    e.to_debug_string()
+                )));
+            }
+        }
+    }
+    drop(stream);
+    let _ = IncomingBody::finish(incoming);
+    Ok(Response {
+        status,
+        headers,
+        body: bytes,
+    })
+}
+
+#[cfg(not(target_family = "wasm"))]
+fn send_once(request: &Request) -> Result<Response, HttpError> {
+    // Native builds (unit tests of a plugin) have no host to send through.
+    parse_url(&request.url)?;
+    Err(HttpError::Failed(format!(
+        "{} {}: HTTP needs the flow host (run the plugin in a workflow)",
+        request.method, request.url
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_into_scheme_host_and_path() {
+        assert_eq!(
+            parse_url("https://a.example:8443/v1?x=1#f").unwrap(),
+            Url {
+                https: true,
+                authority: "a.example:8443",
+                path_and_query: "/v1?x=1"
+            }
+        );
+        assert_eq!(parse_url("http://a.example").unwrap().path_and_query, "/");
+        assert_eq!(
+            parse_url("http://a.example?q").unwrap().path_and_query,
+            "?q"
+        );
+        assert!(matches!(parse_url("ftp://a"), Err(HttpError::Url(_))));
+        assert!(matches!(parse_url("http:///x"), Err(HttpError::Url(_))));
+    }
+
+    #[test]
+    fn redirects_resolve_against_the_request() {
+        let base = "https://a.example/v1/users?page=2";
+        assert_eq!(resolve(base, "/login").unwrap(), "https://a.example/login");
+        assert_eq!(resolve(base, "next").unwrap(), "https://a.example/v1/next");
+        assert_eq!(
+            resolve(base, "//b.example/x").unwrap(),
+            "https://b.example/x"
+        );
+        assert_eq!(
+            resolve(base, "http://c.example/").unwrap(),
+            "http://c.example/"
+        );
+    }
+
+    #[test]
+    fn refusals_are_fatal_and_failures_retryable() {
+        let denied: ActionError = HttpError::Denied("no".into()).into();
+        assert!(!denied.is_retryable());
+        let failed: ActionError = HttpError::Failed("reset".into()).into();
+        assert!(failed.is_retryable());
+    }
+}

@@ -1,0 +1,272 @@
+//! Grants: HTTP destinations, directories, environment variables and
+//! secrets, each reached only as far as the workflow file grants, against a
+//! server these tests start on 127.0.0.1.
+
+use serde_json::Value;
+
+use crate::http_server::TestServer;
+use crate::support::{Env, node, workflow};
+
+/// An `Env` with the `reach` plugin.
+fn env() -> Env {
+    let env = Env::new();
+    env.add_plugin(&flow_test_artifacts::test_plugins_dir().join("reach.wasm"));
+    env
+}
+
+/// Runs `nodes` (failures allowed) and returns the report.
+fn run(env: &Env, nodes: &str) -> Value {
+    run_with(env, nodes, &[])
+}
+
+fn run_with(env: &Env, nodes: &str, vars: &[(&str, &str)]) -> Value {
+    let text = workflow(&format!("[defaults]\ncontinue_on_error = true\n\n{nodes}"));
+    let file = env.write("reach.toml", &text);
+    let output = env
+        .flow()
+        .envs(vars.iter().copied())
+        .args(["run", file.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&output.stderr)))
+}
+
+/// Everything a node's attempts logged, one line each.
+fn logs(report: &Value, id: &str) -> String {
+    node(report, id)["attempt_records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["logs"].as_array().unwrap().iter())
+        .map(|line| line["text"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn error(report: &Value, id: &str) -> String {
+    node(report, id)["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("node {id} did not fail: {}", node(report, id)))
+        .to_string()
+}
+
+fn get(id: &str, url: &str, grant: &str) -> String {
+    format!(
+        "[nodes.{id}]\naction = \"reach\"\ninput = {{ mode = \"get\", url = \"{url}\" }}\nhttp = [{grant}]\n\n"
+    )
+}
+
+#[test]
+fn a_granted_request_succeeds_and_is_recorded() {
+    let env = env();
+    let server = TestServer::start();
+    let grant = format!("\"{}\"", server.origin());
+    let text = workflow(&get("fetch", &server.url("/json"), &grant));
+    let file = env.write("fetch.toml", &text);
+    let report = env
+        .run(&[
+            "run",
+            file.to_str().unwrap(),
+            "--json",
+            "--metrics-out",
+            "metrics.prom",
+        ])
+        .success()
+        .json();
+    let fetch = node(&report, "fetch");
+    assert_eq!(fetch["output"]["status"], 200);
+    let body: Value = serde_json::from_str(fetch["output"]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["items"].as_array().unwrap().len(), 16);
+    let http = &fetch["attempt_records"][0]["http"];
+    assert_eq!(http["requests"], 1);
+    assert_eq!(http["refused"], 0);
+    assert!(http["bytes_in"].as_u64().unwrap() > 500, "{http}");
+
+    let status = env
+        .run(&["status", report["run_id"].as_str().unwrap(), "--json"])
+        .success()
+        .json();
+    assert_eq!(node(&status, "fetch")["attempt_records"][0]["http"], *http);
+    let metrics = std::fs::read_to_string(env.path().join("metrics.prom")).unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("flow_http_requests_total{") && l.ends_with(" 1")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("flow_http_received_bytes_total{"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn requests_beyond_the_grants_are_refused_before_any_connection() {
+    let env = env();
+    let server = TestServer::start();
+    let port = server.port();
+    let origin = server.origin();
+    let mut nodes = String::new();
+    // No grant at all.
+    nodes += &get("none", &server.url("/json"), "");
+    // Another host.
+    nodes += &get("host", &server.url("/json"), "\"https://api.example.com\"");
+    // Another port.
+    nodes += &get(
+        "port",
+        &server.url("/json"),
+        &format!("\"http://127.0.0.1:{}\"", port.wrapping_add(1).max(1)),
+    );
+    // Another scheme.
+    nodes += &get(
+        "scheme",
+        &server.url("/json"),
+        &format!("\"https://127.0.0.1:{port}\""),
+    );
+    // Another path.
+    nodes += &get("path", &server.url("/json"), &format!("\"{origin}/v1/\""));
+    // A path that climbs out of the granted one.
+    nodes += &get(
+        "climb",
+        &server.url("/v1/../json"),
+        &format!("\"{origin}/v1/\""),
+    );
+    // Another method.
+    nodes += &get(
+        "method",
+        &server.url("/json"),
+        &format!("{{ url = \"{origin}\", methods = [\"POST\"] }}"),
+    );
+    let report = run(&env, &nodes);
+
+    assert!(
+        server.seen().is_empty(),
+        "nothing reached the server: {:?}",
+        server.seen()
+    );
+    for (id, says) in [
+        (
+            "none",
+            format!("this node has no HTTP grant; allow it with http = [\"{origin}\"]"),
+        ),
+        (
+            "host",
+            format!("(it may reach https://api.example.com); allow it with \"{origin}\""),
+        ),
+        ("port", format!("allow it with \"{origin}\"")),
+        (
+            "scheme",
+            format!("(it may reach https://127.0.0.1:{port}); allow it with \"{origin}\""),
+        ),
+        ("path", format!("(it may reach {origin}/v1/); allow it")),
+        ("climb", format!("refused GET {origin}/v1/../json")),
+        ("method", format!("(it may reach {origin} (POST))")),
+    ] {
+        let logged = logs(&report, id);
+        assert!(logged.contains(&says), "{id}: {logged}");
+        assert!(logged.contains("refused GET"), "{id}: {logged}");
+        assert!(
+            error(&report, id).contains("request refused by the host"),
+            "{id}"
+        );
+        assert_eq!(node(&report, id)["error"]["kind"], "fatal", "{id}");
+        assert_eq!(
+            node(&report, id)["attempt_records"][0]["http"]["refused"],
+            1,
+            "{id}"
+        );
+    }
+}
+
+#[test]
+fn a_name_that_resolves_to_the_hosts_own_network_needs_a_literal_grant() {
+    let env = env();
+    let server = TestServer::start();
+    let port = server.port();
+    let by_name = format!("http://localhost:{port}/json");
+    let mut nodes = String::new();
+    nodes += &get("named", &by_name, &format!("\"http://localhost:{port}\""));
+    nodes += &get(
+        "private",
+        &by_name,
+        &format!("{{ url = \"http://localhost:{port}\", private = true }}"),
+    );
+    nodes += &get(
+        "literal",
+        &server.url("/json"),
+        &format!("\"{}\"", server.origin()),
+    );
+    let report = run(&env, &nodes);
+
+    let logged = logs(&report, "named");
+    assert!(
+        logged.contains("localhost resolves to 127.0.0.1, a loopback address"),
+        "{logged}"
+    );
+    assert!(error(&report, "named").contains("the host's own network"));
+    assert_eq!(node(&report, "private")["output"]["status"], 200);
+    assert_eq!(node(&report, "literal")["output"]["status"], 200);
+    assert_eq!(
+        server.seen().len(),
+        2,
+        "the refused request never reached the server"
+    );
+}
+
+#[test]
+fn a_redirect_to_a_refused_destination_is_refused() {
+    let env = env();
+    let server = TestServer::start();
+    let origin = server.origin();
+    let to_granted = server.url(&format!("/redirect?to={origin}/json"));
+    let to_elsewhere = server.url("/redirect?to=http://127.0.0.2:9/json");
+    let mut nodes = String::new();
+    nodes += &get("followed", &to_granted, &format!("\"{origin}\""));
+    nodes += &get("refused", &to_elsewhere, &format!("\"{origin}\""));
+    let report = run(&env, &nodes);
+
+    assert_eq!(node(&report, "followed")["output"]["status"], 200);
+    assert_eq!(
+        node(&report, "followed")["attempt_records"][0]["http"]["requests"],
+        2
+    );
+    let logged = logs(&report, "refused");
+    assert!(
+        logged.contains("refused GET http://127.0.0.2:9/json"),
+        "{logged}"
+    );
+}
+
+#[test]
+fn responses_are_capped_and_a_silent_server_meets_the_timeout() {
+    let env = env();
+    let server = TestServer::start();
+    let grant = format!("\"{}\"", server.origin());
+    let mut nodes = String::new();
+    nodes += &get("small", &server.url("/big?bytes=1000"), &grant);
+    nodes += &get("sized", &server.url("/big?bytes=100000"), &grant);
+    nodes += &get("streamed", &server.url("/stream?bytes=100000"), &grant);
+    nodes += &get("silent", &server.url("/hang"), &grant);
+    nodes = nodes.replace("http = [", "http_max_response = \"4KiB\"\nhttp = [");
+    nodes = nodes.replacen(
+        "[nodes.silent]\n",
+        "[nodes.silent]\ntimeout = \"300ms\"\n",
+        1,
+    );
+    let report = run(&env, &nodes);
+
+    assert_eq!(node(&report, "small")["status"], "succeeded");
+    assert!(error(&report, "sized").contains("larger than the node's http_max_response"));
+    assert!(logs(&report, "sized").contains("(http_max_response)"));
+    assert_eq!(node(&report, "streamed")["status"], "failed");
+    let silent = node(&report, "silent");
+    assert_eq!(silent["status"], "failed", "{silent}");
+    let kind = silent["error"]["kind"].as_str().unwrap();
+    let message = error(&report, "silent");
+    assert!(
+        kind == "timeout" || message.contains("no response in time"),
+        "{kind}: {message}"
+    );
+}
