@@ -270,3 +270,94 @@ fn responses_are_capped_and_a_silent_server_meets_the_timeout() {
         "{kind}: {message}"
     );
 }
+
+#[test]
+fn plugins_say_what_they_reach_and_validate_warns_of_what_is_not_granted() {
+    let env = env();
+    let listed = env.run(&["plugins", "plugins", "--json"]).success().json();
+    let reach = listed["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "reach")
+        .unwrap();
+    assert_eq!(
+        reach["reaches"],
+        serde_json::json!(["http", "filesystem", "environment"])
+    );
+    assert!(
+        reach["imports"].as_array().unwrap().iter().any(|i| i
+            .as_str()
+            .unwrap()
+            .starts_with("wasi:http/outgoing-handler@")),
+        "{reach}"
+    );
+    let echo = listed["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "echo")
+        .unwrap();
+    assert!(
+        !echo["reaches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "http"),
+        "{echo}"
+    );
+    let table = env.run(&["plugins", "plugins"]).success().stdout;
+    assert!(table.contains("REACHES"), "{table}");
+    assert!(table.contains("http, filesystem, environment"), "{table}");
+
+    let mut nodes = get("granted", "http://127.0.0.1:9/", "\"http://127.0.0.1:9\"");
+    nodes += &get("bare", "http://127.0.0.1:9/", "");
+    nodes += "[nodes.plain]\naction = \"echo\"\n";
+    let file = env.write("warn.toml", &workflow(&nodes));
+    let run = env.run(&["validate", file.to_str().unwrap()]).success();
+    assert!(
+        run.stderr.contains(
+            "warning: plugin `reach` imports wasi:http, but node bare has no `http` grant"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("but nodes granted, bare have no `files` grant"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("`echo`"), "{}", run.stderr);
+    let verdict = env
+        .run(&["validate", file.to_str().unwrap(), "--json"])
+        .success()
+        .json();
+    assert_eq!(
+        verdict["warnings"].as_array().unwrap().len(),
+        2,
+        "{verdict}"
+    );
+}
+
+#[test]
+fn a_changed_grant_is_a_changed_workflow_for_resume() {
+    let env = env();
+    let server = TestServer::start();
+    let text = workflow(&get("fetch", &server.url("/json"), ""));
+    let file = env.write("resume.toml", &text);
+    let report = env
+        .run(&["run", file.to_str().unwrap(), "--json"])
+        .expect_code(1)
+        .json();
+    let run_id = report["run_id"].as_str().unwrap();
+    let granted = text.replace("http = []", &format!("http = [\"{}\"]", server.origin()));
+    env.write("resume.toml", &granted);
+    let refused = env.run(&["resume", run_id]).expect_code(2);
+    assert!(refused.stderr.contains("changed"), "{}", refused.stderr);
+    let resumed = env
+        .run(&["resume", run_id, "--force", "--json"])
+        .success()
+        .json();
+    assert_eq!(node(&resumed, "fetch")["output"]["status"], 200);
+}

@@ -77,6 +77,8 @@ fn print_json(
                 "sha256": plugin.digest,
                 "cached": plugin.cache == CacheOutcome::Hit,
                 "load_ms": plugin.load_time.as_secs_f64() * 1e3,
+                "reaches": plugin.capabilities().iter().map(|c| c.name()).collect::<Vec<_>>(),
+                "imports": plugin.imports,
             })
         })
         .collect();
@@ -97,7 +99,15 @@ fn print_table(
     plugins: &PluginRegistry,
     several: bool,
 ) -> std::io::Result<()> {
-    let mut rows = table::new(&["NAME", "VERSION", "DESCRIPTION", "FILE", "SIZE", "LOAD"]);
+    let mut rows = table::new(&[
+        "NAME",
+        "VERSION",
+        "DESCRIPTION",
+        "REACHES",
+        "FILE",
+        "SIZE",
+        "LOAD",
+    ]);
     for plugin in plugins.iter() {
         let file = match plugin.path.file_name() {
             Some(name) if !several => name.to_string_lossy().into_owned(),
@@ -107,6 +117,7 @@ fn print_table(
             plugin.info.name.clone(),
             plugin.info.version.clone(),
             plugin.info.description.clone(),
+            reaches(plugin),
             file,
             format!("{} KiB", plugin.size.div_ceil(1024)),
             format!(
@@ -119,6 +130,16 @@ fn print_table(
             ),
         ]);
     }
-    table::align_right(&mut rows, &[4]);
+    table::align_right(&mut rows, &[5]);
     table::print(out, &mut rows)
+}
+
+/// What a plugin's imports ask for beyond JSON in and out, or `-`.
+fn reaches(plugin: &flow_host::runtime::Plugin) -> String {
+    let names: Vec<&str> = plugin.capabilities().iter().map(|c| c.name()).collect();
+    if names.is_empty() {
+        "-".into()
+    } else {
+        names.join(", ")
+    }
 }

@@ -4,7 +4,11 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
-use flow_host::{SpecError, WorkflowSpec};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use flow_host::runtime::Capability;
+use flow_host::{PluginRegistry, SpecError, WorkflowSpec};
 use serde_json::json;
 
 use super::run::PluginsArg;
@@ -29,8 +33,10 @@ pub struct ValidateArgs {
 
 pub fn run(context: &Context, args: ValidateArgs) -> anyhow::Result<Exit> {
     match check(context, &args) {
-        Ok((spec, plugins, dirs)) => {
-            report(context, &args, &spec, &plugins, &dirs)?;
+        Ok((spec, registry, dirs)) => {
+            let plugins: Vec<String> = registry.names().map(String::from).collect();
+            let warnings = ungranted(&spec, &registry);
+            report(context, &args, &spec, &plugins, &dirs, &warnings)?;
             Ok(Exit::Success)
         }
         Err(error) if args.json => {
@@ -67,7 +73,7 @@ fn error_text(error: &anyhow::Error, context: &Context) -> String {
 fn check(
     context: &Context,
     args: &ValidateArgs,
-) -> anyhow::Result<(WorkflowSpec, Vec<String>, Vec<PathBuf>)> {
+) -> anyhow::Result<(WorkflowSpec, Arc<PluginRegistry>, Vec<PathBuf>)> {
     let spec = super::load_spec(context, &args.workflow, &args.plugins.dirs)?;
     let dirs = plugins_dirs(&args.plugins.dirs, &spec.plugins, &args.workflow)?;
     let (runtime, cache) = context.runtime(1)?;
@@ -75,8 +81,7 @@ fn check(
         super::tokio()?.block_on(load_plugins(context, &runtime, &cache, &dirs, &spec))?;
     spec.check_actions(plugins.names())?;
     spec.check_secrets(&args.secrets.load()?)?;
-    let names = plugins.names().map(String::from).collect();
-    Ok((spec, names, dirs))
+    Ok((spec, plugins, dirs))
 }
 
 fn report(
@@ -85,6 +90,7 @@ fn report(
     spec: &WorkflowSpec,
     plugins: &[String],
     dirs: &[PathBuf],
+    warnings: &[String],
 ) -> anyhow::Result<()> {
     let levels: Vec<Vec<&str>> = spec
         .dag
@@ -103,6 +109,7 @@ fn report(
             "levels": levels,
             "plugins_dirs": dirs,
             "plugins": plugins,
+            "warnings": warnings,
         });
         writeln!(out, "{verdict}")?;
     } else if !context.quiet {
@@ -125,5 +132,64 @@ fn report(
         )?;
     }
     out.flush()?;
+    if !args.json {
+        for warning in warnings {
+            out::eprint(format_args!("warning: {warning}"));
+        }
+    }
     Ok(())
+}
+
+/// What nodes' plugins import but the nodes are not granted: one warning
+/// per plugin and kind of access, naming the nodes.
+fn ungranted(spec: &WorkflowSpec, registry: &PluginRegistry) -> Vec<String> {
+    let mut found: BTreeMap<(&str, Capability), Vec<&str>> = BTreeMap::new();
+    for node in &spec.nodes {
+        let Some(plugin) = registry.get(&node.action) else {
+            continue;
+        };
+        let grants = &node.options.grants;
+        for capability in plugin.capabilities() {
+            let granted = match capability {
+                Capability::Http => !grants.http.is_empty(),
+                Capability::Filesystem => !grants.files.is_empty(),
+                // Always refused; said once below.
+                Capability::Sockets => false,
+                Capability::Environment => true,
+            };
+            if !granted {
+                found
+                    .entry((node.action.as_str(), capability))
+                    .or_default()
+                    .push(node.id.as_str());
+            }
+        }
+    }
+    found
+        .into_iter()
+        .map(|((action, capability), nodes)| {
+            let (listed, has) = match nodes.len() {
+                1 => (format!("node {}", nodes[0]), "has"),
+                2..=3 => (format!("nodes {}", nodes.join(", ")), "have"),
+                n => (
+                    format!("nodes {} and {} more", nodes[..3].join(", "), n - 3),
+                    "have",
+                ),
+            };
+            match capability {
+                Capability::Http => format!(
+                    "plugin `{action}` imports wasi:http, but {listed} {has} no `http` grant: \
+                     their requests will be refused"
+                ),
+                Capability::Filesystem => format!(
+                    "plugin `{action}` imports wasi:filesystem, but {listed} {has} no `files` \
+                     grant: they see no files"
+                ),
+                _ => format!(
+                    "plugin `{action}` imports wasi:sockets ({listed}): the host refuses \
+                     every socket; the network is reached through wasi:http and `http` grants"
+                ),
+            }
+        })
+        .collect()
 }

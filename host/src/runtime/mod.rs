@@ -30,7 +30,7 @@ pub use cache::{CacheError, CacheOutcome, CompileCache};
 pub use error::{Cause, PluginError, RegistryError, RuntimeError};
 pub use host_memory::return_large_buffers;
 pub use limits::{DEFAULT_FUEL, DEFAULT_MAX_OUTPUT, Limits, MemoryLimitExceeded};
-pub use registry::{Plugin, PluginRegistry, Shadowed};
+pub use registry::{Capability, Plugin, PluginRegistry, Shadowed};
 pub use sandbox::{LogRecord, MAX_LOG_MESSAGE};
 
 use sandbox::HostState;

@@ -34,7 +34,73 @@ pub struct Plugin {
     pub cache: CacheOutcome,
     /// Time to compile or load the component.
     pub load_time: Duration,
+    /// The interfaces the component imports (`wasi:http/outgoing-handler@0.2.6`, ...).
+    pub imports: Vec<String>,
     pub(crate) pre: ActionPre<HostState>,
+}
+
+impl Plugin {
+    /// What beyond JSON in and out the plugin may try to reach, by the
+    /// interfaces it imports: `http`, `filesystem`, `environment`,
+    /// `sockets`. A node reaches only what its grants allow.
+    pub fn capabilities(&self) -> Vec<Capability> {
+        let mut found: Vec<Capability> = self
+            .imports
+            .iter()
+            .filter_map(|name| Capability::of_import(name))
+            .collect();
+        found.sort();
+        found.dedup();
+        found
+    }
+}
+
+/// A kind of access a plugin's imports ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Capability {
+    /// Outbound HTTP (`wasi:http`): reaches what the node's `http` grants.
+    Http,
+    /// Files (`wasi:filesystem`): the directories of the node's `files`.
+    Filesystem,
+    /// Environment variables (`wasi:cli/environment`): the node's `env`
+    /// and `secrets`.
+    Environment,
+    /// Raw sockets (`wasi:sockets`): linked, but every socket is refused;
+    /// network access goes through `wasi:http` and its grants.
+    Sockets,
+}
+
+impl Capability {
+    /// The capability an imported interface asks for, if any.
+    pub fn of_import(name: &str) -> Option<Self> {
+        if name.starts_with("wasi:http/") {
+            Some(Capability::Http)
+        } else if name.starts_with("wasi:filesystem/") {
+            Some(Capability::Filesystem)
+        } else if name.starts_with("wasi:cli/environment") {
+            Some(Capability::Environment)
+        } else if name.starts_with("wasi:sockets/") {
+            Some(Capability::Sockets)
+        } else {
+            None
+        }
+    }
+
+    /// Its name: `http`, `filesystem`, `environment`, `sockets`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Http => "http",
+            Capability::Filesystem => "filesystem",
+            Capability::Environment => "environment",
+            Capability::Sockets => "sockets",
+        }
+    }
+}
+
+impl std::fmt::Display for Capability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl std::fmt::Debug for Plugin {
@@ -345,6 +411,11 @@ impl Runtime {
                 source: error.into_boxed_dyn_error(),
             })?;
         let load_time = started.elapsed();
+        let imports = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
         let info = self
             .describe_plugin(&pre, &self.config.describe_limits)
             .await
@@ -363,6 +434,7 @@ impl Runtime {
             size,
             cache: outcome,
             load_time,
+            imports,
             pre,
         })
     }
