@@ -18,11 +18,23 @@ build: toolchain
 	plugins/build
 
 ## demo: build, run the example workflow of Rust, Python and JavaScript
-## plugins, show the stored run
+## plugins, show the stored run, then run the report example (files, a
+## local HTTP endpoint, a secret)
 demo: build
 	$(FLOW) run examples/mixed.toml --plugins $(TARGET)/plugins
 	@echo
 	$(FLOW) status
+	@echo
+	@# The report example reads a CSV file, calls a local endpoint with a
+	@# secret and writes examples/out/report.json.
+	@python3 -m http.server 8088 --bind 127.0.0.1 --directory examples/data/site >/dev/null 2>&1 & \
+	server=$$!; trap 'kill $$server' EXIT; \
+	for i in $$(seq 100); do \
+		python3 -c "import socket; socket.create_connection(('127.0.0.1', 8088)).close()" 2>/dev/null && break; \
+		sleep 0.05; \
+	done; \
+	FLOW_SECRET_RATES_TOKEN=demo-token $(FLOW) run examples/report.toml --plugins $(TARGET)/plugins && \
+	cat examples/out/report.json
 
 ## test: the whole suite: unit, integration, golden and doc tests, and the
 ## tests of the Python and JavaScript SDKs and plugins. On the release

@@ -361,3 +361,53 @@ fn a_changed_grant_is_a_changed_workflow_for_resume() {
         .json();
     assert_eq!(node(&resumed, "fetch")["output"]["status"], 200);
 }
+
+#[test]
+fn the_report_example_reads_fetches_with_a_secret_and_writes() {
+    let env = Env::new();
+    let server = TestServer::start();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let text = std::fs::read_to_string(examples.join("report.toml"))
+        .unwrap()
+        .replace("127.0.0.1:8088", &server.addr.to_string());
+    std::fs::create_dir_all(env.path().join("data")).unwrap();
+    std::fs::create_dir_all(env.path().join("out")).unwrap();
+    std::fs::copy(
+        examples.join("data/sales.csv"),
+        env.path().join("data/sales.csv"),
+    )
+    .unwrap();
+    let file = env.write("report.toml", &text);
+    let plugins = env.plugins();
+    let run = env
+        .flow()
+        .env("FLOW_SECRET_RATES_TOKEN", "t0ken-for-the-test")
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--json",
+            "--plugins",
+            plugins.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path().join("out/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["count"], 5);
+    assert_eq!(report["sum"], 5096.5);
+    assert_eq!(report["currency"], "EUR");
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1);
+    assert!(
+        seen[0]
+            .headers
+            .contains(&("authorization".into(), "Bearer t0ken-for-the-test".into())),
+        "{seen:?}"
+    );
+}

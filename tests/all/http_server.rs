@@ -6,6 +6,7 @@
 //! - `/redirect?to=URL`: 302 to `URL`;
 //! - `/big?bytes=N`: `N` bytes with their length;
 //! - `/stream?bytes=N`: `N` bytes, chunked (no length);
+//! - `/rates.json`: the example site's file;
 //! - `/hang`: reads the request and never answers;
 //! - anything else: 404.
 
@@ -182,6 +183,19 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<Seen>>, stop: &AtomicBool) {
                 left -= n;
             }
             let _ = out.write_all(b"0\r\n\r\n");
+        }
+        "/rates.json" => {
+            let site = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../examples/data/site/rates.json"
+            );
+            let body = std::fs::read(site).unwrap();
+            respond(
+                &mut out,
+                "200 OK",
+                "content-type: application/json\r\n",
+                &body,
+            );
         }
         "/hang" => {
             while !stop.load(Ordering::SeqCst) {

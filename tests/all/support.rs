@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 /// The example plugins.
-pub const EXAMPLES: &[&str] = &["echo", "hash", "json", "math"];
+pub const EXAMPLES: &[&str] = &["echo", "files", "hash", "http", "json", "math"];
 
 /// A scratch directory for one test.
 pub struct Env {
