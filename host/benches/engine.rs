@@ -10,6 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "engine/outbound.rs"]
+mod outbound;
+
 use flow_host::observe::{Metric, MetricsCollector};
 use flow_host::{
     CompileCache, MemoryStore, PluginRegistry, Runtime, RuntimeConfig, SledStore, WorkflowEngine,
@@ -110,6 +113,11 @@ const SCENARIOS: &[&str] = &[
     "load/rust-echo/cold",
     "load/rust-echo/warm",
     "attempt/rust-echo",
+    "attempt/rust-echo+grants",
+    "http-1000/native-sequential",
+    "http-1000/wasm-sequential",
+    "http-1000/native-16",
+    "http-1000/wasm-16",
     "load/python-words/cold",
     "load/python-words/warm",
     "attempt/python-words",
@@ -175,7 +183,7 @@ async fn setup(fuel_metering: bool) -> Setup {
         let file = flow_test_artifacts::test_plugins_dir().join(format!("{name}.wasm"));
         std::fs::copy(&file, plugins_dir.join(format!("{name}.wasm"))).unwrap();
     }
-    for name in ["echo", "hash", "json", "math"] {
+    for name in ["echo", "hash", "http", "json", "math"] {
         let file = flow_test_artifacts::plugins_dir().join(format!("{name}.wasm"));
         std::fs::copy(&file, plugins_dir.join(format!("{name}.wasm"))).unwrap();
     }
@@ -230,6 +238,10 @@ async fn scenario(name: &str) -> serde_json::Value {
         "chain-100000/resume-last" => resume_last(100_000).await,
         "status-100000/json" => status_of_big_run(100_000, true).await,
         "status-100000/text" => status_of_big_run(100_000, false).await,
+        "http-1000/native-sequential" => outbound::native(1).await,
+        "http-1000/native-16" => outbound::native(16).await,
+        "http-1000/wasm-sequential" => outbound::wasm(1).await,
+        "http-1000/wasm-16" => outbound::wasm(16).await,
         other if other.starts_with("load/") || other.starts_with("attempt/") => {
             language(other).await
         }
@@ -551,6 +563,22 @@ async fn language(name: &str) -> serde_json::Value {
             }
         } else {
             let limits = flow_host::Limits::default();
+            // With grants: an HTTP destination, a directory, variables and
+            // a secret, set up for every attempt though none is used.
+            let scratch = tempfile::tempdir().unwrap();
+            let mut grants = flow_host::runtime::Grants::default();
+            if name.ends_with("+grants") {
+                grants.http = vec!["https://api.example.com/v1/".parse().unwrap()];
+                grants.files = vec![flow_host::runtime::FileGrant {
+                    host: scratch.path().to_path_buf(),
+                    guest: "/data".into(),
+                    write: false,
+                }];
+                grants.env = [("REGION".to_string(), "eu".to_string())].into();
+                grants.secrets = vec!["API_TOKEN".into()];
+            }
+            let mut secrets = flow_host::runtime::Secrets::new();
+            secrets.insert("API_TOKEN", "bench-token");
             for attempt in 0..(runs() * 10) as u32 {
                 let call = flow_host::runtime::Invocation {
                     workflow_id: "bench",
@@ -558,7 +586,11 @@ async fn language(name: &str) -> serde_json::Value {
                     node_id: "n",
                     attempt: attempt + 1,
                     input,
-                    access: flow_host::runtime::Access::none(),
+                    access: flow_host::runtime::Access {
+                        grants: &grants,
+                        base: scratch.path(),
+                        secrets: &secrets,
+                    },
                 };
                 let report = runtime.run(&loaded, call, &limits).await;
                 assert!(report.result.is_ok(), "{:?}", report.result);

@@ -7,10 +7,11 @@
 // The plugin and the modules it imports (by relative path, or installed
 // packages such as `flow-plugin`) are bundled into one module first, so
 // that the component needs nothing beside it; `flow:` and `wasi:` imports
-// are left to the host.
+// are left to the host. A plugin that calls `fetch` reaches the network
+// through `wasi:http`, as far as its node's `http` grants allow.
 import { componentize } from "@bytecodealliance/componentize-js";
 import { realpathSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -37,6 +38,15 @@ export async function bundle(source, out) {
   }
 }
 
+/**
+ * The componentize-js features a plugin goes without: a plugin that calls
+ * `fetch` keeps `http` (its component imports `wasi:http`, which reaches
+ * what the node's `http` grants allow); no plugin handles fetch events.
+ */
+export function disabledFeatures(code) {
+  return /\bfetch\s*\(/.test(code) ? ["fetch-event"] : ["http", "fetch-event"];
+}
+
 /** Builds the action at `source` into the component file `output`. */
 export async function buildPlugin(source, output) {
   const work = await mkdtemp(join(tmpdir(), "flow-plugin-build-"));
@@ -47,9 +57,7 @@ export async function buildPlugin(source, output) {
       sourcePath: bundled,
       witPath: WIT,
       worldName: "action",
-      // Outbound HTTP reaches an action through the host's grants, not
-      // through a fetch event handler of its own.
-      disableFeatures: ["http", "fetch-event"],
+      disableFeatures: disabledFeatures(await readFile(bundled, "utf8")),
     });
     await writeFile(resolve(output), component);
   } finally {

@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 
-import { WIT } from "../build.mjs";
+import { WIT, disabledFeatures } from "../build.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -12,4 +12,9 @@ test("the WIT copy is the project's", async () => {
   const copy = await readFile(join(WIT, "plugin.wit"), "utf8");
   const original = await readFile(join(here, "..", "..", "..", "wit", "plugin.wit"), "utf8");
   assert.equal(copy, original, "copy wit/plugin.wit to plugin-sdk/js/wit/");
+});
+
+test("only plugins that call fetch import wasi:http", () => {
+  assert.deepEqual(disabledFeatures("const r = await fetch(url);"), ["fetch-event"]);
+  assert.deepEqual(disabledFeatures("return prefetch;"), ["http", "fetch-event"]);
 });

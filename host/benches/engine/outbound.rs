@@ -1,0 +1,118 @@
+//! Outbound HTTP: a thousand GETs of a 1 KiB JSON body from a local server,
+//! by the `http` plugin (one node per request) and by native Rust (hyper,
+//! a connection per request, as the host makes them).
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use http_body_util::{BodyExt, Empty};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{Keep, engine_scenario_runs, header, median, runs, whole_row};
+
+/// Requests per run.
+pub const REQUESTS: usize = 1000;
+
+/// A server on 127.0.0.1 answering every request with the same 1 KiB of
+/// JSON, then closing the connection.
+pub async fn serve() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let items: Vec<String> = (0..20)
+        .map(|i| format!("{{\"id\":{i},\"name\":\"item number {i:02}\",\"tags\":[\"a\",\"b\"]}}"))
+        .collect();
+    let body = format!("{{\"items\":[{}]}}", items.join(","));
+    let response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let response = response.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buffer = [0; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// The workflow: one `http` node per request, `concurrency` at once.
+fn workflow(addr: SocketAddr, concurrency: usize) -> String {
+    let mut text = header("http", &format!("max_concurrency = {concurrency}"));
+    text.push_str(&format!("http = [\"http://{addr}\"]\n"));
+    for i in 0..REQUESTS {
+        text.push_str(&format!(
+            "[nodes.get{i}]\naction = \"http\"\ninput = {{ url = \"http://{addr}/items\" }}\n"
+        ));
+    }
+    text
+}
+
+/// The requests made by the `http` plugin through the engine.
+pub async fn wasm(concurrency: usize) -> serde_json::Value {
+    let addr = serve().await;
+    engine_scenario_runs(
+        REQUESTS,
+        workflow(addr, concurrency),
+        true,
+        Keep::Memory,
+        runs(),
+    )
+    .await
+}
+
+/// The same requests from native Rust.
+pub async fn native(concurrency: usize) -> serde_json::Value {
+    let addr = serve().await;
+    let mut samples = Vec::new();
+    for _ in 0..runs() {
+        let started = Instant::now();
+        let per_task = REQUESTS / concurrency;
+        let tasks: Vec<_> = (0..concurrency)
+            .map(|_| {
+                tokio::spawn(async move {
+                    for _ in 0..per_task {
+                        get(addr).await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        samples.push(started.elapsed());
+    }
+    whole_row(REQUESTS, median(&mut samples))
+}
+
+/// One GET on a connection of its own, its body read whole.
+async fn get(addr: SocketAddr) {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(wasmtime_wasi_http::io::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::get("/items")
+        .header("host", addr.to_string())
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(body.len() > 1000, "{} bytes", body.len());
+}
