@@ -446,3 +446,39 @@ fn a_javascript_plugin_fetches_as_far_as_its_node_is_granted() {
     assert!(logs(&report, "refused").contains("no grant of this node allows it"));
     assert_eq!(server.seen().len(), 1);
 }
+
+#[test]
+fn a_python_plugin_requests_as_far_as_its_node_is_granted() {
+    let env = env();
+    env.add_plugin(&flow_test_artifacts::test_plugins_dir().join("fetch-py.wasm"));
+    let server = TestServer::start();
+    let origin = server.origin();
+    let mut nodes = String::new();
+    for (id, url) in [
+        ("allowed", server.url("/json")),
+        (
+            "refused",
+            format!(
+                "http://127.0.0.1:{}/json",
+                server.port().wrapping_add(1).max(1)
+            ),
+        ),
+    ] {
+        nodes += &format!(
+            "[nodes.{id}]\naction = \"fetch-py\"\ninput = {{ url = \"{url}\" }}\nhttp = [\"{origin}\"]\n\n"
+        );
+    }
+    let report = run(&env, &nodes);
+    let allowed = node(&report, "allowed");
+    assert_eq!(allowed["output"]["status"], 200, "{allowed}");
+    assert!(
+        allowed["output"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("item number 3")
+    );
+    assert!(error(&report, "refused").contains("request refused by the host"));
+    assert_eq!(node(&report, "refused")["error"]["kind"], "fatal");
+    assert!(logs(&report, "refused").contains("no grant of this node allows it"));
+    assert_eq!(server.seen().len(), 1);
+}

@@ -3,7 +3,8 @@
     flow-plugin-build app.py -o greet.wasm
 
 runs componentize-py with the interface this package carries (the ``action``
-world of ``flow:plugin``), the action's own directory and the ``flow_plugin``
+world of ``flow:plugin``, or ``action-http`` for an action that uses
+``flow_plugin.http``), the action's own directory and the ``flow_plugin``
 helper on the module path, so a plugin needs nothing but ``pip install`` of
 this package.
 """
@@ -17,7 +18,25 @@ import subprocess
 import sys
 from typing import List, Optional
 
+import re
+
 WIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wit")
+# The `action` world plus `wasi:http`, for actions that use flow_plugin.http.
+WIT_HTTP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wit-http")
+
+USES_HTTP = re.compile(r"flow_plugin\.http|from\s+flow_plugin\s+import\s+[^\n]*\bhttp\b|flow_plugin_http")
+
+
+def uses_http(module_dir: str) -> bool:
+    """Whether a module of the action's directory uses flow_plugin.http."""
+    if not os.path.isdir(module_dir):
+        return False
+    for name in sorted(os.listdir(module_dir)):
+        if name.endswith(".py"):
+            with open(os.path.join(module_dir, name), encoding="utf-8") as source:
+                if USES_HTTP.search(source.read()):
+                    return True
+    return False
 
 
 def command(module_file: str, output: str, paths: List[str]) -> List[str]:
@@ -29,7 +48,8 @@ def command(module_file: str, output: str, paths: List[str]) -> List[str]:
     helper_dir = os.path.dirname(os.path.abspath(flow_plugin.__file__))
     tool = shutil.which("componentize-py", path=os.path.dirname(sys.executable))
     tool = tool or shutil.which("componentize-py") or "componentize-py"
-    args = [tool, "-d", WIT, "-w", "action", "componentize", module]
+    wit, world = (WIT_HTTP, "action-http") if uses_http(module_dir) else (WIT, "action")
+    args = [tool, "-d", wit, "-w", world, "componentize", module]
     for path in [module_dir, helper_dir, *paths]:
         args += ["-p", path]
     return args + ["-o", os.path.abspath(output)]
