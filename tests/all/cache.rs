@@ -32,7 +32,7 @@ fn a_second_start_loads_compiled_code_from_the_cache() {
     let cache = env.path().join("cache");
     assert_eq!(
         cached(&plugins(&env, &cache)),
-        [false; 6],
+        [false; 8],
         "the first start compiles"
     );
     let count = |extension: &str| {
@@ -47,11 +47,11 @@ fn a_second_start_loads_compiled_code_from_the_cache() {
             })
             .count()
     };
-    assert_eq!(count("cwasm"), 6, "one compiled file per plugin");
-    assert_eq!(count("listing"), 6, "and what each describes");
+    assert_eq!(count("cwasm"), 8, "one compiled file per plugin");
+    assert_eq!(count("listing"), 8, "and what each describes");
     assert_eq!(
         cached(&plugins(&env, &cache)),
-        [true; 6],
+        [true; 8],
         "the second start compiles nothing"
     );
 }
@@ -65,10 +65,10 @@ fn a_damaged_cache_file_is_compiled_again() {
         std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
     }
     let listing = plugins(&env, &cache);
-    assert_eq!(cached(&listing), [false; 6]);
+    assert_eq!(cached(&listing), [false; 8]);
     assert_eq!(
         cached(&plugins(&env, &cache)),
-        [true; 6],
+        [true; 8],
         "and the cache is repaired"
     );
 }
@@ -84,7 +84,7 @@ fn no_cache_compiles_every_time_and_writes_nothing() {
         .output()
         .unwrap();
     let listing: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(cached(&listing), [false; 6]);
+    assert_eq!(cached(&listing), [false; 8]);
     assert!(!cache.exists());
 }
 

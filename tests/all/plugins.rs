@@ -14,7 +14,16 @@ fn the_example_plugins_describe_themselves() {
         .collect();
     assert_eq!(
         names,
-        ["echo", "flaky", "hash", "json", "math", "misbehave"]
+        [
+            "echo",
+            "files",
+            "flaky",
+            "hash",
+            "http",
+            "json",
+            "math",
+            "misbehave"
+        ]
     );
     for plugin in listing["plugins"].as_array().unwrap() {
         assert_eq!(plugin["version"], "0.1.0");
