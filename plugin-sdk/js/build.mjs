@@ -18,8 +18,14 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { rolldown } from "rolldown";
 
-/** The WIT package this helper builds against, kept identical to the host's. */
+/** The WIT package this helper carries, kept identical to the host's. */
 export const WIT = join(dirname(fileURLToPath(import.meta.url)), "wit");
+
+/**
+ * What actions are built against: `action` plus `wasi:cli/environment`,
+ * for the helper's `env` and `secret` (wit-env/world.wit).
+ */
+export const WIT_ENV = join(dirname(fileURLToPath(import.meta.url)), "wit-env");
 
 const USAGE = "usage: flow-plugin-build PLUGIN.js -o OUT.wasm";
 
@@ -55,8 +61,8 @@ export async function buildPlugin(source, output) {
     await bundle(source, bundled);
     const { component } = await componentize({
       sourcePath: bundled,
-      witPath: WIT,
-      worldName: "action",
+      witPath: WIT_ENV,
+      worldName: "action-js",
       disableFeatures: disabledFeatures(await readFile(bundled, "utf8")),
     });
     await writeFile(resolve(output), component);

@@ -22,6 +22,7 @@
 // other exception fails the attempt as a fatal error naming it.
 
 import { log as hostLog } from "flow:plugin/host@0.1.0";
+import { getEnvironment } from "wasi:cli/environment@0.2.12";
 
 /** Why an attempt failed. Throw `Retryable` or `Fatal`. */
 export class ActionError extends Error {
@@ -151,4 +152,28 @@ export function action({ name, version = "0.1.0", description }, fn) {
     describe: () => ({ name, version, description }),
     run: (ctx, text) => invoke(fn, ctx, text),
   };
+}
+
+/**
+ * The environment variable `name` the node is granted (its `env` and, as
+ * variables of their own names, its `secrets`), or `undefined`.
+ */
+export function env(name) {
+  for (const [key, value] of getEnvironment()) {
+    if (key === name) return value;
+  }
+  return undefined;
+}
+
+/**
+ * The secret `name`: its value, or with `secret_mode = "placeholder"` a
+ * token the host replaces by the value in headers of granted requests.
+ * Throws `Fatal`, saying how to grant it, when the node is not granted it.
+ */
+export function secret(name) {
+  const value = env(name);
+  if (value === undefined) {
+    throw new Fatal(`the secret ${name} is not granted to this node: add secrets = ["${name}"] to its table`);
+  }
+  return value;
 }

@@ -445,6 +445,15 @@ fn a_javascript_plugin_fetches_as_far_as_its_node_is_granted() {
     assert!(error(&report, "refused").contains("fetch failed"));
     assert!(logs(&report, "refused").contains("no grant of this node allows it"));
     assert_eq!(server.seen().len(), 1);
+
+    let mut nodes = String::new();
+    nodes += "[nodes.granted]\naction = \"fetch-js\"\ninput = { mode = \"env\" }\nenv = { REGION = \"eu\" }\nsecrets = [\"API_TOKEN\"]\n\n";
+    nodes += "[nodes.bare]\naction = \"fetch-js\"\ninput = { mode = \"env\" }\n";
+    let report = run_with(&env, &nodes, &[("FLOW_SECRET_API_TOKEN", "js-s3cret")]);
+    let granted = &node(&report, "granted")["output"];
+    assert_eq!(granted["region"], "eu", "{granted}");
+    assert_eq!(granted["token"], "***", "{granted}");
+    assert!(error(&report, "bare").contains("the secret API_TOKEN is not granted to this node"));
 }
 
 #[test]

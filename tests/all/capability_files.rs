@@ -324,14 +324,29 @@ fn a_python_plugin_sees_its_granted_files_variables_and_secrets() {
         format!("[nodes.{id}]\naction = \"fetch-py\"\ninput = {{ {input} }}\n{grants}\n\n")
     };
     let mut nodes = String::new();
-    nodes += &py("vars", "mode = \"env\"", "env = { REGION = \"eu\" }\nsecrets = [\"API_TOKEN\"]");
+    nodes += &py(
+        "vars",
+        "mode = \"env\"",
+        "env = { REGION = \"eu\" }\nsecrets = [\"API_TOKEN\"]",
+    );
     nodes += &py("read", "mode = \"read\", path = \"/data/in.txt\"", DATA);
-    nodes += &py("write_ro", "mode = \"write\", path = \"/data/new.txt\", text = \"x\"", DATA);
-    nodes += &py("escape", "mode = \"read\", path = \"/data/../outside.txt\"", DATA);
+    nodes += &py(
+        "write_ro",
+        "mode = \"write\", path = \"/data/new.txt\", text = \"x\"",
+        DATA,
+    );
+    nodes += &py(
+        "escape",
+        "mode = \"read\", path = \"/data/../outside.txt\"",
+        DATA,
+    );
     let report = run(&env, &nodes, &[("FLOW_SECRET_API_TOKEN", "py-s3cret")], &[]);
     let vars = &node(&report, "vars")["output"]["vars"];
     assert_eq!(vars["REGION"], "eu", "{vars}");
-    assert_eq!(vars["API_TOKEN"], "***", "the value is masked in the output: {vars}");
+    assert_eq!(
+        vars["API_TOKEN"], "***",
+        "the value is masked in the output: {vars}"
+    );
     assert_eq!(node(&report, "read")["output"]["text"], "granted");
     assert_eq!(node(&report, "write_ro")["status"], "failed");
     assert_eq!(node(&report, "escape")["status"], "failed");

@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 
-import { WIT, disabledFeatures } from "../build.mjs";
+import { WIT, WIT_ENV, disabledFeatures } from "../build.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -12,6 +12,12 @@ test("the WIT copy is the project's", async () => {
   const copy = await readFile(join(WIT, "plugin.wit"), "utf8");
   const original = await readFile(join(here, "..", "..", "..", "wit", "plugin.wit"), "utf8");
   assert.equal(copy, original, "copy wit/plugin.wit to plugin-sdk/js/wit/");
+});
+
+test("the world actions are built against includes the project's action", async () => {
+  const copy = await readFile(join(WIT_ENV, "deps", "plugin.wit"), "utf8");
+  const original = await readFile(join(here, "..", "..", "..", "wit", "plugin.wit"), "utf8");
+  assert.equal(copy, original, "copy wit/plugin.wit to plugin-sdk/js/wit-env/deps/");
 });
 
 test("only plugins that call fetch import wasi:http", () => {

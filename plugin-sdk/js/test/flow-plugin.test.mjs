@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { Deps, Fatal, Retryable, action, info, invoke, parseRequest } from "../flow-plugin.js";
+import { Deps, Fatal, Retryable, action, env, info, invoke, parseRequest, secret } from "../flow-plugin.js";
+import { variables } from "./environment-stub.mjs";
 import { records } from "./host-stub.mjs";
 
 const ctx = { workflowId: "w", runId: "r", nodeId: "n", attempt: 1 };
@@ -45,4 +46,13 @@ test("action exports describe and run; log reaches the host", () => {
   assert.deepEqual(describe(), { name: "t", version: "0.1.0", description: "d" });
   assert.equal(run(ctx, '{"input": [1, 2]}'), "[1,2]");
   assert.deepEqual(records.at(-1), ["info", "attempt 1"]);
+});
+
+test("env and secret read what the node is granted", () => {
+  variables.push(["REGION", "eu"], ["API_TOKEN", "t0ken"]);
+  assert.equal(env("REGION"), "eu");
+  assert.equal(env("MISSING"), undefined);
+  assert.equal(secret("API_TOKEN"), "t0ken");
+  assert.throws(() => secret("OTHER"), (e) => e instanceof Fatal && /add secrets = \["OTHER"\]/.test(e.message));
+  variables.length = 0;
 });
