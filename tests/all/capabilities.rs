@@ -16,21 +16,7 @@ fn env() -> Env {
 
 /// Runs `nodes` (failures allowed) and returns the report.
 fn run(env: &Env, nodes: &str) -> Value {
-    run_with(env, nodes, &[])
-}
-
-fn run_with(env: &Env, nodes: &str, vars: &[(&str, &str)]) -> Value {
-    let text = workflow(&format!("[defaults]\ncontinue_on_error = true\n\n{nodes}"));
-    let file = env.write("reach.toml", &text);
-    let output = env
-        .flow()
-        .envs(vars.iter().copied())
-        .args(["run", file.to_str().unwrap(), "--json"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&output.stderr)))
+    env.run_nodes(nodes, &[], &[])
 }
 
 /// Everything a node's attempts logged, one line each.
@@ -412,44 +398,46 @@ fn the_report_example_reads_fetches_with_a_secret_and_writes() {
     );
 }
 
-#[test]
-fn a_javascript_plugin_fetches_as_far_as_its_node_is_granted() {
+/// A plugin of another language makes one granted and one refused request;
+/// the refused one fails with `refusal` in its error.
+fn requests_from(plugin: &str, refusal: &str) -> Env {
     let env = env();
-    env.add_plugin(&flow_test_artifacts::test_plugins_dir().join("fetch-js.wasm"));
+    env.add_plugin(&flow_test_artifacts::test_plugins_dir().join(format!("{plugin}.wasm")));
     let server = TestServer::start();
-    let origin = server.origin();
+    let elsewhere = server.port().wrapping_add(1).max(1);
     let mut nodes = String::new();
     for (id, url) in [
         ("allowed", server.url("/json")),
-        (
-            "refused",
-            format!(
-                "http://127.0.0.1:{}/json",
-                server.port().wrapping_add(1).max(1)
-            ),
-        ),
+        ("refused", format!("http://127.0.0.1:{elsewhere}/json")),
     ] {
         nodes += &format!(
-            "[nodes.{id}]\naction = \"fetch-js\"\ninput = {{ url = \"{url}\" }}\nhttp = [\"{origin}\"]\n\n"
+            "[nodes.{id}]\naction = \"{plugin}\"\ninput = {{ url = \"{url}\" }}\nhttp = [\"{}\"]\n\n",
+            server.origin()
         );
     }
     let report = run(&env, &nodes);
     let allowed = node(&report, "allowed");
     assert_eq!(allowed["output"]["status"], 200, "{allowed}");
+    let body = allowed["output"]["body"].as_str().unwrap();
+    assert!(body.contains("item number 3"), "{body}");
     assert!(
-        allowed["output"]["body"]
-            .as_str()
-            .unwrap()
-            .contains("item number 3")
+        error(&report, "refused").contains(refusal),
+        "{}",
+        error(&report, "refused")
     );
-    assert!(error(&report, "refused").contains("fetch failed"));
+    assert_eq!(node(&report, "refused")["error"]["kind"], "fatal");
     assert!(logs(&report, "refused").contains("no grant of this node allows it"));
-    assert_eq!(server.seen().len(), 1);
+    assert_eq!(server.seen().len(), 1, "the refused request never left");
+    env
+}
 
+#[test]
+fn a_javascript_plugin_fetches_and_reads_as_far_as_its_node_is_granted() {
+    let env = requests_from("fetch-js", "fetch failed");
     let mut nodes = String::new();
     nodes += "[nodes.granted]\naction = \"fetch-js\"\ninput = { mode = \"env\" }\nenv = { REGION = \"eu\" }\nsecrets = [\"API_TOKEN\"]\n\n";
     nodes += "[nodes.bare]\naction = \"fetch-js\"\ninput = { mode = \"env\" }\n";
-    let report = run_with(&env, &nodes, &[("FLOW_SECRET_API_TOKEN", "js-s3cret")]);
+    let report = env.run_nodes(&nodes, &[("FLOW_SECRET_API_TOKEN", "js-s3cret")], &[]);
     let granted = &node(&report, "granted")["output"];
     assert_eq!(granted["region"], "eu", "{granted}");
     assert_eq!(granted["token"], "***", "{granted}");
@@ -458,36 +446,5 @@ fn a_javascript_plugin_fetches_as_far_as_its_node_is_granted() {
 
 #[test]
 fn a_python_plugin_requests_as_far_as_its_node_is_granted() {
-    let env = env();
-    env.add_plugin(&flow_test_artifacts::test_plugins_dir().join("fetch-py.wasm"));
-    let server = TestServer::start();
-    let origin = server.origin();
-    let mut nodes = String::new();
-    for (id, url) in [
-        ("allowed", server.url("/json")),
-        (
-            "refused",
-            format!(
-                "http://127.0.0.1:{}/json",
-                server.port().wrapping_add(1).max(1)
-            ),
-        ),
-    ] {
-        nodes += &format!(
-            "[nodes.{id}]\naction = \"fetch-py\"\ninput = {{ url = \"{url}\" }}\nhttp = [\"{origin}\"]\n\n"
-        );
-    }
-    let report = run(&env, &nodes);
-    let allowed = node(&report, "allowed");
-    assert_eq!(allowed["output"]["status"], 200, "{allowed}");
-    assert!(
-        allowed["output"]["body"]
-            .as_str()
-            .unwrap()
-            .contains("item number 3")
-    );
-    assert!(error(&report, "refused").contains("request refused by the host"));
-    assert_eq!(node(&report, "refused")["error"]["kind"], "fatal");
-    assert!(logs(&report, "refused").contains("no grant of this node allows it"));
-    assert_eq!(server.seen().len(), 1);
+    requests_from("fetch-py", "request refused by the host");
 }

@@ -18,18 +18,7 @@ fn env() -> Env {
 }
 
 fn run(env: &Env, nodes: &str, vars: &[(&str, &str)], extra: &[&str]) -> Value {
-    let text = workflow(&format!("[defaults]\ncontinue_on_error = true\n\n{nodes}"));
-    let file = env.write("files.toml", &text);
-    let output = env
-        .flow()
-        .envs(vars.iter().copied())
-        .args(["run", file.to_str().unwrap(), "--json"])
-        .args(extra)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&output.stderr)))
+    env.run_nodes(nodes, vars, extra)
 }
 
 fn reach(id: &str, input: &str, grants: &str) -> String {

@@ -108,6 +108,26 @@ impl Env {
         .json()
     }
 
+    /// Runs a workflow of `nodes` whose failures are allowed
+    /// (`continue_on_error`), with these environment variables and extra
+    /// arguments; the `--json` report.
+    #[track_caller]
+    pub fn run_nodes(&self, nodes: &str, vars: &[(&str, &str)], extra: &[&str]) -> Value {
+        let text = workflow(&format!("[defaults]\ncontinue_on_error = true\n\n{nodes}"));
+        let file = self.write("nodes.toml", &text);
+        let output = self
+            .flow()
+            .envs(vars.iter().copied())
+            .args(["run", file.to_str().unwrap(), "--json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&output.stderr))
+        })
+    }
+
     /// Runs `flow` with these arguments.
     pub fn run(&self, args: &[&str]) -> Run {
         Run::from(self.flow().args(args).output().expect("cannot start flow"))
