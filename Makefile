@@ -8,7 +8,7 @@ FLOW := $(TARGET)/release/flow
 PLUGIN_CRATES := $(foreach dir,$(wildcard plugins/*/Cargo.toml tests/plugins/*/Cargo.toml),-p $(shell sed -n 's/^name = "\(.*\)"/\1/p' $(dir) | head -n1))
 PYTHON_PLUGINS := $(patsubst %/app.py,%,$(wildcard plugins/*/app.py))
 
-.PHONY: build demo test test-guests lint bench toolchain clean
+.PHONY: build demo test test-guests install-check lint bench toolchain clean
 
 ## build: the host (target/release/flow), every plugin (target/plugins/) and
 ## the tests. One build serves build, test and bench: the same packages and
@@ -41,9 +41,6 @@ demo: build
 ## profile, like build and bench, so that wasmtime compiles once for all.
 test: toolchain test-guests
 	$(CARGO) package --locked --allow-dirty --quiet -p flow-plugin-sdk
-	# `cargo install` of the tool alone, in the same target directory.
-	CARGO_TARGET_DIR=$(abspath $(TARGET)) $(CARGO) install --locked --quiet --force --path host --root $(TARGET)/install
-	$(TARGET)/install/bin/flow --version | grep -q '^flow '
 	$(CARGO) test --release --locked --workspace
 
 test-guests:
@@ -67,6 +64,13 @@ test-guests:
 		npm install --silent --no-audit --no-fund --prefer-offline ./flow-plugin-*.tgz && \
 		npx --no-install flow-plugin-build greet.js -o greet.wasm
 	od -An -tx1 -N8 $(TARGET)/npm-built/greet.wasm | grep -q '00 61 73 6d 0d 00 01 00'
+
+## install-check: `cargo install --locked --path host` into $(TARGET)/install
+## (not part of `make test`: without the tests' dev-dependencies the build
+## resolves other features and compiles wasmtime a second time)
+install-check:
+	CARGO_TARGET_DIR=$(abspath $(TARGET)) $(CARGO) install --locked --quiet --force --path host --root $(TARGET)/install
+	$(TARGET)/install/bin/flow --version | grep -q '^flow '
 
 ## lint: formatting and clippy, host and guests; the library without the
 ## command line's dependencies

@@ -448,3 +448,32 @@ fn a_javascript_plugin_fetches_and_reads_as_far_as_its_node_is_granted() {
 fn a_python_plugin_requests_as_far_as_its_node_is_granted() {
     requests_from("fetch-py", "request refused by the host");
 }
+
+#[test]
+fn https_requests_go_over_tls_and_check_the_certificate() {
+    use std::io::Read;
+    // A server that records the first bytes it receives, then hangs up: no
+    // certificate the web's roots sign can come from 127.0.0.1.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let first = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut bytes = [0; 5];
+        stream.read_exact(&mut bytes).unwrap();
+        bytes
+    });
+    let env = env();
+    let url = format!("https://127.0.0.1:{port}/json");
+    let report = run(
+        &env,
+        &get("tls", &url, &format!("\"https://127.0.0.1:{port}\"")),
+    );
+    let bytes = first.join().unwrap();
+    assert_eq!(bytes[0], 0x16, "a TLS handshake record: {bytes:?}");
+    assert_eq!(node(&report, "tls")["status"], "failed");
+    let message = error(&report, "tls");
+    assert!(
+        message.contains("request failed: GET https://127.0.0.1"),
+        "{message}"
+    );
+}
