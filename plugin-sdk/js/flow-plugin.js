@@ -3,7 +3,7 @@
 // An action is a function from a request to a JSON-compatible value,
 // registered with `action`; the plugin module exports what it returns:
 //
-//   import { action, Fatal, info } from "./flow-plugin.js";
+//   import { action, Fatal, info } from "flow-plugin";
 //
 //   export const { describe, run } = action(
 //     { name: "greet", description: "Says hello to `name`" },
@@ -14,8 +14,10 @@
 //     },
 //   );
 //
-// Build it with plugin-sdk/js/build.mjs (plugins/build does it for every
-// plugin under plugins/). The function may be async.
+// Build it with `flow-plugin-build plugin.js -o plugin.wasm` (build.mjs;
+// plugins/build does it for every plugin under plugins/). The function may
+// be async. What the node is granted is reached with the global `fetch`
+// (HTTP), `env(name)` (variables) and `secret(name)`.
 //
 // Errors: throw `Retryable` for failures that may pass (the host retries
 // within the node's retry policy) and `Fatal` for those that will not. Any
