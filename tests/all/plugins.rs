@@ -247,3 +247,17 @@ fn a_run_loads_only_the_plugins_it_uses_once_they_are_known() {
         .collect();
     assert!(names.contains(&"json".to_string()) && names.contains(&"echo".to_string()));
 }
+
+#[test]
+fn a_component_that_imports_what_the_host_lacks_is_refused_naming_it() {
+    let env = Env::empty();
+    env.add_plugin(&flow_test_artifacts::test_plugins_dir().join("unknown-import.wasm"));
+    let run = env.run(&["plugins", "plugins"]).expect_code(2);
+    assert!(
+        run.stderr.contains(
+            "plugins/unknown-import.wasm: imports `test:absent/store`, which the host does not provide"
+        ),
+        "{}",
+        run.stderr
+    );
+}

@@ -63,6 +63,22 @@ pub enum PluginError {
         #[source]
         source: Cause,
     },
+    /// The component imports an interface the host does not link.
+    #[error(
+        "{}: imports `{interface}`, which the host does not provide (it links wasi:cli, \
+         wasi:io, wasi:clocks, wasi:random, wasi:filesystem, wasi:sockets, wasi:http and \
+         flow:plugin/host); build the plugin without it",
+        path.display()
+    )]
+    UnknownImport {
+        /// The plugin file.
+        path: PathBuf,
+        /// The interface, as the component names it.
+        interface: String,
+        /// wasmtime's error.
+        #[source]
+        source: Cause,
+    },
     /// The component does not implement the `flow:plugin/action` world.
     #[error(
         "{}: not a flow action: {message}; a plugin must implement the world `action` \

@@ -403,13 +403,21 @@ impl Runtime {
             message: format!("{error:#}"),
             source: error.into_boxed_dyn_error(),
         })?;
-        let pre = self
-            .prepare(&component)
-            .map_err(|error| PluginError::WrongWorld {
-                path: path.to_path_buf(),
-                message: format!("{error:#}"),
-                source: error.into_boxed_dyn_error(),
-            })?;
+        let pre = self.prepare(&component).map_err(|error| {
+            let message = format!("{error:#}");
+            match unknown_import(&message) {
+                Some(interface) => PluginError::UnknownImport {
+                    path: path.to_path_buf(),
+                    interface,
+                    source: error.into_boxed_dyn_error(),
+                },
+                None => PluginError::WrongWorld {
+                    path: path.to_path_buf(),
+                    message,
+                    source: error.into_boxed_dyn_error(),
+                },
+            }
+        })?;
         let load_time = started.elapsed();
         let imports = component
             .component_type()
@@ -443,6 +451,18 @@ impl Runtime {
     fn prepare(&self, component: &Component) -> wasmtime::Result<ActionPre<HostState>> {
         ActionPre::new(self.linker.instantiate_pre(component)?)
     }
+}
+
+/// The interface a linking error says the host lacks, when that is the
+/// error: wasmtime writes "component imports instance `NAME`, but a
+/// matching implementation was not found in the linker".
+fn unknown_import(message: &str) -> Option<String> {
+    let rest = message.split("component imports instance `").nth(1)?;
+    let (name, rest) = rest.split_once('`')?;
+    // The flow:plugin world's own imports are the host's: a mismatch there
+    // is a plugin of another version of the interface, not a missing one.
+    (rest.contains("not found in the linker") && !name.starts_with("flow:plugin/"))
+        .then(|| name.to_string())
 }
 
 /// The `.wasm` files of `dir`, sorted by name.
