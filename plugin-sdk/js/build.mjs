@@ -11,25 +11,23 @@
 // through `wasi:http`, as far as its node's `http` grants allow.
 import { componentize } from "@bytecodealliance/componentize-js";
 import { realpathSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { rolldown } from "rolldown";
 
-/** The WIT package this helper carries, kept identical to the host's. */
-export const WIT = join(dirname(fileURLToPath(import.meta.url)), "wit");
-
 /**
- * What actions are built against: `action` plus `wasi:cli/environment`,
+ * What actions are built against: `action` (a copy of the project's
+ * wit/plugin.wit, kept identical by a test) plus `wasi:cli/environment`,
  * for the helper's `env` and `secret` (wit-env/world.wit).
  */
 export const WIT_ENV = join(dirname(fileURLToPath(import.meta.url)), "wit-env");
 
 const USAGE = "usage: flow-plugin-build PLUGIN.js -o OUT.wasm";
 
-/** Bundles `source` and what it imports into one module, at `out`. */
+/** Bundles `source` and what it imports into one module, at `out`; its code. */
 export async function bundle(source, out) {
   const build = await rolldown({
     input: resolve(source),
@@ -38,7 +36,8 @@ export async function bundle(source, out) {
     logLevel: "warn",
   });
   try {
-    await build.write({ file: out, format: "esm" });
+    const { output } = await build.write({ file: out, format: "esm" });
+    return output[0].code;
   } finally {
     await build.close();
   }
@@ -58,12 +57,12 @@ export async function buildPlugin(source, output) {
   const work = await mkdtemp(join(tmpdir(), "flow-plugin-build-"));
   try {
     const bundled = join(work, "plugin.js");
-    await bundle(source, bundled);
+    const code = await bundle(source, bundled);
     const { component } = await componentize({
       sourcePath: bundled,
       witPath: WIT_ENV,
       worldName: "action-js",
-      disableFeatures: disabledFeatures(await readFile(bundled, "utf8")),
+      disableFeatures: disabledFeatures(code),
     });
     await writeFile(resolve(output), component);
   } finally {

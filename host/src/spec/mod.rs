@@ -73,6 +73,16 @@ pub struct Source {
     pub text: String,
 }
 
+impl Source {
+    /// The directory of the file, which its relative paths start from.
+    pub fn dir(&self) -> &Path {
+        match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        }
+    }
+}
+
 impl WorkflowSpec {
     /// Reads and validates a workflow file.
     pub fn load(path: &Path) -> Result<Self, SpecError> {
@@ -113,10 +123,7 @@ impl WorkflowSpec {
     /// The directory a node's relative host paths (`files`) start from:
     /// the workflow file's.
     pub fn base_dir(&self) -> &Path {
-        match self.source.path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        }
+        self.source.dir()
     }
 
     /// Checks that the host holds every secret a node is granted.

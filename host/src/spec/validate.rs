@@ -72,10 +72,7 @@ pub(super) fn workflow(source: Arc<Source>) -> Result<WorkflowSpec, SpecError> {
 
 /// A problem for each granted host directory that is not a directory.
 fn missing_directories(source: &Source, nodes: &[RawNode], problems: &mut Vec<Diagnostic>) {
-    let base = match source.path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => std::path::Path::new("."),
-    };
+    let base = source.dir();
     let mut reported = std::collections::HashSet::new();
     for node in nodes {
         for file in &node.options.grants.files {

@@ -39,7 +39,7 @@ def uses_http(module_dir: str) -> bool:
     return False
 
 
-def command(module_file: str, output: str, paths: List[str]) -> List[str]:
+def command(module_file: str, output: str, paths: List[str], quiet: bool = False) -> List[str]:
     """The componentize-py command line that builds ``module_file``."""
     import flow_plugin
 
@@ -49,7 +49,7 @@ def command(module_file: str, output: str, paths: List[str]) -> List[str]:
     tool = shutil.which("componentize-py", path=os.path.dirname(sys.executable))
     tool = tool or shutil.which("componentize-py") or "componentize-py"
     wit, world = (WIT_HTTP, "action-http") if uses_http(module_dir) else (WIT, "action")
-    args = [tool, "-d", wit, "-w", world, "componentize", module]
+    args = [tool, *(["--quiet"] if quiet else []), "-d", wit, "-w", world, "componentize", module]
     for path in [module_dir, helper_dir, *paths]:
         args += ["-p", path]
     return args + ["-o", os.path.abspath(output)]
@@ -65,8 +65,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument(
         "-p", "--path", action="append", default=[], help="another directory of modules"
     )
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     args = parser.parse_args(argv)
-    return subprocess.call(command(args.module, args.output, args.path))
+    return subprocess.call(command(args.module, args.output, args.path, args.quiet))
 
 
 if __name__ == "__main__":

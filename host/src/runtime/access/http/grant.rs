@@ -56,11 +56,8 @@ impl std::str::FromStr for HttpGrant {
         };
         let (scheme, rest) = text.split_once("://").ok_or_else(|| bad("no scheme"))?;
         let scheme = scheme.to_ascii_lowercase();
-        let default_port = match scheme.as_str() {
-            "http" => 80,
-            "https" => 443,
-            _ => return Err(bad("the scheme must be http or https")),
-        };
+        let default_port =
+            default_port(&scheme).ok_or_else(|| bad("the scheme must be http or https"))?;
         let (authority, path) = match rest.find('/') {
             Some(at) => (&rest[..at], &rest[at..]),
             None => (rest, "/"),
@@ -149,6 +146,23 @@ impl fmt::Display for HttpGrant {
         }
         Ok(())
     }
+}
+
+/// The port of a scheme, when none is written: 80 for `http`, 443 for
+/// `https`.
+pub(crate) fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    }
+}
+
+/// The port a request goes to: the one in its URI, else its scheme's.
+pub(crate) fn port_of(uri: &http::Uri) -> u16 {
+    uri.port_u16()
+        .or_else(|| default_port(uri.scheme_str().unwrap_or("https")))
+        .unwrap_or(443)
 }
 
 /// `host` as an IP address, when it is one (`127.0.0.1`, `[::1]`).

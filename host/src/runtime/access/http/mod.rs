@@ -9,12 +9,11 @@ use std::time::{Duration, Instant};
 
 use crate::report::HttpStats;
 use http::HeaderValue;
-use http::uri::Scheme;
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 pub use grant::HttpGrant;
-pub(crate) use grant::literal_ip;
+pub(crate) use grant::{literal_ip, port_of};
 
 /// The counters behind [`HttpStats`], shared with requests in flight.
 #[derive(Debug, Default)]
@@ -83,21 +82,20 @@ impl HttpAccess {
         let method = request.method().as_str();
         let scheme = uri.scheme_str().unwrap_or("https");
         let host = uri.host().unwrap_or("");
-        let default_port = if uri.scheme() == Some(&Scheme::HTTP) {
-            80
-        } else {
-            443
-        };
-        let port = uri.port_u16().unwrap_or(default_port);
+        let port = port_of(uri);
         let path = uri.path();
-        let shown = format!(
-            "{method} {scheme}://{}{path}",
-            uri.authority().map_or("", |a| a.as_str())
-        );
+        // Only a refusal needs the request shown.
+        let shown = || {
+            format!(
+                "{method} {scheme}://{}{path}",
+                uri.authority().map_or("", |a| a.as_str())
+            )
+        };
         if self.grants.is_empty() {
             return Err(format!(
-                "refused {shown}: this node has no HTTP grant; allow it with \
+                "refused {}: this node has no HTTP grant; allow it with \
                  http = [\"{}\"] in the node's table",
+                shown(),
                 HttpGrant::suggest(scheme, host, port)
             ));
         }
@@ -109,16 +107,18 @@ impl HttpAccess {
             let sent = self.counters.requests.load(Ordering::Relaxed);
             if sent >= self.max_requests {
                 return Err(format!(
-                    "refused {shown}: the attempt already sent {sent} requests, the limit \
-                     (http_max_requests)"
+                    "refused {}: the attempt already sent {sent} requests, the limit \
+                     (http_max_requests)",
+                    shown()
                 ));
             }
             return Ok(grant);
         }
         let granted: Vec<String> = self.grants.iter().map(ToString::to_string).collect();
         Err(format!(
-            "refused {shown}: no grant of this node allows it (it may reach {}); \
+            "refused {}: no grant of this node allows it (it may reach {}); \
              allow it with \"{}\" in `http`",
+            shown(),
             granted.join(", "),
             HttpGrant::suggest(scheme, host, port)
         ))

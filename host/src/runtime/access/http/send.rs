@@ -18,7 +18,7 @@ use tokio_rustls::rustls;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
-use super::{HttpCounters, Sent, literal_ip};
+use super::{HttpCounters, Sent, literal_ip, port_of};
 
 /// How long each step of a request may take.
 pub(super) struct Timeouts {
@@ -59,7 +59,7 @@ pub(super) async fn send(mut request: http::Request<WasiBody>, target: Target) -
         .host()
         .ok_or(HttpError::HttpRequestUriInvalid)?
         .to_string();
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let port = port_of(&uri);
     let note = |text: String| {
         target
             .notes
