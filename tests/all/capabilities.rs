@@ -477,3 +477,44 @@ fn https_requests_go_over_tls_and_check_the_certificate() {
         "{message}"
     );
 }
+
+#[test]
+fn an_attempt_sends_at_most_http_max_requests() {
+    let env = env();
+    let server = TestServer::start();
+    let origin = server.origin();
+    // A redirect is a second request: one over the limit of 1.
+    let url = server.url(&format!("/redirect?to={origin}/json"));
+    let nodes = get("capped", &url, &format!("\"{origin}\"")).replacen(
+        "http = [",
+        "http_max_requests = 1\nhttp = [",
+        1,
+    );
+    let report = run(&env, &nodes);
+    assert_eq!(node(&report, "capped")["status"], "failed");
+    let logged = logs(&report, "capped");
+    assert!(
+        logged.contains("the attempt already sent 1 requests, the limit (http_max_requests)"),
+        "{logged}"
+    );
+    assert_eq!(server.seen().len(), 1);
+}
+
+#[test]
+fn a_guest_path_must_be_absolute() {
+    let env = env();
+    std::fs::create_dir_all(env.path().join("data")).unwrap();
+    let nodes =
+        "[nodes.n]\naction = \"reach\"\nfiles = [{ host = \"data\", guest = \"data/../x\" }]\n";
+    let file = env.write("guest.toml", &workflow(nodes));
+    let run = env
+        .run(&["validate", file.to_str().unwrap()])
+        .expect_code(2);
+    assert!(
+        run.stderr
+            .contains("the guest path \"data/../x\" must be absolute"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("guest.toml:7:"), "{}", run.stderr);
+}
