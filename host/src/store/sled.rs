@@ -16,6 +16,7 @@
 //! was left by a process that stopped, and is marked interrupted.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::{
     AttemptRecord, NodeHistory, NodeRecord, Records, RunRecord, StoreError, WorkflowStore,
@@ -176,26 +177,56 @@ fn check_directory(path: &Path) -> Result<(), StoreError> {
 /// Opens sled, turning its lock error and its panics on damaged files into
 /// messages.
 fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
-    let opened = std::panic::catch_unwind(|| {
-        sled::Config::new()
-            .path(path)
-            // sled caches up to 1 GiB by default; records of a run are
-            // written once and read rarely.
-            .cache_capacity(CACHE_BYTES)
-            // The engine flushes when its durability option says; sled's
-            // own flusher thread would also keep the database (and its
-            // lock) alive for up to its interval after the store is dropped.
-            .flush_every_ms(None)
-            .open()
-    });
-    match opened {
-        Ok(result) => result.map_err(|error| open_error(path, error)),
-        Err(_) => Err(StoreError::Open {
-            path: path.to_path_buf(),
-            message: DAMAGED.into(),
-            source: None,
-        }),
+    let mut waited = Duration::ZERO;
+    loop {
+        let opened = std::panic::catch_unwind(|| {
+            sled::Config::new()
+                .path(path)
+                // sled caches up to 1 GiB by default; records of a run are
+                // written once and read rarely.
+                .cache_capacity(CACHE_BYTES)
+                // The engine flushes when its durability option says; sled's
+                // own flusher thread would also keep the database (and its
+                // lock) alive for up to its interval after the store is
+                // dropped.
+                .flush_every_ms(None)
+                .open()
+        });
+        match opened {
+            Ok(Err(error)) if waited < OWN_LOCK_WAIT && held_by_this_process(path, &error) => {
+                // A store of this process on the same directory was dropped,
+                // but sled's I/O threads may hold its file (and so its lock)
+                // for a moment longer while they finish.
+                std::thread::sleep(OWN_LOCK_POLL);
+                waited += OWN_LOCK_POLL;
+            }
+            Ok(result) => return result.map_err(|error| open_error(path, error)),
+            Err(_) => {
+                return Err(StoreError::Open {
+                    path: path.to_path_buf(),
+                    message: DAMAGED.into(),
+                    source: None,
+                });
+            }
+        }
     }
+}
+
+/// How long opening waits for a lock that this very process holds.
+const OWN_LOCK_WAIT: Duration = Duration::from_secs(2);
+const OWN_LOCK_POLL: Duration = Duration::from_millis(5);
+
+/// Whether `error` is sled's lock error and the owner file names this
+/// process.
+fn held_by_this_process(path: &Path, error: &sled::Error) -> bool {
+    if !error.to_string().contains("could not acquire lock") {
+        return false;
+    }
+    let Ok(owner) = std::fs::read_to_string(path.join(OWNER_FILE)) else {
+        return false;
+    };
+    owner.strip_prefix("process ").and_then(|rest| rest.split(' ').next())
+        == Some(std::process::id().to_string().as_str())
 }
 
 const DAMAGED: &str = "it is not a flow run database, or it is damaged; move it away and start \
