@@ -37,7 +37,7 @@ impl RunHandle {
 
     /// Where the run and each of its nodes stand now.
     pub fn status(&self) -> RunSnapshot {
-        self.progress.snapshot()
+        self.progress.snapshot(&self.run_id)
     }
 
     /// Waits for the run to end.
@@ -68,9 +68,12 @@ impl Canceller {
     }
 }
 
-/// Where a run stands, as [`RunHandle::status`] sees it.
+/// Where a run stands, as [`RunHandle::status`] and
+/// [`WorkflowEngine::status`](super::WorkflowEngine::status) see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunSnapshot {
+    /// The run's id.
+    pub run_id: String,
     /// The run's status.
     pub status: RunStatus,
     /// Each node's id, status and attempts so far, in file order.
@@ -110,7 +113,7 @@ impl Progress {
         }
     }
 
-    pub(super) fn snapshot(&self) -> RunSnapshot {
+    pub(super) fn snapshot(&self, run_id: &str) -> RunSnapshot {
         let nodes = self
             .nodes
             .iter()
@@ -133,6 +136,7 @@ impl Progress {
             })
             .collect();
         RunSnapshot {
+            run_id: run_id.to_string(),
             status: match self.run.load(Ordering::Relaxed) {
                 0 => RunStatus::Running,
                 1 => RunStatus::Succeeded,
@@ -191,7 +195,7 @@ mod tests {
             0,
         );
         progress.set_run(RunStatus::Failed);
-        let snapshot = progress.snapshot();
+        let snapshot = progress.snapshot("r");
         assert_eq!(snapshot.status, RunStatus::Failed);
         assert_eq!(
             snapshot.nodes,

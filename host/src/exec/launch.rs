@@ -196,6 +196,7 @@ fn launch(
         redactor: engine.redactor.clone(),
     });
     let run_id = record.run_id.clone();
+    engine.live.insert(&run_id, &progress);
     let task = tokio::spawn(scheduler::run(shared, record, prior));
     RunHandle {
         run_id,

@@ -16,6 +16,7 @@ mod node;
 mod persist;
 mod ready;
 mod scheduler;
+mod status;
 
 use std::sync::Arc;
 
@@ -28,7 +29,7 @@ use crate::observe::{MetricsCollector, Observer};
 use crate::report::RunReport;
 use crate::runtime::{PluginRegistry, Redactor, Runtime, Secrets};
 use crate::spec::WorkflowSpec;
-use crate::store::WorkflowStore;
+use crate::store::{StoreError, WorkflowStore};
 
 /// Runs workflows: the design's WorkflowEngine.
 ///
@@ -46,6 +47,7 @@ pub struct WorkflowEngine {
     sleeper: Arc<dyn Sleeper>,
     secrets: Arc<Secrets>,
     redactor: Redactor,
+    live: Arc<status::LiveRuns>,
 }
 
 impl WorkflowEngine {
@@ -61,6 +63,7 @@ impl WorkflowEngine {
             sleeper: Arc::new(TokioSleeper),
             secrets: Arc::default(),
             redactor: Redactor::default(),
+            live: Arc::default(),
         }
     }
 
@@ -137,6 +140,14 @@ impl WorkflowEngine {
         force: bool,
     ) -> Result<RunHandle, ExecError> {
         launch::resume(self, workflow, plugins, run_id, force)
+    }
+
+    /// Where run `run_id` (or an unambiguous prefix of its id) stands: the
+    /// live state of each node while this engine runs it, else what the
+    /// store holds (a finished run, or one another process runs or left).
+    /// Nodes come in file order; one without a record is pending.
+    pub fn status(&self, run_id: &str) -> Result<RunSnapshot, StoreError> {
+        status::status(&self.live, self.store.as_ref(), run_id)
     }
 
     /// Runs `workflow` to its end and returns the outcome.

@@ -185,6 +185,16 @@ mod tests {
     }
 
     #[test]
+    fn numbers_keep_every_digit_they_mean() {
+        // Read with correct rounding: without it the last digit moves.
+        assert_eq!(parse("981751632.8297213").unwrap(), "981751632.8297213");
+        assert_eq!(
+            parse("[0.1,1e300,-2.2250738585072014e-308]").unwrap(),
+            "[0.1,1e+300,-2.2250738585072014e-308]"
+        );
+    }
+
+    #[test]
     fn what_readers_cannot_read_is_refused() {
         let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
         assert_eq!(parse(&deep), Err(OutputError::TooDeep));

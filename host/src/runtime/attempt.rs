@@ -6,8 +6,10 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::access::{Access, Redactor};
 use super::bindings::LogLevel;
-use super::bindings::{ActionError, ActionPre, PluginInfo, RunContext};
+use super::bindings::{ActionPre, PluginInfo, RunContext};
 use super::limits::{MemoryLimitExceeded, MemoryLimiter};
+use super::native;
+use super::registry::Implementation;
 use super::sandbox::{Capture, HostState, LogRecord};
 use super::{Limits, Plugin, Runtime};
 use crate::report::{Failure, FailureKind, HttpStats};
@@ -199,6 +201,10 @@ impl Runtime {
         call: Invocation<'_>,
         limits: &Limits,
     ) -> AttemptReport {
+        let pre = match &plugin.implementation {
+            Implementation::Wasm(pre) => pre,
+            Implementation::Native(action) => return native::run(&**action, call, limits).await,
+        };
         let started = Instant::now();
         let capture = Capture::new(limits.output);
         let mut store = match self.bounded_store(limits, &capture, started, call.access) {
@@ -212,7 +218,7 @@ impl Runtime {
             attempt: call.attempt,
         };
         let outcome = tokio::time::timeout(limits.timeout, async {
-            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            let instance = pre.instantiate_async(&mut store).await?;
             instance.call_run(&mut store, &context, call.input).await
         })
         .await;
@@ -225,15 +231,7 @@ impl Runtime {
             Err(_elapsed) => Err(AttemptError::Timeout {
                 limit: limits.timeout,
             }),
-            Ok(Ok(Ok(output))) => Ok(output),
-            Ok(Ok(Err(ActionError::Retryable(message)))) => Err(AttemptError::Action {
-                retryable: true,
-                message,
-            }),
-            Ok(Ok(Err(ActionError::Fatal(message)))) => Err(AttemptError::Action {
-                retryable: false,
-                message,
-            }),
+            Ok(Ok(result)) => result.map_err(AttemptError::from),
             Ok(Err(error)) => Err(classify(error, limits, &state.limiter, &stderr)),
         };
         let http = state.http.counters.stats();

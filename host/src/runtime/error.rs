@@ -126,6 +126,21 @@ pub enum PluginError {
         /// The second file.
         second: PathBuf,
     },
+    /// A native action's name is already a plugin's or another native
+    /// action's.
+    #[error("cannot add the native action `{name}`: the name is taken by {by}; rename one of them")]
+    NameTaken {
+        /// The name.
+        name: String,
+        /// What has it.
+        by: String,
+    },
+    /// A native action's `describe` returned a name flow cannot use.
+    #[error("cannot add a native action: {why}")]
+    BadNativeName {
+        /// What is wrong with the name.
+        why: String,
+    },
 }
 
 /// A plugins directory that cannot be used.

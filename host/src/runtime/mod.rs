@@ -13,6 +13,7 @@ mod cache;
 mod error;
 mod host_memory;
 mod limits;
+mod native;
 mod registry;
 mod sandbox;
 mod ticker;
@@ -25,11 +26,12 @@ pub use access::{
     Secrets, SecretsError, valid_secret_name,
 };
 pub use attempt::{AttemptError, AttemptReport, Invocation};
-pub use bindings::{LogLevel, PluginInfo};
+pub use bindings::{ActionError, LogLevel, PluginInfo, RunContext};
 pub use cache::{CacheError, CacheOutcome, CompileCache};
 pub use error::{Cause, PluginError, RegistryError, RuntimeError};
 pub use host_memory::return_large_buffers;
 pub use limits::{DEFAULT_FUEL, DEFAULT_MAX_OUTPUT, Limits, MemoryLimitExceeded};
+pub use native::{Action, ActionContext};
 pub use registry::{Capability, Plugin, PluginRegistry, Shadowed};
 pub use sandbox::{LogRecord, MAX_LOG_MESSAGE};
 

@@ -17,6 +17,7 @@ use wasmtime::component::Component;
 use super::bindings::ActionPre;
 use super::cache::{CacheOutcome, CompileCache, hex};
 use super::error::{PluginError, RegistryError};
+use super::native::{self, Action};
 use super::sandbox::HostState;
 use super::{PluginInfo, Runtime};
 
@@ -24,9 +25,10 @@ use super::{PluginInfo, Runtime};
 pub struct Plugin {
     /// What `describe` returned.
     pub info: PluginInfo,
-    /// The `.wasm` file.
+    /// The `.wasm` file; empty for a native action.
     pub path: PathBuf,
-    /// SHA-256 of the file, hex.
+    /// SHA-256 of the file, hex (for a native action: `native:` and a hash
+    /// of its name and version).
     pub digest: String,
     /// Size of the file in bytes.
     pub size: u64,
@@ -36,10 +38,24 @@ pub struct Plugin {
     pub load_time: Duration,
     /// The interfaces the component imports (`wasi:http/outgoing-handler@0.2.6`, ...).
     pub imports: Vec<String>,
-    pub(crate) pre: ActionPre<HostState>,
+    pub(crate) implementation: Implementation,
+}
+
+/// What runs a plugin's attempts.
+pub(crate) enum Implementation {
+    /// A WebAssembly component, linked and ready to instantiate.
+    Wasm(ActionPre<HostState>),
+    /// An action written in Rust (see [`Action`]).
+    Native(Arc<dyn Action>),
 }
 
 impl Plugin {
+    /// Whether this is a native action (see [`Action`]) rather than a
+    /// WebAssembly component.
+    pub fn is_native(&self) -> bool {
+        matches!(self.implementation, Implementation::Native(_))
+    }
+
     /// What beyond JSON in and out the plugin may try to reach, by the
     /// interfaces it imports: `http`, `filesystem`, `environment`,
     /// `sockets`. A node reaches only what its grants allow.
@@ -195,6 +211,33 @@ impl PluginRegistry {
     /// directory of the search path.
     pub fn shadowed(&self) -> &[Shadowed] {
         &self.shadowed
+    }
+
+    /// Adds a native action (see [`Action`]) under the name its
+    /// `describe` returns. Plugins and native actions share one set of
+    /// names: a name taken by a plugin file of the search path (loaded or
+    /// only listed) or by another native action is refused.
+    pub fn add_native(&mut self, action: Arc<dyn Action>) -> Result<(), PluginError> {
+        let plugin = native::plugin(action);
+        let name = plugin.info.name.clone();
+        check_name(&name).map_err(|why| PluginError::BadNativeName { why })?;
+        if let Some(taken) = self.plugins.get(&name).filter(|plugin| plugin.is_native()) {
+            return Err(PluginError::NameTaken {
+                name,
+                by: format!(
+                    "the native action {} {}",
+                    taken.info.name, taken.info.version
+                ),
+            });
+        }
+        if let Some(file) = self.claimed(&name) {
+            return Err(PluginError::NameTaken {
+                name,
+                by: format!("the plugin {}", file.display()),
+            });
+        }
+        self.plugins.insert(name, Arc::new(plugin));
+        Ok(())
     }
 
     /// The file that already claims `name`, if any.
@@ -443,7 +486,7 @@ impl Runtime {
             cache: outcome,
             load_time,
             imports,
-            pre,
+            implementation: Implementation::Wasm(pre),
         })
     }
 

@@ -157,14 +157,14 @@ pub(crate) struct GuestLogs {
 }
 
 impl GuestLogs {
-    fn new(budget: usize) -> Self {
+    pub(crate) fn new(budget: usize) -> Self {
         Self {
             budget,
             ..Self::default()
         }
     }
 
-    fn push(&mut self, level: LogLevel, mut message: String) {
+    pub(crate) fn push(&mut self, level: LogLevel, mut message: String) {
         truncate(&mut message, MAX_LOG_MESSAGE);
         if message.len() > self.budget {
             self.dropped += 1;

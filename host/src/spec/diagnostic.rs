@@ -9,7 +9,7 @@ use codespan_reporting::diagnostic::{Diagnostic as Report, Label};
 use codespan_reporting::files::SimpleFile;
 use codespan_reporting::term;
 
-use super::Source;
+use super::{Origin, Source};
 
 /// One problem in a workflow file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,9 +149,11 @@ impl SpecError {
                 let errors: Vec<serde_json::Value> = diagnostics
                     .iter()
                     .map(|diagnostic| {
+                        // A built workflow has no lines to point at.
                         let (line, column) = diagnostic
                             .span
                             .as_ref()
+                            .filter(|_| file.origin == Origin::File)
                             .map(|span| line_column(&file.text, span.start))
                             .unzip();
                         serde_json::json!({
@@ -185,6 +187,9 @@ const LONGEST_LINE: usize = 240;
 
 /// Renders diagnostics as plain text with the lines they point at.
 fn render(source: &Source, diagnostics: &[Diagnostic]) -> String {
+    if source.origin == Origin::Code {
+        return render_built(source, diagnostics);
+    }
     let name = source.path.display().to_string();
     let file = SimpleFile::new(name.as_str(), source.text.as_str());
     let config = term::Config {
@@ -221,7 +226,13 @@ fn render(source: &Source, diagnostics: &[Diagnostic]) -> String {
         }
         out.push_str(&buffer);
     }
-    let count = diagnostics.len();
+    out.push_str(&summary(&name, diagnostics.len(), "run"));
+    out
+}
+
+/// The last lines: how many problems, and that nothing ran.
+fn summary(name: &str, count: usize, what_not: &str) -> String {
+    let mut out = String::new();
     if count > RENDERED {
         out.push_str(&format!(
             "... and {} more errors (`flow validate --json` lists them all)\n\n",
@@ -230,9 +241,59 @@ fn render(source: &Source, diagnostics: &[Diagnostic]) -> String {
     }
     let plural = if count == 1 { "" } else { "s" };
     out.push_str(&format!(
-        "{name}: {count} error{plural}; the workflow was not run"
+        "{name}: {count} error{plural}; the workflow was not {what_not}"
     ));
     out
+}
+
+/// Renders the problems of a workflow built in code: each with the table
+/// and the line of the builder's rendering it is about, since there is no
+/// file to point into.
+fn render_built(source: &Source, diagnostics: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for diagnostic in diagnostics.iter().take(RENDERED) {
+        out.push_str(&format!("error: {}\n", diagnostic.message));
+        if let Some(span) = &diagnostic.span {
+            out.push_str(&format!(
+                "  = {}\n",
+                built_context(&source.text, span.start)
+            ));
+        }
+        if let Some(help) = &diagnostic.help {
+            out.push_str(&format!("  = help: {help}\n"));
+        }
+        out.push('\n');
+    }
+    let name = source.path.file_name().map_or_else(
+        || source.path.display().to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    out.push_str(&summary(&name, diagnostics.len(), "built"));
+    out
+}
+
+/// Where `offset` of a builder's rendering is: `in [nodes.a]: retries = -1`.
+fn built_context(text: &str, offset: usize) -> String {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let line = text[start..end].trim();
+    if line.starts_with('[') {
+        return format!("in {line}");
+    }
+    let table = text[..start]
+        .lines()
+        .rev()
+        .find(|line| line.starts_with('['))
+        .unwrap_or("[workflow]");
+    let line: String = match line.char_indices().nth(LONGEST_LINE) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line.to_string(),
+    };
+    format!("in {table}: {line}")
 }
 
 /// The length in bytes of the line holding byte `offset` of `text`.

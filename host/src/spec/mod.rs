@@ -6,6 +6,7 @@
 //! node's `action` against the loaded plugins. Every problem is reported as
 //! a [`Diagnostic`] that points at the file, line and column.
 
+mod builder;
 mod diagnostic;
 mod document;
 mod validate;
@@ -14,6 +15,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use builder::{NodeBuilder, WorkflowBuilder};
 pub use diagnostic::{ActionUse, Diagnostic, SpecError};
 pub use validate::suggest;
 
@@ -22,6 +24,9 @@ use crate::options::{NodeOptions, Overrides, WorkflowOptions};
 use crate::runtime::Secrets;
 
 /// A workflow file, parsed and validated.
+///
+/// Two workflows are equal when they have the same id, description,
+/// options, plugins search path and nodes, wherever their text came from.
 #[derive(Debug, Clone)]
 pub struct WorkflowSpec {
     /// `[workflow] id`.
@@ -45,6 +50,26 @@ pub struct WorkflowSpec {
     pub(crate) index: HashMap<String, usize>,
 }
 
+impl PartialEq for WorkflowSpec {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            &self.id,
+            &self.description,
+            &self.options,
+            &self.overrides,
+            &self.plugins,
+            &self.nodes,
+        ) == (
+            &other.id,
+            &other.description,
+            &other.options,
+            &other.overrides,
+            &other.plugins,
+            &other.nodes,
+        )
+    }
+}
+
 /// A node of the workflow.
 #[derive(Debug, Clone)]
 pub struct NodeSpec {
@@ -64,13 +89,45 @@ pub struct NodeSpec {
     pub(crate) option_spans: document::OptionSpans,
 }
 
+impl PartialEq for NodeSpec {
+    /// Equal in what they mean; where the text is does not matter.
+    fn eq(&self, other: &Self) -> bool {
+        (
+            &self.id,
+            &self.action,
+            &self.input,
+            &self.depends_on,
+            &self.options,
+        ) == (
+            &other.id,
+            &other.action,
+            &other.input,
+            &other.depends_on,
+            &other.options,
+        )
+    }
+}
+
 /// The text of a workflow file and where it was read from.
 #[derive(Debug)]
 pub struct Source {
-    /// Path as the user gave it.
+    /// Path as the user gave it. For a workflow built in code, a name in
+    /// its base directory: `<orders: built in code>`.
     pub path: PathBuf,
     /// The whole file.
     pub text: String,
+    /// Whether the text was read from a file or written by a builder.
+    pub origin: Origin,
+}
+
+/// Where a workflow's text comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A workflow file.
+    File,
+    /// A [`WorkflowBuilder`]: the text is its rendering, and problems are
+    /// reported by node and key rather than by line.
+    Code,
 }
 
 impl Source {
@@ -99,8 +156,17 @@ impl WorkflowSpec {
         let source = Arc::new(Source {
             path: path.to_path_buf(),
             text,
+            origin: Origin::File,
         });
         validate::workflow(source)
+    }
+
+    /// The workflow as a workflow file: for a file, its text; for a built
+    /// workflow, the file the builder wrote, which loads back to an equal
+    /// workflow. Options applied with [`apply_overrides`](Self::apply_overrides)
+    /// are not in it.
+    pub fn to_toml(&self) -> &str {
+        &self.source.text
     }
 
     /// Checks that every node's action is one of `available` (plugin names).

@@ -225,7 +225,9 @@ fn held_by_this_process(path: &Path, error: &sled::Error) -> bool {
     let Ok(owner) = std::fs::read_to_string(path.join(OWNER_FILE)) else {
         return false;
     };
-    owner.strip_prefix("process ").and_then(|rest| rest.split(' ').next())
+    owner
+        .strip_prefix("process ")
+        .and_then(|rest| rest.split(' ').next())
         == Some(std::process::id().to_string().as_str())
 }
 
