@@ -43,10 +43,18 @@ pub fn run(context: &Context, args: ResumeArgs) -> anyhow::Result<Exit> {
         Err(_) => {
             let text = store.definition(&record.run_id)?.unwrap_or_default();
             if !context.quiet {
-                out::eprint(format_args!(
-                    "note: {} is gone; resuming with the copy stored with the run",
-                    path.display()
-                ));
+                match flow_host::spec::is_built(path) {
+                    true => out::eprint(format_args!(
+                        "note: run {} is of a workflow built in code; resuming with the copy \
+                         stored with the run (native actions exist only in the program that \
+                         registers them: resume such a run there, with WorkflowEngine::resume)",
+                        record.run_id
+                    )),
+                    false => out::eprint(format_args!(
+                        "note: {} is gone; resuming with the copy stored with the run",
+                        path.display()
+                    )),
+                }
             }
             WorkflowSpec::parse(path, text)?
         }

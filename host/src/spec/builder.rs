@@ -143,7 +143,7 @@ impl WorkflowBuilder {
     pub fn build(self) -> Result<WorkflowSpec, SpecError> {
         let mut problems = self.problems.clone();
         let text = self.to_toml(&mut problems);
-        let name = format!("<{}: built in code>", self.id);
+        let name = format!("<{}{BUILT_SUFFIX}", self.id);
         let source = Arc::new(Source {
             path: self.base_dir.join(name),
             text,
@@ -267,6 +267,17 @@ fn set(values: &mut Vec<(String, toml::Value)>, key: String, value: toml::Value)
         Some((_, old)) => *old = value,
         None => values.push((key, value)),
     }
+}
+
+/// How the path of a built workflow's source ends.
+const BUILT_SUFFIX: &str = ": built in code>";
+
+/// Whether `path` names a workflow built in code rather than a file, as in
+/// the records of its runs.
+pub fn is_built(path: &std::path::Path) -> bool {
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| name.starts_with('<') && name.ends_with(BUILT_SUFFIX))
 }
 
 /// Writes `key = value`.
@@ -504,6 +515,14 @@ http = ["https://api.example.com"]
                 proptest::prop_assert_eq!(stored, given);
             }
         }
+    }
+
+    #[test]
+    fn built_paths_are_known() {
+        let built = orders().base_dir("/srv").build().unwrap();
+        assert!(is_built(&built.source.path));
+        assert_eq!(built.base_dir(), std::path::Path::new("/srv"));
+        assert!(!is_built(std::path::Path::new("orders.toml")));
     }
 
     #[test]

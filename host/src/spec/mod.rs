@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use builder::{NodeBuilder, WorkflowBuilder};
+pub use builder::{NodeBuilder, WorkflowBuilder, is_built};
 pub use diagnostic::{ActionUse, Diagnostic, SpecError};
 pub use validate::suggest;
 
