@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "engine/native.rs"]
+mod native;
 #[path = "engine/outbound.rs"]
 mod outbound;
 
@@ -45,7 +47,7 @@ fn main() {
     println!("{}", machine());
     println!();
     println!(
-        "{:<26} {:>6} {:>11} {:>10} {:>11} {:>9} {:>11} {:>8}",
+        "{:<28} {:>6} {:>11} {:>10} {:>11} {:>9} {:>11} {:>8} {:>9}",
         "scenario",
         "nodes",
         "median",
@@ -53,8 +55,11 @@ fn main() {
         "engine/node",
         "peak RSS",
         "written/run",
-        "fsyncs/node"
+        "fsyncs/node",
+        "sandbox"
     );
+    // Per node of each row so far, for the sandbox column of native rows.
+    let mut per_node = std::collections::HashMap::new();
     for name in SCENARIOS {
         if filter.is_some_and(|f| !name.contains(f.as_str())) {
             continue;
@@ -71,8 +76,15 @@ fn main() {
             continue;
         }
         let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let us = result["per_node_us"].as_f64().unwrap();
+        per_node.insert(*name, us);
+        // A native row: what the sandbox adds to each attempt of the same
+        // workflow run by the WebAssembly no-op.
+        let sandbox = native::wasm_row(name)
+            .and_then(|wasm| per_node.get(wasm))
+            .map_or("-".into(), |wasm| format!("{:.1} µs", wasm - us));
         println!(
-            "{:<26} {:>6} {:>11} {:>10} {:>11} {:>9} {:>11} {:>8}",
+            "{:<28} {:>6} {:>11} {:>10} {:>11} {:>9} {:>11} {:>8} {:>9}",
             name,
             result["nodes"].as_u64().unwrap(),
             format!("{:.2} ms", result["median_ms"].as_f64().unwrap()),
@@ -87,6 +99,7 @@ fn main() {
             result["flushes_per_node"]
                 .as_f64()
                 .map_or("-".into(), |f| format!("{f:.2}")),
+            sandbox,
         );
     }
 }
@@ -95,7 +108,9 @@ const SCENARIOS: &[&str] = &[
     "chain-100/memory",
     "chain-100/batched",
     "chain-100/strict",
+    "chain-100/native-noop",
     "fanout-1000+join/batched",
+    "fanout-1000+join/native-noop",
     "fanout-1000+join/strict",
     "layered-10000/batched",
     "layered-10000/strict",
@@ -198,7 +213,9 @@ async fn setup(fuel_metering: bool) -> Setup {
         .unwrap(),
     );
     let cache = CompileCache::open(runtime.engine(), cache_dir()).unwrap();
-    let plugins = Arc::new(runtime.load_plugins(&[&plugins_dir], &cache).await.unwrap());
+    let mut plugins = runtime.load_plugins(&[&plugins_dir], &cache).await.unwrap();
+    plugins.add_native(Arc::new(native::Noop)).unwrap();
+    let plugins = Arc::new(plugins);
     Setup {
         dir,
         runtime,
@@ -217,6 +234,13 @@ async fn scenario(name: &str) -> serde_json::Value {
         }
         "chain-100/batched" => engine_scenario(100, chain(100, "batched"), true).await,
         "chain-100/strict" => engine_scenario(100, chain(100, "strict"), true).await,
+        "chain-100/native-noop" => {
+            engine_scenario(100, native::with_native_noop(chain(100, "batched")), true).await
+        }
+        "fanout-1000+join/native-noop" => {
+            let text = native::with_native_noop(fanout(1000, "batched"));
+            engine_scenario(1001, text, true).await
+        }
         "fanout-1000+join/batched" => engine_scenario(1001, fanout(1000, "batched"), true).await,
         "fanout-1000+join/strict" => engine_scenario(1001, fanout(1000, "strict"), true).await,
         "layered-10000/batched" => {
