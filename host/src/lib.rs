@@ -66,6 +66,19 @@
 //! # }
 //! ```
 
+//!
+//! # More examples
+//!
+//! In `host/examples/`, each run by the test suite:
+//!
+//! - `builder.rs`: a workflow built in code with [`WorkflowSpec::builder`]
+//!   instead of read from a file (`cargo run --release --example builder --
+//!   target/plugins`);
+//! - `native_action.rs`: an [`Action`](runtime::Action) written in Rust,
+//!   registered with [`PluginRegistry::add_native`] beside the plugins, and
+//!   a run's status read back with [`WorkflowEngine::status`]
+//!   (`cargo run --release --example native_action -- target/plugins`).
+
 pub mod dag;
 pub mod exec;
 pub mod observe;

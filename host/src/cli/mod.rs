@@ -131,7 +131,7 @@ impl Context {
 #[derive(Debug, clap::Args)]
 pub struct SecretsArg {
     /// A file of NAME=value lines holding secrets, readable by its owner
-    /// only; secrets also come from FLOW_SECRET_<NAME> variables, which the
+    /// only; secrets also come from `FLOW_SECRET_<NAME>` variables, which the
     /// file overrides
     #[arg(long = "secrets", env = "FLOW_SECRETS_FILE", value_name = "FILE")]
     pub file: Option<PathBuf>,
