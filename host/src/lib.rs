@@ -81,6 +81,7 @@
 
 pub mod dag;
 pub mod exec;
+pub mod expr;
 pub mod observe;
 pub mod options;
 pub mod report;

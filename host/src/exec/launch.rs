@@ -178,6 +178,7 @@ fn launch(
             progress.set_node(index, &NodeStatus::Succeeded, prior.attempts[index]);
         }
     }
+    let workflow_id = workflow.id.clone();
     let shared = Arc::new(Shared {
         runtime: engine.runtime.clone(),
         store: engine.store.clone(),
@@ -194,6 +195,12 @@ fn launch(
         persistence,
         secrets: engine.secrets.clone(),
         redactor: engine.redactor.clone(),
+        run_json: serde_json::json!({
+            "id": record.run_id,
+            "workflow": workflow_id,
+            "params": {},
+        })
+        .to_string(),
     });
     let run_id = record.run_id.clone();
     engine.live.insert(&run_id, &progress);

@@ -16,6 +16,7 @@ mod node;
 mod persist;
 mod ready;
 mod scheduler;
+mod shape;
 mod status;
 
 use std::sync::Arc;

@@ -40,6 +40,8 @@ pub(super) struct Shared {
     pub secrets: Arc<Secrets>,
     /// Replaces every secret value in what attempts leave behind.
     pub redactor: Redactor,
+    /// `run` of the expressions' context: `{"id", "workflow", "params"}`.
+    pub run_json: String,
 }
 
 impl Shared {
@@ -89,11 +91,12 @@ pub(super) struct NodeLog<'a> {
     pub failure: Option<&'a Failure>,
 }
 
-/// A node ready to run, with its JSON input.
+/// A node ready to run, with its JSON input (or why its expressions could
+/// not compute it).
 pub(super) struct NodeTask {
     pub shared: Arc<Shared>,
     pub index: usize,
-    pub input: String,
+    pub input: Result<String, Failure>,
     /// Attempts recorded before a resume.
     pub previous_attempts: u32,
 }
@@ -131,6 +134,10 @@ impl NodeTask {
         record.started_at = Some(Timestamp::now());
         // A resumed run numbers its attempts after the earlier ones.
         record.attempts = self.previous_attempts;
+        let input = match &self.input {
+            Ok(input) => input.as_str(),
+            Err(failure) => return self.refuse(node, record, failure.clone()).await,
+        };
         let mut tally = Tally::default();
 
         let (outcome, last) = loop {
@@ -150,7 +157,7 @@ impl NodeTask {
             if let Err(error) = self.record_start(&record, &attempt).await {
                 return self.abandon(node, record, error);
             }
-            let Some(report) = self.attempt(node, number).await else {
+            let Some(report) = self.attempt(node, number, input).await else {
                 attempt.error = Some(Failure::cancelled());
                 break (Outcome::Cancelled, attempt);
             };
@@ -349,14 +356,14 @@ impl NodeTask {
 
     /// Runs one attempt through the middleware chain; `None` if the run was
     /// cancelled meanwhile (the attempt is then dropped, which stops it).
-    async fn attempt(&self, node: &NodeSpec, number: u32) -> Option<AttemptReport> {
+    async fn attempt(&self, node: &NodeSpec, number: u32, input: &str) -> Option<AttemptReport> {
         let shared = &*self.shared;
         let call = Invocation {
             workflow_id: &shared.workflow.id,
             run_id: &shared.run_id,
             node_id: &node.id,
             attempt: number,
-            input: &self.input,
+            input,
             access: Access {
                 grants: &node.options.grants,
                 base: shared.workflow.base_dir(),
@@ -369,7 +376,7 @@ impl NodeTask {
             node_id: &node.id,
             action: &node.action,
             attempt: number,
-            input: &self.input,
+            input,
         };
         let run = shared
             .runtime
@@ -411,6 +418,29 @@ impl NodeTask {
                 proposed,
             ),
             None => proposed,
+        }
+    }
+
+    /// Fails the node without an attempt: its expressions could not
+    /// compute its input.
+    async fn refuse(&self, node: &NodeSpec, mut record: NodeRecord, failure: Failure) -> Finished {
+        let shared = &*self.shared;
+        record.status = NodeStatus::Failed;
+        record.error = Some(failure.clone());
+        record.finished_at = record.started_at;
+        record.elapsed_us = Some(0);
+        let mut report = NodeReport::new(&node.id, &node.action, NodeStatus::Failed);
+        report.attempts = record.attempts;
+        report.error = Some(failure);
+        let store_error = match shared.persistence.put(record, None) {
+            Ok(()) => shared.persistence.commit().await.err(),
+            Err(error) => Some(error),
+        };
+        shared.progress.set_node(self.index, &report.status, report.attempts);
+        Finished {
+            index: self.index,
+            report,
+            store_error,
         }
     }
 

@@ -110,10 +110,15 @@ impl Pool {
             node: &node.id,
             waited: state.waited(index),
         });
+        let request = state.request(workflow, index);
+        let input = match node.exprs.shape_input() {
+            true => super::shape::shaped_request(node, &request, &shared.run_json),
+            false => Ok(request),
+        };
         let task = NodeTask {
             shared: shared.clone(),
             index,
-            input: state.request(workflow, index),
+            input,
             previous_attempts: state.previous_attempts[index],
         };
         state.reports[index].status = NodeStatus::Running;

@@ -39,6 +39,9 @@ pub enum FailureKind {
     /// The flow process stopped (a crash, a kill) while the attempt ran;
     /// its outcome is unknown.
     Lost,
+    /// An expression of the node (`input` templates, `input_jq`, `when`)
+    /// failed when the node was about to start; the action did not run.
+    Expression,
 }
 
 impl FailureKind {
@@ -57,6 +60,7 @@ impl FailureKind {
             FailureKind::Host => "host",
             FailureKind::Cancelled => "cancelled",
             FailureKind::Lost => "lost",
+            FailureKind::Expression => "expression",
         }
     }
 }

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-use super::Diagnostic;
+use super::{Diagnostic, NodeExprs};
+use crate::expr::{Expr, SyntaxError, Template};
 use super::validate::suggest;
 use crate::options::values::SearchPath;
 use crate::options::{NodeOptions, OptionSpec, OptionValue, Scope, WorkflowOptions};
@@ -16,7 +17,7 @@ use crate::options::{NodeOptions, OptionSpec, OptionValue, Scope, WorkflowOption
 /// The keys of `[workflow]` that are not options.
 const HEADER_KEYS: &[&str] = &["id", "description", "plugins"];
 /// The keys of a node's table that are not options.
-const NODE_KEYS: &[&str] = &["action", "input", "depends_on"];
+const NODE_KEYS: &[&str] = &["action", "input", "input_jq", "when", "depends_on"];
 /// The tables of a workflow file.
 const TABLES: &[&str] = &["workflow", "defaults", "nodes"];
 
@@ -47,6 +48,8 @@ pub(super) struct RawNode {
     pub options: NodeOptions,
     /// Where each option of the node was set (in `[defaults]` or its table).
     pub option_spans: OptionSpans,
+    /// The expressions of the node.
+    pub exprs: NodeExprs,
 }
 
 /// Where options were set, by key.
@@ -93,7 +96,7 @@ pub(super) fn read(path: &Path, text: &str, problems: &mut Vec<Diagnostic>) -> O
                 if let Some(table) = table(value, "nodes", problems) {
                     read.has_nodes = !table.is_empty();
                     for (id, node) in table.iter() {
-                        if let Some(node) = read_node(id, node, &defaults, problems) {
+                        if let Some(node) = read_node(text, id, node, &defaults, problems) {
                             read.nodes.push(node);
                         }
                     }
@@ -196,6 +199,7 @@ fn read_defaults(
 }
 
 fn read_node(
+    text: &str,
     id: &Spanned<std::borrow::Cow<'_, str>>,
     node: &Spanned<DeValue<'_>>,
     defaults: &(NodeOptions, OptionSpans),
@@ -229,6 +233,7 @@ fn read_node(
         depends_on: Vec::new(),
         options: defaults.0.clone(),
         option_spans: defaults.1.clone(),
+        exprs: NodeExprs::default(),
     };
     for (key, value) in table.iter() {
         match key.get_ref().as_ref() {
@@ -237,12 +242,24 @@ fn read_node(
                     string(value, "action", problems).map(|a| Spanned::new(value.span(), a))
             }
             "input" => match input_json(value) {
-                Ok(json) => read.input = json,
+                Ok(json) => {
+                    read.exprs.template = template(text, &json, value, read.id.get_ref(), problems);
+                    read.input = json.to_string();
+                }
                 Err(problem) => problems.push(problem.message_prefix(&format!(
                     "the input of node `{}` cannot be passed as JSON: ",
                     shown(read.id.get_ref())
                 ))),
             },
+            "input_jq" | "when" => {
+                let key = key.get_ref().as_ref();
+                let expr = string(value, key, problems)
+                    .and_then(|code| program(text, &code, value, key, read.id.get_ref(), problems));
+                match key {
+                    "input_jq" => read.exprs.input_jq = expr,
+                    _ => read.exprs.when = expr,
+                }
+            }
             "depends_on" => read.depends_on = strings(value, "depends_on", problems),
             name => match OptionSpec::find(Scope::Node, name) {
                 Some(option) => {
@@ -317,14 +334,84 @@ fn strings(
         .collect()
 }
 
-/// A node's `input` as JSON text. Datetimes become RFC 3339 strings; NaN
-/// and infinities, which JSON cannot carry, are refused.
-fn input_json(value: &Spanned<DeValue<'_>>) -> Result<String, Diagnostic> {
+/// A node's `input` as JSON. Datetimes become RFC 3339 strings; NaN and
+/// infinities, which JSON cannot carry, are refused.
+fn input_json(value: &Spanned<DeValue<'_>>) -> Result<serde_json::Value, Diagnostic> {
     let toml: toml::Value = value_as(value)?;
-    to_json(&toml)
-        .map(|json| json.to_string())
-        .map_err(|why| Diagnostic::new(why, Some(value.span())))
+    to_json(&toml).map_err(|why| Diagnostic::new(why, Some(value.span())))
 }
+
+/// The templates of a node's input, compiled; a program that does not
+/// compile is a problem at its place in the file.
+fn template(
+    text: &str,
+    input: &serde_json::Value,
+    value: &Spanned<DeValue<'_>>,
+    node: &str,
+    problems: &mut Vec<Diagnostic>,
+) -> Option<Template> {
+    match Template::parse(input) {
+        Ok(template) => template,
+        Err(error) => {
+            // The program's place in the file: where its text is within
+            // the input (exact unless the string has escapes).
+            let in_string = error.text.find(&error.code).unwrap_or(0);
+            let span = value.span();
+            let at = text
+                .get(span.clone())
+                .and_then(|written| written.find(&error.code))
+                .map_or(span.start, |found| {
+                    span.start + found + error.offset.saturating_sub(in_string)
+                });
+            problems.push(
+                Diagnostic::new(
+                    format!(
+                        "in the input of node `{}`, `${{{{ {} }}}}`: {}",
+                        shown(node),
+                        error.code,
+                        error.message
+                    ),
+                    Some(at..at + 1),
+                )
+                .help(EXPRESSION_HELP),
+            );
+            None
+        }
+    }
+}
+
+/// `input_jq` or `when` compiled; a program that does not compile is a
+/// problem at its place in the file.
+fn program(
+    text: &str,
+    code: &str,
+    value: &Spanned<DeValue<'_>>,
+    key: &str,
+    node: &str,
+    problems: &mut Vec<Diagnostic>,
+) -> Option<Expr> {
+    match Expr::compile(code) {
+        Ok(expr) => Some(expr),
+        Err(SyntaxError { message, offset }) => {
+            let span = value.span();
+            let at = text
+                .get(span.clone())
+                .and_then(|written| written.find(code))
+                .map_or(span.start, |found| span.start + found + offset);
+            problems.push(
+                Diagnostic::new(
+                    format!("`{key}` of node `{}`: {message}", shown(node)),
+                    Some(at..at + 1),
+                )
+                .help(EXPRESSION_HELP),
+            );
+            None
+        }
+    }
+}
+
+const EXPRESSION_HELP: &str = "expressions are jq programs over {input, deps, run}, e.g. \
+     `.deps.fetch.body.user` or `[.deps.list[] | .id]`";
 
 /// Converts a TOML value to JSON.
 pub(super) fn to_json(value: &toml::Value) -> Result<serde_json::Value, &'static str> {

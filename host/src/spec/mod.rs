@@ -20,6 +20,7 @@ pub use diagnostic::{ActionUse, Diagnostic, SpecError};
 pub use validate::suggest;
 
 use crate::dag::Dag;
+use crate::expr::{Expr, Template};
 use crate::options::{NodeOptions, Overrides, WorkflowOptions};
 use crate::runtime::Secrets;
 
@@ -87,6 +88,26 @@ pub struct NodeSpec {
     pub(crate) action_span: std::ops::Range<usize>,
     /// Where its options were set, by key, for messages about them.
     pub(crate) option_spans: document::OptionSpans,
+    /// Its `input` templates, `input_jq` and `when`.
+    pub exprs: NodeExprs,
+}
+
+/// The expressions of a node, compiled when the workflow is validated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeExprs {
+    /// The templates (`"${{ ... }}"`) of its `input`, when it has some.
+    pub template: Option<Template>,
+    /// `input_jq`: a program whose value is the node's input.
+    pub input_jq: Option<Expr>,
+    /// `when`: the node runs only if this program's value is true.
+    pub when: Option<Expr>,
+}
+
+impl NodeExprs {
+    /// Whether the node's input is computed when it starts.
+    pub fn shape_input(&self) -> bool {
+        self.template.is_some() || self.input_jq.is_some()
+    }
 }
 
 impl PartialEq for NodeSpec {
@@ -98,12 +119,14 @@ impl PartialEq for NodeSpec {
             &self.input,
             &self.depends_on,
             &self.options,
+            &self.exprs,
         ) == (
             &other.id,
             &other.action,
             &other.input,
             &other.depends_on,
             &other.options,
+            &other.exprs,
         )
     }
 }

@@ -231,6 +231,7 @@ fn build(source: Arc<Source>, id: String, read: Document, dag: Dag) -> WorkflowS
                     .collect(),
                 options: node.options,
                 option_spans: node.option_spans,
+                exprs: node.exprs,
             }
         })
         .collect();

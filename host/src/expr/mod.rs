@@ -1,0 +1,258 @@
+//! Expressions in workflow files: jq programs, run by jaq.
+//!
+//! A node's `input` may hold templates, `"${{ deps.fetch.body.user }}"`,
+//! and its `input_jq` and `when` are jq programs. Every program is parsed
+//! and compiled when the workflow is validated ([`Expr::compile`]) and run
+//! over the node's context, `{input, deps, run}`, when the node is about to
+//! start. jq's standard library is there, except what would reach outside
+//! the expression: `env` and `$ENV` (the host's environment), `input` and
+//! `inputs`, `debug`, `stderr`, `halt` and `halt_error`.
+
+mod template;
+
+use std::fmt;
+use std::sync::Arc;
+
+use jaq_core::load::{Arena, File, Loader};
+use jaq_core::{Compiler, Ctx, Vars, data};
+use jaq_json::Val;
+
+pub use template::{Template, TemplateError, to_json};
+
+type Data = data::JustLut<Val>;
+type Filter = jaq_core::Filter<Data>;
+
+/// Names of jq's standard filters an expression may not use: they read the
+/// host's environment, read input, write to the host's stderr, or stop the
+/// process.
+const DENIED: &[&str] = &[
+    "env",
+    "input",
+    "inputs",
+    "debug",
+    "debug_empty",
+    "stderr",
+    "stderr_empty",
+    "halt",
+    "halt_error",
+];
+
+/// A compiled jq program.
+#[derive(Clone)]
+pub struct Expr {
+    code: Arc<str>,
+    filter: Arc<Filter>,
+}
+
+impl fmt::Debug for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Expr").field(&self.code).finish()
+    }
+}
+
+impl PartialEq for Expr {
+    fn eq(&self, other: &Self) -> bool {
+        self.code == other.code
+    }
+}
+
+/// A program that does not compile: what is wrong, and where in its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// What is wrong.
+    pub message: String,
+    /// Byte offset in the program.
+    pub offset: usize,
+}
+
+impl Expr {
+    /// Parses and compiles `code`.
+    pub fn compile(code: &str) -> Result<Self, SyntaxError> {
+        let defs = jaq_core::defs()
+            .chain(jaq_std::defs())
+            .chain(jaq_json::defs())
+            .filter(|def| !DENIED.contains(&def.name));
+        let funs = jaq_core::funs::<Data>()
+            .chain(jaq_std::funs())
+            .chain(jaq_json::funs())
+            .filter(|(name, _, _)| !DENIED.contains(name));
+        let arena = Arena::default();
+        let modules = Loader::new(defs)
+            .load(&arena, File { code, path: () })
+            .map_err(|errors| load_error(code, errors))?;
+        let filter = Compiler::default()
+            .with_funs(funs)
+            .compile(modules)
+            .map_err(|errors| compile_error(code, errors))?;
+        Ok(Self {
+            code: code.into(),
+            filter: Arc::new(filter),
+        })
+    }
+
+    /// The program's text.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// Runs the program over `input`: every value it yields, or the first
+    /// error.
+    pub fn run(&self, input: Val) -> Result<Vec<Val>, String> {
+        let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([]));
+        let mut values = Vec::new();
+        for value in self.filter.id.run((ctx, input)) {
+            match value {
+                Ok(value) => values.push(value),
+                Err(exception) => {
+                    return Err(match exception.get_err() {
+                        Ok(error) => error.to_string(),
+                        Err(_) => "the program stopped the evaluation".to_string(),
+                    });
+                }
+            }
+        }
+        Ok(values)
+    }
+
+    /// Runs the program over `input`; it must yield exactly one value.
+    pub fn run_one(&self, input: Val) -> Result<Val, String> {
+        let mut values = self.run(input)?;
+        match values.len() {
+            1 => Ok(values.pop().unwrap_or_default()),
+            0 => Err("it yielded no value; it must yield one".to_string()),
+            n => Err(format!(
+                "it yielded {n} values; it must yield one (collect them with [...])"
+            )),
+        }
+    }
+
+    /// Whether the program's one value is true (jq's truth: anything but
+    /// `false` and `null`).
+    pub fn holds(&self, input: Val) -> Result<bool, String> {
+        Ok(!matches!(self.run_one(input)?, Val::Null | Val::Bool(false)))
+    }
+}
+
+/// JSON text as a value programs run over.
+pub fn parse_json(text: &str) -> Result<Val, String> {
+    jaq_json::read::parse_single(text.as_bytes()).map_err(|error| error.to_string())
+}
+
+/// The first lexing or parsing error, at its place.
+fn load_error(code: &str, errors: jaq_core::load::Errors<&str, ()>) -> SyntaxError {
+    use jaq_core::load::Error;
+    let at = |found: &str| jaq_core::load::span(code, found).start;
+    let first = errors.into_iter().next().map(|(_, error)| error);
+    match first {
+        Some(Error::Lex(errors)) => match errors.first() {
+            Some((expected, found)) => SyntaxError {
+                message: format!("expected {}", expected.as_str()),
+                offset: at(found),
+            },
+            None => unknown(),
+        },
+        Some(Error::Parse(errors)) => match errors.first() {
+            Some((expected, found)) => SyntaxError {
+                message: match found.is_empty() {
+                    true => format!("expected {} at the end", expected.as_str()),
+                    false => format!("expected {}, found `{found}`", expected.as_str()),
+                },
+                offset: at(found),
+            },
+            None => unknown(),
+        },
+        Some(Error::Io(errors)) => SyntaxError {
+            message: errors
+                .first()
+                .map_or("cannot load a module".to_string(), |(path, why)| {
+                    format!("cannot load module {path}: {why}")
+                }),
+            offset: 0,
+        },
+        None => unknown(),
+    }
+}
+
+/// The first undefined name, at its place.
+fn compile_error(code: &str, errors: jaq_core::compile::Errors<&str, ()>) -> SyntaxError {
+    let first = errors
+        .into_iter()
+        .flat_map(|(_, errors)| errors)
+        .next();
+    match first {
+        Some((name, undefined)) => {
+            let what = match undefined {
+                jaq_core::compile::Undefined::Var => "variable",
+                jaq_core::compile::Undefined::Mod => "module",
+                jaq_core::compile::Undefined::Label => "label",
+                _ => "filter",
+            };
+            let denied = DENIED.iter().any(|denied| name.trim_start_matches('$') == *denied)
+                || name == "$ENV";
+            SyntaxError {
+                message: match denied {
+                    true => format!("`{name}` is not available in workflow expressions"),
+                    false => format!("undefined {what} `{name}`"),
+                },
+                offset: jaq_core::load::span(code, name).start,
+            }
+        }
+        None => unknown(),
+    }
+}
+
+fn unknown() -> SyntaxError {
+    SyntaxError {
+        message: "cannot parse the program".to_string(),
+        offset: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(code: &str, input: &str) -> Result<String, String> {
+        let expr = Expr::compile(code).map_err(|e| e.message)?;
+        expr.run_one(parse_json(input).unwrap()).map(|v| v.to_string())
+    }
+
+    #[test]
+    fn programs_run_over_json() {
+        assert_eq!(run(".deps.a.x + 1", r#"{"deps":{"a":{"x":41}}}"#).unwrap(), "42");
+        assert_eq!(
+            run("{ids: [.deps.list[] | .id]}", r#"{"deps":{"list":[{"id":1},{"id":2}]}}"#)
+                .unwrap(),
+            r#"{"ids":[1,2]}"#
+        );
+        assert_eq!(run("[.[] | select(. > 1)] | length", "[1,2,3]").unwrap(), "2");
+        let expr = Expr::compile(".ok == true").unwrap();
+        assert!(expr.holds(parse_json(r#"{"ok":true}"#).unwrap()).unwrap());
+        assert!(!expr.holds(parse_json(r#"{"ok":1}"#).unwrap()).unwrap());
+    }
+
+    #[test]
+    fn syntax_errors_say_where() {
+        let error = Expr::compile(".a | | .b").unwrap_err();
+        assert_eq!(error.offset, 5, "{error:?}");
+        let error = Expr::compile(".a | nosuch(1)").unwrap_err();
+        assert_eq!(error.message, "undefined filter `nosuch`");
+        assert_eq!(error.offset, 5);
+    }
+
+    #[test]
+    fn the_host_is_out_of_reach() {
+        for code in ["env", "$ENV", "input", "halt", "halt_error", "debug", "stderr"] {
+            let error = Expr::compile(code).unwrap_err();
+            assert!(error.message.contains("not available"), "{code}: {error:?}");
+        }
+    }
+
+    #[test]
+    fn runtime_errors_and_counts_are_errors() {
+        assert!(run("error(\"boom\")", "null").unwrap_err().contains("boom"));
+        assert!(run(".[]", "[1,2]").unwrap_err().contains("2 values"));
+        assert!(run("empty", "null").unwrap_err().contains("no value"));
+        assert!(run(".a + 1", r#"{"a":"x"}"#).is_err());
+    }
+}
