@@ -275,7 +275,7 @@ pub fn node_line(node: &NodeReport, id_width: usize, action_width: usize) -> Str
                 super::out::printable(node.error.as_ref().map_or("", |e| e.message.as_str()))
             ),
         ),
-        NodeStatus::Skipped { because } => ("skipped", format!("`{because}` failed")),
+        status @ NodeStatus::Skipped { .. } => ("skipped", status.reason().unwrap_or_default()),
         NodeStatus::Cancelled => (
             "cancel",
             format!("{}{attempts}: cancelled", format_duration(node.elapsed)),

@@ -97,6 +97,7 @@ const SUCCEEDED: u64 = 2;
 const FAILED: u64 = 3;
 const SKIPPED: u64 = 4;
 const CANCELLED: u64 = 5;
+const SKIPPED_BY_CONDITION: u64 = 6;
 
 impl Progress {
     pub(super) fn new(ids: impl Iterator<Item = String>) -> Self {
@@ -126,9 +127,16 @@ impl Progress {
                     RUNNING => NodeStatus::Running,
                     SUCCEEDED => NodeStatus::Succeeded,
                     FAILED => NodeStatus::Failed,
-                    SKIPPED => NodeStatus::Skipped {
-                        because: self.ids.get(because).cloned().unwrap_or_default(),
-                    },
+                    SKIPPED => NodeStatus::skipped_after_failure(
+                        self.ids.get(because).cloned().unwrap_or_default(),
+                    ),
+                    // The node's own condition is noted as itself.
+                    SKIPPED_BY_CONDITION if self.ids.get(because) == Some(id) => {
+                        NodeStatus::skipped_by_condition("")
+                    }
+                    SKIPPED_BY_CONDITION => NodeStatus::skipped_by_condition(
+                        self.ids.get(because).cloned().unwrap_or_default(),
+                    ),
                     CANCELLED => NodeStatus::Cancelled,
                     _ => NodeStatus::Pending,
                 };
@@ -154,9 +162,16 @@ impl Progress {
             NodeStatus::Running => (RUNNING, 0),
             NodeStatus::Succeeded => (SUCCEEDED, 0),
             NodeStatus::Failed => (FAILED, 0),
-            NodeStatus::Skipped { because } => (
-                SKIPPED,
-                self.index.get(because).copied().unwrap_or(0) as u64,
+            NodeStatus::Skipped { because, condition } => (
+                if *condition {
+                    SKIPPED_BY_CONDITION
+                } else {
+                    SKIPPED
+                },
+                match because.is_empty() {
+                    true => index as u64,
+                    false => self.index.get(because).copied().unwrap_or(0) as u64,
+                },
             ),
             NodeStatus::Cancelled => (CANCELLED, 0),
         };
@@ -187,13 +202,8 @@ mod tests {
     fn snapshots_read_what_was_set() {
         let progress = Progress::new(["a", "b", "c"].into_iter().map(String::from));
         progress.set_node(0, &NodeStatus::Failed, 3);
-        progress.set_node(
-            2,
-            &NodeStatus::Skipped {
-                because: "a".into(),
-            },
-            0,
-        );
+        progress.set_node(2, &NodeStatus::skipped_after_failure("a"), 0);
+        progress.set_node(1, &NodeStatus::skipped_by_condition(""), 0);
         progress.set_run(RunStatus::Failed);
         let snapshot = progress.snapshot("r");
         assert_eq!(snapshot.status, RunStatus::Failed);
@@ -201,14 +211,8 @@ mod tests {
             snapshot.nodes,
             [
                 ("a".to_string(), NodeStatus::Failed, 3),
-                ("b".to_string(), NodeStatus::Pending, 0),
-                (
-                    "c".to_string(),
-                    NodeStatus::Skipped {
-                        because: "a".into()
-                    },
-                    0
-                ),
+                ("b".to_string(), NodeStatus::skipped_by_condition(""), 0),
+                ("c".to_string(), NodeStatus::skipped_after_failure("a"), 0),
             ]
         );
     }

@@ -436,7 +436,9 @@ impl NodeTask {
             Ok(()) => shared.persistence.commit().await.err(),
             Err(error) => Some(error),
         };
-        shared.progress.set_node(self.index, &report.status, report.attempts);
+        shared
+            .progress
+            .set_node(self.index, &report.status, report.attempts);
         Finished {
             index: self.index,
             report,

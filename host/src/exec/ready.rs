@@ -123,9 +123,24 @@ impl State {
     }
 
     /// Takes in a node's final report and makes ready what it unblocks.
-    pub fn finish(&mut self, workflow: &WorkflowSpec, index: usize, report: NodeReport) {
+    /// Returns the dependents a condition skips with it: those of a node
+    /// skipped by a condition that have no `when` of their own and do not
+    /// set `run_if_skipped`.
+    pub fn finish(
+        &mut self,
+        workflow: &WorkflowSpec,
+        index: usize,
+        report: NodeReport,
+    ) -> Vec<usize> {
         let dag = &workflow.dag;
         let node = &workflow.nodes[index];
+        let by_condition = matches!(
+            report.status,
+            NodeStatus::Skipped {
+                condition: true,
+                ..
+            }
+        );
         let unblocks = match report.status {
             NodeStatus::Succeeded => true,
             NodeStatus::Failed if node.options.continue_on_error => true,
@@ -134,11 +149,20 @@ impl State {
                 self.failures.push(index);
                 false
             }
-            _ => false,
+            _ => by_condition,
         };
         self.reports[index] = report;
+        let mut skipped = Vec::new();
         if unblocks {
             for &dependent in dag.dependents(index) {
+                if self.reports[dependent].status != NodeStatus::Pending {
+                    continue;
+                }
+                let next = &workflow.nodes[dependent];
+                if by_condition && next.exprs.when.is_none() && !next.options.run_if_skipped {
+                    skipped.push(dependent);
+                    continue;
+                }
                 self.waiting_on[dependent] -= 1;
                 if self.waiting_on[dependent] == 0 {
                     self.make_ready(workflow, dependent);
@@ -161,6 +185,7 @@ impl State {
                 self.ready.push((self.priority[index], Reverse(index)));
             }
         }
+        skipped
     }
 
     /// The JSON handed to the node: `{"input": ..., "deps": {...}}`, plus

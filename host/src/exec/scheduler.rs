@@ -111,9 +111,20 @@ impl Pool {
             waited: state.waited(index),
         });
         let request = state.request(workflow, index);
-        let input = match node.exprs.shape_input() {
-            true => super::shape::shaped_request(node, &request, &shared.run_json),
-            false => Ok(request),
+        let condition = node
+            .exprs
+            .when
+            .as_ref()
+            .map(|when| super::shape::condition(node, when, &request, &shared.run_json));
+        let input = match condition {
+            Some(Ok(false)) => {
+                return self.skip(shared, state, index, NodeStatus::skipped_by_condition(""));
+            }
+            Some(Err(failure)) => Err(failure),
+            _ if node.exprs.shape_input() => {
+                super::shape::shaped_request(node, &request, &shared.run_json)
+            }
+            _ => Ok(request),
         };
         let task = NodeTask {
             shared: shared.clone(),
@@ -130,7 +141,39 @@ impl Pool {
             self.store_error = Some(ExecError::Store(error));
         }
         node_finished(shared, &finished.report);
-        state.finish(&shared.workflow, finished.index, finished.report);
+        let index = finished.index;
+        let skipped = state.finish(&shared.workflow, index, finished.report);
+        let because = &shared.workflow.nodes[index].id;
+        for dependent in skipped {
+            self.skip(
+                shared,
+                state,
+                dependent,
+                NodeStatus::skipped_by_condition(because),
+            );
+        }
+    }
+
+    /// Records that a condition skips a node (and, through `finish`, the
+    /// dependents that go with it).
+    fn skip(&mut self, shared: &Shared, state: &mut State, index: usize, status: NodeStatus) {
+        let node = &shared.workflow.nodes[index];
+        let mut record = NodeRecord::new(index, &node.id, &node.action, status.clone());
+        record.finished_at = Some(Timestamp::now());
+        if let Err(error) = shared.persistence.put(record, None) {
+            self.store_error.get_or_insert(ExecError::Store(error));
+        }
+        shared.progress.set_node(index, &status, 0);
+        let report = NodeReport::new(&node.id, &node.action, status);
+        self.take_in(
+            shared,
+            state,
+            Finished {
+                index,
+                report,
+                store_error: None,
+            },
+        );
     }
 }
 
@@ -168,9 +211,7 @@ fn skip_unreachable(shared: &Shared, state: &mut State) -> Result<(), ExecError>
                 continue;
             }
             let node = &workflow.nodes[index];
-            let status = NodeStatus::Skipped {
-                because: because.clone(),
-            };
+            let status = NodeStatus::skipped_after_failure(because.clone());
             let mut skipped = NodeRecord::new(index, &node.id, &node.action, status.clone());
             skipped.finished_at = Some(Timestamp::now());
             shared.persistence.put(skipped, None)?;

@@ -32,7 +32,12 @@ pub(super) fn shaped_request(node: &NodeSpec, request: &str, run: &str) -> Resul
 
 /// Whether the node's `when` holds over `{input, deps, run}` (the input as
 /// written).
-pub(super) fn condition(node: &NodeSpec, when: &Expr, request: &str, run: &str) -> Result<bool, Failure> {
+pub(super) fn condition(
+    node: &NodeSpec,
+    when: &Expr,
+    request: &str,
+    run: &str,
+) -> Result<bool, Failure> {
     let rest = &request["{\"input\":".len() + node.input.len()..];
     when.holds(context(&node.input, rest, run)?)
         .map_err(|error| failure(format!("`when` ({}): {error}", when.code())))

@@ -129,7 +129,10 @@ impl Expr {
     /// Whether the program's one value is true (jq's truth: anything but
     /// `false` and `null`).
     pub fn holds(&self, input: Val) -> Result<bool, String> {
-        Ok(!matches!(self.run_one(input)?, Val::Null | Val::Bool(false)))
+        Ok(!matches!(
+            self.run_one(input)?,
+            Val::Null | Val::Bool(false)
+        ))
     }
 }
 
@@ -175,10 +178,7 @@ fn load_error(code: &str, errors: jaq_core::load::Errors<&str, ()>) -> SyntaxErr
 
 /// The first undefined name, at its place.
 fn compile_error(code: &str, errors: jaq_core::compile::Errors<&str, ()>) -> SyntaxError {
-    let first = errors
-        .into_iter()
-        .flat_map(|(_, errors)| errors)
-        .next();
+    let first = errors.into_iter().flat_map(|(_, errors)| errors).next();
     match first {
         Some((name, undefined)) => {
             let what = match undefined {
@@ -187,7 +187,9 @@ fn compile_error(code: &str, errors: jaq_core::compile::Errors<&str, ()>) -> Syn
                 jaq_core::compile::Undefined::Label => "label",
                 _ => "filter",
             };
-            let denied = DENIED.iter().any(|denied| name.trim_start_matches('$') == *denied)
+            let denied = DENIED
+                .iter()
+                .any(|denied| name.trim_start_matches('$') == *denied)
                 || name == "$ENV";
             SyntaxError {
                 message: match denied {
@@ -214,18 +216,28 @@ mod tests {
 
     fn run(code: &str, input: &str) -> Result<String, String> {
         let expr = Expr::compile(code).map_err(|e| e.message)?;
-        expr.run_one(parse_json(input).unwrap()).map(|v| v.to_string())
+        expr.run_one(parse_json(input).unwrap())
+            .map(|v| v.to_string())
     }
 
     #[test]
     fn programs_run_over_json() {
-        assert_eq!(run(".deps.a.x + 1", r#"{"deps":{"a":{"x":41}}}"#).unwrap(), "42");
         assert_eq!(
-            run("{ids: [.deps.list[] | .id]}", r#"{"deps":{"list":[{"id":1},{"id":2}]}}"#)
-                .unwrap(),
+            run(".deps.a.x + 1", r#"{"deps":{"a":{"x":41}}}"#).unwrap(),
+            "42"
+        );
+        assert_eq!(
+            run(
+                "{ids: [.deps.list[] | .id]}",
+                r#"{"deps":{"list":[{"id":1},{"id":2}]}}"#
+            )
+            .unwrap(),
             r#"{"ids":[1,2]}"#
         );
-        assert_eq!(run("[.[] | select(. > 1)] | length", "[1,2,3]").unwrap(), "2");
+        assert_eq!(
+            run("[.[] | select(. > 1)] | length", "[1,2,3]").unwrap(),
+            "2"
+        );
         let expr = Expr::compile(".ok == true").unwrap();
         assert!(expr.holds(parse_json(r#"{"ok":true}"#).unwrap()).unwrap());
         assert!(!expr.holds(parse_json(r#"{"ok":1}"#).unwrap()).unwrap());
@@ -242,7 +254,15 @@ mod tests {
 
     #[test]
     fn the_host_is_out_of_reach() {
-        for code in ["env", "$ENV", "input", "halt", "halt_error", "debug", "stderr"] {
+        for code in [
+            "env",
+            "$ENV",
+            "input",
+            "halt",
+            "halt_error",
+            "debug",
+            "stderr",
+        ] {
             let error = Expr::compile(code).unwrap_err();
             assert!(error.message.contains("not available"), "{code}: {error:?}");
         }

@@ -212,7 +212,8 @@ mod tests {
 
     #[test]
     fn whole_strings_take_any_value_and_text_takes_text() {
-        let context = r#"{"deps":{"fetch":{"body":{"user":{"name":"Ada","id":7}}}},"run":{"id":"R1"}}"#;
+        let context =
+            r#"{"deps":{"fetch":{"body":{"user":{"name":"Ada","id":7}}}},"run":{"id":"R1"}}"#;
         let out = render_with(
             json!({
                 "user": "${{ deps.fetch.body.user }}",

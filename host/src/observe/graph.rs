@@ -14,8 +14,25 @@ fn colour(status: &NodeStatus) -> &'static str {
         NodeStatus::Running => "#cfe2ff",
         NodeStatus::Succeeded => "#d1e7dd",
         NodeStatus::Failed => "#f8d7da",
-        NodeStatus::Skipped { .. } => "#e2e3e5",
+        NodeStatus::Skipped {
+            condition: false, ..
+        } => "#e2e3e5",
+        // Skipped by a `when` condition: not a failure's grey.
+        NodeStatus::Skipped {
+            condition: true, ..
+        } => "#e7f1f7",
         NodeStatus::Cancelled => "#fff3cd",
+    }
+}
+
+/// A state as the graph names it (label and class): the status's name,
+/// and `skipped_by_condition` apart from a failure's `skipped`.
+fn state_name(status: &NodeStatus) -> &'static str {
+    match status {
+        NodeStatus::Skipped {
+            condition: true, ..
+        } => "skipped_by_condition",
+        other => other.name(),
     }
 }
 
@@ -40,7 +57,7 @@ impl WorkflowSpec {
                 let mut label = format!("{}\\n{}", escape(&node.id), escape(&node.action));
                 let mut fill = String::new();
                 if let Some(status) = states.get(node.id.as_str()) {
-                    let _ = write!(label, "\\n{}", status.name());
+                    let _ = write!(label, "\\n{}", state_name(status));
                     fill = format!(", fillcolor=\"{}\"", colour(status));
                 }
                 let _ = writeln!(out, "    {} [label=\"{label}\"{fill}];", dot_id(&node.id));
@@ -68,7 +85,7 @@ impl WorkflowSpec {
                 let node = &self.nodes[index];
                 let state = states
                     .get(node.id.as_str())
-                    .map(|status| format!("<br/>{}", status.name()))
+                    .map(|status| format!("<br/>{}", state_name(status)))
                     .unwrap_or_default();
                 let _ = writeln!(
                     out,
@@ -87,8 +104,8 @@ impl WorkflowSpec {
         let mut used = BTreeMap::new();
         for (index, node) in self.nodes.iter().enumerate() {
             if let Some(status) = states.get(node.id.as_str()) {
-                let _ = writeln!(out, "  class n{index} {}", status.name());
-                used.insert(status.name(), colour(status));
+                let _ = writeln!(out, "  class n{index} {}", state_name(status));
+                used.insert(state_name(status), colour(status));
             }
         }
         for (name, colour) in used {
@@ -142,16 +159,16 @@ mod tests {
     #[test]
     fn states_colour_the_nodes() {
         let failed = NodeStatus::Failed;
-        let skipped = NodeStatus::Skipped {
-            because: "a".into(),
-        };
-        let states = NodeStates::from([("a", &failed), ("b", &skipped)]);
+        let skipped = NodeStatus::skipped_after_failure("a");
+        let unmet = NodeStatus::skipped_by_condition("");
+        let states = NodeStates::from([("a", &failed), ("b", &skipped), ("c", &unmet)]);
         let spec = spec();
         let dot = spec.to_dot(&states);
         assert!(dot.contains("\"a\" [label=\"a\\necho\\nfailed\", fillcolor=\"#f8d7da\"];"));
         let mermaid = spec.to_mermaid(&states);
         assert!(mermaid.contains("  class n0 failed\n"));
         assert!(mermaid.contains("  classDef skipped fill:#e2e3e5,stroke:#333333\n"));
+        assert!(mermaid.contains("  classDef skipped_by_condition fill:#e7f1f7,stroke:#333333\n"));
         assert!(mermaid.contains("  n0 --> n1\n"));
         assert!(mermaid.contains("  subgraph level_1[\"level 1\"]\n"));
     }

@@ -121,6 +121,8 @@ pub struct NodeOptions {
     pub limits: Limits,
     /// When the node fails, run its dependents anyway: they see its error.
     pub continue_on_error: bool,
+    /// When a dependency is skipped by its `when` condition, run anyway.
+    pub run_if_skipped: bool,
     /// What it may reach beyond its input: HTTP destinations, directories,
     /// environment variables and secrets. Nothing by default.
     pub grants: Grants,

@@ -461,6 +461,18 @@ pub const OPTIONS: &[OptionSpec] = &[
             Ok(())
         }),
     },
+    OptionSpec {
+        key: "run_if_skipped",
+        scope: Scope::Node,
+        values: "true or false",
+        default: "false",
+        doc: "when a dependency is skipped by its `when` condition, run the node anyway (without that dependency's output)",
+        flag: None,
+        apply: Apply::Node(|o, v| {
+            o.run_if_skipped = v.parse::<bool>()?;
+            Ok(())
+        }),
+    },
 ];
 
 #[cfg(test)]

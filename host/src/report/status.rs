@@ -89,10 +89,15 @@ pub enum NodeStatus {
     Succeeded,
     /// Finished with an error.
     Failed,
-    /// Not run because a node it depends on failed.
+    /// Not run: a node it depends on failed, or a `when` condition was
+    /// false (its own, or that of a node it depends on).
     Skipped {
-        /// The id of the failed node.
+        /// The id of the node that failed, or whose condition was false;
+        /// empty when the node's own condition was false.
         because: String,
+        /// Whether a condition, not a failure, skipped it.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        condition: bool,
     },
     /// Stopped by a cancellation while an attempt was running or waiting
     /// to retry.
@@ -118,6 +123,8 @@ impl<'de> Deserialize<'de> for NodeStatus {
             state: State,
             #[serde(default)]
             because: Option<String>,
+            #[serde(default)]
+            condition: bool,
         }
         let stored = Stored::deserialize(deserializer)?;
         Ok(match stored.state {
@@ -127,6 +134,7 @@ impl<'de> Deserialize<'de> for NodeStatus {
             State::Failed => NodeStatus::Failed,
             State::Skipped => NodeStatus::Skipped {
                 because: stored.because.unwrap_or_default(),
+                condition: stored.condition,
             },
             State::Cancelled => NodeStatus::Cancelled,
         })
@@ -134,6 +142,39 @@ impl<'de> Deserialize<'de> for NodeStatus {
 }
 
 impl NodeStatus {
+    /// A node skipped because of `because`'s failure.
+    pub fn skipped_after_failure(because: impl Into<String>) -> Self {
+        NodeStatus::Skipped {
+            because: because.into(),
+            condition: false,
+        }
+    }
+
+    /// A node skipped by a condition: its own (`because` empty) or that of
+    /// `because`, a node it depends on.
+    pub fn skipped_by_condition(because: impl Into<String>) -> Self {
+        NodeStatus::Skipped {
+            because: because.into(),
+            condition: true,
+        }
+    }
+
+    /// Why a skipped node was skipped: `` `a` failed ``, `condition false`,
+    /// `` `a` skipped ``.
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            NodeStatus::Skipped {
+                because,
+                condition: false,
+            } => Some(format!("`{because}` failed")),
+            NodeStatus::Skipped { because, .. } if because.is_empty() => {
+                Some("condition false".to_string())
+            }
+            NodeStatus::Skipped { because, .. } => Some(format!("`{because}` skipped")),
+            _ => None,
+        }
+    }
+
     /// The status's name.
     pub fn name(&self) -> &'static str {
         match self {
@@ -150,7 +191,9 @@ impl NodeStatus {
 impl fmt::Display for NodeStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NodeStatus::Skipped { because } => write!(f, "skipped (`{because}` failed)"),
+            NodeStatus::Skipped { .. } => {
+                write!(f, "skipped ({})", self.reason().unwrap_or_default())
+            }
             other => f.write_str(other.name()),
         }
     }
@@ -165,19 +208,24 @@ mod tests {
         for status in [
             NodeStatus::Pending,
             NodeStatus::Succeeded,
-            NodeStatus::Skipped {
-                because: "a".into(),
-            },
+            NodeStatus::skipped_after_failure("a"),
+            NodeStatus::skipped_by_condition(""),
+            NodeStatus::skipped_by_condition("b"),
         ] {
             let json = serde_json::to_string(&status).unwrap();
             assert_eq!(serde_json::from_str::<NodeStatus>(&json).unwrap(), status);
         }
         assert_eq!(
-            serde_json::to_string(&NodeStatus::Skipped {
-                because: "a".into()
-            })
-            .unwrap(),
+            serde_json::to_string(&NodeStatus::skipped_after_failure("a")).unwrap(),
             r#"{"state":"skipped","because":"a"}"#
+        );
+        assert_eq!(
+            NodeStatus::skipped_by_condition("").to_string(),
+            "skipped (condition false)"
+        );
+        assert_eq!(
+            NodeStatus::skipped_by_condition("a").to_string(),
+            "skipped (`a` skipped)"
         );
     }
 }

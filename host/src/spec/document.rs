@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
+use super::validate::suggest;
 use super::{Diagnostic, NodeExprs};
 use crate::expr::{Expr, SyntaxError, Template};
-use super::validate::suggest;
 use crate::options::values::SearchPath;
 use crate::options::{NodeOptions, OptionSpec, OptionValue, Scope, WorkflowOptions};
 

@@ -9,7 +9,7 @@
 //!   "elapsed_ms": 8.0,
 //!   "nodes": [{
 //!     "id": "order", "index": 0, "action": "echo", "status": "succeeded",
-//!     "skipped_because": null, "attempts": 1,
+//!     "skipped_because": null, "skipped_by_condition": false, "attempts": 1,
 //!     "started_at": "...", "finished_at": "...", "elapsed_ms": 1.5, "fuel_used": 28430,
 //!     "output": {"...": "..."}, "error": null,
 //!     "attempt_records": [{
@@ -105,6 +105,7 @@ struct NodeView<'a> {
     action: &'a str,
     status: &'static str,
     skipped_because: Option<&'a str>,
+    skipped_by_condition: bool,
     attempts: u32,
     started_at: Option<String>,
     finished_at: Option<String>,
@@ -124,9 +125,16 @@ impl<'a> From<&'a NodeHistory> for NodeView<'a> {
             action: &node.action,
             status: node.status.name(),
             skipped_because: match &node.status {
-                NodeStatus::Skipped { because } => Some(because),
+                NodeStatus::Skipped { because, .. } if !because.is_empty() => Some(because),
                 _ => None,
             },
+            skipped_by_condition: matches!(
+                node.status,
+                NodeStatus::Skipped {
+                    condition: true,
+                    ..
+                }
+            ),
             attempts: node.attempts,
             started_at: time(node.started_at),
             finished_at: time(node.finished_at),
