@@ -443,6 +443,7 @@ async fn status_of_big_run(n: usize, json: bool) -> serde_json::Value {
             overrides: Default::default(),
             secrets: Vec::new(),
             resumes: 0,
+            params: Default::default(),
         };
         store.create_run(&run, &text).unwrap();
         let output = JsonText::parse(r#"{"value":42}"#, 100).unwrap();

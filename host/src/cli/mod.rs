@@ -235,6 +235,7 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
             || cause.is::<RegistryError>()
             || cause.is::<PluginError>()
             || cause.is::<flow_host::runtime::SecretsError>()
+            || cause.is::<flow_host::spec::ParamError>()
         {
             return Exit::Invalid;
         }
@@ -244,7 +245,8 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
                 | ExecError::NotLoaded { .. }
                 | ExecError::NothingToResume { .. }
                 | ExecError::StillRunning { .. }
-                | ExecError::Changed { .. } => Exit::Invalid,
+                | ExecError::Changed { .. }
+                | ExecError::Params(_) => Exit::Invalid,
 
                 ExecError::Store(_) | ExecError::Aborted | ExecError::PoolTooSmall { .. } => {
                     Exit::Environment

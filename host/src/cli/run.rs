@@ -17,7 +17,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::options::OptionArgs;
 use super::progress::{Progress, ProgressMode, print_summary};
-use super::{Context, Exit, load_plugins, out, plugins_dirs};
+use super::{Context, Exit, UsageError, load_plugins, out, plugins_dirs};
 
 /// `--plugins`, shared by the commands that load plugins.
 #[derive(Debug, Args)]
@@ -49,7 +49,60 @@ pub struct RunArgs {
     show: ShowArgs,
 
     #[command(flatten)]
+    params: ParamArgs,
+
+    #[command(flatten)]
     options: OptionArgs,
+}
+
+/// The run's parameters (`[params]`).
+#[derive(Debug, Args)]
+pub struct ParamArgs {
+    /// Give parameter KEY the value VALUE (read as the parameter's type:
+    /// `limit=25`, `dry_run=true`, `ids=[1,2]`); repeatable
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    param: Vec<String>,
+
+    /// Read parameters from FILE, a JSON object; --param wins over it
+    #[arg(long, value_name = "FILE")]
+    params: Option<PathBuf>,
+}
+
+impl ParamArgs {
+    /// The values given, if any: the file's, then each --param.
+    fn given(&self) -> anyhow::Result<Option<serde_json::Map<String, serde_json::Value>>> {
+        if self.param.is_empty() && self.params.is_none() {
+            return Ok(None);
+        }
+        let mut values = serde_json::Map::new();
+        if let Some(file) = &self.params {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the parameters file {}", file.display()))?;
+            match serde_json::from_str(&text) {
+                Ok(serde_json::Value::Object(object)) => values = object,
+                Ok(_) => {
+                    return Err(UsageError(format!(
+                        "{}: the parameters file must hold a JSON object",
+                        file.display()
+                    ))
+                    .into());
+                }
+                Err(error) => {
+                    return Err(UsageError(format!("{}: not JSON: {error}", file.display())).into());
+                }
+            }
+        }
+        for pair in &self.param {
+            let Some((key, value)) = pair.split_once('=') else {
+                return Err(UsageError(format!(
+                    "--param {pair}: write KEY=VALUE, e.g. --param region=eu"
+                ))
+                .into());
+            };
+            values.insert(key.trim().to_string(), serde_json::Value::from(value));
+        }
+        Ok(Some(values))
+    }
 }
 
 /// What `flow run` and `flow resume` print and write besides the run.
@@ -71,6 +124,18 @@ pub struct ShowArgs {
 pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<Exit> {
     let mut spec = super::load_spec(context, &args.workflow, &args.plugins.dirs)?;
     spec.apply_overrides(&args.options.overrides());
+    let params = match args.params.given()? {
+        Some(given) => spec.set_params(&given),
+        // Checks now that every required parameter was given.
+        None => spec.resolved_params().map(|_| ()),
+    };
+    params.map_err(|error| {
+        let file = args.workflow.display();
+        UsageError(format!(
+            "{file}: {}",
+            error.problems.join(&format!("\n{file}: "))
+        ))
+    })?;
     context
         .log
         .workflow_default(spec.options.log_level.as_deref());

@@ -35,6 +35,9 @@ pub enum ExecError {
         /// Its plugin file.
         path: std::path::PathBuf,
     },
+    /// The values of the run's parameters do not fit `[params]`.
+    #[error("the run's parameters do not fit the workflow: {0}")]
+    Params(#[from] crate::spec::ParamError),
     /// The run's task was aborted (its runtime shut down).
     #[error("the run's task was aborted before it finished")]
     Aborted,

@@ -26,6 +26,7 @@ pub(super) fn start(
     plugins: Arc<PluginRegistry>,
 ) -> Result<RunHandle, ExecError> {
     let node_plugins = resolve(engine, &workflow, &plugins)?;
+    let params = workflow.resolved_params()?;
     let record = RunRecord {
         run_id: Ulid::new().to_string(),
         workflow_id: workflow.id.clone(),
@@ -43,6 +44,7 @@ pub(super) fn start(
         overrides: workflow.overrides.clone(),
         secrets: workflow.secret_names(),
         resumes: 0,
+        params,
     };
     engine.store.create_run(&record, &workflow.source.text)?;
     // The run's start is on disk before any of its work.
@@ -101,6 +103,10 @@ pub(super) fn resume(
     record.plugins = plugin_digests;
     record.secrets = workflow.secret_names();
     record.overrides = workflow.overrides.clone();
+    // The values it started with, unless new ones were given.
+    if let Some(values) = &workflow.param_values {
+        record.params = values.clone();
+    }
     store.create_run(&record, &workflow.source.text)?;
     store.flush()?;
     Ok(launch(engine, workflow, node_plugins, record, prior))
@@ -198,7 +204,7 @@ fn launch(
         run_json: serde_json::json!({
             "id": record.run_id,
             "workflow": workflow_id,
-            "params": {},
+            "params": record.params,
         })
         .to_string(),
     });

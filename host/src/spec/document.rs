@@ -19,7 +19,7 @@ const HEADER_KEYS: &[&str] = &["id", "description", "plugins"];
 /// The keys of a node's table that are not options.
 const NODE_KEYS: &[&str] = &["action", "input", "input_jq", "when", "depends_on"];
 /// The tables of a workflow file.
-const TABLES: &[&str] = &["workflow", "defaults", "nodes"];
+const TABLES: &[&str] = &["workflow", "params", "defaults", "nodes"];
 
 /// The workflow file as read, before the graph is checked.
 pub(super) struct Document {
@@ -32,6 +32,8 @@ pub(super) struct Document {
     pub description: Option<String>,
     pub plugins: Vec<PathBuf>,
     pub options: WorkflowOptions,
+    /// `[params]`: the run parameters declared.
+    pub params: super::Params,
     /// The nodes, in file order.
     pub nodes: Vec<RawNode>,
     /// Whether the file has a `[nodes]` table with at least one node.
@@ -71,6 +73,7 @@ pub(super) fn read(path: &Path, text: &str, problems: &mut Vec<Diagnostic>) -> O
         description: None,
         plugins: Vec::new(),
         options: WorkflowOptions::default(),
+        params: super::Params::new(),
         nodes: Vec::new(),
         has_nodes: false,
     };
@@ -92,6 +95,11 @@ pub(super) fn read(path: &Path, text: &str, problems: &mut Vec<Diagnostic>) -> O
                 }
             }
             "defaults" => {}
+            "params" => {
+                if let Some(table) = table(value, "params", problems) {
+                    read.params = super::params::read(table, problems);
+                }
+            }
             "nodes" => {
                 if let Some(table) = table(value, "nodes", problems) {
                     read.has_nodes = !table.is_empty();

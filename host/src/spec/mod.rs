@@ -9,6 +9,7 @@
 mod builder;
 mod diagnostic;
 mod document;
+mod params;
 mod validate;
 
 use std::collections::HashMap;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 pub use builder::{NodeBuilder, WorkflowBuilder, is_built};
 pub use diagnostic::{ActionUse, Diagnostic, SpecError};
+pub use params::{Param, ParamError, ParamType, Params};
 pub use validate::suggest;
 
 use crate::dag::Dag;
@@ -41,6 +43,12 @@ pub struct WorkflowSpec {
     /// `[workflow] plugins`: the plugins search path, each directory
     /// resolved against the file's; empty when the file names none.
     pub plugins: Vec<PathBuf>,
+    /// `[params]`: the run parameters the workflow declares.
+    pub params: Params,
+    /// The values of the parameters for the next run, once given with
+    /// [`set_params`](Self::set_params); a run started without them uses
+    /// the defaults (a resumed one, the values it started with).
+    pub param_values: Option<serde_json::Map<String, serde_json::Value>>,
     /// Nodes in the order the file declares them.
     pub nodes: Vec<NodeSpec>,
     /// The dependency graph of `nodes` (indices into `nodes`).
@@ -59,6 +67,7 @@ impl PartialEq for WorkflowSpec {
             &self.options,
             &self.overrides,
             &self.plugins,
+            &self.params,
             &self.nodes,
         ) == (
             &other.id,
@@ -66,6 +75,7 @@ impl PartialEq for WorkflowSpec {
             &other.options,
             &other.overrides,
             &other.plugins,
+            &other.params,
             &other.nodes,
         )
     }
@@ -198,6 +208,29 @@ impl WorkflowSpec {
         available: impl IntoIterator<Item = &'a str> + Clone,
     ) -> Result<(), SpecError> {
         validate::actions(self, available)
+    }
+
+    /// Gives the run parameters their values: `given` over the defaults.
+    /// A string given for a parameter of another type is read as that type
+    /// (`"25"` for an integer), as `flow run --param limit=25` gives it.
+    /// Unknown names, missing required parameters and values of the wrong
+    /// type are refused, all named.
+    pub fn set_params(
+        &mut self,
+        given: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), ParamError> {
+        self.param_values = Some(params::resolve(&self.params, given)?);
+        Ok(())
+    }
+
+    /// The parameters' values for a run: those set, or the defaults.
+    pub fn resolved_params(
+        &self,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, ParamError> {
+        match &self.param_values {
+            Some(values) => Ok(values.clone()),
+            None => params::resolve(&self.params, &serde_json::Map::new()),
+        }
     }
 
     /// Applies options given on the command line over the file's.

@@ -246,6 +246,8 @@ fn build(source: Arc<Source>, id: String, read: Document, dag: Dag) -> WorkflowS
         options: read.options,
         overrides: Default::default(),
         plugins: read.plugins,
+        params: read.params,
+        param_values: None,
         nodes,
         dag,
         source,

@@ -165,6 +165,7 @@ pub(crate) mod conformance {
             overrides: Default::default(),
             secrets: Vec::new(),
             resumes: 0,
+            params: Default::default(),
         }
     }
 

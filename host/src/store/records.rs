@@ -49,6 +49,9 @@ pub struct RunRecord {
     pub secrets: Vec<String>,
     /// How many times the run was resumed.
     pub resumes: u32,
+    /// The values of its parameters (`[params]`), given or default.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub params: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The record of one node of a run.

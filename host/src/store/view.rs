@@ -5,6 +5,7 @@
 //! {
 //!   "run_id": "01J...", "workflow_id": "orders", "workflow_path": "/abs/orders.toml",
 //!   "status": "succeeded", "error": null, "failed_nodes": 0, "resumes": 0, "secrets": [],
+//!   "params": {"region": "eu"},
 //!   "created_at": "2026-11-26T10:13:17.123Z", "finished_at": "2026-11-26T10:13:17.131Z",
 //!   "elapsed_ms": 8.0,
 //!   "nodes": [{
@@ -60,6 +61,7 @@ impl Serialize for RunDocument<'_> {
         map.serialize_entry("failed_nodes", &run.failed_nodes)?;
         map.serialize_entry("resumes", &run.resumes)?;
         map.serialize_entry("secrets", &run.secrets)?;
+        map.serialize_entry("params", &run.params)?;
         map.serialize_entry("created_at", &time(Some(run.created_at)))?;
         map.serialize_entry("finished_at", &time(run.finished_at))?;
         let elapsed = run
