@@ -16,6 +16,7 @@ mod errors;
 mod examples;
 mod extensions;
 mod hardening;
+mod language;
 mod languages;
 mod limits;
 mod native;

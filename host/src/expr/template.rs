@@ -54,12 +54,18 @@ pub struct TemplateError {
 }
 
 impl Template {
-    /// The templates of `input`; `None` when it has none.
-    pub fn parse(input: &Json) -> Result<Option<Self>, TemplateError> {
+    /// The templates of `input`; `None` when it has none. Every program
+    /// that does not compile is an error.
+    pub fn parse(input: &Json) -> Result<Option<Self>, Vec<TemplateError>> {
         if !has_templates(input) {
             return Ok(None);
         }
-        part(input).map(|part| Some(Self(part)))
+        let mut errors = Vec::new();
+        let part = part(input, &mut errors);
+        match errors.is_empty() {
+            true => Ok(Some(Self(part))),
+            false => Err(errors),
+        }
     }
 
     /// The input with every template replaced by its value over `context`.
@@ -77,24 +83,27 @@ fn has_templates(value: &Json) -> bool {
     }
 }
 
-fn part(value: &Json) -> Result<Part, TemplateError> {
-    Ok(match value {
-        Json::String(text) if text.contains(OPEN) => {
-            let pieces = pieces(text)?;
-            match pieces.as_slice() {
+fn part(value: &Json, errors: &mut Vec<TemplateError>) -> Part {
+    match value {
+        Json::String(text) if text.contains(OPEN) => match pieces(text) {
+            Ok(pieces) => match pieces.as_slice() {
                 [Piece::Expr(expr)] => Part::Whole(expr.clone()),
                 _ => Part::Text(pieces),
+            },
+            Err(error) => {
+                errors.push(error);
+                Part::Literal(Json::Null)
             }
-        }
-        Json::Array(items) => Part::Array(items.iter().map(part).collect::<Result<_, _>>()?),
+        },
+        Json::Array(items) => Part::Array(items.iter().map(|item| part(item, errors)).collect()),
         Json::Object(fields) => Part::Object(
             fields
                 .iter()
-                .map(|(name, value)| Ok((name.clone(), part(value)?)))
-                .collect::<Result<_, _>>()?,
+                .map(|(name, value)| (name.clone(), part(value, errors)))
+                .collect(),
         ),
         other => Part::Literal(other.clone()),
-    })
+    }
 }
 
 /// The text and programs of a string.
@@ -109,7 +118,7 @@ fn pieces(text: &str) -> Result<Vec<Piece>, TemplateError> {
         let Some(end) = text[start..].find(CLOSE).map(|at| start + at) else {
             return Err(TemplateError {
                 text: text.to_string(),
-                code: text[start..].to_string(),
+                code: text[start..].trim().to_string(),
                 offset: open,
                 message: format!("`{OPEN}` is not closed by `{CLOSE}`"),
             });
@@ -242,11 +251,12 @@ mod tests {
 
     #[test]
     fn errors_point_into_the_string() {
-        let error = Template::parse(&json!({"a": "x ${{ deps.a | | 1 }}"})).unwrap_err();
-        assert_eq!(error.code, "deps.a | | 1");
-        assert_eq!(&error.text[error.offset..], "| 1 }}");
-        let error = Template::parse(&json!("${{ deps.a")).unwrap_err();
-        assert!(error.message.contains("not closed"));
+        let errors =
+            Template::parse(&json!({"a": "x ${{ deps.a | | 1 }}", "b": "${{ deps.a"})).unwrap_err();
+        assert_eq!(errors[0].code, "deps.a | | 1");
+        assert_eq!(&errors[0].text[errors[0].offset..], "| 1 }}");
+        assert!(errors[1].message.contains("not closed"));
+        assert_eq!(errors[1].code, "deps.a");
         let failed = render_with(json!("${{ deps.a.b }}"), r#"{"deps":{"a":"text"}}"#);
         assert!(failed.unwrap_err().starts_with("`${{ deps.a.b }}`: "));
     }

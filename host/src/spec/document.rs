@@ -358,34 +358,32 @@ fn template(
     node: &str,
     problems: &mut Vec<Diagnostic>,
 ) -> Option<Template> {
-    match Template::parse(input) {
-        Ok(template) => template,
-        Err(error) => {
-            // The program's place in the file: where its text is within
-            // the input (exact unless the string has escapes).
-            let in_string = error.text.find(&error.code).unwrap_or(0);
-            let span = value.span();
-            let at = text
-                .get(span.clone())
-                .and_then(|written| written.find(&error.code))
-                .map_or(span.start, |found| {
-                    span.start + found + error.offset.saturating_sub(in_string)
-                });
-            problems.push(
-                Diagnostic::new(
-                    format!(
-                        "in the input of node `{}`, `${{{{ {} }}}}`: {}",
-                        shown(node),
-                        error.code,
-                        error.message
-                    ),
-                    Some(at..at + 1),
-                )
-                .help(EXPRESSION_HELP),
-            );
-            None
-        }
+    let errors = match Template::parse(input) {
+        Ok(template) => return template,
+        Err(errors) => errors,
+    };
+    let span = value.span();
+    for error in errors {
+        // The program's place in the file: where its string is within the
+        // input (exact unless the string has escapes), then within it.
+        let at = text
+            .get(span.clone())
+            .and_then(|written| written.find(&error.text))
+            .map_or(span.start, |found| span.start + found + error.offset);
+        problems.push(
+            Diagnostic::new(
+                format!(
+                    "in the input of node `{}`, `${{{{ {} }}}}`: {}",
+                    shown(node),
+                    error.code,
+                    error.message
+                ),
+                Some(at..at + 1),
+            )
+            .help(EXPRESSION_HELP),
+        );
     }
+    None
 }
 
 /// `input_jq` or `when` compiled; a program that does not compile is a
