@@ -248,3 +248,34 @@ input = { fatal = "stop here" }
     assert_eq!(node(&dry, "plan")["skipped_by_condition"], true);
     assert_eq!(node(&dry, "fail")["status"], "skipped");
 }
+
+#[test]
+fn the_approvals_example_takes_the_branch_its_parameter_picks() {
+    let env = Env::new();
+    let review = env.run_example("approvals.toml");
+    assert_eq!(
+        review["outputs"]["summary"],
+        json!({"decision": "review", "detail": {"customer": "Ada Lovelace", "reason": "total 52.75 is over 50"}})
+    );
+    assert_eq!(node(&review, "approve")["skipped_by_condition"], true);
+
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/approvals.toml");
+    let approved = env
+        .run(&[
+            "run",
+            example.to_str().unwrap(),
+            "--json",
+            "--plugins",
+            env.plugins().to_str().unwrap(),
+            "--param",
+            "threshold=100",
+        ])
+        .success()
+        .json();
+    assert_eq!(
+        approved["outputs"]["summary"],
+        json!({"decision": "approved", "detail": {"customer": "Ada Lovelace", "amount": 52.75, "items": 4}})
+    );
+    assert_eq!(node(&approved, "review")["skipped_by_condition"], true);
+}

@@ -41,6 +41,7 @@ pub struct WorkflowBuilder {
     plugins: Vec<String>,
     base_dir: PathBuf,
     options: Vec<(String, toml::Value)>,
+    params: Vec<(String, toml::Value)>,
     defaults: Vec<(String, toml::Value)>,
     nodes: Vec<NodeDraft>,
     /// Values that a workflow file cannot hold (a JSON `null`), found as
@@ -74,6 +75,7 @@ impl WorkflowSpec {
             plugins: Vec::new(),
             base_dir: PathBuf::new(),
             options: Vec::new(),
+            params: Vec::new(),
             defaults: Vec::new(),
             nodes: Vec::new(),
             problems: Vec::new(),
@@ -108,6 +110,14 @@ impl WorkflowBuilder {
     /// Setting a key again replaces its value.
     pub fn option(mut self, key: impl Into<String>, value: impl Into<toml::Value>) -> Self {
         set(&mut self.options, key.into(), value.into());
+        self
+    }
+
+    /// Declares a run parameter (`[params]`) with its default, e.g.
+    /// `.param("region", "eu")`; a table (`{ type, default, description }`)
+    /// declares one without a default or with a description.
+    pub fn param(mut self, name: impl Into<String>, declaration: impl Into<toml::Value>) -> Self {
+        set(&mut self.params, name.into(), declaration.into());
         self
     }
 
@@ -175,6 +185,10 @@ impl WorkflowBuilder {
             line(&mut out, "plugins", &self.plugins.clone().into());
         }
         lines(&mut out, &self.options);
+        if !self.params.is_empty() {
+            out.push_str("\n[params]\n");
+            lines(&mut out, &self.params);
+        }
         if !self.defaults.is_empty() {
             out.push_str("\n[defaults]\n");
             lines(&mut out, &self.defaults);
@@ -222,6 +236,18 @@ impl NodeBuilder {
             ),
         }
         self
+    }
+
+    /// `input_jq`: a jq program over `{input, deps, run}` whose value is
+    /// the node's input.
+    pub fn input_jq(self, program: impl Into<String>) -> Self {
+        self.option("input_jq", program.into())
+    }
+
+    /// `when`: a jq program over `{input, deps, run}`; the node runs only
+    /// if its value is true.
+    pub fn when(self, program: impl Into<String>) -> Self {
+        self.option("when", program.into())
     }
 
     /// The nodes this one waits for, by id; they may be added later.
@@ -371,7 +397,13 @@ mod tests {
             .depends_on(["order"])
             .timeout(Duration::from_secs(5))
             .option("http", vec!["https://api.example.com"])
+            .when(".deps.order.id > 0")
+            .node("label", "echo")
+            .depends_on(["totals"])
+            .input(json!({"for": "${{ run.params.customer }}"}))
+            .input_jq(".input + {total: .deps.totals.sum}")
             .workflow
+            .param("customer", "Ada")
     }
 
     const ORDERS: &str = r#"
@@ -380,6 +412,9 @@ id = "orders"
 description = "totals of an order"
 max_concurrency = 4
 durability = "strict"
+
+[params]
+customer = "Ada"
 
 [defaults]
 retries = 2
@@ -393,6 +428,13 @@ action = "math"
 depends_on = ["order"]
 timeout = "5s"
 http = ["https://api.example.com"]
+when = ".deps.order.id > 0"
+
+[nodes.label]
+action = "echo"
+depends_on = ["totals"]
+input = { for = "${{ run.params.customer }}" }
+input_jq = ".input + {total: .deps.totals.sum}"
 "#;
 
     #[test]
