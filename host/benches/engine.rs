@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "engine/expressions.rs"]
+mod expressions;
 #[path = "engine/native.rs"]
 mod native;
 #[path = "engine/outbound.rs"]
@@ -120,6 +122,8 @@ const SCENARIOS: &[&str] = &[
     "slow-branch/eager",
     "slow-branch/levels",
     "flow-run-3-nodes/warm",
+    "expressions/template",
+    "expressions/input_jq",
     "output-20MB+200-readers",
     "chain-100000/batched",
     "chain-100000/resume-last",
@@ -253,6 +257,8 @@ async fn scenario(name: &str) -> serde_json::Value {
         "slow-branch/eager" => engine_scenario(12, slow_branch("eager"), true).await,
         "slow-branch/levels" => engine_scenario(12, slow_branch("levels"), true).await,
         "flow-run-3-nodes/warm" => flow_run_warm().await,
+        "expressions/template" => expressions::template(),
+        "expressions/input_jq" => expressions::program(),
         "output-20MB+200-readers" => engine_scenario(201, large_output(20 << 20, 200), true).await,
         "chain-100000/batched" => {
             let mut text = chain(100_000, "batched");
