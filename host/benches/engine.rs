@@ -450,6 +450,7 @@ async fn status_of_big_run(n: usize, json: bool) -> serde_json::Value {
             secrets: Vec::new(),
             resumes: 0,
             params: Default::default(),
+            retry_of: None,
         };
         store.create_run(&run, &text).unwrap();
         let output = JsonText::parse(r#"{"value":42}"#, 100).unwrap();

@@ -99,6 +99,9 @@ enum Command {
     Validate(cli::validate::ValidateArgs),
     /// Continue a run that crashed, was cancelled or failed
     Resume(cli::resume::ResumeArgs),
+    /// Start a new run that reuses an earlier run's outputs: rerun from
+    /// chosen nodes (--from), or only what did not succeed
+    Retry(cli::retry::RetryArgs),
     /// Show a recorded run: its nodes, attempts, timings, errors and outputs
     Status(cli::status::StatusArgs),
     /// Print what the actions of a run logged and printed
@@ -154,6 +157,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cli::run::run(&context, args),
         Command::Validate(args) => cli::validate::run(&context, args),
         Command::Resume(args) => cli::resume::run(&context, args),
+        Command::Retry(args) => cli::retry::run(&context, args),
         Command::Status(args) => cli::status::run(&context, args),
         Command::Logs(args) => cli::logs::run(&context, args),
         Command::Graph(args) => cli::graph::run(&context, args),

@@ -279,3 +279,94 @@ fn the_approvals_example_takes_the_branch_its_parameter_picks() {
     );
     assert_eq!(node(&approved, "review")["skipped_by_condition"], true);
 }
+
+#[test]
+fn retry_from_a_node_reuses_what_is_upstream_and_runs_the_rest() {
+    let env = Env::new();
+    let text = workflow(
+        r#"
+[nodes.a]
+action = "echo"
+input = { n = 1 }
+
+[nodes.b]
+action = "echo"
+depends_on = ["a"]
+input = { values = [1, 2] }
+
+[nodes.c]
+action = "math"
+depends_on = ["b"]
+input = { from = "b/values" }
+
+[nodes.side]
+action = "flaky"
+depends_on = ["a"]
+input = { fatal = "not today" }
+continue_on_error = true
+"#,
+    );
+    let file = env.write("retry.toml", &text);
+    let path = file.to_str().unwrap();
+    let first = env.run(&["run", path, "--json"]).success().json();
+    let first_id = first["run_id"].as_str().unwrap();
+
+    let unknown = env.run(&["retry", first_id, "--from", "bb"]).expect_code(2);
+    assert!(
+        unknown
+            .stderr
+            .contains("the workflow has no node `bb`; did you mean `b`?"),
+        "{}",
+        unknown.stderr
+    );
+
+    let retried = env
+        .run(&["retry", first_id, "--from", "b", "--json"])
+        .expect_code(0)
+        .json();
+    assert_ne!(retried["run_id"], first["run_id"]);
+    assert_eq!(retried["retry_of"], first["run_id"]);
+    let a = node(&retried, "a");
+    assert_eq!(a["attempts"], 0, "upstream is reused, not run");
+    assert_eq!(a["reused_from"], first["run_id"]);
+    assert_eq!(a["output"], json!({"n": 1}));
+    for id in ["b", "c"] {
+        assert_eq!(node(&retried, id)["attempts"], 1, "{id} runs again");
+        assert_eq!(node(&retried, id)["reused_from"], json!(null));
+    }
+    assert_eq!(node(&retried, "c")["output"]["sum"], 3);
+    // Not downstream of `b`, but it has no output: it runs again too.
+    assert_eq!(node(&retried, "side")["attempts"], 1);
+    assert_eq!(node(&retried, "side")["status"], "failed");
+
+    // Only what did not succeed.
+    let failed_only = env
+        .run(&["retry", first_id, "--failed", "--json"])
+        .success()
+        .json();
+    for id in ["a", "b", "c"] {
+        assert_eq!(node(&failed_only, id)["attempts"], 0, "{id} is reused");
+    }
+    assert_eq!(node(&failed_only, "side")["attempts"], 1);
+
+    // A changed workflow is refused, unless forced.
+    env.write(
+        "retry.toml",
+        &text.replace("values = [1, 2]", "values = [1, 2, 3]"),
+    );
+    let changed = env.run(&["retry", first_id, "--from", "c"]).expect_code(2);
+    assert!(
+        changed
+            .stderr
+            .contains("was not resumed because the workflow file")
+            || changed.stderr.contains("changed"),
+        "{}",
+        changed.stderr
+    );
+    let forced = env
+        .run(&["retry", first_id, "--from", "b", "--force", "--json"])
+        .success()
+        .json();
+    assert_eq!(node(&forced, "c")["output"]["sum"], 6);
+    assert_eq!(node(&forced, "a")["attempts"], 0);
+}

@@ -12,6 +12,7 @@ pub mod panic;
 pub mod plugins;
 pub mod progress;
 pub mod resume;
+pub mod retry;
 pub mod run;
 pub mod status;
 pub mod table;
@@ -246,7 +247,8 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
                 | ExecError::NothingToResume { .. }
                 | ExecError::StillRunning { .. }
                 | ExecError::Changed { .. }
-                | ExecError::Params(_) => Exit::Invalid,
+                | ExecError::Params(_)
+                | ExecError::UnknownNode { .. } => Exit::Invalid,
 
                 ExecError::Store(_) | ExecError::Aborted | ExecError::PoolTooSmall { .. } => {
                     Exit::Environment
@@ -325,8 +327,11 @@ fn advice(error: &anyhow::Error, context: &Context) -> Option<String> {
                 _ => None,
             };
         }
-        if let Some(ExecError::Changed { .. }) = cause.downcast_ref::<ExecError>() {
-            return Some("resume with --force to continue with them as they are now".into());
+        if let Some(ExecError::Changed { retry, .. }) = cause.downcast_ref::<ExecError>() {
+            let command = if *retry { "retry" } else { "resume" };
+            return Some(format!(
+                "{command} with --force to continue with them as they are now"
+            ));
         }
         if let Some(CacheError::Unsafe { .. }) = cause.downcast_ref::<CacheError>() {
             return Some("pass --cache-dir DIR, or --no-cache".into());

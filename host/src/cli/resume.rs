@@ -1,8 +1,10 @@
 //! `flow resume`: continue a run that did not succeed.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
+use flow_host::store::RunRecord;
 use flow_host::{WorkflowSpec, WorkflowStore};
 
 use super::options::OptionArgs;
@@ -35,46 +37,14 @@ pub struct ResumeArgs {
 pub fn run(context: &Context, args: ResumeArgs) -> anyhow::Result<Exit> {
     let store = context.open_store()?;
     let record = store.find_run(&args.run_id)?;
-    // The workflow as the file says now (a change is caught by the resume),
-    // or as stored with the run when the file is gone.
-    let path = &record.workflow_path;
-    let mut spec = match std::fs::read_to_string(path) {
-        Ok(text) => WorkflowSpec::parse(path, text)?,
-        Err(_) => {
-            let text = store.definition(&record.run_id)?.unwrap_or_default();
-            if !context.quiet {
-                match flow_host::spec::is_built(path) {
-                    true => out::eprint(format_args!(
-                        "note: run {} is of a workflow built in code; resuming with the copy \
-                         stored with the run (native actions exist only in the program that \
-                         registers them: resume such a run there, with WorkflowEngine::resume)",
-                        record.run_id
-                    )),
-                    false => out::eprint(format_args!(
-                        "note: {} is gone; resuming with the copy stored with the run",
-                        path.display()
-                    )),
-                }
-            }
-            WorkflowSpec::parse(path, text)?
-        }
-    };
-    spec.apply_overrides(&record.overrides.merged_with(&args.options.overrides()));
-    context
-        .log
-        .workflow_default(spec.options.log_level.as_deref());
-    // The plugins the run used, unless told otherwise.
-    let dirs = match (args.plugins.dirs.is_empty(), record.plugins_dirs.is_empty()) {
-        (false, _) => args.plugins.dirs.clone(),
-        (true, false) => record.plugins_dirs.clone(),
-        (true, true) => {
-            return Err(UsageError(format!(
-                "run {} does not say where its plugins were: pass --plugins DIR",
-                record.run_id
-            ))
-            .into());
-        }
-    };
+    let (spec, dirs) = recorded(
+        context,
+        &*store,
+        &record,
+        &args.options,
+        &args.plugins,
+        "resuming",
+    )?;
     let run_id = record.run_id.clone();
     let secrets = args.secrets.load()?;
     super::run::execute(
@@ -86,4 +56,57 @@ pub fn run(context: &Context, args: ResumeArgs) -> anyhow::Result<Exit> {
         &args.show,
         |engine, spec, plugins| engine.resume(spec, plugins, &run_id, args.force),
     )
+}
+
+/// The workflow of a recorded run and its plugins search path, for going
+/// on with it (`doing`: "resuming", "retrying"): the workflow as its file
+/// says now (a change is caught when the run starts), or as stored with the
+/// run when the file is gone, with the run's options and `options` over
+/// them; the plugins it used unless `plugins` says otherwise.
+pub(super) fn recorded(
+    context: &Context,
+    store: &dyn WorkflowStore,
+    record: &RunRecord,
+    options: &OptionArgs,
+    plugins: &PluginsArg,
+    doing: &str,
+) -> anyhow::Result<(WorkflowSpec, Vec<PathBuf>)> {
+    let path = &record.workflow_path;
+    let mut spec = match std::fs::read_to_string(path) {
+        Ok(text) => WorkflowSpec::parse(path, text)?,
+        Err(_) => {
+            let text = store.definition(&record.run_id)?.unwrap_or_default();
+            if !context.quiet {
+                match flow_host::spec::is_built(path) {
+                    true => out::eprint(format_args!(
+                        "note: run {} is of a workflow built in code; {doing} with the copy \
+                         stored with the run (native actions exist only in the program that \
+                         registers them: resume such a run there, with WorkflowEngine::resume)",
+                        record.run_id
+                    )),
+                    false => out::eprint(format_args!(
+                        "note: {} is gone; {doing} with the copy stored with the run",
+                        path.display()
+                    )),
+                }
+            }
+            WorkflowSpec::parse(path, text)?
+        }
+    };
+    spec.apply_overrides(&record.overrides.merged_with(&options.overrides()));
+    context
+        .log
+        .workflow_default(spec.options.log_level.as_deref());
+    let dirs = match (plugins.dirs.is_empty(), record.plugins_dirs.is_empty()) {
+        (false, _) => plugins.dirs.clone(),
+        (true, false) => record.plugins_dirs.clone(),
+        (true, true) => {
+            return Err(UsageError(format!(
+                "run {} does not say where its plugins were: pass --plugins DIR",
+                record.run_id
+            ))
+            .into());
+        }
+    };
+    Ok((spec, dirs))
 }

@@ -35,6 +35,14 @@ pub enum ExecError {
         /// Its plugin file.
         path: std::path::PathBuf,
     },
+    /// A node named (to retry from) is not in the workflow.
+    #[error("the workflow has no node `{node}`; {hint}")]
+    UnknownNode {
+        /// The id given.
+        node: String,
+        /// The closest ids, or the list of them.
+        hint: String,
+    },
     /// The values of the run's parameters do not fit `[params]`.
     #[error("the run's parameters do not fit the workflow: {0}")]
     Params(#[from] crate::spec::ParamError),
@@ -55,10 +63,12 @@ pub enum ExecError {
     },
     /// The workflow or its plugins changed since the run started; a forced
     /// resume continues with them as they are now.
-    #[error("run {run_id} was not resumed because {}", changes.join(", and "))]
+    #[error("run {run_id} was not {} because {}", if *retry { "retried" } else { "resumed" }, changes.join(", and "))]
     Changed {
         /// The run.
         run_id: String,
+        /// Whether it was to be retried (a new run) rather than resumed.
+        retry: bool,
         /// What changed, one sentence each.
         changes: Vec<String>,
     },

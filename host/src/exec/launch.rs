@@ -45,6 +45,7 @@ pub(super) fn start(
         secrets: workflow.secret_names(),
         resumes: 0,
         params,
+        retry_of: None,
     };
     engine.store.create_run(&record, &workflow.source.text)?;
     // The run's start is on disk before any of its work.
@@ -86,6 +87,7 @@ pub(super) fn resume(
     if !changes.is_empty() && !force {
         return Err(ExecError::Changed {
             run_id: record.run_id,
+            retry: false,
             changes,
         });
     }
@@ -108,6 +110,102 @@ pub(super) fn resume(
         record.params = values.clone();
     }
     store.create_run(&record, &workflow.source.text)?;
+    store.flush()?;
+    Ok(launch(engine, workflow, node_plugins, record, prior))
+}
+
+/// Starts a new run of `workflow` that reuses what run `run_id` produced:
+/// the stored output of every node that succeeded and is not `from` or
+/// downstream of it; every other node runs.
+pub(super) fn retry_from(
+    engine: &WorkflowEngine,
+    workflow: Arc<WorkflowSpec>,
+    plugins: Arc<PluginRegistry>,
+    run_id: &str,
+    from: &[String],
+    force: bool,
+) -> Result<RunHandle, ExecError> {
+    let store = &engine.store;
+    let old = store.find_run(run_id)?;
+    if old.status == RunStatus::Running {
+        return Err(ExecError::StillRunning { run_id: old.run_id });
+    }
+    let mut rerun = vec![false; workflow.nodes.len()];
+    for id in from {
+        let Some(index) = workflow.node_index(id) else {
+            let ids = workflow.nodes.iter().map(|node| node.id.as_str());
+            return Err(ExecError::UnknownNode {
+                node: id.clone(),
+                hint: crate::spec::suggest(id, ids, "nodes"),
+            });
+        };
+        rerun[index] = true;
+        for downstream in workflow.dag.downstream(index) {
+            rerun[downstream] = true;
+        }
+    }
+    let node_plugins = resolve(engine, &workflow, &plugins)?;
+    let workflow_sha256 = sha256(&workflow.source.text);
+    let plugin_digests = digests(&workflow, &plugins);
+    let changes = changes(&old, &workflow, &workflow_sha256, &plugin_digests);
+    if !changes.is_empty() && !force {
+        return Err(ExecError::Changed {
+            run_id: old.run_id,
+            retry: true,
+            changes,
+        });
+    }
+    let params = match &workflow.param_values {
+        Some(values) => values.clone(),
+        None => old.params.clone(),
+    };
+    let record = RunRecord {
+        run_id: Ulid::new().to_string(),
+        workflow_id: workflow.id.clone(),
+        workflow_path: absolute(&workflow.source.path),
+        status: RunStatus::Running,
+        created_at: Timestamp::now(),
+        finished_at: None,
+        nodes: workflow.nodes.len(),
+        sinks: Some(sinks(&workflow)),
+        error: None,
+        failed_nodes: 0,
+        workflow_sha256,
+        plugins_dirs: plugins.dirs().iter().map(|dir| absolute(dir)).collect(),
+        plugins: plugin_digests,
+        overrides: workflow.overrides.clone(),
+        secrets: workflow.secret_names(),
+        resumes: 0,
+        params,
+        retry_of: Some(old.run_id.clone()),
+    };
+    // The outputs kept: recorded in the new run as succeeded without an
+    // attempt of its own, saying where they come from.
+    let n = workflow.nodes.len();
+    let mut prior = Prior {
+        outputs: vec![None; n],
+        attempts: vec![0; n],
+        spent: vec![(Duration::ZERO, None); n],
+    };
+    let mut kept = Vec::new();
+    for mut node in store.nodes(&old.run_id)? {
+        let Some(index) = workflow.node_index(&node.node_id) else {
+            continue;
+        };
+        if rerun[index] || node.status != NodeStatus::Succeeded {
+            continue;
+        }
+        let Some(output) = node.output.clone() else {
+            continue;
+        };
+        prior.outputs[index] = Some(output);
+        node.index = index;
+        node.attempts = 0;
+        node.reused_from = Some(old.run_id.clone());
+        kept.push(node);
+    }
+    store.create_run(&record, &workflow.source.text)?;
+    store.put_batch(&record.run_id, &kept, &[])?;
     store.flush()?;
     Ok(launch(engine, workflow, node_plugins, record, prior))
 }

@@ -151,6 +151,28 @@ impl WorkflowEngine {
         status::status(&self.live, self.store.as_ref(), run_id)
     }
 
+    /// Starts a new run of `workflow`, linked to run `run_id` (or an
+    /// unambiguous prefix of it), that reuses what that run produced: the
+    /// stored output of every node that succeeded there and is neither one
+    /// of `from` nor downstream of one. Every other node runs: those of
+    /// `from`, their dependents, and any node without an output. With an
+    /// empty `from`, only what did not succeed runs again.
+    ///
+    /// Refused ([`ExecError::Changed`]) when the workflow's text or a
+    /// plugin changed since that run, unless `force` is set; a node of
+    /// `from` that the workflow does not have is [`ExecError::UnknownNode`].
+    /// The parameters are that run's unless the workflow has values set.
+    pub fn retry_from(
+        &self,
+        workflow: Arc<WorkflowSpec>,
+        plugins: Arc<PluginRegistry>,
+        run_id: &str,
+        from: &[String],
+        force: bool,
+    ) -> Result<RunHandle, ExecError> {
+        launch::retry_from(self, workflow, plugins, run_id, from, force)
+    }
+
     /// Runs `workflow` to its end and returns the outcome.
     ///
     /// A node that fails makes the run fail; that is a report, not an error.

@@ -166,6 +166,7 @@ pub(crate) mod conformance {
             secrets: Vec::new(),
             resumes: 0,
             params: Default::default(),
+            retry_of: None,
         }
     }
 

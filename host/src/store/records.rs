@@ -52,6 +52,9 @@ pub struct RunRecord {
     /// The values of its parameters (`[params]`), given or default.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub params: serde_json::Map<String, serde_json::Value>,
+    /// The run this one retries (`flow retry`), whose outputs it reused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<String>,
 }
 
 /// The record of one node of a run.
@@ -79,6 +82,10 @@ pub struct NodeRecord {
     pub error: Option<Failure>,
     /// Fuel used by its attempts together.
     pub fuel_used: Option<u64>,
+    /// The run whose output this node reuses without running (`flow
+    /// retry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused_from: Option<String>,
 }
 
 impl NodeRecord {
@@ -97,6 +104,7 @@ impl NodeRecord {
             output: None,
             error: None,
             fuel_used: None,
+            reused_from: None,
         }
     }
 }

@@ -5,12 +5,13 @@
 //! {
 //!   "run_id": "01J...", "workflow_id": "orders", "workflow_path": "/abs/orders.toml",
 //!   "status": "succeeded", "error": null, "failed_nodes": 0, "resumes": 0, "secrets": [],
-//!   "params": {"region": "eu"},
+//!   "params": {"region": "eu"}, "retry_of": null,
 //!   "created_at": "2026-11-26T10:13:17.123Z", "finished_at": "2026-11-26T10:13:17.131Z",
 //!   "elapsed_ms": 8.0,
 //!   "nodes": [{
 //!     "id": "order", "index": 0, "action": "echo", "status": "succeeded",
-//!     "skipped_because": null, "skipped_by_condition": false, "attempts": 1,
+//!     "skipped_because": null, "skipped_by_condition": false, "reused_from": null,
+//!     "attempts": 1,
 //!     "started_at": "...", "finished_at": "...", "elapsed_ms": 1.5, "fuel_used": 28430,
 //!     "output": {"...": "..."}, "error": null,
 //!     "attempt_records": [{
@@ -62,6 +63,7 @@ impl Serialize for RunDocument<'_> {
         map.serialize_entry("resumes", &run.resumes)?;
         map.serialize_entry("secrets", &run.secrets)?;
         map.serialize_entry("params", &run.params)?;
+        map.serialize_entry("retry_of", &run.retry_of)?;
         map.serialize_entry("created_at", &time(Some(run.created_at)))?;
         map.serialize_entry("finished_at", &time(run.finished_at))?;
         let elapsed = run
@@ -108,6 +110,7 @@ struct NodeView<'a> {
     status: &'static str,
     skipped_because: Option<&'a str>,
     skipped_by_condition: bool,
+    reused_from: Option<&'a str>,
     attempts: u32,
     started_at: Option<String>,
     finished_at: Option<String>,
@@ -137,6 +140,7 @@ impl<'a> From<&'a NodeHistory> for NodeView<'a> {
                     ..
                 }
             ),
+            reused_from: node.reused_from.as_deref(),
             attempts: node.attempts,
             started_at: time(node.started_at),
             finished_at: time(node.finished_at),
