@@ -469,6 +469,7 @@ async fn status_of_big_run(n: usize, json: bool) -> serde_json::Value {
                     output: Some(output.clone()),
                     error: None,
                     fuel_used: Some(1000),
+                    reused_from: None,
                 })
                 .collect();
             let attempts: Vec<(String, AttemptRecord)> = chunk

@@ -183,6 +183,7 @@ pub(crate) mod conformance {
             output: None,
             error: None,
             fuel_used: None,
+            reused_from: None,
         }
     }
 
