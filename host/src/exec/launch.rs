@@ -26,27 +26,7 @@ pub(super) fn start(
     plugins: Arc<PluginRegistry>,
 ) -> Result<RunHandle, ExecError> {
     let node_plugins = resolve(engine, &workflow, &plugins)?;
-    let params = workflow.resolved_params()?;
-    let record = RunRecord {
-        run_id: Ulid::new().to_string(),
-        workflow_id: workflow.id.clone(),
-        workflow_path: absolute(&workflow.source.path),
-        status: RunStatus::Running,
-        created_at: Timestamp::now(),
-        finished_at: None,
-        nodes: workflow.nodes.len(),
-        sinks: Some(sinks(&workflow)),
-        error: None,
-        failed_nodes: 0,
-        workflow_sha256: sha256(&workflow.source.text),
-        plugins_dirs: plugins.dirs().iter().map(|dir| absolute(dir)).collect(),
-        plugins: digests(&workflow, &plugins),
-        overrides: workflow.overrides.clone(),
-        secrets: workflow.secret_names(),
-        resumes: 0,
-        params,
-        retry_of: None,
-    };
+    let record = new_record(&workflow, &plugins, workflow.resolved_params()?);
     engine.store.create_run(&record, &workflow.source.text)?;
     // The run's start is on disk before any of its work.
     engine.store.flush()?;
@@ -57,6 +37,34 @@ pub(super) fn start(
         record,
         Prior::default(),
     ))
+}
+
+/// The record of a new run of `workflow` with `params`.
+fn new_record(
+    workflow: &WorkflowSpec,
+    plugins: &PluginRegistry,
+    params: serde_json::Map<String, serde_json::Value>,
+) -> RunRecord {
+    RunRecord {
+        run_id: Ulid::new().to_string(),
+        workflow_id: workflow.id.clone(),
+        workflow_path: absolute(&workflow.source.path),
+        status: RunStatus::Running,
+        created_at: Timestamp::now(),
+        finished_at: None,
+        nodes: workflow.nodes.len(),
+        sinks: Some(sinks(workflow)),
+        error: None,
+        failed_nodes: 0,
+        workflow_sha256: sha256(&workflow.source.text),
+        plugins_dirs: plugins.dirs().iter().map(|dir| absolute(dir)).collect(),
+        plugins: digests(workflow, plugins),
+        overrides: workflow.overrides.clone(),
+        secrets: workflow.secret_names(),
+        resumes: 0,
+        params,
+        retry_of: None,
+    }
 }
 
 /// Continues a run that did not succeed: nodes that succeeded keep their
@@ -160,24 +168,8 @@ pub(super) fn retry_from(
         None => old.params.clone(),
     };
     let record = RunRecord {
-        run_id: Ulid::new().to_string(),
-        workflow_id: workflow.id.clone(),
-        workflow_path: absolute(&workflow.source.path),
-        status: RunStatus::Running,
-        created_at: Timestamp::now(),
-        finished_at: None,
-        nodes: workflow.nodes.len(),
-        sinks: Some(sinks(&workflow)),
-        error: None,
-        failed_nodes: 0,
-        workflow_sha256,
-        plugins_dirs: plugins.dirs().iter().map(|dir| absolute(dir)).collect(),
-        plugins: plugin_digests,
-        overrides: workflow.overrides.clone(),
-        secrets: workflow.secret_names(),
-        resumes: 0,
-        params,
         retry_of: Some(old.run_id.clone()),
+        ..new_record(&workflow, &plugins, params)
     };
     // The outputs kept: recorded in the new run as succeeded without an
     // attempt of its own, saying where they come from.

@@ -317,7 +317,6 @@ impl NodeTask {
         started: Instant,
         fuel_used: Option<u64>,
     ) -> Finished {
-        let shared = &*self.shared;
         let mut report = NodeReport::new(&node.id, &node.action, NodeStatus::Running);
         let (status, failure) = match outcome {
             Outcome::Succeeded(output) => {
@@ -340,7 +339,20 @@ impl NodeTask {
         report.elapsed = elapsed;
         report.fuel_used = fuel_used;
 
-        let store_error = match shared.persistence.put(record, Some(last)) {
+        self.settle(record, Some(last), report).await
+    }
+
+    /// Stores the node's final record (and its last attempt's) in one
+    /// atomic write, committed as the durability option says, and
+    /// publishes its state.
+    async fn settle(
+        &self,
+        record: NodeRecord,
+        last: Option<AttemptRecord>,
+        report: NodeReport,
+    ) -> Finished {
+        let shared = &*self.shared;
+        let store_error = match shared.persistence.put(record, last) {
             Ok(()) => shared.persistence.commit().await.err(),
             Err(error) => Some(error),
         };
@@ -424,7 +436,6 @@ impl NodeTask {
     /// Fails the node without an attempt: its expressions could not
     /// compute its input.
     async fn refuse(&self, node: &NodeSpec, mut record: NodeRecord, failure: Failure) -> Finished {
-        let shared = &*self.shared;
         record.status = NodeStatus::Failed;
         record.error = Some(failure.clone());
         record.finished_at = record.started_at;
@@ -432,18 +443,7 @@ impl NodeTask {
         let mut report = NodeReport::new(&node.id, &node.action, NodeStatus::Failed);
         report.attempts = record.attempts;
         report.error = Some(failure);
-        let store_error = match shared.persistence.put(record, None) {
-            Ok(()) => shared.persistence.commit().await.err(),
-            Err(error) => Some(error),
-        };
-        shared
-            .progress
-            .set_node(self.index, &report.status, report.attempts);
-        Finished {
-            index: self.index,
-            report,
-            store_error,
-        }
+        self.settle(record, None, report).await
     }
 
     /// Ends the node without running it further because its state could
