@@ -234,6 +234,14 @@ input = { fatal = "stop here" }
         json!({"where": "us", "n": 14})
     );
 
+    let text = env
+        .run(&["status", report["run_id"].as_str().unwrap()])
+        .stdout;
+    assert!(
+        text.contains("params    dry_run=false limit=7 region=\"us\""),
+        "{text}"
+    );
+
     // A resume runs with the values the run started with.
     let run_id = report["run_id"].as_str().unwrap();
     let resumed = env.run(&["resume", run_id, "--json"]).expect_code(1).json();
@@ -335,6 +343,11 @@ continue_on_error = true
         assert_eq!(node(&retried, id)["reused_from"], json!(null));
     }
     assert_eq!(node(&retried, "c")["output"]["sum"], 3);
+    let status = env
+        .run(&["status", retried["run_id"].as_str().unwrap()])
+        .success()
+        .stdout;
+    assert!(status.contains(&format!("retry of  {first_id}")), "{status}");
     // Not downstream of `b`, but it has no output: it runs again too.
     assert_eq!(node(&retried, "side")["attempts"], 1);
     assert_eq!(node(&retried, "side")["status"], "failed");

@@ -137,6 +137,20 @@ fn print_header(out: &mut impl Write, context: &Context, run: &RunRecord) -> std
             if run.resumes == 1 { "" } else { "s" }
         )?;
     }
+    if let Some(old) = &run.retry_of {
+        writeln!(
+            out,
+            "retry of  {old} (nodes with 0 attempts reuse its outputs)"
+        )?;
+    }
+    if !run.params.is_empty() {
+        let params: Vec<String> = run
+            .params
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        writeln!(out, "params    {}", out::printable(&params.join(" ")))?;
+    }
     writeln!(out, "started   {}", run.created_at)?;
     if let Some(end) = run.finished_at {
         writeln!(out, "finished  {end} (took {})", super::list::duration(run))?;
