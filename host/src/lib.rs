@@ -3,7 +3,10 @@
 //!
 //! The layers, in the order data flows through them:
 //!
-//! - [`spec`]: the workflow file, parsed and validated with precise errors;
+//! - [`spec`]: the workflow file, parsed and validated with precise errors,
+//!   or built in code ([`WorkflowSpec::builder`]);
+//! - [`expr`]: jq expressions of inputs and conditions, compiled by `spec`
+//!   and run by `exec`;
 //! - [`dag`]: the dependency graph, its levels and cycles;
 //! - [`options`]: how a workflow runs and how its attempts are bounded;
 //! - [`exec`]: the [`WorkflowEngine`] that schedules nodes, retries them,
