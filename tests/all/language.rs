@@ -347,7 +347,10 @@ continue_on_error = true
         .run(&["status", retried["run_id"].as_str().unwrap()])
         .success()
         .stdout;
-    assert!(status.contains(&format!("retry of  {first_id}")), "{status}");
+    assert!(
+        status.contains(&format!("retry of  {first_id}")),
+        "{status}"
+    );
     // Not downstream of `b`, but it has no output: it runs again too.
     assert_eq!(node(&retried, "side")["attempts"], 1);
     assert_eq!(node(&retried, "side")["status"], "failed");

@@ -201,10 +201,39 @@ fn evaluate(program: &Program, context: &Val) -> Result<Val, String> {
         .map_err(|error| format!("`${{{{ {} }}}}`: {error}", program.written))
 }
 
-/// A value as JSON.
+/// A value as JSON, converted directly (no text in between). NaN and the
+/// infinities, which JSON cannot carry, become `null`, as jq prints them.
 pub fn to_json(value: &Val) -> Result<Json, String> {
-    serde_json::from_str(&value.to_string())
-        .map_err(|error| format!("its value is not JSON ({error})"))
+    use jaq_json::Num;
+    Ok(match value {
+        Val::Null => Json::Null,
+        Val::Bool(b) => Json::Bool(*b),
+        Val::Num(Num::Int(i)) => Json::from(*i as i64),
+        Val::Num(Num::Float(f)) => {
+            serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number)
+        }
+        // Big integers and decimals as read: their text is a JSON number.
+        Val::Num(other) => serde_json::from_str(&other.to_string())
+            .map_err(|error| format!("its value is not JSON ({error})"))?,
+        Val::TStr(bytes) | Val::BStr(bytes) => {
+            Json::String(String::from_utf8_lossy(bytes).into_owned())
+        }
+        Val::Arr(items) => Json::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
+        Val::Obj(fields) => Json::Object(
+            fields
+                .iter()
+                .map(|(key, value)| {
+                    let key = match key {
+                        Val::TStr(bytes) | Val::BStr(bytes) => {
+                            String::from_utf8_lossy(bytes).into_owned()
+                        }
+                        other => other.to_string(),
+                    };
+                    Ok((key, to_json(value)?))
+                })
+                .collect::<Result<_, String>>()?,
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -242,6 +271,22 @@ mod tests {
                 "plain": "no templates here"
             })
         );
+    }
+
+    #[test]
+    fn values_become_the_same_json_as_jq_prints() {
+        for text in [
+            r#"{"a":[1,-2,1.5,1e300,"x\u00e9\n",true,null,{"b":{}}],"c":123456789012345678901234567890}"#,
+            "[]",
+            "0.1",
+        ] {
+            let value = parse_json(text).unwrap();
+            let direct = to_json(&value).unwrap();
+            let printed: Json = serde_json::from_str(&value.to_string()).unwrap();
+            assert_eq!(direct, printed, "{text}");
+        }
+        let nan = Expr::compile("nan").unwrap().run_one(Val::Null).unwrap();
+        assert_eq!(to_json(&nan).unwrap(), Json::Null);
     }
 
     #[test]
