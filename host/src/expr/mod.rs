@@ -136,6 +136,29 @@ impl Expr {
     }
 }
 
+/// The dependency ids a program reads as `.deps.ID` (or `deps.ID` in a
+/// template's shorthand), in order of appearance.
+pub fn deps_read(code: &str) -> Vec<&str> {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    let mut found = Vec::new();
+    for (at, _) in code.match_indices("deps.") {
+        let before = code[..at].chars().next_back();
+        // `.deps.x`, or `deps.x` at the start of a shorthand; not `$deps.x`
+        // or `mydeps.x`.
+        let starts = match before {
+            None => true,
+            Some('.') => !code[..at - 1].ends_with(|c: char| ident(c) || c == ']' || c == ')'),
+            Some(c) => !ident(c) && c != '$',
+        };
+        let name = &code[at + "deps.".len()..];
+        let end = name.find(|c: char| !ident(c)).unwrap_or(name.len());
+        if starts && end > 0 {
+            found.push(&name[..end]);
+        }
+    }
+    found
+}
+
 /// JSON text as a value programs run over.
 pub fn parse_json(text: &str) -> Result<Val, String> {
     jaq_json::read::parse_single(text.as_bytes()).map_err(|error| error.to_string())
@@ -250,6 +273,14 @@ mod tests {
         let error = Expr::compile(".a | nosuch(1)").unwrap_err();
         assert_eq!(error.message, "undefined filter `nosuch`");
         assert_eq!(error.offset, 5);
+    }
+
+    #[test]
+    fn the_dependencies_a_program_reads_are_found() {
+        assert_eq!(deps_read(".deps.a.x + .deps.b-c[0]"), ["a", "b-c"]);
+        assert_eq!(deps_read("deps.fetch.body"), ["fetch"]);
+        assert_eq!(deps_read("[.deps.list[] | .id]"), ["list"]);
+        assert!(deps_read("$deps.a, .x.deps.b, .input.deps").is_empty());
     }
 
     #[test]

@@ -68,6 +68,25 @@ impl Template {
         }
     }
 
+    /// The programs of the templates, as written (`deps.x.y`).
+    pub fn programs(&self) -> Vec<&str> {
+        fn collect<'a>(part: &'a Part, out: &mut Vec<&'a str>) {
+            match part {
+                Part::Literal(_) => {}
+                Part::Whole(program) => out.push(&program.written),
+                Part::Text(pieces) => out.extend(pieces.iter().filter_map(|piece| match piece {
+                    Piece::Expr(program) => Some(program.written.as_str()),
+                    Piece::Text(_) => None,
+                })),
+                Part::Array(items) => items.iter().for_each(|item| collect(item, out)),
+                Part::Object(fields) => fields.iter().for_each(|(_, value)| collect(value, out)),
+            }
+        }
+        let mut out = Vec::new();
+        collect(&self.0, &mut out);
+        out
+    }
+
     /// The input with every template replaced by its value over `context`.
     pub fn render(&self, context: &Val) -> Result<Json, String> {
         render(&self.0, context)

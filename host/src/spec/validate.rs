@@ -51,6 +51,7 @@ pub(super) fn workflow(source: Arc<Source>) -> Result<WorkflowSpec, SpecError> {
             );
         }
         dependencies.push(resolve(position, node, &index, &read.nodes, &mut problems));
+        undeclared_reads(node, &mut problems);
     }
     // Cycles among the dependencies that exist, whatever else is wrong.
     let dag = match Dag::new(dependencies) {
@@ -196,6 +197,40 @@ fn resolve(
         }
     }
     deps
+}
+
+/// A problem for each dependency a node's expressions read (`.deps.x`)
+/// that the node does not depend on: its value would always be `null`.
+fn undeclared_reads(node: &RawNode, problems: &mut Vec<Diagnostic>) {
+    let exprs = &node.exprs;
+    let programs = exprs
+        .template
+        .iter()
+        .flat_map(|template| template.programs())
+        .map(|code| ("input", code))
+        .chain(exprs.input_jq.iter().map(|expr| ("input_jq", expr.code())))
+        .chain(exprs.when.iter().map(|expr| ("when", expr.code())));
+    let mut reported = Vec::new();
+    for (key, code) in programs {
+        for dep in crate::expr::deps_read(code) {
+            if node.depends_on.iter().any(|d| d.get_ref() == dep) || reported.contains(&dep) {
+                continue;
+            }
+            reported.push(dep);
+            problems.push(
+                Diagnostic::new(
+                    format!(
+                        "`{key}` of node `{}` reads `.deps.{}`, but the node does not depend on `{}`",
+                        shown(node.id.get_ref()),
+                        shown(dep),
+                        shown(dep)
+                    ),
+                    Some(node.id.span()),
+                )
+                .help(format!("add \"{dep}\" to its depends_on, or it is always null")),
+            );
+        }
+    }
 }
 
 /// Where each node names its action, for checking them against plugins.
