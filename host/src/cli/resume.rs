@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
+use flow_host::exec::RunHandle;
 use flow_host::store::RunRecord;
-use flow_host::{WorkflowSpec, WorkflowStore};
+use flow_host::{ExecError, PluginRegistry, WorkflowEngine, WorkflowSpec, WorkflowStore};
 
 use super::options::OptionArgs;
 use super::run::PluginsArg;
@@ -22,6 +23,14 @@ pub struct ResumeArgs {
     force: bool,
 
     #[command(flatten)]
+    recorded: RecordedRunArgs,
+}
+
+/// What `resume` and `retry` take beside the run: where its plugins are,
+/// the secrets, what to show and the options over the run's.
+#[derive(Debug, Args)]
+pub struct RecordedRunArgs {
+    #[command(flatten)]
     plugins: PluginsArg,
 
     #[command(flatten)]
@@ -35,17 +44,41 @@ pub struct ResumeArgs {
 }
 
 pub fn run(context: &Context, args: ResumeArgs) -> anyhow::Result<Exit> {
+    let force = args.force;
+    go_on(
+        context,
+        &args.run_id,
+        args.recorded,
+        "resuming",
+        |engine, spec, plugins, run_id| engine.resume(spec, plugins, run_id, force),
+    )
+}
+
+/// Goes on from recorded run `run_id` (`doing`: "resuming", "retrying"):
+/// its workflow and plugins as [`recorded`] finds them, started with
+/// `launch` (given the run's whole id).
+pub(super) fn go_on(
+    context: &Context,
+    run_id: &str,
+    args: RecordedRunArgs,
+    doing: &str,
+    launch: impl FnOnce(
+        &WorkflowEngine,
+        Arc<WorkflowSpec>,
+        Arc<PluginRegistry>,
+        &str,
+    ) -> Result<RunHandle, ExecError>,
+) -> anyhow::Result<Exit> {
     let store = context.open_store()?;
-    let record = store.find_run(&args.run_id)?;
+    let record = store.find_run(run_id)?;
     let (spec, dirs) = recorded(
         context,
         &*store,
         &record,
         &args.options,
         &args.plugins,
-        "resuming",
+        doing,
     )?;
-    let run_id = record.run_id.clone();
     let secrets = args.secrets.load()?;
     super::run::execute(
         context,
@@ -54,7 +87,7 @@ pub fn run(context: &Context, args: ResumeArgs) -> anyhow::Result<Exit> {
         &dirs,
         secrets,
         &args.show,
-        |engine, spec, plugins| engine.resume(spec, plugins, &run_id, args.force),
+        |engine, spec, plugins| launch(engine, spec, plugins, &record.run_id),
     )
 }
 
@@ -63,7 +96,7 @@ pub fn run(context: &Context, args: ResumeArgs) -> anyhow::Result<Exit> {
 /// says now (a change is caught when the run starts), or as stored with the
 /// run when the file is gone, with the run's options and `options` over
 /// them; the plugins it used unless `plugins` says otherwise.
-pub(super) fn recorded(
+fn recorded(
     context: &Context,
     store: &dyn WorkflowStore,
     record: &RunRecord,

@@ -1,12 +1,8 @@
 //! `flow retry`: a new run that reuses what an earlier one produced.
 
-use std::sync::Arc;
-
 use clap::Args;
-use flow_host::WorkflowStore;
 
-use super::options::OptionArgs;
-use super::run::PluginsArg;
+use super::resume::{RecordedRunArgs, go_on};
 use super::{Context, Exit};
 
 #[derive(Debug, Args)]
@@ -30,41 +26,19 @@ pub struct RetryArgs {
     force: bool,
 
     #[command(flatten)]
-    plugins: PluginsArg,
-
-    #[command(flatten)]
-    secrets: super::SecretsArg,
-
-    #[command(flatten)]
-    show: super::run::ShowArgs,
-
-    #[command(flatten)]
-    options: OptionArgs,
+    recorded: RecordedRunArgs,
 }
 
 pub fn run(context: &Context, args: RetryArgs) -> anyhow::Result<Exit> {
-    let store = context.open_store()?;
-    let record = store.find_run(&args.run_id)?;
-    let (spec, dirs) = super::resume::recorded(
-        context,
-        &*store,
-        &record,
-        &args.options,
-        &args.plugins,
-        "retrying",
-    )?;
-    let secrets = args.secrets.load()?;
     // `--failed` is what a retry does anyway for every node without an
     // output; it only says so.
     let _ = args.failed;
-    let (run_id, from, force) = (record.run_id, args.from, args.force);
-    super::run::execute(
+    let (from, force) = (args.from, args.force);
+    go_on(
         context,
-        store,
-        Arc::new(spec),
-        &dirs,
-        secrets,
-        &args.show,
-        move |engine, spec, plugins| engine.retry_from(spec, plugins, &run_id, &from, force),
+        &args.run_id,
+        args.recorded,
+        "retrying",
+        |engine, spec, plugins, run_id| engine.retry_from(spec, plugins, run_id, &from, force),
     )
 }

@@ -89,16 +89,8 @@ pub(super) fn resume(
         });
     }
     let node_plugins = resolve(engine, &workflow, &plugins)?;
-    let workflow_sha256 = sha256(&workflow.source.text);
-    let plugin_digests = digests(&workflow, &plugins);
-    let changes = changes(&record, &workflow, &workflow_sha256, &plugin_digests);
-    if !changes.is_empty() && !force {
-        return Err(ExecError::Changed {
-            run_id: record.run_id,
-            retry: false,
-            changes,
-        });
-    }
+    let (workflow_sha256, plugin_digests) =
+        unchanged_since(&record, &workflow, &plugins, force, false)?;
 
     let prior = prior_state(store.as_ref(), &record.run_id, &workflow)?;
     record.status = RunStatus::Running;
@@ -153,16 +145,7 @@ pub(super) fn retry_from(
         }
     }
     let node_plugins = resolve(engine, &workflow, &plugins)?;
-    let workflow_sha256 = sha256(&workflow.source.text);
-    let plugin_digests = digests(&workflow, &plugins);
-    let changes = changes(&old, &workflow, &workflow_sha256, &plugin_digests);
-    if !changes.is_empty() && !force {
-        return Err(ExecError::Changed {
-            run_id: old.run_id,
-            retry: true,
-            changes,
-        });
-    }
+    unchanged_since(&old, &workflow, &plugins, force, true)?;
     let params = match &workflow.param_values {
         Some(values) => values.clone(),
         None => old.params.clone(),
@@ -173,12 +156,7 @@ pub(super) fn retry_from(
     };
     // The outputs kept: recorded in the new run as succeeded without an
     // attempt of its own, saying where they come from.
-    let n = workflow.nodes.len();
-    let mut prior = Prior {
-        outputs: vec![None; n],
-        attempts: vec![0; n],
-        spent: vec![(Duration::ZERO, None); n],
-    };
+    let mut prior = Prior::new(workflow.nodes.len());
     let mut kept = Vec::new();
     for mut node in store.nodes(&old.run_id)? {
         let Some(index) = workflow.node_index(&node.node_id) else {
@@ -211,12 +189,7 @@ fn prior_state(
     run_id: &str,
     workflow: &WorkflowSpec,
 ) -> Result<Prior, ExecError> {
-    let n = workflow.nodes.len();
-    let mut prior = Prior {
-        outputs: vec![None; n],
-        attempts: vec![0; n],
-        spent: vec![(Duration::ZERO, None); n],
-    };
+    let mut prior = Prior::new(workflow.nodes.len());
     // Node records only: the attempts of the nodes that run again are the
     // only ones read.
     for mut node in store.nodes(run_id)? {
@@ -274,7 +247,12 @@ fn launch(
             progress.set_node(index, &NodeStatus::Succeeded, prior.attempts[index]);
         }
     }
-    let workflow_id = workflow.id.clone();
+    let run_json = serde_json::json!({
+        "id": record.run_id,
+        "workflow": workflow.id,
+        "params": record.params,
+    })
+    .to_string();
     let shared = Arc::new(Shared {
         runtime: engine.runtime.clone(),
         store: engine.store.clone(),
@@ -291,12 +269,7 @@ fn launch(
         persistence,
         secrets: engine.secrets.clone(),
         redactor: engine.redactor.clone(),
-        run_json: serde_json::json!({
-            "id": record.run_id,
-            "workflow": workflow_id,
-            "params": record.params,
-        })
-        .to_string(),
+        run_json,
     });
     let run_id = record.run_id.clone();
     engine.live.insert(&run_id, &progress);
@@ -363,6 +336,29 @@ fn digests(workflow: &WorkflowSpec, plugins: &PluginRegistry) -> BTreeMap<String
             Some((node.action.clone(), plugin.digest.clone()))
         })
         .collect()
+}
+
+/// The workflow's SHA-256 and its plugins' now, once checked against those
+/// of `record`: a difference is refused unless `force` (`retry` says which
+/// command it was for).
+fn unchanged_since(
+    record: &RunRecord,
+    workflow: &WorkflowSpec,
+    plugins: &PluginRegistry,
+    force: bool,
+    retry: bool,
+) -> Result<(String, BTreeMap<String, String>), ExecError> {
+    let workflow_sha256 = sha256(&workflow.source.text);
+    let plugin_digests = digests(workflow, plugins);
+    let changes = changes(record, workflow, &workflow_sha256, &plugin_digests);
+    if !changes.is_empty() && !force {
+        return Err(ExecError::Changed {
+            run_id: record.run_id.clone(),
+            retry,
+            changes,
+        });
+    }
+    Ok((workflow_sha256, plugin_digests))
 }
 
 /// What differs between the run's record and the workflow and plugins now.

@@ -14,9 +14,10 @@ use tokio_util::sync::CancellationToken;
 use super::ExecError;
 use super::node::{Finished, NodeLog, NodeTask, Shared};
 use super::ready::State;
+use super::shape::{self, Start};
 use crate::observe::{Event, Metric};
 use crate::report::{JsonText, NodeReport, NodeStatus, RunReport, RunStatus, Timestamp};
-use crate::store::{NodeRecord, RunRecord};
+use crate::store::{NodeRecord, RunRecord, StoreError};
 use std::sync::Arc;
 
 /// What an earlier session of a resumed run left: the outputs of the nodes
@@ -29,6 +30,17 @@ pub(super) struct Prior {
     pub attempts: Vec<u32>,
     /// Time and fuel of each node that succeeded, by node index.
     pub spent: Vec<(Duration, Option<u64>)>,
+}
+
+impl Prior {
+    /// Nothing yet, for a workflow of `nodes` nodes.
+    pub fn new(nodes: usize) -> Self {
+        Self {
+            outputs: vec![None; nodes],
+            attempts: vec![0; nodes],
+            spent: vec![(Duration::ZERO, None); nodes],
+        }
+    }
 }
 
 pub(super) async fn run(
@@ -111,20 +123,11 @@ impl Pool {
             waited: state.waited(index),
         });
         let request = state.request(workflow, index);
-        let condition = node
-            .exprs
-            .when
-            .as_ref()
-            .map(|when| super::shape::condition(node, when, &request, &shared.run_json));
-        let input = match condition {
-            Some(Ok(false)) => {
+        let input = match shape::start(node, request, &shared.run_json) {
+            Start::Skip => {
                 return self.skip(shared, state, index, NodeStatus::skipped_by_condition(""));
             }
-            Some(Err(failure)) => Err(failure),
-            _ if node.exprs.shape_input() => {
-                super::shape::shaped_request(node, &request, &shared.run_json)
-            }
-            _ => Ok(request),
+            Start::Run(input) => input,
         };
         let task = NodeTask {
             shared: shared.clone(),
@@ -158,12 +161,9 @@ impl Pool {
     /// dependents that go with it).
     fn skip(&mut self, shared: &Shared, state: &mut State, index: usize, status: NodeStatus) {
         let node = &shared.workflow.nodes[index];
-        let mut record = NodeRecord::new(index, &node.id, &node.action, status.clone());
-        record.finished_at = Some(Timestamp::now());
-        if let Err(error) = shared.persistence.put(record, None) {
+        if let Err(error) = record_skipped(shared, index, &status) {
             self.store_error.get_or_insert(ExecError::Store(error));
         }
-        shared.progress.set_node(index, &status, 0);
         let report = NodeReport::new(&node.id, &node.action, status);
         self.take_in(
             shared,
@@ -210,16 +210,22 @@ fn skip_unreachable(shared: &Shared, state: &mut State) -> Result<(), ExecError>
             if state.reports[index].status != NodeStatus::Pending {
                 continue;
             }
-            let node = &workflow.nodes[index];
             let status = NodeStatus::skipped_after_failure(because.clone());
-            let mut skipped = NodeRecord::new(index, &node.id, &node.action, status.clone());
-            skipped.finished_at = Some(Timestamp::now());
-            shared.persistence.put(skipped, None)?;
-            state.reports[index].status = status.clone();
-            shared.progress.set_node(index, &status, 0);
+            record_skipped(shared, index, &status)?;
+            state.reports[index].status = status;
             node_finished(shared, &state.reports[index]);
         }
     }
+    Ok(())
+}
+
+/// Stores a skipped node's record and publishes its state.
+fn record_skipped(shared: &Shared, index: usize, status: &NodeStatus) -> Result<(), StoreError> {
+    let node = &shared.workflow.nodes[index];
+    let mut record = NodeRecord::new(index, &node.id, &node.action, status.clone());
+    record.finished_at = Some(Timestamp::now());
+    shared.persistence.put(record, None)?;
+    shared.progress.set_node(index, status, 0);
     Ok(())
 }
 

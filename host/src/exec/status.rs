@@ -43,12 +43,8 @@ pub(super) fn status(
     store: &dyn WorkflowStore,
     run_id: &str,
 ) -> Result<RunSnapshot, StoreError> {
-    if let Some(progress) = live.get(run_id) {
-        let snapshot = progress.snapshot(run_id);
-        if snapshot.status == RunStatus::Running {
-            return Ok(snapshot);
-        }
-    }
+    // A run is recorded as running before it starts, and as ended once it
+    // has: the store says whether to ask the engine.
     let record = store.find_run(run_id)?;
     if record.status == RunStatus::Running
         && let Some(progress) = live.get(&record.run_id)

@@ -10,8 +10,9 @@
 
 mod template;
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data};
@@ -36,6 +37,9 @@ const DENIED: &[&str] = &[
     "halt",
     "halt_error",
 ];
+
+/// Programs kept compiled by [`Expr::compile`].
+const MAX_CACHED: usize = 4096;
 
 /// A compiled jq program.
 #[derive(Clone)]
@@ -66,8 +70,28 @@ pub struct SyntaxError {
 }
 
 impl Expr {
-    /// Parses and compiles `code`.
+    /// Parses and compiles `code`. A program compiled before in this
+    /// process is shared, not compiled again: workflows repeat the same
+    /// expressions over many nodes, and compiling one costs most of a
+    /// millisecond (jq's standard library with it).
     pub fn compile(code: &str) -> Result<Self, SyntaxError> {
+        static COMPILED: LazyLock<Mutex<HashMap<Box<str>, Expr>>> = LazyLock::new(Mutex::default);
+        let compiled = || COMPILED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(expr) = compiled().get(code).cloned() {
+            return Ok(expr);
+        }
+        let expr = Self::compile_new(code)?;
+        let mut programs = compiled();
+        // Bounded: a process that sees ever new programs (a server) starts
+        // over rather than growing.
+        if programs.len() >= MAX_CACHED {
+            programs.clear();
+        }
+        programs.insert(code.into(), expr.clone());
+        Ok(expr)
+    }
+
+    fn compile_new(code: &str) -> Result<Self, SyntaxError> {
         let defs = jaq_core::defs()
             .chain(jaq_std::defs())
             .chain(jaq_json::defs())

@@ -150,8 +150,8 @@ impl WorkflowBuilder {
     /// Checks the workflow as a workflow file is checked, and returns it.
     ///
     /// Every problem is reported at once, naming its node and key.
-    pub fn build(self) -> Result<WorkflowSpec, SpecError> {
-        let mut problems = self.problems.clone();
+    pub fn build(mut self) -> Result<WorkflowSpec, SpecError> {
+        let mut problems = std::mem::take(&mut self.problems);
         let text = self.to_toml(&mut problems);
         let name = format!("<{}{BUILT_SUFFIX}", self.id);
         let source = Arc::new(Source {

@@ -292,7 +292,9 @@ fn read_node(
 }
 
 /// A value read through serde, its error at its place.
-fn value_as<T: serde::de::DeserializeOwned>(value: &Spanned<DeValue<'_>>) -> Result<T, Diagnostic> {
+pub(super) fn value_as<T: serde::de::DeserializeOwned>(
+    value: &Spanned<DeValue<'_>>,
+) -> Result<T, Diagnostic> {
     T::deserialize(ValueDeserializer::from(value.clone())).map_err(|error| {
         Diagnostic::new(
             error.message().trim_end().to_string(),
@@ -362,14 +364,10 @@ fn template(
         Ok(template) => return template,
         Err(errors) => errors,
     };
-    let span = value.span();
     for error in errors {
-        // The program's place in the file: where its string is within the
-        // input (exact unless the string has escapes), then within it.
-        let at = text
-            .get(span.clone())
-            .and_then(|written| written.find(&error.text))
-            .map_or(span.start, |found| span.start + found + error.offset);
+        // The program's place: where its string is within the input, then
+        // within the string.
+        let at = place(text, value, &error.text, error.offset);
         problems.push(
             Diagnostic::new(
                 format!(
@@ -399,11 +397,7 @@ fn program(
     match Expr::compile(code) {
         Ok(expr) => Some(expr),
         Err(SyntaxError { message, offset }) => {
-            let span = value.span();
-            let at = text
-                .get(span.clone())
-                .and_then(|written| written.find(code))
-                .map_or(span.start, |found| span.start + found + offset);
+            let at = place(text, value, code, offset);
             problems.push(
                 Diagnostic::new(
                     format!("`{key}` of node `{}`: {message}", shown(node)),
@@ -414,6 +408,16 @@ fn program(
             None
         }
     }
+}
+
+/// The byte of the file `offset` bytes into `written`, a string within
+/// `value` as the file writes it (exact unless the string has escapes;
+/// else the value's start).
+fn place(text: &str, value: &Spanned<DeValue<'_>>, written: &str, offset: usize) -> usize {
+    let span = value.span();
+    text.get(span.clone())
+        .and_then(|source| source.find(written))
+        .map_or(span.start, |found| span.start + found + offset)
 }
 
 const EXPRESSION_HELP: &str = "expressions are jq programs over {input, deps, run}, e.g. \

@@ -19,7 +19,7 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 use super::Diagnostic;
-use super::document::{shown, to_json};
+use super::document::{shown, to_json, value_as};
 use super::validate::suggest;
 
 /// The type of a parameter.
@@ -137,11 +137,10 @@ fn declaration(
         ));
         None
     };
-    let toml: toml::Value =
-        match toml::Value::deserialize(toml::de::ValueDeserializer::from(value.clone())) {
-            Ok(toml) => toml,
-            Err(error) => return problem(error.message().to_string()),
-        };
+    let toml: toml::Value = match value_as(value) {
+        Ok(toml) => toml,
+        Err(diagnostic) => return problem(diagnostic.message),
+    };
     let toml::Value::Table(table) = &toml else {
         return match to_json(&toml) {
             Ok(default) => Some(Param {
@@ -278,8 +277,6 @@ pub(super) fn resolve(
         false => Err(ParamError { problems }),
     }
 }
-
-use serde::Deserialize;
 
 #[cfg(test)]
 mod tests {
