@@ -124,6 +124,8 @@ const SCENARIOS: &[&str] = &[
     "flow-run-3-nodes/warm",
     "expressions/template",
     "expressions/input_jq",
+    "map-10000/batched",
+    "map-10000/strict",
     "output-20MB+200-readers",
     "chain-100000/batched",
     "chain-100000/resume-last",
@@ -259,6 +261,8 @@ async fn scenario(name: &str) -> serde_json::Value {
         "flow-run-3-nodes/warm" => flow_run_warm().await,
         "expressions/template" => expressions::template(),
         "expressions/input_jq" => expressions::program(),
+        "map-10000/batched" => engine_scenario(10_000, map(10_000, "batched"), true).await,
+        "map-10000/strict" => engine_scenario(10_000, map(10_000, "strict"), true).await,
         "output-20MB+200-readers" => engine_scenario(201, large_output(20 << 20, 200), true).await,
         "chain-100000/batched" => {
             let mut text = chain(100_000, "batched");
@@ -451,6 +455,7 @@ async fn status_of_big_run(n: usize, json: bool) -> serde_json::Value {
             resumes: 0,
             params: Default::default(),
             retry_of: None,
+            parent: None,
         };
         store.create_run(&run, &text).unwrap();
         let output = JsonText::parse(r#"{"value":42}"#, 100).unwrap();
@@ -470,6 +475,8 @@ async fn status_of_big_run(n: usize, json: bool) -> serde_json::Value {
                     error: None,
                     fuel_used: Some(1000),
                     reused_from: None,
+                    element: None,
+                    child_run: None,
                 })
                 .collect();
             let attempts: Vec<(String, AttemptRecord)> = chunk
@@ -660,6 +667,17 @@ fn chain(n: usize, mode: &str) -> String {
             text.push_str(&format!("depends_on = [\"n{}\"]\n", i - 1));
         }
     }
+    text
+}
+
+/// A list of `n` numbers, and a node mapped over it, 8 elements at once.
+fn map(n: usize, mode: &str) -> String {
+    let mut text = header("map", &format!("{}\nmax_concurrency = 8", durability(mode)));
+    text.push_str(&format!(
+        "[nodes.list]\naction = \"noop\"\n\
+         [nodes.each]\naction = \"noop\"\ndepends_on = [\"list\"]\n\
+         map = '[range({n})]'\nmap_concurrency = 8\n"
+    ));
     text
 }
 

@@ -18,8 +18,21 @@ pub struct Request<I = Value> {
     /// The node's `input` table from the workflow file.
     pub input: I,
     /// Outputs of the node's dependencies, by node id, and the errors of
-    /// those that failed with `continue_on_error`.
+    /// those that failed with `continue_on_error`. Empty for an element of
+    /// a `map` node, which takes what it needs of them through its input's
+    /// expressions.
     pub deps: Deps,
+    /// For one element of a `map` node: the element and its position.
+    pub element: Option<Element>,
+}
+
+/// The element of a `map` node's list that an attempt runs for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Element {
+    /// The element itself.
+    pub item: Value,
+    /// Its position in the list, from 0.
+    pub index: u64,
 }
 
 /// The document as the host sends it. Dependency outputs are only located
@@ -32,6 +45,10 @@ struct Wire<'a, I> {
     deps: BTreeMap<String, &'a RawValue>,
     #[serde(default)]
     errors: BTreeMap<String, String>,
+    #[serde(default)]
+    item: Option<Value>,
+    #[serde(default)]
+    index: Option<u64>,
 }
 
 impl<I: DeserializeOwned> Request<I> {
@@ -47,7 +64,7 @@ impl<I: DeserializeOwned> Request<I> {
     /// stay in it, unparsed, until they are asked for, so a large output
     /// that the action does not read costs nothing more than the text.
     pub fn from_text(json: String) -> Result<Self, ActionError> {
-        let (input, outputs, errors) = {
+        let (input, outputs, errors, element) = {
             let mut deserializer = serde_json::Deserializer::from_str(&json);
             let wire: Wire<'_, I> =
                 serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
@@ -72,10 +89,15 @@ impl<I: DeserializeOwned> Request<I> {
                     (id, output)
                 })
                 .collect();
-            (wire.input, outputs, wire.errors)
+            let element = wire.index.map(|index| Element {
+                item: wire.item.unwrap_or(Value::Null),
+                index,
+            });
+            (wire.input, outputs, wire.errors, element)
         };
         Ok(Self {
             input,
+            element,
             deps: Deps {
                 text: Arc::new(json),
                 outputs,
@@ -248,6 +270,22 @@ mod tests {
         assert_eq!(request.input, json!({"a": 1}));
         assert_eq!(request.deps.get("x"), Some(&json!([1, 2])));
         assert_eq!(request.deps.len(), 1);
+    }
+
+    #[test]
+    fn an_element_of_a_map_node_has_its_item_and_index() {
+        let request: Request =
+            Request::from_json(r#"{"input": {}, "item": {"id": 7}, "index": 3}"#).unwrap();
+        assert_eq!(
+            request.element,
+            Some(Element {
+                item: json!({"id": 7}),
+                index: 3
+            })
+        );
+        assert!(request.deps.is_empty());
+        let plain: Request = Request::from_json(r#"{"input": {}, "deps": {}}"#).unwrap();
+        assert_eq!(plain.element, None);
     }
 
     #[test]

@@ -80,7 +80,7 @@ pub mod http;
 pub mod log;
 mod secret;
 
-pub use deps::{Deps, Request};
+pub use deps::{Deps, Element, Request};
 pub use error::ActionError;
 pub use export::Context;
 pub use secret::secret;

@@ -25,6 +25,11 @@ pub struct ListArgs {
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
 
+    /// Leave out the runs of sub-workflows (those a node of another run
+    /// started)
+    #[arg(long)]
+    hide_children: bool,
+
     /// Print the runs as one JSON document
     #[arg(long)]
     json: bool,
@@ -38,7 +43,7 @@ fn parse_status(text: &str) -> Result<RunStatus, String> {
 
 pub fn run(context: &Context, args: ListArgs) -> anyhow::Result<Exit> {
     let store = context.open_store()?;
-    let filtered = args.workflow.is_some() || args.status.is_some();
+    let filtered = args.workflow.is_some() || args.status.is_some() || args.hide_children;
     // Runs are read newest first and only as far as the limit.
     let mut runs: Vec<RunRecord> = Vec::new();
     for run in store.runs() {
@@ -56,7 +61,8 @@ pub fn run(context: &Context, args: ListArgs) -> anyhow::Result<Exit> {
             .workflow
             .as_ref()
             .is_none_or(|id| &run.workflow_id == id)
-            && args.status.is_none_or(|status| run.status == status);
+            && args.status.is_none_or(|status| run.status == status)
+            && !(args.hide_children && run.parent.is_some());
         if wanted {
             runs.push(run);
         }
@@ -79,9 +85,14 @@ pub fn run(context: &Context, args: ListArgs) -> anyhow::Result<Exit> {
             "RUN", "WORKFLOW", "STATUS", "STARTED", "DURATION", "NODES", "FAILED",
         ]);
         for run in &runs {
+            // A sub-workflow's run names the node that runs it.
+            let workflow = match &run.parent {
+                Some(parent) => format!("{} (in {})", run.workflow_id, parent.node_id),
+                None => run.workflow_id.clone(),
+            };
             rows.add_row(vec![
                 run.run_id.clone(),
-                run.workflow_id.clone(),
+                workflow,
                 run.status.to_string(),
                 run.created_at.to_string(),
                 duration(run),
@@ -100,6 +111,10 @@ pub fn run(context: &Context, args: ListArgs) -> anyhow::Result<Exit> {
 fn run_json(run: &RunRecord) -> serde_json::Value {
     json!({
         "run_id": run.run_id,
+        "parent": run.parent.as_ref().map(|parent| json!({
+            "run_id": parent.run_id,
+            "node_id": parent.node_id,
+        })),
         "workflow_id": run.workflow_id,
         "workflow_path": run.workflow_path,
         "status": run.status,

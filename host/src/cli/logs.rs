@@ -30,7 +30,16 @@ pub struct LogsArgs {
 pub fn run(context: &Context, args: LogsArgs) -> anyhow::Result<Exit> {
     let store = context.open_store()?;
     let run = store.find_run(&args.run_id)?;
-    let mut nodes = store.history(&run.run_id)?;
+    // Elements of map nodes are listed after their node; NODE names a node
+    // (with its elements) or one element (`node[3]`).
+    let mut nodes: Vec<NodeHistory> = store
+        .history(&run.run_id)?
+        .into_iter()
+        .flat_map(|mut history| {
+            let elements = std::mem::take(&mut history.elements);
+            std::iter::once(history).chain(elements)
+        })
+        .collect();
     if let Some(wanted) = &args.node {
         if !nodes.iter().any(|history| &history.node.node_id == wanted) {
             let ids = nodes.iter().map(|history| history.node.node_id.as_str());
@@ -42,7 +51,8 @@ pub fn run(context: &Context, args: LogsArgs) -> anyhow::Result<Exit> {
             ))
             .into());
         }
-        nodes.retain(|history| &history.node.node_id == wanted);
+        nodes
+            .retain(|history| &history.node.node_id == wanted || history.node.map_node() == wanted);
     }
     let mut out = out::stdout();
     let mut printed = 0;
@@ -51,7 +61,7 @@ pub fn run(context: &Context, args: LogsArgs) -> anyhow::Result<Exit> {
         .map(|n| n.node.node_id.len())
         .max()
         .unwrap_or(0);
-    for NodeHistory { node, attempts } in &nodes {
+    for NodeHistory { node, attempts, .. } in &nodes {
         if let Some(wanted) = args.attempt
             && !attempts.iter().any(|a| a.number == wanted)
         {

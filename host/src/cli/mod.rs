@@ -177,7 +177,8 @@ pub async fn load_plugins(
     dirs: &[PathBuf],
     spec: &WorkflowSpec,
 ) -> anyhow::Result<Arc<PluginRegistry>> {
-    let used: BTreeSet<&str> = spec.nodes.iter().map(|node| node.action.as_str()).collect();
+    // The actions of its sub-workflows too: their runs use the same plugins.
+    let used = spec.actions();
     let wanted = |name: &str| used.contains(name);
     let registry = runtime.load_plugins_for(dirs, cache, &wanted).await?;
     if !context.quiet {

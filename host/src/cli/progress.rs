@@ -172,7 +172,10 @@ impl Progress {
         }
     }
 
+    /// The action of a node, or of the map node of an element
+    /// (`node[3]`).
     fn action(&self, node: &str) -> &str {
+        let node = node.split_once('[').map_or(node, |(node, _)| node);
         self.actions.get(node).map(String::as_str).unwrap_or("")
     }
 
@@ -206,6 +209,9 @@ impl Observer for Progress {
                     ),
                 })
             }
+            // The elements of a map node show as the node's attempts and
+            // retries; a line per element start would drown the rest.
+            Event::AttemptStarted { node, .. } if node.contains('[') => None,
             Event::AttemptStarted { node, attempt } => {
                 // A node stays among the running ones while it waits to
                 // retry.

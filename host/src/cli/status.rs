@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 use flow_host::observe::{format_delay, format_duration};
-use flow_host::store::{NodeHistory, NodeRecord, RunDocument, RunRecord};
-use flow_host::{FailureKind, NodeStatus, RunStatus, WorkflowSpec, WorkflowStore};
+use flow_host::store::{AttemptRecord, NodeHistory, NodeRecord, RunDocument, RunRecord};
+use flow_host::{Failure, FailureKind, NodeStatus, RunStatus, WorkflowSpec, WorkflowStore};
 
 use super::{Context, Exit, UsageError, out, table};
 
@@ -26,7 +26,8 @@ pub fn run(context: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
     let store = context.open_store()?;
     let run = match &args.run_id {
         Some(id) => store.find_run(id)?,
-        None => store.runs().next().transpose()?.ok_or_else(|| {
+        // The most recent run that is not a sub-workflow's.
+        None => newest_top_level(&*store)?.ok_or_else(|| {
             UsageError(format!(
                 "no runs recorded in {} yet",
                 context.db_path().unwrap_or_default().display()
@@ -52,10 +53,12 @@ pub fn run(context: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
     } else {
         print_header(&mut out, context, &run)?;
         print_nodes(&mut out, &nodes)?;
+        print_maps(&mut out, &nodes)?;
         print_details(&mut out, &nodes)?;
         print_attempts(&mut out, &nodes)?;
         let lines: usize = nodes
             .iter()
+            .flat_map(|node| std::iter::once(node).chain(&node.elements))
             .flat_map(|node| &node.attempts)
             .map(|a| a.logs.len())
             .sum();
@@ -71,6 +74,17 @@ pub fn run(context: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
     }
     out.flush()?;
     Ok(Exit::Success)
+}
+
+/// The newest run no node of another run started.
+fn newest_top_level(store: &dyn WorkflowStore) -> anyhow::Result<Option<RunRecord>> {
+    for run in store.runs() {
+        let run = run?;
+        if run.parent.is_none() {
+            return Ok(Some(run));
+        }
+    }
+    Ok(None)
 }
 
 /// The run as one JSON document and a newline; the workflow's outputs are
@@ -143,6 +157,13 @@ fn print_header(out: &mut impl Write, context: &Context, run: &RunRecord) -> std
             "retry of  {old} (nodes with 0 attempts reuse its outputs)"
         )?;
     }
+    if let Some(parent) = &run.parent {
+        writeln!(
+            out,
+            "parent    run {}, node `{}` (a sub-workflow's run)",
+            parent.run_id, parent.node_id
+        )?;
+    }
     if !run.params.is_empty() {
         let params: Vec<String> = run
             .params
@@ -178,6 +199,45 @@ fn print_nodes(out: &mut impl Write, nodes: &[NodeHistory]) -> std::io::Result<(
     table::print(out, &mut rows)
 }
 
+/// How far the elements of each map node got.
+fn print_maps(out: &mut impl Write, nodes: &[NodeHistory]) -> std::io::Result<()> {
+    let width = nodes
+        .iter()
+        .map(|n| n.node.node_id.len())
+        .max()
+        .unwrap_or(0);
+    let mut header = false;
+    for history in nodes.iter().filter(|n| !n.elements.is_empty()) {
+        if !std::mem::replace(&mut header, true) {
+            writeln!(
+                out,
+                "
+map elements:"
+            )?;
+        }
+        let mut counts: Vec<(&'static str, usize)> = Vec::new();
+        for element in &history.elements {
+            let name = element.node.status.name();
+            match counts.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, count)) => *count += 1,
+                None => counts.push((name, 1)),
+            }
+        }
+        let counts: Vec<String> = counts
+            .iter()
+            .map(|(name, count)| format!("{count} {name}"))
+            .collect();
+        let started = history.elements.len();
+        writeln!(
+            out,
+            "  {:<width$}  {started} started: {}",
+            history.node.node_id,
+            counts.join(", ")
+        )?;
+    }
+    Ok(())
+}
+
 /// Outputs and errors, one line per node that has one.
 fn print_details(out: &mut impl Write, nodes: &[NodeHistory]) -> std::io::Result<()> {
     let width = nodes
@@ -187,6 +247,16 @@ fn print_details(out: &mut impl Write, nodes: &[NodeHistory]) -> std::io::Result
         .unwrap_or(0);
     let mut header = false;
     for NodeHistory { node, .. } in nodes {
+        if let Some(child) = &node.child_run {
+            if !std::mem::replace(&mut header, true) {
+                writeln!(out, "\noutputs and errors:")?;
+            }
+            writeln!(
+                out,
+                "  {:<width$}  its sub-workflow ran as run {child} (flow status {child})",
+                node.node_id
+            )?;
+        }
         let detail = match (&node.output, &node.error) {
             (Some(output), _) => output.to_string(),
             (None, Some(error)) if error.kind != FailureKind::Cancelled => {
@@ -202,19 +272,40 @@ fn print_details(out: &mut impl Write, nodes: &[NodeHistory]) -> std::io::Result
     Ok(())
 }
 
-/// Every attempt that failed or was lost, with its retry delay.
+/// Failed attempts of a map's elements shown before the rest are counted.
+const ELEMENT_ATTEMPTS_SHOWN: usize = 20;
+
+/// Every attempt that failed or was lost, with its retry delay (for a map
+/// node's elements, the first few).
 fn print_attempts(out: &mut impl Write, nodes: &[NodeHistory]) -> std::io::Result<()> {
     let width = nodes
         .iter()
+        .flat_map(|n| std::iter::once(n).chain(n.elements.last()))
         .map(|n| n.node.node_id.len())
         .max()
         .unwrap_or(0);
     let mut header = false;
-    for NodeHistory { node, attempts } in nodes {
-        for attempt in attempts {
-            let Some(error) = &attempt.error else {
-                continue;
-            };
+    fn failed(
+        history: &NodeHistory,
+    ) -> impl Iterator<Item = (&NodeRecord, &AttemptRecord, &Failure)> {
+        let node = &history.node;
+        history
+            .attempts
+            .iter()
+            .filter_map(move |attempt| Some((node, attempt, attempt.error.as_ref()?)))
+    }
+    for history in nodes {
+        let elements = history.elements.iter().flat_map(failed);
+        let mut rest = 0;
+        let shown = failed(history).chain(elements.enumerate().filter_map(|(i, found)| {
+            if i < ELEMENT_ATTEMPTS_SHOWN {
+                Some(found)
+            } else {
+                rest += 1;
+                None
+            }
+        }));
+        for (node, attempt, error) in shown {
             if !std::mem::replace(&mut header, true) {
                 writeln!(out, "\nfailed attempts:")?;
             }
@@ -236,6 +327,13 @@ fn print_attempts(out: &mut impl Write, nodes: &[NodeHistory]) -> std::io::Resul
                 out::printable(&error.message)
             )?;
         }
+        if rest > 0 {
+            writeln!(
+                out,
+                "  {:<width$}  ... and {rest} more failed attempts of its elements (flow status --json)",
+                history.node.node_id
+            )?;
+        }
     }
     Ok(())
 }
@@ -248,10 +346,10 @@ fn add_pending(nodes: &mut Vec<NodeHistory>, spec: &WorkflowSpec) {
         if recorded.contains(&node.id) {
             continue;
         }
-        nodes.push(NodeHistory {
-            node: NodeRecord::new(index, &node.id, &node.action, NodeStatus::Pending),
-            attempts: Vec::new(),
-        });
+        nodes.push(NodeHistory::new(
+            NodeRecord::new(index, &node.id, &node.action, NodeStatus::Pending),
+            Vec::new(),
+        ));
     }
     nodes.sort_by_key(|history| history.node.index);
 }

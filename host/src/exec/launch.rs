@@ -17,22 +17,27 @@ use super::{ExecError, RunHandle, WorkflowEngine};
 use crate::report::{Failure, NodeStatus, RunStatus, Timestamp};
 use crate::runtime::{Plugin, PluginRegistry};
 use crate::spec::WorkflowSpec;
-use crate::store::{RunRecord, WorkflowStore};
+use crate::store::{ParentLink, RunRecord, WorkflowStore};
 
-/// Records a new run and starts it.
+/// Records a new run and starts it; `parent` links the run of a
+/// sub-workflow to the node that runs it.
 pub(super) fn start(
     engine: &WorkflowEngine,
     workflow: Arc<WorkflowSpec>,
     plugins: Arc<PluginRegistry>,
+    parent: Option<ParentLink>,
 ) -> Result<RunHandle, ExecError> {
     let node_plugins = resolve(engine, &workflow, &plugins)?;
-    let record = new_record(&workflow, &plugins, workflow.resolved_params()?);
+    let record = RunRecord {
+        parent,
+        ..new_record(&workflow, &plugins, workflow.resolved_params()?)
+    };
     engine.store.create_run(&record, &workflow.source.text)?;
     // The run's start is on disk before any of its work.
     engine.store.flush()?;
     Ok(launch(
         engine,
-        workflow,
+        (workflow, plugins),
         node_plugins,
         record,
         Prior::default(),
@@ -64,6 +69,7 @@ fn new_record(
         resumes: 0,
         params,
         retry_of: None,
+        parent: None,
     }
 }
 
@@ -111,7 +117,13 @@ pub(super) fn resume(
     }
     store.create_run(&record, &workflow.source.text)?;
     store.flush()?;
-    Ok(launch(engine, workflow, node_plugins, record, prior))
+    Ok(launch(
+        engine,
+        (workflow, plugins),
+        node_plugins,
+        record,
+        prior,
+    ))
 }
 
 /// Starts a new run of `workflow` that reuses what run `run_id` produced:
@@ -162,7 +174,7 @@ pub(super) fn retry_from(
         let Some(index) = workflow.node_index(&node.node_id) else {
             continue;
         };
-        if rerun[index] || node.status != NodeStatus::Succeeded {
+        if rerun[index] || node.status != NodeStatus::Succeeded || node.element.is_some() {
             continue;
         }
         let Some(output) = node.output.clone() else {
@@ -177,7 +189,13 @@ pub(super) fn retry_from(
     store.create_run(&record, &workflow.source.text)?;
     store.put_batch(&record.run_id, &kept, &[])?;
     store.flush()?;
-    Ok(launch(engine, workflow, node_plugins, record, prior))
+    Ok(launch(
+        engine,
+        (workflow, plugins),
+        node_plugins,
+        record,
+        prior,
+    ))
 }
 
 /// What the earlier sessions of a run left: the outputs of the nodes that
@@ -191,13 +209,29 @@ fn prior_state(
 ) -> Result<Prior, ExecError> {
     let mut prior = Prior::new(workflow.nodes.len());
     // Node records only: the attempts of the nodes that run again are the
-    // only ones read.
+    // only ones read. A map node's element records follow its own.
     for mut node in store.nodes(run_id)? {
-        let Some(index) = workflow.node_index(&node.node_id) else {
+        let Some(index) = workflow.node_index(node.map_node()) else {
             continue;
         };
-        prior.attempts[index] = node.attempts;
-        if node.status == NodeStatus::Succeeded {
+        if let Some(element) = node.element {
+            // An element of a map node that did not end: its output is
+            // kept if it succeeded; else it runs again.
+            let before = prior.elements.entry(index).or_default();
+            before.attempts.insert(element, node.attempts);
+            if node.status == NodeStatus::Succeeded
+                && let Some(output) = node.output.take()
+            {
+                before.outputs.insert(element, output);
+                continue;
+            }
+        } else {
+            prior.attempts[index] = node.attempts;
+            if let (Some(child), false) = (&node.child_run, node.status == NodeStatus::Succeeded) {
+                prior.children.insert(index, child.clone());
+            }
+        }
+        if node.status == NodeStatus::Succeeded && node.element.is_none() {
             let output = node
                 .output
                 .unwrap_or_else(|| crate::report::JsonText::from_value(&serde_json::Value::Null));
@@ -225,13 +259,17 @@ fn prior_state(
             store.put_batch(run_id, std::slice::from_ref(&node), &lost)?;
         }
     }
+    // The elements of map nodes that succeeded are not needed again.
+    prior
+        .elements
+        .retain(|&index, _| prior.outputs[index].is_none());
     Ok(prior)
 }
 
 fn launch(
     engine: &WorkflowEngine,
-    workflow: Arc<WorkflowSpec>,
-    node_plugins: Vec<Arc<Plugin>>,
+    (workflow, registry): (Arc<WorkflowSpec>, Arc<PluginRegistry>),
+    node_plugins: Vec<Option<Arc<Plugin>>>,
     record: RunRecord,
     prior: Prior,
 ) -> RunHandle {
@@ -254,6 +292,8 @@ fn launch(
     })
     .to_string();
     let shared = Arc::new(Shared {
+        engine: engine.clone(),
+        registry,
         runtime: engine.runtime.clone(),
         store: engine.store.clone(),
         observers: engine.observers.clone(),
@@ -282,13 +322,15 @@ fn launch(
     }
 }
 
-/// The plugin of each node, by node index; checks that the runtime can
-/// hold as many instances as the run has workers.
+/// The plugin of each node, by node index (none for a node that runs a
+/// sub-workflow); checks that the runtime can hold as many instances as the
+/// run has workers, and that the plugins and secrets of the sub-workflows
+/// are there too.
 fn resolve(
     engine: &WorkflowEngine,
     workflow: &WorkflowSpec,
     plugins: &PluginRegistry,
-) -> Result<Vec<Arc<Plugin>>, ExecError> {
+) -> Result<Vec<Option<Arc<Plugin>>>, ExecError> {
     let workers = workflow.options.max_concurrency.workers();
     let instances = engine.runtime.config().max_instances;
     if instances > 0 && workers > instances as usize {
@@ -298,23 +340,30 @@ fn resolve(
     workflow
         .check_actions(plugins.names())
         .map_err(ExecError::Spec)?;
-    workflow
-        .check_secrets(&engine.secrets)
-        .map_err(ExecError::Spec)?;
-    workflow
+    for spec in std::iter::once(workflow).chain(workflow.sub_workflows()) {
+        spec.check_secrets(&engine.secrets)
+            .map_err(ExecError::Spec)?;
+        for node in spec.nodes.iter().filter(|node| node.workflow.is_none()) {
+            if plugins.get(&node.action).is_none() {
+                return Err(not_loaded(plugins, &node.action));
+            }
+        }
+    }
+    Ok(workflow
         .nodes
         .iter()
-        .map(|node| match plugins.get(&node.action) {
-            Some(plugin) => Ok(plugin.clone()),
-            None => Err(ExecError::NotLoaded {
-                action: node.action.clone(),
-                path: plugins
-                    .listed(&node.action)
-                    .map(Path::to_path_buf)
-                    .unwrap_or_default(),
-            }),
-        })
-        .collect()
+        .map(|node| plugins.get(&node.action).cloned())
+        .collect())
+}
+
+fn not_loaded(plugins: &PluginRegistry, action: &str) -> ExecError {
+    ExecError::NotLoaded {
+        action: action.to_string(),
+        path: plugins
+            .listed(action)
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+    }
 }
 
 /// The ids of the nodes nothing depends on.

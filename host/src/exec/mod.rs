@@ -6,11 +6,13 @@
 //! design's: [`Observer`]s, [`MetricsCollector`]s, an [`ErrorHandler`] and
 //! [`Middleware`] around every attempt.
 
+mod child;
 mod error;
 mod extension;
 mod guest;
 mod handle;
 mod launch;
+mod map;
 mod middleware;
 mod node;
 mod persist;
@@ -122,7 +124,7 @@ impl WorkflowEngine {
         workflow: Arc<WorkflowSpec>,
         plugins: Arc<PluginRegistry>,
     ) -> Result<RunHandle, ExecError> {
-        launch::start(self, workflow, plugins)
+        launch::start(self, workflow, plugins, None)
     }
 
     /// Continues run `run_id` (or an unambiguous prefix of it), which must

@@ -22,6 +22,10 @@ use crate::store::{AttemptRecord, NodeRecord, StoreError, WorkflowStore};
 
 /// What every node task of a run shares.
 pub(super) struct Shared {
+    /// The engine running the run, for the runs of its sub-workflows.
+    pub engine: super::WorkflowEngine,
+    /// The run's plugins, for the runs of its sub-workflows.
+    pub registry: Arc<crate::runtime::PluginRegistry>,
     pub runtime: Arc<Runtime>,
     pub store: Arc<dyn WorkflowStore>,
     pub observers: Vec<Arc<dyn Observer>>,
@@ -30,8 +34,9 @@ pub(super) struct Shared {
     pub middleware: Vec<Arc<dyn Middleware>>,
     pub sleeper: Arc<dyn Sleeper>,
     pub workflow: Arc<WorkflowSpec>,
-    /// The plugin of each node, by node index.
-    pub plugins: Vec<Arc<Plugin>>,
+    /// The plugin of each node, by node index (none for a node that runs
+    /// a sub-workflow).
+    pub plugins: Vec<Option<Arc<Plugin>>>,
     pub run_id: String,
     pub cancel: CancellationToken,
     pub progress: Arc<Progress>,
@@ -91,11 +96,16 @@ pub(super) struct NodeLog<'a> {
     pub failure: Option<&'a Failure>,
 }
 
-/// A node ready to run, with its JSON input (or why its expressions could
-/// not compute it).
+/// A node (or one element of a map node) ready to run, with its JSON input
+/// (or why its expressions could not compute it).
 pub(super) struct NodeTask {
     pub shared: Arc<Shared>,
     pub index: usize,
+    /// For an element of a map node, its position in the list.
+    pub element: Option<u32>,
+    /// The id its records, events and logs bear: the node's, or
+    /// `node[element]`.
+    pub id: String,
     pub input: Result<String, Failure>,
     /// Attempts recorded before a resume.
     pub previous_attempts: u32,
@@ -104,6 +114,8 @@ pub(super) struct NodeTask {
 /// A node task's result.
 pub(super) struct Finished {
     pub index: usize,
+    /// For an element of a map node, its position in the list.
+    pub element: Option<u32>,
     pub report: NodeReport,
     /// Set when a state change could not be saved.
     pub store_error: Option<StoreError>,
@@ -126,11 +138,32 @@ struct Tally {
 }
 
 impl NodeTask {
+    /// The task of node `index`, to run with `input`.
+    pub fn node(shared: &Arc<Shared>, index: usize, input: Result<String, Failure>) -> Self {
+        Self {
+            shared: shared.clone(),
+            index,
+            element: None,
+            id: shared.workflow.nodes[index].id.clone(),
+            input,
+            previous_attempts: 0,
+        }
+    }
+
+    fn new_record(&self, node: &NodeSpec) -> NodeRecord {
+        let mut record = match self.element {
+            Some(element) => NodeRecord::element(self.index, &node.id, &node.action, element),
+            None => NodeRecord::new(self.index, &node.id, &node.action, NodeStatus::Pending),
+        };
+        record.status = NodeStatus::Running;
+        record
+    }
+
     pub async fn run(self) -> Finished {
         let shared = &*self.shared;
         let node = &shared.workflow.nodes[self.index];
         let started = Instant::now();
-        let mut record = NodeRecord::new(self.index, &node.id, &node.action, NodeStatus::Running);
+        let mut record = self.new_record(node);
         record.started_at = Some(Timestamp::now());
         // A resumed run numbers its attempts after the earlier ones.
         record.attempts = self.previous_attempts;
@@ -169,7 +202,7 @@ impl NodeTask {
             else {
                 break (Outcome::Failed(error.to_failure()), attempt);
             };
-            if let Err(store_error) = self.record_retry(node, &record, &mut attempt, after) {
+            if let Err(store_error) = self.record_retry(node, &record, &mut attempt, after).await {
                 return self.abandon(node, record, store_error);
             }
             tokio::select! {
@@ -196,9 +229,11 @@ impl NodeTask {
             .put(record.clone(), Some(attempt.clone()))?;
         shared.persistence.commit().await?;
         let number = attempt.number;
-        shared
-            .progress
-            .set_node(self.index, &NodeStatus::Running, number);
+        if self.element.is_none() {
+            shared
+                .progress
+                .set_node(self.index, &NodeStatus::Running, number);
+        }
         let node = &record.node_id;
         shared.notify(&Event::AttemptStarted {
             node,
@@ -229,7 +264,7 @@ impl NodeTask {
                 error.redact(redactor);
             }
         }
-        super::guest::log_lines(shared, &node.id, attempt.number, &attempt.logs);
+        super::guest::log_lines(shared, &self.id, attempt.number, &attempt.logs);
         if let Some(fuel) = report.fuel_used {
             tally.fuel = Some(tally.fuel.unwrap_or(0) + fuel);
         }
@@ -246,7 +281,7 @@ impl NodeTask {
         let failure = result.as_ref().err().map(AttemptError::to_failure);
         attempt.error = failure.clone();
         shared.notify(&Event::AttemptFinished {
-            node: &node.id,
+            node: &self.id,
             attempt: attempt.number,
             error: failure.as_ref(),
             elapsed: report.elapsed,
@@ -264,8 +299,9 @@ impl NodeTask {
         result
     }
 
-    /// Records a failed attempt that will be followed by another.
-    fn record_retry(
+    /// Records a failed attempt that will be followed by another; with
+    /// strict durability it is on disk before the delay starts.
+    async fn record_retry(
         &self,
         node: &NodeSpec,
         record: &NodeRecord,
@@ -277,10 +313,11 @@ impl NodeTask {
         shared
             .persistence
             .put(record.clone(), Some(attempt.clone()))?;
+        shared.persistence.commit().await?;
         let number = attempt.number;
         let failure = attempt.error.clone().unwrap_or_else(Failure::cancelled);
         shared.log_node(
-            &node.id,
+            &self.id,
             "retry_scheduled",
             number,
             NodeLog {
@@ -290,7 +327,7 @@ impl NodeTask {
             },
         );
         shared.notify(&Event::RetryScheduled {
-            node: &node.id,
+            node: &self.id,
             attempt: number,
             error: &failure,
             delay: after,
@@ -317,7 +354,7 @@ impl NodeTask {
         started: Instant,
         fuel_used: Option<u64>,
     ) -> Finished {
-        let mut report = NodeReport::new(&node.id, &node.action, NodeStatus::Running);
+        let mut report = NodeReport::new(&self.id, &node.action, NodeStatus::Running);
         let (status, failure) = match outcome {
             Outcome::Succeeded(output) => {
                 record.output = Some(output.clone());
@@ -342,28 +379,20 @@ impl NodeTask {
         self.settle(record, Some(last), report).await
     }
 
-    /// Stores the node's final record (and its last attempt's) in one
-    /// atomic write, committed as the durability option says, and
-    /// publishes its state.
     async fn settle(
         &self,
         record: NodeRecord,
         last: Option<AttemptRecord>,
         report: NodeReport,
     ) -> Finished {
-        let shared = &*self.shared;
-        let store_error = match shared.persistence.put(record, last) {
-            Ok(()) => shared.persistence.commit().await.err(),
-            Err(error) => Some(error),
-        };
-        shared
-            .progress
-            .set_node(self.index, &report.status, report.attempts);
-        Finished {
-            index: self.index,
+        settle(
+            &self.shared,
+            self.index,
+            self.element,
+            (record, last),
             report,
-            store_error,
-        }
+        )
+        .await
     }
 
     /// Runs one attempt through the middleware chain; `None` if the run was
@@ -373,7 +402,7 @@ impl NodeTask {
         let call = Invocation {
             workflow_id: &shared.workflow.id,
             run_id: &shared.run_id,
-            node_id: &node.id,
+            node_id: &self.id,
             attempt: number,
             input,
             access: Access {
@@ -385,14 +414,15 @@ impl NodeTask {
         let info = AttemptInfo {
             workflow_id: &shared.workflow.id,
             run_id: &shared.run_id,
-            node_id: &node.id,
+            node_id: &self.id,
             action: &node.action,
             attempt: number,
             input,
         };
-        let run = shared
-            .runtime
-            .run(&shared.plugins[self.index], call, &node.options.limits);
+        // Resolved when the run started: every node with an action has
+        // its plugin.
+        let plugin = shared.plugins[self.index].as_ref()?;
+        let run = shared.runtime.run(plugin, call, &node.options.limits);
         let chain = Next::new(&shared.middleware, info, Box::pin(run)).run();
         tokio::select! {
             biased;
@@ -422,7 +452,7 @@ impl NodeTask {
         match &self.shared.error_handler {
             Some(handler) => handler.on_attempt_failed(
                 &AttemptFailure {
-                    node: &node.id,
+                    node: &self.id,
                     action: &node.action,
                     attempt: number,
                     error,
@@ -440,7 +470,7 @@ impl NodeTask {
         record.error = Some(failure.clone());
         record.finished_at = record.started_at;
         record.elapsed_us = Some(0);
-        let mut report = NodeReport::new(&node.id, &node.action, NodeStatus::Failed);
+        let mut report = NodeReport::new(&self.id, &node.action, NodeStatus::Failed);
         report.attempts = record.attempts;
         report.error = Some(failure);
         self.settle(record, None, report).await
@@ -449,7 +479,7 @@ impl NodeTask {
     /// Ends the node without running it further because its state could
     /// not be saved.
     fn abandon(&self, node: &NodeSpec, record: NodeRecord, error: StoreError) -> Finished {
-        let mut report = NodeReport::new(&node.id, &node.action, NodeStatus::Failed);
+        let mut report = NodeReport::new(&self.id, &node.action, NodeStatus::Failed);
         report.attempts = record.attempts.saturating_sub(1);
         report.error = Some(Failure::new(
             crate::report::FailureKind::Host,
@@ -457,9 +487,37 @@ impl NodeTask {
         ));
         Finished {
             index: self.index,
+            element: self.element,
             report,
             store_error: Some(error),
         }
+    }
+}
+
+/// Stores a node's (or an element's) final record, and its last attempt's,
+/// in one atomic write, committed as the durability option says, and
+/// publishes its state.
+pub(super) async fn settle(
+    shared: &Shared,
+    index: usize,
+    element: Option<u32>,
+    (record, last): (NodeRecord, Option<AttemptRecord>),
+    report: NodeReport,
+) -> Finished {
+    let store_error = match shared.persistence.put(record, last) {
+        Ok(()) => shared.persistence.commit().await.err(),
+        Err(error) => Some(error),
+    };
+    if element.is_none() {
+        shared
+            .progress
+            .set_node(index, &report.status, report.attempts);
+    }
+    Finished {
+        index,
+        element,
+        report,
+        store_error,
     }
 }
 

@@ -12,12 +12,15 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::ExecError;
+use super::child::ChildTask;
+use super::map::{ElementsBefore, MapRun};
 use super::node::{Finished, NodeLog, NodeTask, Shared};
 use super::ready::State;
 use super::shape::{self, Start};
 use crate::observe::{Event, Metric};
 use crate::report::{JsonText, NodeReport, NodeStatus, RunReport, RunStatus, Timestamp};
 use crate::store::{NodeRecord, RunRecord, StoreError};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// What an earlier session of a resumed run left: the outputs of the nodes
@@ -30,6 +33,12 @@ pub(super) struct Prior {
     pub attempts: Vec<u32>,
     /// Time and fuel of each node that succeeded, by node index.
     pub spent: Vec<(Duration, Option<u64>)>,
+    /// What the elements of map nodes that did not end left, by node
+    /// index.
+    pub elements: HashMap<usize, ElementsBefore>,
+    /// The child runs of sub-workflow nodes that did not succeed, by node
+    /// index.
+    pub children: HashMap<usize, String>,
 }
 
 impl Prior {
@@ -39,6 +48,8 @@ impl Prior {
             outputs: vec![None; nodes],
             attempts: vec![0; nodes],
             spent: vec![(Duration::ZERO, None); nodes],
+            elements: HashMap::new(),
+            children: HashMap::new(),
         }
     }
 }
@@ -46,7 +57,7 @@ impl Prior {
 pub(super) async fn run(
     shared: Arc<Shared>,
     record: RunRecord,
-    prior: Prior,
+    mut prior: Prior,
 ) -> Result<RunReport, ExecError> {
     let started = Instant::now();
     let workflow = shared.workflow.clone();
@@ -62,8 +73,12 @@ pub(super) async fn run(
         .persistence
         .start_interval(workflow.options.persistence_interval, flusher.clone());
     let _stop_flusher = flusher.drop_guard();
+    let mut pool = Pool {
+        before: std::mem::take(&mut prior.elements),
+        children: std::mem::take(&mut prior.children),
+        ..Pool::default()
+    };
     let mut state = State::new(&workflow, prior);
-    let mut pool = Pool::default();
     pool.drive(&shared, &mut state).await;
     if let Some(error) = pool.store_error {
         return Err(error);
@@ -80,6 +95,12 @@ struct Pool {
     tasks: JoinSet<Finished>,
     store_error: Option<ExecError>,
     cancelled: bool,
+    /// Map nodes that started and have not ended.
+    maps: Vec<MapRun>,
+    /// What a resumed run's map nodes left of their elements.
+    before: HashMap<usize, ElementsBefore>,
+    /// The child runs a resumed run's sub-workflow nodes started.
+    children: HashMap<usize, String>,
 }
 
 impl Pool {
@@ -90,10 +111,25 @@ impl Pool {
         loop {
             let stopping = self.cancelled || self.store_error.is_some() || state.failed.is_some();
             while !stopping && self.tasks.len() < workers {
+                // Elements of started maps first: they finish work begun.
+                if let Some(element) = self.maps.iter_mut().find_map(|m| m.next_element(shared)) {
+                    self.tasks.spawn(element.run());
+                    continue;
+                }
                 let Some(index) = state.next_ready() else {
                     break;
                 };
                 self.start(shared, state, index);
+            }
+            if stopping {
+                // Maps whose running elements ended stop here.
+                let (idle, busy) = std::mem::take(&mut self.maps)
+                    .into_iter()
+                    .partition(MapRun::is_idle);
+                self.maps = busy;
+                for map in idle {
+                    self.tasks.spawn(map.conclude(shared.clone(), true));
+                }
             }
             if self.tasks.is_empty() {
                 return;
@@ -128,20 +164,47 @@ impl Pool {
                 return self.skip(shared, state, index, NodeStatus::skipped_by_condition(""));
             }
             Start::Run(input) => input,
-        };
-        let task = NodeTask {
-            shared: shared.clone(),
-            index,
-            input,
-            previous_attempts: state.previous_attempts[index],
+            Start::Map(Err(failure)) => Err(failure),
+            Start::Map(Ok(input)) => {
+                state.reports[index].status = NodeStatus::Running;
+                let before = self.before.remove(&index).unwrap_or_default();
+                let (map, saved) = MapRun::start(shared, index, input, before);
+                if let Err(error) = saved {
+                    self.store_error.get_or_insert(ExecError::Store(error));
+                }
+                if map.is_done() {
+                    self.tasks.spawn(map.conclude(shared.clone(), false));
+                } else {
+                    self.maps.push(map);
+                }
+                return;
+            }
         };
         state.reports[index].status = NodeStatus::Running;
+        if node.workflow.is_some() {
+            let task = ChildTask {
+                shared: shared.clone(),
+                index,
+                input,
+                before: self.children.remove(&index),
+                previous_attempts: state.previous_attempts[index],
+            };
+            self.tasks.spawn(task.run());
+            return;
+        }
+        let task = NodeTask {
+            previous_attempts: state.previous_attempts[index],
+            ..NodeTask::node(shared, index, input)
+        };
         self.tasks.spawn(task.run());
     }
 
-    fn take_in(&mut self, shared: &Shared, state: &mut State, finished: Finished) {
+    fn take_in(&mut self, shared: &Arc<Shared>, state: &mut State, finished: Finished) {
         if let (None, Some(error)) = (&self.store_error, finished.store_error) {
             self.store_error = Some(ExecError::Store(error));
+        }
+        if let Some(element) = finished.element {
+            return self.element_finished(shared, finished.index, element, finished.report);
         }
         node_finished(shared, &finished.report);
         let index = finished.index;
@@ -157,9 +220,27 @@ impl Pool {
         }
     }
 
+    /// Takes in an element's end; the map node ends with its last element.
+    fn element_finished(
+        &mut self,
+        shared: &Arc<Shared>,
+        index: usize,
+        element: u32,
+        report: NodeReport,
+    ) {
+        let Some(at) = self.maps.iter().position(|map| map.index == index) else {
+            return;
+        };
+        self.maps[at].take_in(shared, element, report);
+        if self.maps[at].is_done() {
+            let map = self.maps.swap_remove(at);
+            self.tasks.spawn(map.conclude(shared.clone(), false));
+        }
+    }
+
     /// Records that a condition skips a node (and, through `finish`, the
     /// dependents that go with it).
-    fn skip(&mut self, shared: &Shared, state: &mut State, index: usize, status: NodeStatus) {
+    fn skip(&mut self, shared: &Arc<Shared>, state: &mut State, index: usize, status: NodeStatus) {
         let node = &shared.workflow.nodes[index];
         if let Err(error) = record_skipped(shared, index, &status) {
             self.store_error.get_or_insert(ExecError::Store(error));
@@ -170,6 +251,7 @@ impl Pool {
             state,
             Finished {
                 index,
+                element: None,
                 report,
                 store_error: None,
             },

@@ -54,6 +54,7 @@ pub(super) fn status(
     let mut records: HashMap<String, NodeRecord> = store
         .nodes(&record.run_id)?
         .into_iter()
+        .filter(|node| node.element.is_none())
         .map(|node| (node.node_id.clone(), node))
         .collect();
     let definition = store.definition(&record.run_id)?.unwrap_or_default();

@@ -183,6 +183,48 @@ pub fn deps_read(code: &str) -> Vec<&str> {
     found
 }
 
+/// What kind of value it is, with its article: "an object", "a number", ...
+pub fn type_name(value: &Val) -> &'static str {
+    match value {
+        Val::Null => "null",
+        Val::Bool(_) => "a boolean",
+        Val::Num(_) => "a number",
+        Val::BStr(_) | Val::TStr(_) => "a string",
+        Val::Arr(_) => "a list",
+        Val::Obj(_) => "an object",
+    }
+}
+
+/// `object` with `key` set to `value` (an object's fields are shared, not
+/// copied, until one changes: this copies only the top level).
+pub fn with_field(object: &Val, key: &str, value: Val) -> Val {
+    let mut map = match object {
+        Val::Obj(map) => map.as_ref().clone(),
+        _ => jaq_json::Map::default(),
+    };
+    map.insert(Val::from(key.to_string()), value);
+    Val::obj(map)
+}
+
+/// Whether a program reads `.ROOT` (or `ROOT` at the start of a
+/// template's shorthand), such as `.item` of a map element.
+pub fn reads(code: &str, root: &str) -> bool {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let shorthand = code.trim_start();
+    if let Some(after) = shorthand.strip_prefix(root)
+        && !after.starts_with(ident)
+        && !after.trim_start().starts_with('(')
+    {
+        return true;
+    }
+    code.match_indices(&format!(".{root}")).any(|(at, found)| {
+        let before = code[..at].chars().next_back();
+        let after = code[at + found.len()..].chars().next();
+        !before.is_some_and(|c| ident(c) || c == ']' || c == ')' || c == '.' || c == '$')
+            && !after.is_some_and(ident)
+    })
+}
+
 /// JSON text as a value programs run over.
 pub fn parse_json(text: &str) -> Result<Val, String> {
     jaq_json::read::parse_single(text.as_bytes()).map_err(|error| error.to_string())
@@ -259,6 +301,19 @@ fn unknown() -> SyntaxError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn reads_finds_a_root_at_the_start_of_a_path_only() {
+        use super::reads;
+        assert!(reads(".item.name", "item"));
+        assert!(reads("{a: .item}", "item"));
+        assert!(reads("item.name", "item"), "a template's shorthand");
+        assert!(reads("[.index, 1]", "index"));
+        assert!(!reads(".deps.x.item", "item"), "a field of something else");
+        assert!(!reads(".items", "item"));
+        assert!(!reads("index(\"a\")", "index"), "jq's function");
+        assert!(!reads("$item", "item"));
+    }
+
     use super::*;
 
     fn run(code: &str, input: &str) -> Result<String, String> {

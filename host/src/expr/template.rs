@@ -167,13 +167,15 @@ fn pieces(text: &str) -> Result<Vec<Piece>, TemplateError> {
     Ok(pieces)
 }
 
-/// `deps.x` for `.deps.x` (likewise `input` and `run`); anything else as
-/// written.
+/// `deps.x` for `.deps.x` (likewise `input`, `run`, and a map element's
+/// `item` and `index`); anything else as written.
 fn shorthand(code: &str) -> String {
     let code = code.trim();
-    for root in ["deps", "input", "run"] {
+    for root in ["deps", "input", "run", "item", "index"] {
         if let Some(after) = code.strip_prefix(root)
             && !after.starts_with(|c: char| c.is_alphanumeric() || c == '_')
+            // `index(...)` is jq's function, not the element's index.
+            && !after.trim_start().starts_with('(')
         {
             return format!(".{code}");
         }

@@ -123,6 +123,12 @@ pub struct NodeOptions {
     pub continue_on_error: bool,
     /// When a dependency is skipped by its `when` condition, run anyway.
     pub run_if_skipped: bool,
+    /// For a `map` node: elements that may run at once (0: as many as the
+    /// workflow's `max_concurrency`).
+    pub map_concurrency: u32,
+    /// For a `map` node: elements that may fail without failing the node
+    /// (their places in its output are `null`).
+    pub map_tolerance: u32,
     /// What it may reach beyond its input: HTTP destinations, directories,
     /// environment variables and secrets. Nothing by default.
     pub grants: Grants,

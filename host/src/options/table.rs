@@ -473,6 +473,30 @@ pub const OPTIONS: &[OptionSpec] = &[
             Ok(())
         }),
     },
+    OptionSpec {
+        key: "map_concurrency",
+        scope: Scope::Node,
+        values: "a number",
+        default: "0",
+        doc: "for a `map` node, elements that may run at once (0: the workflow's max_concurrency)",
+        flag: None,
+        apply: Apply::Node(|o, v| {
+            o.map_concurrency = v.parse::<u32>()?;
+            Ok(())
+        }),
+    },
+    OptionSpec {
+        key: "map_tolerance",
+        scope: Scope::Node,
+        values: "a number",
+        default: "0",
+        doc: "for a `map` node, elements that may fail without failing it (their outputs are null)",
+        flag: None,
+        apply: Apply::Node(|o, v| {
+            o.map_tolerance = v.parse::<u32>()?;
+            Ok(())
+        }),
+    },
 ];
 
 #[cfg(test)]

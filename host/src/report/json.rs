@@ -89,6 +89,36 @@ impl JsonText {
         Self(Arc::from(value.to_string()))
     }
 
+    /// The list of `items` in order, `null` for a missing one: the output
+    /// of a map node, one level deeper than its elements' outputs.
+    pub fn list<'a>(items: impl IntoIterator<Item = Option<&'a JsonText>>) -> Self {
+        let mut text = String::from("[");
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(item.map_or("null", JsonText::as_str));
+        }
+        text.push(']');
+        Self(Arc::from(text))
+    }
+
+    /// The object of `fields` in order: the outputs of a sub-workflow by
+    /// node id, one level deeper than the outputs.
+    pub fn object<'a>(fields: impl IntoIterator<Item = (&'a str, &'a JsonText)>) -> Self {
+        let mut text = String::from("{");
+        for (i, (key, value)) in fields.into_iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(&serde_json::Value::from(key).to_string());
+            text.push(':');
+            text.push_str(value.as_str());
+        }
+        text.push('}');
+        Self(Arc::from(text))
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         &self.0

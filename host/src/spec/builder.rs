@@ -160,7 +160,7 @@ impl WorkflowBuilder {
             origin: Origin::Code,
         });
         match (
-            super::validate::workflow(source.clone()),
+            super::validate::workflow(source.clone(), &[]),
             problems.is_empty(),
         ) {
             (Ok(workflow), true) => Ok(workflow),
@@ -248,6 +248,13 @@ impl NodeBuilder {
     /// if its value is true.
     pub fn when(self, program: impl Into<String>) -> Self {
         self.option("when", program.into())
+    }
+
+    /// `map`: a jq program over `{input, deps, run}` that gives a list; the
+    /// node runs once per element, which its input's expressions see as
+    /// `.item` (and its position as `.index`).
+    pub fn map(self, program: impl Into<String>) -> Self {
+        self.option("map", program.into())
     }
 
     /// The nodes this one waits for, by id; they may be added later.

@@ -17,7 +17,15 @@ use crate::options::{NodeOptions, OptionSpec, OptionValue, Scope, WorkflowOption
 /// The keys of `[workflow]` that are not options.
 const HEADER_KEYS: &[&str] = &["id", "description", "plugins"];
 /// The keys of a node's table that are not options.
-const NODE_KEYS: &[&str] = &["action", "input", "input_jq", "when", "depends_on"];
+const NODE_KEYS: &[&str] = &[
+    "action",
+    "workflow",
+    "input",
+    "input_jq",
+    "when",
+    "map",
+    "depends_on",
+];
 /// The tables of a workflow file.
 const TABLES: &[&str] = &["workflow", "params", "defaults", "nodes"];
 
@@ -44,6 +52,8 @@ pub(super) struct Document {
 pub(super) struct RawNode {
     pub id: Spanned<String>,
     pub action: Option<Spanned<String>>,
+    /// `workflow`: the file of the sub-workflow the node runs.
+    pub workflow: Option<Spanned<String>>,
     /// `input` as JSON text (`{}` when absent).
     pub input: String,
     pub depends_on: Vec<Spanned<String>>,
@@ -234,9 +244,11 @@ fn read_node(
             return None;
         }
     };
+    let mut map_at = None;
     let mut read = RawNode {
         id,
         action: None,
+        workflow: None,
         input: "{}".to_string(),
         depends_on: Vec::new(),
         options: defaults.0.clone(),
@@ -268,6 +280,14 @@ fn read_node(
                     _ => read.exprs.when = expr,
                 }
             }
+            "workflow" => {
+                read.workflow =
+                    string(value, "workflow", problems).map(|w| Spanned::new(value.span(), w))
+            }
+            "map" => {
+                map_at = Some(value.clone());
+                read.exprs.map = map_program(text, value, read.id.get_ref(), problems);
+            }
             "depends_on" => read.depends_on = strings(value, "depends_on", problems),
             name => match OptionSpec::find(Scope::Node, name) {
                 Some(option) => {
@@ -288,7 +308,81 @@ fn read_node(
             },
         }
     }
+    if let (Some(value), Some(map)) = (&map_at, &read.exprs.map) {
+        check_static_map(map, &read, value, problems);
+    }
     Some(read)
+}
+
+/// `map`: a jq program, or a TOML array of the elements themselves.
+fn map_program(
+    text: &str,
+    value: &Spanned<DeValue<'_>>,
+    node: &str,
+    problems: &mut Vec<Diagnostic>,
+) -> Option<Expr> {
+    if let DeValue::Array(_) = value.get_ref() {
+        // The list as JSON, which is a jq program that yields it.
+        return match input_json(value) {
+            Ok(list) => Expr::compile(&list.to_string()).ok(),
+            Err(problem) => {
+                problems.push(problem.message_prefix(&format!(
+                    "the `map` list of node `{}` cannot be passed as JSON: ",
+                    shown(node)
+                )));
+                None
+            }
+        };
+    }
+    let DeValue::String(code) = value.get_ref() else {
+        problems.push(
+            Diagnostic::new(
+                format!(
+                    "`map` must be a jq expression (a string) or a list, not {}",
+                    value.get_ref().type_str()
+                ),
+                Some(value.span()),
+            )
+            .help("write map = '.deps.list.items', or map = [1, 2, 3]"),
+        );
+        return None;
+    };
+    program(text, code, value, "map", node, problems)
+}
+
+/// A `map` that reads neither dependencies nor the run gives the same
+/// value whenever it runs: evaluated now, it must be a list.
+fn check_static_map(
+    map: &Expr,
+    node: &RawNode,
+    value: &Spanned<DeValue<'_>>,
+    problems: &mut Vec<Diagnostic>,
+) {
+    let code = map.code();
+    if code.contains("deps") || code.contains("run") || code.contains('$') {
+        return;
+    }
+    let Ok(context) = crate::expr::parse_json(&format!(
+        "{{\"input\":{},\"deps\":{{}},\"run\":{{}}}}",
+        node.input
+    )) else {
+        return;
+    };
+    let found = match map.run_one(context) {
+        Ok(jaq_json::Val::Arr(_)) | Err(_) => return,
+        Ok(other) => crate::expr::type_name(&other),
+    };
+    problems.push(
+        Diagnostic::new(
+            format!(
+                "`map` of node `{}` gives {found}, not a list",
+                shown(node.id.get_ref())
+            ),
+            Some(value.span()),
+        )
+        .label("not a list")
+        .help("map runs the node once per element of a list: e.g. map = '.deps.fetch.items'"),
+    );
 }
 
 /// A value read through serde, its error at its place.

@@ -100,6 +100,10 @@ pub struct NodeSpec {
     pub(crate) option_spans: document::OptionSpans,
     /// Its `input` templates, `input_jq` and `when`.
     pub exprs: NodeExprs,
+    /// For a node that runs another workflow file (`workflow = "..."`):
+    /// that workflow, validated with this one. Its `action` is then
+    /// `workflow:<its id>`.
+    pub workflow: Option<Arc<WorkflowSpec>>,
 }
 
 /// The expressions of a node, compiled when the workflow is validated.
@@ -111,6 +115,9 @@ pub struct NodeExprs {
     pub input_jq: Option<Expr>,
     /// `when`: the node runs only if this program's value is true.
     pub when: Option<Expr>,
+    /// `map`: the node runs once per element of the list this program
+    /// gives.
+    pub map: Option<Expr>,
 }
 
 impl NodeExprs {
@@ -130,6 +137,7 @@ impl PartialEq for NodeSpec {
             &self.depends_on,
             &self.options,
             &self.exprs,
+            &self.workflow,
         ) == (
             &other.id,
             &other.action,
@@ -137,6 +145,7 @@ impl PartialEq for NodeSpec {
             &other.depends_on,
             &other.options,
             &other.exprs,
+            &other.workflow,
         )
     }
 }
@@ -191,7 +200,32 @@ impl WorkflowSpec {
             text,
             origin: Origin::File,
         });
-        validate::workflow(source)
+        validate::workflow(source, &[])
+    }
+
+    /// The workflows its nodes run (`workflow = "..."`), and theirs, each
+    /// once per node that runs it.
+    pub fn sub_workflows(&self) -> Vec<&WorkflowSpec> {
+        let mut found = Vec::new();
+        for child in self
+            .nodes
+            .iter()
+            .filter_map(|node| node.workflow.as_deref())
+        {
+            found.push(child);
+            found.extend(child.sub_workflows());
+        }
+        found
+    }
+
+    /// The actions its nodes and its sub-workflows' nodes name.
+    pub fn actions(&self) -> std::collections::BTreeSet<&str> {
+        std::iter::once(self)
+            .chain(self.sub_workflows())
+            .flat_map(|spec| spec.nodes.iter())
+            .filter(|node| node.workflow.is_none())
+            .map(|node| node.action.as_str())
+            .collect()
     }
 
     /// The workflow as a workflow file: for a file, its text; for a built

@@ -2,6 +2,7 @@
 //! dependencies, cycles, and actions against the plugins.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use toml::Spanned;
@@ -19,7 +20,13 @@ const EXAMPLE_HEADER: &str = "start the file with:\n\n    [workflow]\n    id = \
 /// Most names a help text lists before "and N more".
 const LISTED: usize = 10;
 
-pub(super) fn workflow(source: Arc<Source>) -> Result<WorkflowSpec, SpecError> {
+/// Validates a workflow; `running` are the files of the workflows that run
+/// this one as a sub-workflow, outermost first (empty for a workflow run
+/// on its own), to refuse cycles of files.
+pub(super) fn workflow(
+    source: Arc<Source>,
+    running: &[PathBuf],
+) -> Result<WorkflowSpec, SpecError> {
     let mut problems = Vec::new();
     let Some(read) = document::read(&source.path, &source.text, &mut problems) else {
         return Err(SpecError::invalid(&source, problems));
@@ -39,17 +46,46 @@ pub(super) fn workflow(source: Arc<Source>) -> Result<WorkflowSpec, SpecError> {
         .map(|(i, node)| (node.id.get_ref().as_str(), i))
         .collect();
     let mut dependencies = Vec::with_capacity(read.nodes.len());
+    let mut children = Vec::with_capacity(read.nodes.len());
     for (position, node) in read.nodes.iter().enumerate() {
         check_id(&node.id, "node", &mut problems);
-        if node.action.is_none() {
-            problems.push(
+        match (&node.action, &node.workflow) {
+            (None, None) => problems.push(
                 Diagnostic::new(
                     format!("node `{}` has no `action`", shown(node.id.get_ref())),
                     Some(node.id.span()),
                 )
-                .help("name the plugin that runs it: action = \"echo\""),
+                .help("name the plugin that runs it: action = \"echo\" (or the workflow file it runs: workflow = \"other.toml\")"),
+            ),
+            (Some(_), Some(workflow)) => problems.push(
+                Diagnostic::new(
+                    format!(
+                        "node `{}` has both an `action` and a `workflow`",
+                        shown(node.id.get_ref())
+                    ),
+                    Some(workflow.span()),
+                )
+                .help("a node runs either a plugin (`action`) or another workflow file (`workflow`)"),
+            ),
+            _ => {}
+        }
+        if let (Some(file), Some(_)) = (&node.workflow, &node.exprs.map) {
+            problems.push(
+                Diagnostic::new(
+                    format!(
+                        "node `{}` runs a workflow and has a `map`; map over a sub-workflow is not supported",
+                        shown(node.id.get_ref())
+                    ),
+                    Some(file.span()),
+                )
+                .help("map over a node of the sub-workflow instead"),
             );
         }
+        children.push(
+            node.workflow
+                .as_ref()
+                .and_then(|file| sub_workflow(&source, running, node, file, &mut problems)),
+        );
         dependencies.push(resolve(position, node, &index, &read.nodes, &mut problems));
         undeclared_reads(node, &mut problems);
     }
@@ -66,9 +102,145 @@ pub(super) fn workflow(source: Arc<Source>) -> Result<WorkflowSpec, SpecError> {
     missing_directories(&source, &read.nodes, &mut problems);
     let uses = action_uses(&read.nodes);
     match dag {
-        Some(dag) if problems.is_empty() => Ok(build(source, id, read, dag)),
+        Some(dag) if problems.is_empty() => Ok(build(source, id, read, dag, children)),
         _ => Err(SpecError::invalid(&source, problems).with_uses(read.plugins, uses)),
     }
+}
+
+/// The sub-workflow a node runs, validated; a file that cannot be read, is
+/// not valid, or runs a workflow that runs it (a cycle of files) is a
+/// problem at the node's `workflow`.
+fn sub_workflow(
+    source: &Source,
+    running: &[PathBuf],
+    node: &RawNode,
+    file: &Spanned<String>,
+    problems: &mut Vec<Diagnostic>,
+) -> Option<Arc<WorkflowSpec>> {
+    let id = shown(node.id.get_ref());
+    let path = match source.path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(file.get_ref()),
+        _ => PathBuf::from(file.get_ref()),
+    };
+    let problem = |message: String, help: &str| {
+        Diagnostic::new(message, Some(file.span())).help(help.to_string())
+    };
+    let canonical = match std::fs::canonicalize(&path) {
+        Ok(canonical) => canonical,
+        Err(error) => {
+            problems.push(problem(
+                format!(
+                    "the workflow file {} of node `{id}` cannot be read: {error}",
+                    path.display()
+                ),
+                "the path is relative to this workflow file's directory",
+            ));
+            return None;
+        }
+    };
+    let this = std::fs::canonicalize(&source.path).unwrap_or_else(|_| source.path.clone());
+    let mut chain: Vec<PathBuf> = running.to_vec();
+    chain.push(this);
+    if let Some(first) = chain.iter().position(|file| *file == canonical) {
+        let names: Vec<String> = chain[first..]
+            .iter()
+            .chain(std::iter::once(&canonical))
+            .map(|file| short_name(file))
+            .collect();
+        problems.push(problem(
+            format!(
+                "node `{id}` runs {}, which is already running: {}",
+                file.get_ref(),
+                names.join(" → ")
+            ),
+            "a workflow cannot run itself, directly or through other workflows",
+        ));
+        return None;
+    }
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) => {
+            problems.push(problem(
+                format!(
+                    "the workflow file {} of node `{id}` cannot be read: {error}",
+                    path.display()
+                ),
+                "the path is relative to this workflow file's directory",
+            ));
+            return None;
+        }
+    };
+    let child = Arc::new(Source {
+        path: path.clone(),
+        text,
+        origin: super::Origin::File,
+    });
+    match workflow(child, &chain) {
+        Ok(spec) => {
+            static_params(&spec, node, file, problems);
+            Some(Arc::new(spec))
+        }
+        Err(error) => {
+            let (count, first) = match &error {
+                SpecError::Invalid { diagnostics, .. } => (
+                    diagnostics.len(),
+                    diagnostics
+                        .first()
+                        .map_or(String::new(), |d| d.message.clone()),
+                ),
+                SpecError::Read { .. } => (1, error.to_string()),
+            };
+            problems.push(problem(
+                format!(
+                    "the workflow {} of node `{id}` has {count} error{}; the first: {first}",
+                    file.get_ref(),
+                    if count == 1 { "" } else { "s" }
+                ),
+                &format!("see them all with: flow validate {}", path.display()),
+            ));
+            None
+        }
+    }
+}
+
+/// The parameters a node gives its sub-workflow, checked now when its
+/// input is written out (no expressions compute it).
+fn static_params(
+    child: &WorkflowSpec,
+    node: &RawNode,
+    file: &Spanned<String>,
+    problems: &mut Vec<Diagnostic>,
+) {
+    if node.exprs.shape_input() {
+        return;
+    }
+    let id = shown(node.id.get_ref());
+    let problem = match serde_json::from_str(&node.input) {
+        Ok(serde_json::Value::Object(given)) => match super::params::resolve(&child.params, &given)
+        {
+            Ok(_) => return,
+            Err(error) => format!(
+                "the input of node `{id}` does not fit the parameters of workflow `{}`: {error}",
+                child.id
+            ),
+        },
+        _ => format!(
+            "the input of node `{id}` gives the parameters of workflow `{}`: it must be a table",
+            child.id
+        ),
+    };
+    problems.push(Diagnostic::new(problem, Some(file.span())).help(format!(
+        "the node's input is the [params] of {}",
+        file.get_ref()
+    )));
+}
+
+/// A file's name as a cycle shows it.
+fn short_name(path: &std::path::Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    )
 }
 
 /// A problem for each granted host directory that is not a directory.
@@ -209,9 +381,11 @@ fn undeclared_reads(node: &RawNode, problems: &mut Vec<Diagnostic>) {
         .flat_map(|template| template.programs())
         .map(|code| ("input", code))
         .chain(exprs.input_jq.iter().map(|expr| ("input_jq", expr.code())))
-        .chain(exprs.when.iter().map(|expr| ("when", expr.code())));
+        .chain(exprs.when.iter().map(|expr| ("when", expr.code())))
+        .chain(exprs.map.iter().map(|expr| ("map", expr.code())));
     let mut reported = Vec::new();
     for (key, code) in programs {
+        element_reads(node, key, code, problems);
         for dep in crate::expr::deps_read(code) {
             if node.depends_on.iter().any(|d| d.get_ref() == dep) || reported.contains(&dep) {
                 continue;
@@ -233,6 +407,37 @@ fn undeclared_reads(node: &RawNode, problems: &mut Vec<Diagnostic>) {
     }
 }
 
+/// A problem when a program reads a map element's `.item` or `.index`
+/// where there is none: in a node without `map`, or in its `when` or `map`
+/// (evaluated once for the whole node).
+fn element_reads(node: &RawNode, key: &str, code: &str, problems: &mut Vec<Diagnostic>) {
+    let Some(root) = ["item", "index"]
+        .into_iter()
+        .find(|root| crate::expr::reads(code, root))
+    else {
+        return;
+    };
+    let id = shown(node.id.get_ref());
+    let (why, help) = match (&node.exprs.map, key) {
+        (None, _) => (
+            "the node has no `map`".to_string(),
+            format!("`.{root}` is the element of a map node: add `map = '...'` or read .deps"),
+        ),
+        (Some(_), "when" | "map") => (
+            format!("`{key}` is evaluated once for the whole node"),
+            format!("read `.{root}` in the input's expressions, which run for each element"),
+        ),
+        _ => return,
+    };
+    problems.push(
+        Diagnostic::new(
+            format!("`{key}` of node `{id}` reads `.{root}`, but {why}"),
+            Some(node.id.span()),
+        )
+        .help(help),
+    );
+}
+
 /// Where each node names its action, for checking them against plugins.
 fn action_uses(nodes: &[RawNode]) -> Vec<ActionUse> {
     nodes
@@ -248,16 +453,32 @@ fn action_uses(nodes: &[RawNode]) -> Vec<ActionUse> {
         .collect()
 }
 
-fn build(source: Arc<Source>, id: String, read: Document, dag: Dag) -> WorkflowSpec {
+fn build(
+    source: Arc<Source>,
+    id: String,
+    read: Document,
+    dag: Dag,
+    children: Vec<Option<Arc<WorkflowSpec>>>,
+) -> WorkflowSpec {
     let nodes: Vec<NodeSpec> = read
         .nodes
         .into_iter()
-        .map(|node| {
-            let action = node.action.expect("checked: every node has an action");
+        .zip(children)
+        .map(|(node, workflow)| {
+            // Checked: every node has an action or a workflow.
+            let (action, action_span) = match (node.action, &workflow) {
+                (Some(action), _) => (action.get_ref().clone(), action.span()),
+                (None, Some(child)) => (
+                    format!("workflow:{}", child.id),
+                    node.workflow.as_ref().map_or(0..0, Spanned::span),
+                ),
+                (None, None) => (String::new(), 0..0),
+            };
             NodeSpec {
                 id: node.id.into_inner(),
-                action_span: action.span(),
-                action: action.into_inner(),
+                action_span,
+                action,
+                workflow,
                 input: Arc::from(node.input),
                 depends_on: node
                     .depends_on
@@ -294,9 +515,17 @@ pub(super) fn actions<'a>(
     spec: &WorkflowSpec,
     available: impl IntoIterator<Item = &'a str> + Clone,
 ) -> Result<(), SpecError> {
+    for child in spec
+        .nodes
+        .iter()
+        .filter_map(|node| node.workflow.as_deref())
+    {
+        actions(child, available.clone())?;
+    }
     let uses: Vec<ActionUse> = spec
         .nodes
         .iter()
+        .filter(|node| node.workflow.is_none())
         .map(|node| ActionUse {
             node: node.id.clone(),
             action: node.action.clone(),

@@ -93,7 +93,7 @@ impl WorkflowStore for MemoryStore {
             .take_while(|((run, _), _)| run == run_id)
             .map(|(_, node)| node.clone())
             .collect();
-        nodes.sort_by_key(|node| node.index);
+        super::sort_records(&mut nodes, |node| node);
         Ok(nodes)
     }
 

@@ -17,7 +17,9 @@ mod view;
 
 pub use error::StoreError;
 pub use memory::MemoryStore;
-pub use records::{AttemptRecord, GuestLine, LineKind, NodeRecord, RunRecord};
+pub use records::{
+    AttemptRecord, GuestLine, LineKind, NodeRecord, ParentLink, RunRecord, element_id,
+};
 pub use sled::SCHEMA_VERSION;
 pub use sled::{SledStore, default_path};
 pub use view::RunDocument;
@@ -34,6 +36,49 @@ pub struct NodeHistory {
     pub node: NodeRecord,
     /// Its attempts, by number.
     pub attempts: Vec<AttemptRecord>,
+    /// For a `map` node, the history of each element that started, in
+    /// list order.
+    pub elements: Vec<NodeHistory>,
+}
+
+impl NodeHistory {
+    /// A record and its attempts, without elements.
+    pub fn new(node: NodeRecord, attempts: Vec<AttemptRecord>) -> Self {
+        Self {
+            node,
+            attempts,
+            elements: Vec::new(),
+        }
+    }
+}
+
+/// Sorts records into file order, each map node's elements after it in
+/// list order.
+pub(crate) fn sort_records<T>(records: &mut [T], node: impl Fn(&T) -> &NodeRecord) {
+    records.sort_by_key(|record| {
+        let node = node(record);
+        (node.index, node.element.map_or(0, |e| u64::from(e) + 1))
+    });
+}
+
+/// Histories in file order with each element's moved under its map node.
+pub(crate) fn nest(mut flat: Vec<NodeHistory>) -> Vec<NodeHistory> {
+    sort_records(&mut flat, |history| &history.node);
+    let mut nested: Vec<NodeHistory> = Vec::with_capacity(flat.len());
+    for history in flat {
+        match nested.last_mut() {
+            Some(parent)
+                if history.node.element.is_some()
+                    && parent.node.element.is_none()
+                    && parent.node.node_id == history.node.map_node() =>
+            {
+                parent.elements.push(history);
+            }
+            // An element whose map node has no record: shown on its own.
+            _ => nested.push(history),
+        }
+    }
+    nested
 }
 
 /// Where runs are kept: the design's WorkflowStore (save, load, list,
@@ -78,23 +123,27 @@ pub trait WorkflowStore: Send + Sync {
     /// The workflow text a run was started with.
     fn definition(&self, run_id: &str) -> Result<Option<String>, StoreError>;
 
-    /// The node records of a run, in workflow file order. Nodes that never
-    /// started have no record.
+    /// The node records of a run, in workflow file order, each map node's
+    /// element records after it in list order. Nodes that never started
+    /// have no record.
     fn nodes(&self, run_id: &str) -> Result<Vec<NodeRecord>, StoreError>;
 
     /// The attempts of a node, in order.
     fn attempts(&self, run_id: &str, node_id: &str) -> Result<Vec<AttemptRecord>, StoreError>;
 
     /// Every node record of a run with its attempts, in workflow file
-    /// order. Stores should read them in one pass.
+    /// order, the elements of a map node within its history. Stores should
+    /// read them in one pass.
     fn history(&self, run_id: &str) -> Result<Vec<NodeHistory>, StoreError> {
-        self.nodes(run_id)?
+        let flat = self
+            .nodes(run_id)?
             .into_iter()
             .map(|node| {
                 let attempts = self.attempts(run_id, &node.node_id)?;
-                Ok(NodeHistory { node, attempts })
+                Ok(NodeHistory::new(node, attempts))
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(nest(flat))
     }
 
     /// Every run, newest first, read as the iterator advances.
@@ -167,6 +216,7 @@ pub(crate) mod conformance {
             resumes: 0,
             params: Default::default(),
             retry_of: None,
+            parent: None,
         }
     }
 
@@ -184,6 +234,8 @@ pub(crate) mod conformance {
             error: None,
             fuel_used: None,
             reused_from: None,
+            element: None,
+            child_run: None,
         }
     }
 

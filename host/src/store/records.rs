@@ -55,6 +55,18 @@ pub struct RunRecord {
     /// The run this one retries (`flow retry`), whose outputs it reused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_of: Option<String>,
+    /// For the run of a sub-workflow: the run and node that started it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentLink>,
+}
+
+/// The run and node that started a sub-workflow's run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentLink {
+    /// The parent run's id.
+    pub run_id: String,
+    /// The node of the parent run that runs the sub-workflow.
+    pub node_id: String,
 }
 
 /// The record of one node of a run.
@@ -86,6 +98,13 @@ pub struct NodeRecord {
     /// retry`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reused_from: Option<String>,
+    /// For one element of a `map` node: its position in the list. Its
+    /// `node_id` is then `node[position]` and `index` the map node's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub element: Option<u32>,
+    /// For a node that runs a sub-workflow: the run of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_run: Option<String>,
 }
 
 impl NodeRecord {
@@ -105,8 +124,41 @@ impl NodeRecord {
             error: None,
             fuel_used: None,
             reused_from: None,
+            element: None,
+            child_run: None,
         }
     }
+
+    /// The record of element `element` of map node `node_id`.
+    pub fn element(index: usize, node_id: &str, action: &str, element: u32) -> Self {
+        Self {
+            element: Some(element),
+            ..Self::new(
+                index,
+                &element_id(node_id, element),
+                action,
+                NodeStatus::Pending,
+            )
+        }
+    }
+
+    /// The id of the map node, for an element's record; its own id for a
+    /// node's.
+    pub fn map_node(&self) -> &str {
+        match self.element {
+            Some(_) => self
+                .node_id
+                .split_once('[')
+                .map_or(self.node_id.as_str(), |(node, _)| node),
+            None => &self.node_id,
+        }
+    }
+}
+
+/// The id under which element `element` of node `node_id` is recorded:
+/// `node_id[element]` (brackets never appear in node ids).
+pub fn element_id(node_id: &str, element: u32) -> String {
+    format!("{node_id}[{element}]")
 }
 
 /// The record of one attempt of a node.

@@ -387,7 +387,7 @@ impl WorkflowStore for SledStore {
             }
             nodes.push(decode::<NodeRecord>(&key, &bytes)?);
         }
-        nodes.sort_by_key(|node| node.index);
+        super::sort_records(&mut nodes, |node| node);
         Ok(nodes)
     }
 
@@ -411,18 +411,14 @@ impl WorkflowStore for SledStore {
                         last.attempts = std::mem::take(&mut attempts);
                     }
                     current = Some(rest.to_vec());
-                    nodes.push(NodeHistory {
-                        node: decode(&key, &bytes)?,
-                        attempts: Vec::new(),
-                    });
+                    nodes.push(NodeHistory::new(decode(&key, &bytes)?, Vec::new()));
                 }
             }
         }
         if let Some(last) = nodes.last_mut() {
             last.attempts = attempts;
         }
-        nodes.sort_by_key(|history| history.node.index);
-        Ok(nodes)
+        Ok(super::nest(nodes))
     }
 
     fn runs(&self) -> Records<'_, RunRecord> {

@@ -5,12 +5,13 @@
 //! {
 //!   "run_id": "01J...", "workflow_id": "orders", "workflow_path": "/abs/orders.toml",
 //!   "status": "succeeded", "error": null, "failed_nodes": 0, "resumes": 0, "secrets": [],
-//!   "params": {"region": "eu"}, "retry_of": null,
+//!   "params": {"region": "eu"}, "retry_of": null, "parent": null,
 //!   "created_at": "2026-11-26T10:13:17.123Z", "finished_at": "2026-11-26T10:13:17.131Z",
 //!   "elapsed_ms": 8.0,
 //!   "nodes": [{
 //!     "id": "order", "index": 0, "action": "echo", "status": "succeeded",
 //!     "skipped_because": null, "skipped_by_condition": false, "reused_from": null,
+//!     "child_run": null,
 //!     "attempts": 1,
 //!     "started_at": "...", "finished_at": "...", "elapsed_ms": 1.5, "fuel_used": 28430,
 //!     "output": {"...": "..."}, "error": null,
@@ -24,6 +25,13 @@
 //!   "outputs": {"digest": {"...": "..."}}
 //! }
 //! ```
+//!
+//! A map node's entry also has `"elements"`: an entry of the same form for
+//! each element that started, in list order, with `"id": "node[3]"` and
+//! `"element": 3`.
+//!
+//! A node that runs a sub-workflow has `"child_run"`, the id of the run of
+//! it; that run's `"parent"` is `{"run_id": ..., "node_id": ...}`.
 //!
 //! Times are RFC 3339 strings in UTC; durations are milliseconds; a
 //! failure is `{"kind": ..., "message": ...}` (see
@@ -64,6 +72,7 @@ impl Serialize for RunDocument<'_> {
         map.serialize_entry("secrets", &run.secrets)?;
         map.serialize_entry("params", &run.params)?;
         map.serialize_entry("retry_of", &run.retry_of)?;
+        map.serialize_entry("parent", &run.parent)?;
         map.serialize_entry("created_at", &time(Some(run.created_at)))?;
         map.serialize_entry("finished_at", &time(run.finished_at))?;
         let elapsed = run
@@ -111,6 +120,7 @@ struct NodeView<'a> {
     skipped_because: Option<&'a str>,
     skipped_by_condition: bool,
     reused_from: Option<&'a str>,
+    child_run: Option<&'a str>,
     attempts: u32,
     started_at: Option<String>,
     finished_at: Option<String>,
@@ -119,6 +129,12 @@ struct NodeView<'a> {
     output: Option<&'a JsonText>,
     error: Option<&'a Failure>,
     attempt_records: Vec<AttemptView<'a>>,
+    /// For an element of a map node: its position in the list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    element: Option<u32>,
+    /// For a map node: its elements that started, in list order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    elements: Vec<NodeView<'a>>,
 }
 
 impl<'a> From<&'a NodeHistory> for NodeView<'a> {
@@ -141,6 +157,7 @@ impl<'a> From<&'a NodeHistory> for NodeView<'a> {
                 }
             ),
             reused_from: node.reused_from.as_deref(),
+            child_run: node.child_run.as_deref(),
             attempts: node.attempts,
             started_at: time(node.started_at),
             finished_at: time(node.finished_at),
@@ -149,6 +166,8 @@ impl<'a> From<&'a NodeHistory> for NodeView<'a> {
             output: node.output.as_ref(),
             error: node.error.as_ref(),
             attempt_records: history.attempts.iter().map(AttemptView::from).collect(),
+            element: node.element,
+            elements: history.elements.iter().map(NodeView::from).collect(),
         }
     }
 }
