@@ -209,11 +209,7 @@ fn print_maps(out: &mut impl Write, nodes: &[NodeHistory]) -> std::io::Result<()
     let mut header = false;
     for history in nodes.iter().filter(|n| !n.elements.is_empty()) {
         if !std::mem::replace(&mut header, true) {
-            writeln!(
-                out,
-                "
-map elements:"
-            )?;
+            writeln!(out, "\nmap elements:")?;
         }
         let mut counts: Vec<(&'static str, usize)> = Vec::new();
         for element in &history.elements {

@@ -291,6 +291,8 @@ fn launch(
         "params": record.params,
     })
     .to_string();
+    // Written by serde_json just now: it reads back.
+    let run_value = crate::expr::parse_json(&run_json).unwrap_or_default();
     let shared = Arc::new(Shared {
         engine: engine.clone(),
         registry,
@@ -309,7 +311,7 @@ fn launch(
         persistence,
         secrets: engine.secrets.clone(),
         redactor: engine.redactor.clone(),
-        run_json,
+        run_value,
     });
     let run_id = record.run_id.clone();
     engine.live.insert(&run_id, &progress);

@@ -46,7 +46,7 @@ pub(super) struct Shared {
     /// Replaces every secret value in what attempts leave behind.
     pub redactor: Redactor,
     /// `run` of the expressions' context: `{"id", "workflow", "params"}`.
-    pub run_json: String,
+    pub run_value: jaq_json::Val,
 }
 
 impl Shared {

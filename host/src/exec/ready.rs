@@ -7,8 +7,12 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
+use jaq_json::Val;
+
 use super::scheduler::Prior;
+use crate::expr;
 use crate::options::Schedule;
+use crate::report::{Failure, FailureKind};
 use crate::report::{NodeReport, NodeStatus};
 use crate::spec::WorkflowSpec;
 
@@ -34,6 +38,11 @@ pub(super) struct State {
     pub failures: Vec<usize>,
     /// Attempts each node had before a resume.
     pub previous_attempts: Vec<u32>,
+    /// Each output as a value, read once for the expressions of the nodes
+    /// that depend on it, and let go once they all started.
+    values: Vec<Option<Val>>,
+    /// Dependents of each node that have not started.
+    readers_left: Vec<usize>,
 }
 
 impl State {
@@ -94,6 +103,8 @@ impl State {
             failed: None,
             failures: Vec::new(),
             previous_attempts,
+            values: vec![None; n],
+            readers_left: (0..n).map(|i| dag.dependents(i).len()).collect(),
         };
         for (index, done) in done.iter().enumerate() {
             if !done && state.waiting_on[index] == 0 {
@@ -186,6 +197,60 @@ impl State {
             }
         }
         skipped
+    }
+
+    /// The document the expressions of node `index` read: its input as
+    /// written, its dependencies' outputs (each read once per run) and
+    /// errors, and the run.
+    pub fn context(
+        &mut self,
+        workflow: &WorkflowSpec,
+        index: usize,
+        run: &Val,
+    ) -> Result<Val, Failure> {
+        let node = &workflow.nodes[index];
+        let unreadable = |error: String| {
+            Failure::new(
+                FailureKind::Expression,
+                format!("cannot read its context: {error}"),
+            )
+        };
+        let input = match &node.exprs.written {
+            Some(written) => written.clone(),
+            None => expr::parse_json(&node.input).map_err(unreadable)?,
+        };
+        let deps = workflow.dag.dependencies(index);
+        let mut values = Vec::with_capacity(deps.len());
+        for &dep in deps {
+            let Some(output) = &self.reports[dep].output else {
+                continue;
+            };
+            let value = match &self.values[dep] {
+                Some(value) => value.clone(),
+                None => {
+                    let value = expr::parse_json(output).map_err(unreadable)?;
+                    self.values[dep] = Some(value.clone());
+                    value
+                }
+            };
+            values.push((workflow.nodes[dep].id.as_str(), value));
+        }
+        let errors = deps.iter().filter_map(|&dep| {
+            let error = self.reports[dep].error.as_ref()?;
+            Some((workflow.nodes[dep].id.as_str(), error.message.as_str()))
+        });
+        Ok(expr::context(input, values, errors, run.clone()))
+    }
+
+    /// Notes that node `index` started: the values of its dependencies'
+    /// outputs that no other node will read are let go.
+    pub fn started(&mut self, workflow: &WorkflowSpec, index: usize) {
+        for &dep in workflow.dag.dependencies(index) {
+            self.readers_left[dep] = self.readers_left[dep].saturating_sub(1);
+            if self.readers_left[dep] == 0 {
+                self.values[dep] = None;
+            }
+        }
     }
 
     /// The JSON handed to the node: `{"input": ..., "deps": {...}}`, plus

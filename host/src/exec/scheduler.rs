@@ -159,7 +159,11 @@ impl Pool {
             waited: state.waited(index),
         });
         let request = state.request(workflow, index);
-        let input = match shape::start(node, request, &shared.run_json) {
+        let started = shape::start(node, request, || {
+            state.context(workflow, index, &shared.run_value)
+        });
+        state.started(workflow, index);
+        let input = match started {
             Start::Skip => {
                 return self.skip(shared, state, index, NodeStatus::skipped_by_condition(""));
             }

@@ -33,17 +33,23 @@ pub(super) struct MapInput {
 }
 
 /// Applies the node's expressions to `request`, the request built with its
-/// input as written (`{"input":<input>,...}`); `run` is the run's JSON.
-pub(super) fn start(node: &NodeSpec, request: String, run: &str) -> Start {
+/// input as written (`{"input":<input>,...}`); `context` builds the
+/// document they read, `{input, deps, run}` with the input as written,
+/// when the node has expressions.
+pub(super) fn start(
+    node: &NodeSpec,
+    request: String,
+    context: impl FnOnce() -> Result<Val, Failure>,
+) -> Start {
     let exprs = &node.exprs;
     if exprs.when.is_none() && exprs.map.is_none() && !exprs.shape_input() {
         return Start::Run(Ok(request));
     }
     // What follows the input: `,"deps":{...}...}`.
     let rest = &request[HEAD.len() + node.input.len()..];
-    // The context with the input as written, read once for `when` and the
+    // The context with the input as written, for `when`, `map` and the
     // templates.
-    let written = match context(&node.input, rest, run) {
+    let written = match context() {
         Ok(context) => context,
         Err(failure) => return Start::Run(Err(failure)),
     };
@@ -70,7 +76,7 @@ pub(super) fn start(node: &NodeSpec, request: String, run: &str) -> Start {
             Err(error) => Err(failure(format!("`map` ({}): {error}", map.code()))),
         });
     }
-    Start::Run(match shape(node, written, rest, run) {
+    Start::Run(match shape(node, written) {
         Ok(Some(input)) => Ok(format!("{HEAD}{input}{rest}")),
         Ok(None) => Ok(request),
         Err(failure) => Err(failure),
@@ -79,25 +85,42 @@ pub(super) fn start(node: &NodeSpec, request: String, run: &str) -> Start {
 
 /// The input the node's templates and `input_jq` compute; `None` when it
 /// has neither.
-fn shape(node: &NodeSpec, written: Val, rest: &str, run: &str) -> Result<Option<String>, Failure> {
+fn shape(node: &NodeSpec, written: Val) -> Result<Option<String>, Failure> {
+    input(node, written, "its input could not be computed", "")
+        .map(|input| input.map(|json| json.to_string()))
+}
+
+/// The input computed by the node's templates, then its `input_jq` (over
+/// the document with `.input` replaced by what the templates gave).
+/// `failed` starts a template's error, `whom` follows `input_jq` in one.
+fn input(
+    node: &NodeSpec,
+    context: Val,
+    failed: &str,
+    whom: &str,
+) -> Result<Option<serde_json::Value>, Failure> {
     let exprs = &node.exprs;
     let mut input = None;
     if let Some(template) = &exprs.template {
         let value = template
-            .render(&written)
-            .map_err(|error| failure(format!("its input could not be computed: {error}")))?;
-        input = Some(value.to_string());
+            .render(&context)
+            .map_err(|error| failure(format!("{failed}: {error}")))?;
+        input = Some(value);
     }
     if let Some(program) = &exprs.input_jq {
         let context = match &input {
-            Some(input) => context(input, rest, run)?,
-            None => written,
+            Some(input) => {
+                let input = expr::parse_json(&input.to_string())
+                    .map_err(|error| failure(format!("cannot read its input: {error}")))?;
+                expr::with_field(&context, "input", input)
+            }
+            None => context,
         };
         let value = program
             .run_one(context)
             .and_then(|value| expr::to_json(&value))
-            .map_err(|error| failure(format!("`input_jq` ({}): {error}", program.code())))?;
-        input = Some(value.to_string());
+            .map_err(|error| failure(format!("`input_jq` ({}){whom}: {error}", program.code())))?;
+        input = Some(value);
     }
     Ok(input)
 }
@@ -115,40 +138,12 @@ pub(super) fn element(
 ) -> Result<String, Failure> {
     let item_json = expr::to_json(&item)
         .map_err(|error| failure(format!("element {index} cannot be passed as JSON: {error}")))?;
-    let exprs = &node.exprs;
-    let input = if exprs.shape_input() {
+    let input = if node.exprs.shape_input() {
         let context = expr::with_field(context, "item", item);
         let context = expr::with_field(&context, "index", Val::from(index));
-        let mut input = None;
-        if let Some(template) = &exprs.template {
-            let value = template.render(&context).map_err(|error| {
-                failure(format!(
-                    "the input of element {index} could not be computed: {error}"
-                ))
-            })?;
-            input = Some(value);
-        }
-        if let Some(program) = &exprs.input_jq {
-            let context = match &input {
-                Some(input) => {
-                    let input = expr::parse_json(&input.to_string())
-                        .map_err(|error| failure(format!("cannot read its input: {error}")))?;
-                    expr::with_field(&context, "input", input)
-                }
-                None => context,
-            };
-            let value = program
-                .run_one(context)
-                .and_then(|value| expr::to_json(&value))
-                .map_err(|error| {
-                    failure(format!(
-                        "`input_jq` ({}) for element {index}: {error}",
-                        program.code()
-                    ))
-                })?;
-            input = Some(value);
-        }
-        input.map(|input| input.to_string())
+        let failed = format!("the input of element {index} could not be computed");
+        input(node, context, &failed, &format!(" for element {index}"))?
+            .map(|input| input.to_string())
     } else {
         None
     };
@@ -156,13 +151,6 @@ pub(super) fn element(
     Ok(format!(
         "{HEAD}{input},\"item\":{item_json},\"index\":{index}}}"
     ))
-}
-
-/// `{"input":<input>,"deps":...,"run":<run>}` as a value.
-fn context(input: &str, rest: &str, run: &str) -> Result<Val, Failure> {
-    let rest = rest.strip_suffix('}').unwrap_or(rest);
-    let text = format!("{HEAD}{input}{rest},\"run\":{run}}}");
-    expr::parse_json(&text).map_err(|error| failure(format!("cannot read its context: {error}")))
 }
 
 fn failure(message: String) -> Failure {

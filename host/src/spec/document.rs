@@ -308,6 +308,10 @@ fn read_node(
             },
         }
     }
+    let exprs = &read.exprs;
+    if exprs.when.is_some() || exprs.map.is_some() || exprs.shape_input() {
+        read.exprs.written = crate::expr::parse_json(&read.input).ok();
+    }
     if let (Some(value), Some(map)) = (&map_at, &read.exprs.map) {
         check_static_map(map, &read, value, problems);
     }

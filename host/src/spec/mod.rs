@@ -118,6 +118,9 @@ pub struct NodeExprs {
     /// `map`: the node runs once per element of the list this program
     /// gives.
     pub map: Option<Expr>,
+    /// The node's input as written, read once for its expressions (when
+    /// it has some).
+    pub written: Option<jaq_json::Val>,
 }
 
 impl NodeExprs {

@@ -125,16 +125,19 @@ fn sub_workflow(
     let problem = |message: String, help: &str| {
         Diagnostic::new(message, Some(file.span())).help(help.to_string())
     };
+    let unreadable = |error: std::io::Error| {
+        problem(
+            format!(
+                "the workflow file {} of node `{id}` cannot be read: {error}",
+                path.display()
+            ),
+            "the path is relative to this workflow file's directory",
+        )
+    };
     let canonical = match std::fs::canonicalize(&path) {
         Ok(canonical) => canonical,
         Err(error) => {
-            problems.push(problem(
-                format!(
-                    "the workflow file {} of node `{id}` cannot be read: {error}",
-                    path.display()
-                ),
-                "the path is relative to this workflow file's directory",
-            ));
+            problems.push(unreadable(error));
             return None;
         }
     };
@@ -160,13 +163,7 @@ fn sub_workflow(
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(error) => {
-            problems.push(problem(
-                format!(
-                    "the workflow file {} of node `{id}` cannot be read: {error}",
-                    path.display()
-                ),
-                "the path is relative to this workflow file's directory",
-            ));
+            problems.push(unreadable(error));
             return None;
         }
     };
