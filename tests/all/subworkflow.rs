@@ -280,3 +280,45 @@ fn the_two_approvals_example_runs_one_workflow_twice_inside_another() {
     let large = node(&report, "large")["child_run"].as_str().unwrap();
     assert_ne!(small, large, "each node has a child run of its own");
 }
+
+#[test]
+fn a_changed_child_is_resumed_only_with_force() {
+    let env = Env::new();
+    let child = |input: &str| {
+        format!("[workflow]\nid = \"inner\"\n[nodes.a]\naction = \"flaky\"\ninput = {input}\n")
+    };
+    env.write("child.toml", &child("{ fatal = \"broken\" }"));
+    let file = env.write(
+        "parent.toml",
+        "[workflow]\nid = \"outer\"\nplugins = \"plugins\"\n[nodes.sub]\nworkflow = \"child.toml\"\n",
+    );
+    let report = env
+        .run(&["run", file.to_str().unwrap(), "--json"])
+        .expect_code(1)
+        .json();
+    let parent_id = report["run_id"].as_str().unwrap().to_string();
+    let child_id = node(&report, "sub")["child_run"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    env.write("child.toml", &child("{ output = \"fixed\" }"));
+    let refused = env
+        .run(&["resume", &parent_id, "--json"])
+        .expect_code(1)
+        .json();
+    let message = node(&refused, "sub")["error"]["message"].as_str().unwrap();
+    assert!(message.contains("changed"), "{message}");
+
+    let resumed = env
+        .run(&["resume", &parent_id, "--force", "--json"])
+        .success()
+        .json();
+    let sub = node(&resumed, "sub");
+    assert_eq!(sub["output"], json!({"a": "fixed"}));
+    assert_eq!(
+        sub["child_run"],
+        child_id.as_str(),
+        "the same child run went on"
+    );
+}

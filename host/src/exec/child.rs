@@ -27,6 +27,8 @@ pub(super) struct ChildTask {
     pub before: Option<String>,
     /// Attempts recorded before a resume.
     pub previous_attempts: u32,
+    /// The parent's resume was forced past changes: so is the child's.
+    pub forced: bool,
 }
 
 /// How the child run ended, for the node.
@@ -110,7 +112,7 @@ impl ChildTask {
             Some(run) if run.status == RunStatus::Succeeded => {
                 return outputs_of(shared, &run.run_id, run.sinks.as_deref());
             }
-            Some(run) => launch::resume(&engine, spec, registry, &run.run_id, false),
+            Some(run) => launch::resume(&engine, spec, registry, &run.run_id, self.forced),
             None => {
                 let parent = ParentLink {
                     run_id: shared.run_id.clone(),

@@ -98,7 +98,10 @@ pub(super) fn resume(
     let (workflow_sha256, plugin_digests) =
         unchanged_since(&record, &workflow, &plugins, force, false)?;
 
-    let prior = prior_state(store.as_ref(), &record.run_id, &workflow)?;
+    let prior = Prior {
+        forced: force,
+        ..prior_state(store.as_ref(), &record.run_id, &workflow)?
+    };
     record.status = RunStatus::Running;
     record.finished_at = None;
     record.error = None;

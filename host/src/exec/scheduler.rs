@@ -39,6 +39,9 @@ pub(super) struct Prior {
     /// The child runs of sub-workflow nodes that did not succeed, by node
     /// index.
     pub children: HashMap<usize, String>,
+    /// The resume was forced past a changed workflow or plugin: so are the
+    /// resumes of those child runs.
+    pub forced: bool,
 }
 
 impl Prior {
@@ -50,6 +53,7 @@ impl Prior {
             spent: vec![(Duration::ZERO, None); nodes],
             elements: HashMap::new(),
             children: HashMap::new(),
+            forced: false,
         }
     }
 }
@@ -76,6 +80,7 @@ pub(super) async fn run(
     let mut pool = Pool {
         before: std::mem::take(&mut prior.elements),
         children: std::mem::take(&mut prior.children),
+        forced: prior.forced,
         ..Pool::default()
     };
     let mut state = State::new(&workflow, prior);
@@ -101,6 +106,8 @@ struct Pool {
     before: HashMap<usize, ElementsBefore>,
     /// The child runs a resumed run's sub-workflow nodes started.
     children: HashMap<usize, String>,
+    /// Whether the resume was forced.
+    forced: bool,
 }
 
 impl Pool {
@@ -192,6 +199,7 @@ impl Pool {
                 input,
                 before: self.children.remove(&index),
                 previous_attempts: state.previous_attempts[index],
+                forced: self.forced,
             };
             self.tasks.spawn(task.run());
             return;

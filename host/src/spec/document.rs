@@ -245,6 +245,8 @@ fn read_node(
         }
     };
     let mut map_at = None;
+    // `map_concurrency` and `map_tolerance` set in the node's own table.
+    let mut map_options = Vec::new();
     let mut read = RawNode {
         id,
         action: None,
@@ -291,6 +293,9 @@ fn read_node(
             "depends_on" => read.depends_on = strings(value, "depends_on", problems),
             name => match OptionSpec::find(Scope::Node, name) {
                 Some(option) => {
+                    if option.key.starts_with("map_") {
+                        map_options.push((option.key, value.span()));
+                    }
                     read.option_spans.insert(option.key, value.span());
                     report(
                         option.apply_node(&mut read.options, OptionValue::Toml(value.clone())),
@@ -306,6 +311,20 @@ fn read_node(
                     unknown_key(key, name, "a node's table", keys)
                 })),
             },
+        }
+    }
+    if read.exprs.map.is_none() && map_at.is_none() {
+        for (key, span) in map_options {
+            problems.push(
+                Diagnostic::new(
+                    format!(
+                        "`{key}` of node `{}` has no effect: the node has no `map`",
+                        shown(read.id.get_ref())
+                    ),
+                    Some(span),
+                )
+                .help("add `map = '...'` to run the node once per element of a list, or remove the option"),
+            );
         }
     }
     let exprs = &read.exprs;
