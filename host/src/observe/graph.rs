@@ -54,7 +54,7 @@ impl WorkflowSpec {
             );
             for &index in members {
                 let node = &self.nodes[index];
-                let mut label = format!("{}\\n{}", escape(&node.id), escape(&node.action));
+                let mut label = format!("{}\\n{}", escape(&node.id), escape(&action(node)));
                 let mut fill = String::new();
                 if let Some(status) = states.get(node.id.as_str()) {
                     let _ = write!(label, "\\n{}", state_name(status));
@@ -91,7 +91,7 @@ impl WorkflowSpec {
                     out,
                     "    n{index}[\"{}<br/><i>{}</i>{state}\"]",
                     mermaid_text(&node.id),
-                    mermaid_text(&node.action)
+                    mermaid_text(&action(node))
                 );
             }
             out.push_str("  end\n");
@@ -124,6 +124,15 @@ fn escape(text: &str) -> String {
     text.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
+/// What runs a node, as its label says: its action, marked `(map)` for a
+/// map node (a sub-workflow's is `workflow:<id>`).
+fn action(node: &crate::spec::NodeSpec) -> std::borrow::Cow<'_, str> {
+    match &node.exprs.map {
+        Some(_) => format!("{} (map)", node.action).into(),
+        None => node.action.as_str().into(),
+    }
+}
+
 /// Text inside a Mermaid `["..."]` label.
 fn mermaid_text(text: &str) -> String {
     text.replace('"', "#quot;")
@@ -140,7 +149,7 @@ mod tests {
     fn spec() -> WorkflowSpec {
         WorkflowSpec::parse(
             Path::new("g.toml"),
-            "[workflow]\nid = \"g\"\n[nodes.a]\naction = \"echo\"\n[nodes.b]\naction = \"math\"\ndepends_on = [\"a\"]\n[nodes.c]\naction = \"echo\"\ndepends_on = [\"a\"]\n"
+            "[workflow]\nid = \"g\"\n[nodes.a]\naction = \"echo\"\n[nodes.b]\naction = \"math\"\ndepends_on = [\"a\"]\n[nodes.c]\naction = \"echo\"\ndepends_on = [\"a\"]\nmap = [1, 2]\n"
                 .into(),
         )
         .unwrap()
@@ -151,6 +160,7 @@ mod tests {
         let dot = spec().to_dot(&NodeStates::new());
         assert!(dot.contains("subgraph cluster_level_0 {\n    label=\"level 0\";"));
         assert!(dot.contains("\"b\" [label=\"b\\nmath\"];"));
+        assert!(dot.contains("\"c\" [label=\"c\\necho (map)\"];"), "{dot}");
         assert!(dot.contains("\"a\" -> \"b\";"));
         assert!(dot.contains("\"a\" -> \"c\";"));
         assert_eq!(dot.matches("subgraph").count(), 2);
