@@ -76,24 +76,20 @@ pub(super) fn start(
             Err(error) => Err(failure(format!("`map` ({}): {error}", map.code()))),
         });
     }
-    Start::Run(match shape(node, written) {
-        Ok(Some(input)) => Ok(format!("{HEAD}{input}{rest}")),
-        Ok(None) => Ok(request),
-        Err(failure) => Err(failure),
-    })
-}
-
-/// The input the node's templates and `input_jq` compute; `None` when it
-/// has neither.
-fn shape(node: &NodeSpec, written: Val) -> Result<Option<String>, Failure> {
-    input(node, written, "its input could not be computed", "")
-        .map(|input| input.map(|json| json.to_string()))
+    Start::Run(
+        match compute_input(node, written, "its input could not be computed", "") {
+            Ok(Some(input)) => Ok(format!("{HEAD}{input}{rest}")),
+            Ok(None) => Ok(request),
+            Err(failure) => Err(failure),
+        },
+    )
 }
 
 /// The input computed by the node's templates, then its `input_jq` (over
-/// the document with `.input` replaced by what the templates gave).
-/// `failed` starts a template's error, `whom` follows `input_jq` in one.
-fn input(
+/// the document with `.input` replaced by what the templates gave); `None`
+/// when it has neither. `failed` starts a template's error, `whom` follows
+/// `input_jq` in one.
+fn compute_input(
     node: &NodeSpec,
     context: Val,
     failed: &str,
@@ -142,7 +138,7 @@ pub(super) fn element(
         let context = expr::with_field(context, "item", item);
         let context = expr::with_field(&context, "index", Val::from(index));
         let failed = format!("the input of element {index} could not be computed");
-        input(node, context, &failed, &format!(" for element {index}"))?
+        compute_input(node, context, &failed, &format!(" for element {index}"))?
             .map(|input| input.to_string())
     } else {
         None
