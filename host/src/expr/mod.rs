@@ -6,8 +6,11 @@
 //! over the node's context, `{input, deps, run}`, when the node is about to
 //! start. jq's standard library is there, except what would reach outside
 //! the expression: `env` and `$ENV` (the host's environment), `input` and
-//! `inputs`, `debug`, `stderr`, `halt` and `halt_error`.
+//! `inputs`, `debug`, `stderr`, `halt` and `halt_error`; and a definition
+//! that calls itself, since a recursion without end would overflow the
+//! host's stack.
 
+mod recursion;
 mod template;
 
 use std::collections::HashMap;
@@ -112,6 +115,15 @@ impl Expr {
             .with_funs(funs)
             .compile(modules)
             .map_err(|errors| compile_error(code, errors))?;
+        if let Some(name) = recursion::recursive_def(code) {
+            let offset = code.find(&format!("def {name}")).unwrap_or(0);
+            return Err(SyntaxError {
+                message: format!(
+                    "`{name}` calls itself: recursive definitions are not allowed in workflow expressions (use jq's `recurse`, `reduce` or `until`)"
+                ),
+                offset,
+            });
+        }
         Ok(Self {
             code: code.into(),
             filter: Arc::new(filter),
