@@ -124,4 +124,27 @@ mod tests {
         assert_eq!(recursive_def("def f: 1; def g: f + f; g"), None);
         assert_eq!(recursive_def(".deps.list | map(.id)"), None);
     }
+
+    /// jq's own loops, defined recursively in its standard library, run
+    /// deep without overflowing a thread's stack (2 MiB for tests, as for
+    /// the engine's workers).
+    #[test]
+    fn jqs_loops_run_deep_on_a_small_stack() {
+        use super::super::{Expr, parse_json};
+        for (code, expected) in [
+            ("0 | until(. > 100000; . + 1)", "100001"),
+            (
+                "[recurse(if . < 100000 then . + 1 else empty end)] | length",
+                "100001",
+            ),
+            ("[limit(100000; repeat(1))] | length", "100000"),
+            ("reduce range(100000) as $i (0; . + 1)", "100000"),
+        ] {
+            let value = Expr::compile(code)
+                .unwrap()
+                .run_one(parse_json("0").unwrap())
+                .unwrap();
+            assert_eq!(value.to_string(), expected, "{code}");
+        }
+    }
 }
