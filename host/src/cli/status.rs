@@ -202,13 +202,18 @@ fn print_nodes(out: &mut impl Write, nodes: &[NodeHistory]) -> std::io::Result<(
     table::print(out, &mut rows)
 }
 
-/// How far the elements of each map node got.
-fn print_maps(out: &mut impl Write, nodes: &[NodeHistory]) -> std::io::Result<()> {
-    let width = nodes
+/// The width of the longest node id, for a column of them.
+fn id_width(nodes: &[NodeHistory]) -> usize {
+    nodes
         .iter()
         .map(|n| n.node.node_id.len())
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// How far the elements of each map node got.
+fn print_maps(out: &mut impl Write, nodes: &[NodeHistory]) -> std::io::Result<()> {
+    let width = id_width(nodes);
     let mut header = false;
     for history in nodes.iter().filter(|n| !n.elements.is_empty()) {
         if !std::mem::replace(&mut header, true) {
@@ -239,11 +244,7 @@ fn print_maps(out: &mut impl Write, nodes: &[NodeHistory]) -> std::io::Result<()
 
 /// Outputs and errors, one line per node that has one.
 fn print_details(out: &mut impl Write, nodes: &[NodeHistory]) -> std::io::Result<()> {
-    let width = nodes
-        .iter()
-        .map(|n| n.node.node_id.len())
-        .max()
-        .unwrap_or(0);
+    let width = id_width(nodes);
     let mut header = false;
     for NodeHistory { node, .. } in nodes {
         if let Some(child) = &node.child_run {
