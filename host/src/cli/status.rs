@@ -295,16 +295,8 @@ fn print_attempts(out: &mut impl Write, nodes: &[NodeHistory]) -> std::io::Resul
             .filter_map(move |attempt| Some((node, attempt, attempt.error.as_ref()?)))
     }
     for history in nodes {
-        let elements = history.elements.iter().flat_map(failed);
-        let mut rest = 0;
-        let shown = failed(history).chain(elements.enumerate().filter_map(|(i, found)| {
-            if i < ELEMENT_ATTEMPTS_SHOWN {
-                Some(found)
-            } else {
-                rest += 1;
-                None
-            }
-        }));
+        let mut elements = history.elements.iter().flat_map(failed);
+        let shown = failed(history).chain(elements.by_ref().take(ELEMENT_ATTEMPTS_SHOWN));
         for (node, attempt, error) in shown {
             if !std::mem::replace(&mut header, true) {
                 writeln!(out, "\nfailed attempts:")?;
@@ -327,6 +319,7 @@ fn print_attempts(out: &mut impl Write, nodes: &[NodeHistory]) -> std::io::Resul
                 out::printable(&error.message)
             )?;
         }
+        let rest = elements.count();
         if rest > 0 {
             writeln!(
                 out,

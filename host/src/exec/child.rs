@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::node::{Finished, NodeLog, Shared, settle};
+use super::node::{Finished, NodeLog, Shared, micros, settle};
 use super::{ExecError, WorkflowEngine, launch};
 use crate::observe::Event;
 use crate::report::{Failure, FailureKind, JsonText, NodeReport, NodeStatus, RunStatus, Timestamp};
@@ -73,7 +73,7 @@ impl ChildTask {
         record.status = status.clone();
         record.error = error.clone();
         record.finished_at = Some(Timestamp::now());
-        record.elapsed_us = Some(elapsed.as_micros().try_into().unwrap_or(u64::MAX));
+        record.elapsed_us = Some(micros(elapsed));
         report.status = status;
         report.error = error;
         report.elapsed = elapsed;
@@ -191,9 +191,14 @@ impl ChildTask {
 /// Gives the sub-workflow its parameters: the node's input, an object.
 fn params(spec: &mut WorkflowSpec, request: &str) -> Result<(), Failure> {
     let failure = |message: String| Failure::new(FailureKind::Fatal, message);
-    let request: serde_json::Value = serde_json::from_str(request)
+    // Only the input is read; the dependencies' outputs are skipped over.
+    #[derive(serde::Deserialize)]
+    struct Request {
+        input: serde_json::Value,
+    }
+    let request: Request = serde_json::from_str(request)
         .map_err(|error| failure(format!("cannot read its input: {error}")))?;
-    let serde_json::Value::Object(given) = &request["input"] else {
+    let serde_json::Value::Object(given) = &request.input else {
         return Err(failure(format!(
             "its input gives the parameters of workflow `{}`: it must be an object",
             spec.id

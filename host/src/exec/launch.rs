@@ -217,33 +217,37 @@ fn prior_state(
         let Some(index) = workflow.node_index(node.map_node()) else {
             continue;
         };
-        if let Some(element) = node.element {
+        let succeeded = node.status == NodeStatus::Succeeded;
+        match node.element {
             // An element of a map node that did not end: its output is
             // kept if it succeeded; else it runs again.
-            let before = prior.elements.entry(index).or_default();
-            before.attempts.insert(element, node.attempts);
-            if node.status == NodeStatus::Succeeded
-                && let Some(output) = node.output.take()
-            {
-                before.outputs.insert(element, output);
+            Some(element) => {
+                let before = prior.elements.entry(index).or_default();
+                before.attempts.insert(element, node.attempts);
+                if succeeded && let Some(output) = node.output.take() {
+                    before.outputs.insert(element, output);
+                    continue;
+                }
+            }
+            None if succeeded => {
+                prior.attempts[index] = node.attempts;
+                let output = node.output.unwrap_or_else(|| {
+                    crate::report::JsonText::from_value(&serde_json::Value::Null)
+                });
+                prior.outputs[index] = Some(output);
+                prior.spent[index] = (
+                    Duration::from_micros(node.elapsed_us.unwrap_or(0)),
+                    node.fuel_used,
+                );
                 continue;
             }
-        } else {
-            prior.attempts[index] = node.attempts;
-            if let (Some(child), false) = (&node.child_run, node.status == NodeStatus::Succeeded) {
-                prior.children.insert(index, child.clone());
+            None => {
+                prior.attempts[index] = node.attempts;
+                // A sub-workflow's node goes on with the child run it started.
+                if let Some(child) = &node.child_run {
+                    prior.children.insert(index, child.clone());
+                }
             }
-        }
-        if node.status == NodeStatus::Succeeded && node.element.is_none() {
-            let output = node
-                .output
-                .unwrap_or_else(|| crate::report::JsonText::from_value(&serde_json::Value::Null));
-            prior.outputs[index] = Some(output);
-            prior.spent[index] = (
-                Duration::from_micros(node.elapsed_us.unwrap_or(0)),
-                node.fuel_used,
-            );
-            continue;
         }
         let lost = store
             .attempts(run_id, &node.node_id)?

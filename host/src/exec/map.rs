@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use jaq_json::Val;
 
-use super::node::{Finished, NodeTask, Shared, settle};
+use super::node::{Finished, NodeTask, Shared, micros, settle};
 use super::shape::{self, MapInput};
 use crate::report::{Failure, FailureKind, JsonText, NodeReport, NodeStatus, Timestamp};
 use crate::store::{NodeRecord, element_id};
@@ -203,7 +203,7 @@ impl MapRun {
         record.error = error.clone();
         record.output = output.clone();
         record.finished_at = Some(Timestamp::now());
-        record.elapsed_us = Some(elapsed.as_micros().try_into().unwrap_or(u64::MAX));
+        record.elapsed_us = Some(micros(elapsed));
         record.fuel_used = self.fuel;
         let mut report = NodeReport::new(&node.id, &node.action, status);
         report.attempts = self.attempts;

@@ -522,7 +522,7 @@ pub(super) async fn settle(
 }
 
 /// Microseconds, saturating.
-fn micros(duration: Duration) -> u64 {
+pub(super) fn micros(duration: Duration) -> u64 {
     duration.as_micros().try_into().unwrap_or(u64::MAX)
 }
 
