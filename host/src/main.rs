@@ -116,6 +116,10 @@ enum Command {
     Prune(cli::manage::PruneArgs),
     /// List the plugins of a directory
     Plugins(cli::plugins::PluginsArgs),
+    /// Serve the HTTP API: start, watch and steer runs from other programs
+    Serve(cli::serve::ServeArgs),
+    /// Make a bearer token for `flow serve --token-file`
+    Token(cli::serve::TokenArgs),
     /// Print a shell completion script (bash, zsh, fish, ...)
     Completions(cli::completions::CompletionsArgs),
 }
@@ -165,6 +169,8 @@ fn main() -> ExitCode {
         Command::Delete(args) => cli::manage::delete(&context, args),
         Command::Prune(args) => cli::manage::prune(&context, args),
         Command::Plugins(args) => cli::plugins::run(&context, args),
+        Command::Serve(args) => cli::serve::run(&context, args),
+        Command::Token(args) => cli::serve::token(args),
         Command::Completions(_) => unreachable!("handled before logging is set up"),
     };
     match result {

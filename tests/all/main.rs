@@ -28,6 +28,7 @@ mod run;
 mod runs;
 mod sandbox;
 mod schedule;
+mod serve;
 mod subworkflow;
 mod ui;
 mod usability;

@@ -109,22 +109,7 @@ pub fn run(context: &Context, args: ListArgs) -> anyhow::Result<Exit> {
 
 /// A run's header as `flow list --json` shows it.
 fn run_json(run: &RunRecord) -> serde_json::Value {
-    json!({
-        "run_id": run.run_id,
-        "parent": run.parent.as_ref().map(|parent| json!({
-            "run_id": parent.run_id,
-            "node_id": parent.node_id,
-        })),
-        "workflow_id": run.workflow_id,
-        "workflow_path": run.workflow_path,
-        "status": run.status,
-        "error": run.error,
-        "nodes": run.nodes,
-        "failed_nodes": run.failed_nodes,
-        "resumes": run.resumes,
-        "created_at": run.created_at.to_rfc3339(),
-        "finished_at": run.finished_at.map(|t| t.to_rfc3339()),
-    })
+    serde_json::to_value(super::serve::model::RunSummary::from(run)).unwrap_or_default()
 }
 
 /// How long the run took, if it ended.

@@ -14,6 +14,7 @@ pub mod progress;
 pub mod resume;
 pub mod retry;
 pub mod run;
+pub mod serve;
 pub mod status;
 pub mod table;
 pub mod validate;

@@ -34,19 +34,7 @@ pub fn run(context: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
             ))
         })?,
     };
-    let mut nodes = store.history(&run.run_id)?;
-    // The workflow is read again only for what the records do not say:
-    // nodes that never started, or (for older runs) which nodes are sinks.
-    let spec = if nodes.len() < run.nodes || run.sinks.is_none() {
-        store
-            .definition(&run.run_id)?
-            .and_then(|text| WorkflowSpec::parse(&run.workflow_path, text).ok())
-    } else {
-        None
-    };
-    if let Some(spec) = &spec {
-        add_pending(&mut nodes, spec);
-    }
+    let (nodes, spec) = history(&*store, &run)?;
     let mut out = out::stdout();
     if args.json {
         write_document(&mut out, &run, &nodes, spec.as_ref())?;
@@ -77,6 +65,28 @@ pub fn run(context: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
     // run of 100,000 nodes a tenth of the command's time.
     std::mem::forget(nodes);
     Ok(Exit::Success)
+}
+
+/// Every node of a run with its attempts, those that never started as
+/// pending, and the run's workflow when it had to be read for that (or,
+/// for older runs, to tell which nodes are sinks).
+pub fn history(
+    store: &dyn WorkflowStore,
+    run: &RunRecord,
+) -> Result<(Vec<NodeHistory>, Option<WorkflowSpec>), flow_host::store::StoreError> {
+    let mut nodes = store.history(&run.run_id)?;
+    // The workflow is read again only for what the records do not say.
+    let spec = if nodes.len() < run.nodes || run.sinks.is_none() {
+        store
+            .definition(&run.run_id)?
+            .and_then(|text| WorkflowSpec::parse(&run.workflow_path, text).ok())
+    } else {
+        None
+    };
+    if let Some(spec) = &spec {
+        add_pending(&mut nodes, spec);
+    }
+    Ok((nodes, spec))
 }
 
 /// The newest run no node of another run started.

@@ -19,6 +19,7 @@ mod persist;
 mod ready;
 mod scheduler;
 mod shape;
+mod slots;
 mod status;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub use error::ExecError;
 pub use extension::{AttemptFailure, ErrorHandler, RetryDecision, Sleeper, TokioSleeper};
 pub use handle::{Canceller, RunHandle, RunSnapshot};
 pub use middleware::{AttemptInfo, Middleware, Next};
+pub use slots::{AttemptSlots, Slot};
 
 use crate::observe::{MetricsCollector, Observer};
 use crate::report::RunReport;
@@ -51,6 +53,7 @@ pub struct WorkflowEngine {
     secrets: Arc<Secrets>,
     redactor: Redactor,
     live: Arc<status::LiveRuns>,
+    slots: Option<Arc<AttemptSlots>>,
 }
 
 impl WorkflowEngine {
@@ -67,6 +70,7 @@ impl WorkflowEngine {
             secrets: Arc::default(),
             redactor: Redactor::default(),
             live: Arc::default(),
+            slots: None,
         }
     }
 
@@ -108,6 +112,21 @@ impl WorkflowEngine {
     pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
         self.sleeper = sleeper;
         self
+    }
+
+    /// Bounds the attempts running at once across every run of this
+    /// engine (and its clones) by `slots`, handed out fairly between the
+    /// runs that wait. Each run's `max_concurrency` still bounds its own
+    /// nodes. An attempt that waits for a slot is not started yet: it is
+    /// recorded, observed and timed from when it gets one.
+    pub fn with_attempt_slots(mut self, slots: Arc<AttemptSlots>) -> Self {
+        self.slots = Some(slots);
+        self
+    }
+
+    /// The bound on attempts across runs, if one was set.
+    pub fn attempt_slots(&self) -> Option<&Arc<AttemptSlots>> {
+        self.slots.as_ref()
     }
 
     /// The store runs are recorded in.

@@ -54,7 +54,7 @@ impl Shared {
     pub fn notify(&self, event: &Event<'_>) {
         if self.workflow.options.observability {
             for observer in &self.observers {
-                observer.on_event(event);
+                observer.on_run_event(&self.run_id, event);
             }
         }
     }
@@ -173,7 +173,20 @@ impl NodeTask {
         };
         let mut tally = Tally::default();
 
+        // The attempt before, when a cancel comes while the next waits.
+        let mut previous: Option<AttemptRecord> = None;
         let (outcome, last) = loop {
+            // With a bound across runs, an attempt starts (and is
+            // recorded) once it has a slot; it gives the slot back before
+            // any retry delay.
+            let slot = match shared.engine.attempt_slots() {
+                Some(slots) => tokio::select! {
+                    biased;
+                    () = shared.cancel.cancelled() => break (Outcome::Cancelled, previous),
+                    slot = slots.acquire(&shared.run_id) => Some(slot),
+                },
+                None => None,
+            };
             record.attempts += 1;
             tally.tries += 1;
             let number = record.attempts;
@@ -192,24 +205,28 @@ impl NodeTask {
             }
             let Some(report) = self.attempt(node, number, input).await else {
                 attempt.error = Some(Failure::cancelled());
-                break (Outcome::Cancelled, attempt);
+                break (Outcome::Cancelled, Some(attempt));
             };
-            let error = match self.conclude(node, &mut attempt, report, &mut tally) {
-                Ok(output) => break (Outcome::Succeeded(output), attempt),
+            let concluded = self.conclude(node, &mut attempt, report, &mut tally);
+            // Given back once the attempt's end is observed.
+            drop(slot);
+            let error = match concluded {
+                Ok(output) => break (Outcome::Succeeded(output), Some(attempt)),
                 Err(error) => error,
             };
             let RetryDecision::Retry { after } = self.decide(node, number, tally.tries, &error)
             else {
-                break (Outcome::Failed(error.to_failure()), attempt);
+                break (Outcome::Failed(error.to_failure()), Some(attempt));
             };
             if let Err(store_error) = self.record_retry(node, &record, &mut attempt, after).await {
                 return self.abandon(node, record, store_error);
             }
             tokio::select! {
                 biased;
-                () = shared.cancel.cancelled() => break (Outcome::Cancelled, attempt),
+                () = shared.cancel.cancelled() => break (Outcome::Cancelled, Some(attempt)),
                 () = shared.sleeper.sleep(after) => {}
             }
+            previous = Some(attempt);
         };
         self.finish(node, record, outcome, last, started, tally.fuel)
             .await
@@ -350,7 +367,7 @@ impl NodeTask {
         node: &NodeSpec,
         mut record: NodeRecord,
         outcome: Outcome,
-        last: AttemptRecord,
+        last: Option<AttemptRecord>,
         started: Instant,
         fuel_used: Option<u64>,
     ) -> Finished {
@@ -376,7 +393,7 @@ impl NodeTask {
         report.elapsed = elapsed;
         report.fuel_used = fuel_used;
 
-        self.settle(record, Some(last), report).await
+        self.settle(record, last, report).await
     }
 
     async fn settle(

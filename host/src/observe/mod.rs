@@ -77,6 +77,14 @@ pub enum Event<'a> {
 pub trait Observer: Send + Sync {
     /// Called for each event.
     fn on_event(&self, event: &Event<'_>);
+
+    /// Called for each event with the id of the run it belongs to, for an
+    /// observer of an engine that runs several runs at once. By default,
+    /// [`Observer::on_event`].
+    fn on_run_event(&self, run_id: &str, event: &Event<'_>) {
+        let _ = run_id;
+        self.on_event(event);
+    }
 }
 
 /// Formats a duration for people: `850 µs`, `12.3 ms`, `4.20 s`.

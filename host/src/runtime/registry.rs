@@ -372,19 +372,26 @@ impl Runtime {
                 (dir, path, listing, listed)
             })
             .collect();
-        let loads = futures_util::stream::iter(plans.iter().map(|(_, path, _, listed)| {
-            // A file the cache knows by name is read only if wanted.
-            let needed = listed.as_ref().is_none_or(|info| wanted(&info.name));
-            async move {
-                match needed {
-                    true => Some(self.load_plugin(path, cache).await),
-                    false => None,
+        // Made before they are streamed: a closure in the stream's type
+        // would keep the future from being `Send` for every lifetime
+        // (which a server's handlers need).
+        let pending: Vec<_> = plans
+            .iter()
+            .map(|(_, path, _, listed)| {
+                // A file the cache knows by name is read only if wanted.
+                let needed = listed.as_ref().is_none_or(|info| wanted(&info.name));
+                async move {
+                    match needed {
+                        true => Some(self.load_plugin(path, cache).await),
+                        false => None,
+                    }
                 }
-            }
-        }))
-        .buffered(load_parallelism())
-        .collect::<Vec<_>>()
-        .await;
+            })
+            .collect();
+        let loads = futures_util::stream::iter(pending)
+            .buffered(load_parallelism())
+            .collect::<Vec<_>>()
+            .await;
 
         let mut registry = PluginRegistry {
             dirs: dirs.iter().map(|dir| dir.as_ref().to_path_buf()).collect(),

@@ -163,6 +163,21 @@ pub trait WorkflowStore: Send + Sync {
     /// Every run, newest first, read as the iterator advances.
     fn runs(&self) -> Records<'_, RunRecord>;
 
+    /// The runs older than run `before` (all with `None`), newest first:
+    /// a page of runs after the last of the page before.
+    fn runs_before(&self, before: Option<&str>) -> Records<'_, RunRecord> {
+        match before {
+            None => self.runs(),
+            Some(before) => {
+                let before = before.to_string();
+                Box::new(
+                    self.runs()
+                        .filter(move |run| run.as_ref().map_or(true, |run| run.run_id < before)),
+                )
+            }
+        }
+    }
+
     /// The runs whose ids start with `prefix` (upper case), newest first.
     fn runs_with_prefix(&self, prefix: &str) -> Records<'_, RunRecord> {
         let prefix = prefix.to_string();
@@ -344,6 +359,17 @@ pub(crate) mod conformance {
             store.find_run("02"),
             Err(StoreError::UnknownRun { .. })
         ));
+        let ids: Vec<String> = store
+            .runs_before(Some("01BBB"))
+            .map(|r| r.unwrap().run_id)
+            .collect();
+        assert_eq!(ids, ["01AAB", "01AAA"], "a page after 01BBB");
+        let ids: Vec<String> = store
+            .runs_before(Some("01AAAZ"))
+            .map(|r| r.unwrap().run_id)
+            .collect();
+        assert_eq!(ids, ["01AAA"], "a bound that is no run's id");
+        assert_eq!(store.runs_before(None).count(), 3);
         assert!(
             matches!(store.find_run(""), Err(StoreError::EmptyRunId)),
             "an empty id is not a prefix of every run"

@@ -428,6 +428,16 @@ impl WorkflowStore for SledStore {
         }))
     }
 
+    fn runs_before(&self, before: Option<&str>) -> Records<'_, RunRecord> {
+        let Some(before) = before else {
+            return self.runs();
+        };
+        Box::new(self.runs.range(..before.as_bytes()).rev().map(|entry| {
+            let (key, bytes) = entry.map_err(io)?;
+            decode(&key, &bytes)
+        }))
+    }
+
     fn runs_with_prefix(&self, prefix: &str) -> Records<'_, RunRecord> {
         Box::new(self.runs.scan_prefix(prefix.as_bytes()).rev().map(|entry| {
             let (key, bytes) = entry.map_err(io)?;

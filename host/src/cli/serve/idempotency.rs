@@ -1,0 +1,63 @@
+//! Idempotency keys of run starts: a client that sends the same
+//! `Idempotency-Key` again (after a timeout, say) gets the run its first
+//! request started, not a second one.
+//!
+//! Keys are kept in memory for a day, at most 100,000 of them (the oldest
+//! go first), so a server left running for months stays small; a restart
+//! forgets them.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// How long a key is remembered.
+pub const KEEP: Duration = Duration::from_secs(24 * 3600);
+const MAX_KEYS: usize = 100_000;
+
+/// The keys seen, with what each started.
+#[derive(Debug, Default)]
+pub struct Keys {
+    runs: HashMap<String, Started>,
+    order: VecDeque<(Instant, String)>,
+}
+
+/// What a key's first request asked for and started.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The request: workflow and parameters, as text.
+    pub request: String,
+    /// The run it started.
+    pub run_id: String,
+}
+
+impl Keys {
+    /// What `key` started, if it was seen within a day.
+    pub fn get(&mut self, key: &str) -> Option<&Started> {
+        self.expire(Instant::now());
+        self.runs.get(key)
+    }
+
+    /// Remembers what `key` started.
+    pub fn insert(&mut self, key: String, started: Started) {
+        let now = Instant::now();
+        self.expire(now);
+        while self.runs.len() >= MAX_KEYS {
+            match self.order.pop_front() {
+                Some((_, old)) => self.runs.remove(&old),
+                None => break,
+            };
+        }
+        self.order.push_back((now, key.clone()));
+        self.runs.insert(key, started);
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some((at, _)) = self.order.front() {
+            if now.duration_since(*at) < KEEP {
+                break;
+            }
+            if let Some((_, key)) = self.order.pop_front() {
+                self.runs.remove(&key);
+            }
+        }
+    }
+}
