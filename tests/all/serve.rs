@@ -880,3 +880,53 @@ fn runs_of_a_busy_server_share_the_attempt_bound() {
     assert_eq!(most, 2, "at most 2 attempts at once across the 3 runs");
     assert_eq!(server.get("/healthz").json()["attempts_running"], 0);
 }
+
+#[test]
+fn a_schedule_starts_runs_by_itself_and_says_when() {
+    let env = env();
+    env.write(
+        "workflows/tick.toml",
+        "[workflow]\nid = \"tick\"\nplugins = \"../plugins\"\ncron = \"* * * * * *\"\ntimezone = \"Europe/Berlin\"\n\
+         [nodes.a]\naction = \"echo\"\n",
+    );
+    let server = served(&env, &[]);
+    let tick = server.get("/api/v1/workflows/tick").json();
+    let schedule = &tick["schedule"];
+    assert_eq!(schedule["cron"], "* * * * * *");
+    assert_eq!(schedule["timezone"], "Europe/Berlin");
+    assert_eq!(schedule["overlap"], "skip");
+    assert!(schedule["next_fire"].is_string(), "{tick}");
+    assert_eq!(
+        server.get("/api/v1/workflows/greet").json()["schedule"],
+        Value::Null
+    );
+
+    // Every second: the first fire comes within one.
+    let mut events = server.events(None);
+    let started = events.until("run_started", |e| e["workflow_id"] == "tick");
+    let id = started["run_id"].as_str().unwrap().to_string();
+    let detail = server.wait(&id, &mut events);
+    assert_eq!(detail["status"], "succeeded");
+    let due = detail["scheduled_for"]
+        .as_str()
+        .expect("the time it was due");
+    assert!(due.ends_with(".000Z"), "a whole second: {due}");
+    let listed = server.get("/api/v1/runs?workflow=tick&limit=1").json();
+    assert_eq!(listed["runs"][0]["scheduled_for"], due);
+    drop(server);
+
+    // The last fire is in the store: a new server knows it.
+    let status = env
+        .run(&["list", "--json", "--workflow", "tick"])
+        .success()
+        .json();
+    assert!(!status["runs"].as_array().unwrap().is_empty());
+    let server = served(&env, &[]);
+    let schedule = server.get("/api/v1/workflows/tick").json()["schedule"].clone();
+    assert!(
+        schedule["last_fire"]
+            .as_str()
+            .is_some_and(|last| *last >= *due),
+        "{schedule}"
+    );
+}

@@ -118,7 +118,15 @@ impl ChildTask {
                     run_id: shared.run_id.clone(),
                     node_id: node.id.clone(),
                 };
-                launch::start(&engine, spec, registry, Some(parent))
+                launch::start(
+                    &engine,
+                    spec,
+                    registry,
+                    launch::Origin {
+                        parent: Some(parent),
+                        scheduled_for: None,
+                    },
+                )
             }
         };
         let handle = match handle {

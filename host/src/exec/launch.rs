@@ -19,17 +19,25 @@ use crate::runtime::{Plugin, PluginRegistry};
 use crate::spec::WorkflowSpec;
 use crate::store::{ParentLink, RunRecord, WorkflowStore};
 
-/// Records a new run and starts it; `parent` links the run of a
-/// sub-workflow to the node that runs it.
+/// What started a new run, besides a caller: the node of the parent run
+/// that runs a sub-workflow, or a schedule.
+#[derive(Debug, Default)]
+pub(super) struct Origin {
+    pub parent: Option<ParentLink>,
+    pub scheduled_for: Option<Timestamp>,
+}
+
+/// Records a new run and starts it.
 pub(super) fn start(
     engine: &WorkflowEngine,
     workflow: Arc<WorkflowSpec>,
     plugins: Arc<PluginRegistry>,
-    parent: Option<ParentLink>,
+    origin: Origin,
 ) -> Result<RunHandle, ExecError> {
     let node_plugins = resolve(engine, &workflow, &plugins)?;
     let record = RunRecord {
-        parent,
+        parent: origin.parent,
+        scheduled_for: origin.scheduled_for,
         ..new_record(&workflow, &plugins, workflow.resolved_params()?)
     };
     engine.store.create_run(&record, &workflow.source.text)?;
@@ -69,6 +77,7 @@ fn new_record(
         resumes: 0,
         params,
         retry_of: None,
+        scheduled_for: None,
         parent: None,
     }
 }

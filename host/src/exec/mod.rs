@@ -143,7 +143,22 @@ impl WorkflowEngine {
         workflow: Arc<WorkflowSpec>,
         plugins: Arc<PluginRegistry>,
     ) -> Result<RunHandle, ExecError> {
-        launch::start(self, workflow, plugins, None)
+        launch::start(self, workflow, plugins, launch::Origin::default())
+    }
+
+    /// [`start`](Self::start) for a run a schedule started: the run's
+    /// record keeps the time it was due (`scheduled_for`).
+    pub fn start_scheduled(
+        &self,
+        workflow: Arc<WorkflowSpec>,
+        plugins: Arc<PluginRegistry>,
+        due: crate::report::Timestamp,
+    ) -> Result<RunHandle, ExecError> {
+        let origin = launch::Origin {
+            parent: None,
+            scheduled_for: Some(due),
+        };
+        launch::start(self, workflow, plugins, origin)
     }
 
     /// Continues run `run_id` (or an unambiguous prefix of it), which must

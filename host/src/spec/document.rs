@@ -42,6 +42,8 @@ pub(super) struct Document {
     pub options: WorkflowOptions,
     /// `[params]`: the run parameters declared.
     pub params: super::Params,
+    /// `[workflow] cron` and its companions.
+    pub cron: Option<super::CronSchedule>,
     /// The nodes, in file order.
     pub nodes: Vec<RawNode>,
     /// Whether the file has a `[nodes]` table with at least one node.
@@ -84,6 +86,7 @@ pub(super) fn read(path: &Path, text: &str, problems: &mut Vec<Diagnostic>) -> O
         plugins: Vec::new(),
         options: WorkflowOptions::default(),
         params: super::Params::new(),
+        cron: None,
         nodes: Vec::new(),
         has_nodes: false,
     };
@@ -154,7 +157,11 @@ fn read_header(
     read: &mut Document,
     problems: &mut Vec<Diagnostic>,
 ) {
+    let mut schedule = super::cron::Keys::default();
     for (key, value) in table.iter() {
+        if schedule.take(key.get_ref().as_ref(), value) {
+            continue;
+        }
         match key.get_ref().as_ref() {
             "id" => {
                 read.id = string(value, "id", problems).map(|id| Spanned::new(value.span(), id))
@@ -180,12 +187,14 @@ fn read_header(
                     let keys = HEADER_KEYS
                         .iter()
                         .copied()
+                        .chain(super::cron::KEYS.iter().copied())
                         .chain(OptionSpec::keys(Scope::Workflow));
                     unknown_key(key, name, "[workflow]", keys)
                 })),
             },
         }
     }
+    read.cron = schedule.read(problems);
 }
 
 fn read_defaults(

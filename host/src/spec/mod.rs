@@ -7,6 +7,7 @@
 //! a [`Diagnostic`] that points at the file, line and column.
 
 mod builder;
+pub mod cron;
 mod diagnostic;
 mod document;
 mod params;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use builder::{NodeBuilder, WorkflowBuilder, is_built};
+pub use cron::{CronSchedule, Overlap};
 pub use diagnostic::{ActionUse, Diagnostic, SpecError};
 pub use params::{Param, ParamError, ParamType, Params};
 pub use validate::suggest;
@@ -49,6 +51,8 @@ pub struct WorkflowSpec {
     /// [`set_params`](Self::set_params); a run started without them uses
     /// the defaults (a resumed one, the values it started with).
     pub param_values: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `[workflow] cron`: when `flow serve` starts runs by itself.
+    pub cron: Option<CronSchedule>,
     /// Nodes in the order the file declares them.
     pub nodes: Vec<NodeSpec>,
     /// The dependency graph of `nodes` (indices into `nodes`).
@@ -68,6 +72,7 @@ impl PartialEq for WorkflowSpec {
             &self.overrides,
             &self.plugins,
             &self.params,
+            &self.cron,
             &self.nodes,
         ) == (
             &other.id,
@@ -76,6 +81,7 @@ impl PartialEq for WorkflowSpec {
             &other.overrides,
             &other.plugins,
             &other.params,
+            &other.cron,
             &other.nodes,
         )
     }

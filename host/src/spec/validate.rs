@@ -501,6 +501,7 @@ fn build(
         plugins: read.plugins,
         params: read.params,
         param_values: None,
+        cron: read.cron,
         nodes,
         dag,
         source,

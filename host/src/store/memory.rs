@@ -12,6 +12,7 @@ struct Runs {
     definitions: BTreeMap<String, String>,
     nodes: BTreeMap<(String, String), NodeRecord>,
     attempts: BTreeMap<(String, String, u32), AttemptRecord>,
+    fires: BTreeMap<String, crate::report::Timestamp>,
 }
 
 /// Runs kept in memory and lost when it is dropped.
@@ -124,6 +125,15 @@ impl WorkflowStore for MemoryStore {
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    fn last_fire(&self, name: &str) -> Result<Option<crate::report::Timestamp>, StoreError> {
+        Ok(self.lock().fires.get(name).copied())
+    }
+
+    fn set_last_fire(&self, name: &str, due: crate::report::Timestamp) -> Result<(), StoreError> {
+        self.lock().fires.insert(name.to_string(), due);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -149,5 +159,10 @@ mod tests {
     #[test]
     fn nodes_and_attempts_do_not_mix() {
         conformance::nodes_and_attempts_do_not_mix(&MemoryStore::new());
+    }
+
+    #[test]
+    fn schedules_remember_their_last_fire() {
+        conformance::schedules_remember_their_last_fire(&MemoryStore::new());
     }
 }

@@ -194,6 +194,12 @@ pub trait WorkflowStore: Send + Sync {
     /// Makes every write so far durable.
     fn flush(&self) -> Result<(), StoreError>;
 
+    /// When schedule `name` (a workflow's `cron`) last fired, if it did.
+    fn last_fire(&self, name: &str) -> Result<Option<crate::report::Timestamp>, StoreError>;
+
+    /// Records that schedule `name` fired for time `due`.
+    fn set_last_fire(&self, name: &str, due: crate::report::Timestamp) -> Result<(), StoreError>;
+
     /// Finds a run by its id or an unambiguous prefix of it (in any case).
     fn find_run(&self, prefix: &str) -> Result<RunRecord, StoreError> {
         if prefix.is_empty() {
@@ -245,6 +251,7 @@ pub(crate) mod conformance {
             resumes: 0,
             params: Default::default(),
             retry_of: None,
+            scheduled_for: None,
             parent: None,
         }
     }
@@ -402,6 +409,15 @@ pub(crate) mod conformance {
             "a run whose id extends another's is kept"
         );
         assert_eq!(store.attempts("01AB", "n").unwrap().len(), 1);
+    }
+
+    pub(crate) fn schedules_remember_their_last_fire(store: &dyn WorkflowStore) {
+        assert_eq!(store.last_fire("nightly").unwrap(), None);
+        store.set_last_fire("nightly", Timestamp(5_000)).unwrap();
+        store.set_last_fire("hourly", Timestamp(7_000)).unwrap();
+        store.set_last_fire("nightly", Timestamp(9_000)).unwrap();
+        assert_eq!(store.last_fire("nightly").unwrap(), Some(Timestamp(9_000)));
+        assert_eq!(store.last_fire("hourly").unwrap(), Some(Timestamp(7_000)));
     }
 
     pub(crate) fn nodes_and_attempts_do_not_mix(store: &dyn WorkflowStore) {

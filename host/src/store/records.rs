@@ -55,6 +55,9 @@ pub struct RunRecord {
     /// The run this one retries (`flow retry`), whose outputs it reused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_of: Option<String>,
+    /// For a run a schedule (`cron`) started: the time it was due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_for: Option<Timestamp>,
     /// For the run of a sub-workflow: the run and node that started it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<ParentLink>,

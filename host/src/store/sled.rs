@@ -21,7 +21,7 @@ use std::time::Duration;
 use super::{
     AttemptRecord, NodeHistory, NodeRecord, Records, RunRecord, StoreError, WorkflowStore,
 };
-use crate::report::RunStatus;
+use crate::report::{RunStatus, Timestamp};
 
 /// Version of the layout above; bumped on incompatible changes. Version 4
 /// stores failures as `{kind, message}`; version 3 databases, whose
@@ -56,6 +56,9 @@ pub struct SledStore {
     definitions: sled::Tree,
     nodes: sled::Tree,
     active: sled::Tree,
+    /// The last fire of each schedule: its name, and the time in
+    /// milliseconds (8 bytes, big endian).
+    schedules: sled::Tree,
 }
 
 impl SledStore {
@@ -77,6 +80,7 @@ impl SledStore {
             definitions: tree("definitions")?,
             nodes: tree("nodes")?,
             active: tree("active")?,
+            schedules: tree("schedules")?,
             db,
         };
         store.check_schema()?;
@@ -461,6 +465,22 @@ impl WorkflowStore for SledStore {
         self.db.flush().map_err(io)?;
         Ok(())
     }
+
+    fn last_fire(&self, name: &str) -> Result<Option<Timestamp>, StoreError> {
+        let found = self.schedules.get(name.as_bytes()).map_err(io)?;
+        Ok(found.and_then(|bytes| {
+            let bytes: [u8; 8] = bytes.as_ref().try_into().ok()?;
+            Some(Timestamp(u64::from_be_bytes(bytes)))
+        }))
+    }
+
+    fn set_last_fire(&self, name: &str, due: Timestamp) -> Result<(), StoreError> {
+        self.schedules
+            .insert(name.as_bytes(), &due.0.to_be_bytes())
+            .map_err(io)?;
+        self.schedules.flush().map_err(io)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -492,6 +512,15 @@ mod tests {
     #[test]
     fn nodes_and_attempts_do_not_mix() {
         conformance::nodes_and_attempts_do_not_mix(&open().1);
+    }
+
+    #[test]
+    fn schedules_remember_their_last_fire() {
+        let (dir, store) = open();
+        conformance::schedules_remember_their_last_fire(&store);
+        drop(store);
+        let store = SledStore::open(&dir.path().join("db")).unwrap();
+        assert_eq!(store.last_fire("nightly").unwrap(), Some(Timestamp(9_000)));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! {
 //!   "run_id": "01J...", "workflow_id": "orders", "workflow_path": "/abs/orders.toml",
 //!   "status": "succeeded", "error": null, "failed_nodes": 0, "resumes": 0, "secrets": [],
-//!   "params": {"region": "eu"}, "retry_of": null, "parent": null,
+//!   "params": {"region": "eu"}, "retry_of": null, "scheduled_for": null, "parent": null,
 //!   "created_at": "2026-11-26T10:13:17.123Z", "finished_at": "2026-11-26T10:13:17.131Z",
 //!   "elapsed_ms": 8.0,
 //!   "nodes": [{
@@ -72,6 +72,7 @@ impl Serialize for RunDocument<'_> {
         map.serialize_entry("secrets", &run.secrets)?;
         map.serialize_entry("params", &run.params)?;
         map.serialize_entry("retry_of", &run.retry_of)?;
+        map.serialize_entry("scheduled_for", &time(run.scheduled_for))?;
         map.serialize_entry("parent", &run.parent)?;
         map.serialize_entry("created_at", &time(Some(run.created_at)))?;
         map.serialize_entry("finished_at", &time(run.finished_at))?;

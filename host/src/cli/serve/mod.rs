@@ -11,6 +11,7 @@
 
 mod auth;
 mod catalog;
+mod cron;
 mod events;
 mod idempotency;
 pub mod model;
@@ -195,6 +196,15 @@ pub fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
                 }
             ));
         }
+        for (name, schedule, next) in schedules(&app) {
+            out::eprint(format_args!(
+                "schedule {name}: {} ({}), next at {}",
+                schedule.expression,
+                schedule.timezone,
+                next.map_or("never".into(), |next| schedule.local(next))
+            ));
+        }
+        tokio::spawn(cron::run(app.clone()));
         let mut terminate = signal(SignalKind::terminate())?;
         let mut interrupt = signal(SignalKind::interrupt())?;
         let shutdown = app.shutdown.clone();
@@ -227,6 +237,27 @@ pub fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
         out::eprint("flow serve: stopped; every run is recorded");
         anyhow::Ok(Exit::Success)
     })
+}
+
+/// The schedules of the workflow files, with their next fires.
+fn schedules(
+    app: &App,
+) -> Vec<(
+    String,
+    flow_host::spec::CronSchedule,
+    Option<flow_host::report::Timestamp>,
+)> {
+    let mut found = Vec::new();
+    for name in app.catalog.names().unwrap_or_default() {
+        if let Ok(Some(entry)) = app.catalog.get(&name)
+            && let Ok(spec) = entry.spec
+            && let Some(schedule) = spec.cron
+        {
+            let next = cron::next_fire(app, &name, &schedule);
+            found.push((name, schedule, next));
+        }
+    }
+    found
 }
 
 /// Where a running server records its address: beside the database.

@@ -31,6 +31,9 @@ pub struct RunSummary {
     pub created_at: String,
     /// RFC 3339, once it ended.
     pub finished_at: Option<String>,
+    /// For a run a schedule started: the time it was due (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduled_for: Option<String>,
 }
 
 /// The run and node that started a sub-workflow's run.
@@ -59,6 +62,7 @@ impl From<&RunRecord> for RunSummary {
             resumes: run.resumes,
             created_at: run.created_at.to_rfc3339(),
             finished_at: run.finished_at.map(|t| t.to_rfc3339()),
+            scheduled_for: run.scheduled_for.map(|t| t.to_rfc3339()),
         }
     }
 }
@@ -110,6 +114,26 @@ pub struct WorkflowSummary {
     /// Why it is invalid: the errors of `flow validate --json`.
     #[schema(value_type = Option<Object>)]
     pub errors: Option<serde_json::Value>,
+    /// Its `cron` schedule, if it has one.
+    pub schedule: Option<ScheduleInfo>,
+}
+
+/// When the server starts runs of a workflow by itself.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScheduleInfo {
+    /// The cron expression.
+    pub cron: String,
+    /// The IANA time zone it is read in.
+    pub timezone: String,
+    /// `skip`, `queue` or `allow`: what a fire does while the run before
+    /// still goes.
+    pub overlap: String,
+    /// How far back missed fires are made up for, in seconds.
+    pub catch_up_s: u64,
+    /// The time it last fired (RFC 3339).
+    pub last_fire: Option<String>,
+    /// The time it fires next (RFC 3339).
+    pub next_fire: Option<String>,
 }
 
 /// A workflow with its graph.

@@ -25,7 +25,7 @@ use super::{model, problem, runs, system, workflows};
         problem::Problem, model::RunSummary, model::Parent, model::RunPage,
         model::WorkflowSummary, model::WorkflowDetail, model::GraphNode, model::ParamInfo,
         model::StartRun, model::Retry, model::Resume, model::RunRef, model::LogLine,
-        model::Logs, model::Health,
+        model::Logs, model::Health, model::ScheduleInfo,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -42,7 +42,7 @@ pub struct App {
     launches: std::sync::atomic::AtomicU64,
     /// The registry of each plugins search path, loaded once and again
     /// when a file of it changes.
-    registries: tokio::sync::Mutex<HashMap<Vec<PathBuf>, (Fingerprint, Arc<PluginRegistry>)>>,
+    registries: tokio::sync::Mutex<Registries>,
     /// Idempotency keys of run starts.
     pub keys: tokio::sync::Mutex<super::idempotency::Keys>,
     /// Waits for the runs' tasks on shutdown.
@@ -55,6 +55,9 @@ pub struct App {
 
 /// The `.wasm` files of a search path with their sizes and times.
 type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
+
+/// Each search path's registry, with the files it was loaded from.
+type Registries = HashMap<Vec<PathBuf>, (Fingerprint, Arc<PluginRegistry>)>;
 
 impl App {
     #[allow(clippy::too_many_arguments)]
@@ -94,6 +97,11 @@ impl App {
 
     fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Canceller)>> {
         self.active.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether this server runs `run_id` now.
+    pub fn is_running(&self, run_id: &str) -> bool {
+        self.active().contains_key(run_id)
     }
 
     /// How many runs this server runs now.

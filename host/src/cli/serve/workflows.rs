@@ -7,11 +7,14 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use flow_host::WorkflowSpec;
+use flow_host::report::Timestamp;
+use flow_host::{WorkflowSpec, WorkflowStore};
 
 use super::catalog::Entry;
 use super::idempotency::Started;
-use super::model::{GraphNode, ParamInfo, RunRef, StartRun, WorkflowDetail, WorkflowSummary};
+use super::model::{
+    GraphNode, ParamInfo, RunRef, ScheduleInfo, StartRun, WorkflowDetail, WorkflowSummary,
+};
 use super::problem::{OptionalBody, Problem};
 use super::state::App;
 
@@ -35,7 +38,9 @@ pub async fn list(State(app): State<Arc<App>>) -> Result<Json<Vec<WorkflowSummar
     .await
     .map_err(Problem::internal)?
     .map_err(Problem::internal)?;
-    Ok(Json(entries.iter().map(summary).collect()))
+    Ok(Json(
+        entries.iter().map(|entry| summary(&app, entry)).collect(),
+    ))
 }
 
 /// A workflow file with its graph.
@@ -57,7 +62,7 @@ pub async fn get(
         Err(_) => Vec::new(),
     };
     Ok(Json(WorkflowDetail {
-        summary: summary(&entry),
+        summary: summary(&app, &entry),
         graph,
     }))
 }
@@ -174,7 +179,7 @@ async fn entry(app: &Arc<App>, name: &str) -> Result<Entry, Problem> {
     })
 }
 
-fn summary(entry: &Entry) -> WorkflowSummary {
+fn summary(app: &App, entry: &Entry) -> WorkflowSummary {
     let file = entry.path.display().to_string();
     match &entry.spec {
         Ok(spec) => WorkflowSummary {
@@ -194,6 +199,23 @@ fn summary(entry: &Entry) -> WorkflowSummary {
                 })
                 .collect(),
             errors: None,
+            schedule: spec.cron.as_ref().map(|schedule| ScheduleInfo {
+                cron: schedule.expression.clone(),
+                timezone: schedule.timezone.clone(),
+                overlap: serde_json::to_value(schedule.overlap)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+                catch_up_s: schedule.catch_up.as_secs(),
+                last_fire: app
+                    .store
+                    .last_fire(&entry.name)
+                    .ok()
+                    .flatten()
+                    .map(Timestamp::to_rfc3339),
+                next_fire: super::cron::next_fire(app, &entry.name, schedule)
+                    .map(Timestamp::to_rfc3339),
+            }),
         },
         Err(error) => WorkflowSummary {
             name: entry.name.clone(),
@@ -203,6 +225,7 @@ fn summary(entry: &Entry) -> WorkflowSummary {
             nodes: None,
             params: Vec::new(),
             errors: Some(error.to_json()),
+            schedule: None,
         },
     }
 }
