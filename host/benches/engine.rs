@@ -16,6 +16,8 @@ mod expressions;
 mod native;
 #[path = "engine/outbound.rs"]
 mod outbound;
+#[path = "engine/serve.rs"]
+mod serve;
 
 use flow_host::observe::{Metric, MetricsCollector};
 use flow_host::{
@@ -78,6 +80,10 @@ fn main() {
             continue;
         }
         let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        if result["serve"] == true {
+            serve::print(&result);
+            continue;
+        }
         let us = result["per_node_us"].as_f64().unwrap();
         per_node.insert(*name, us);
         // A native row: what the sandbox adds to each attempt of the same
@@ -146,6 +152,7 @@ const SCENARIOS: &[&str] = &[
     "load/js-template/cold",
     "load/js-template/warm",
     "attempt/js-template",
+    "serve/api",
 ];
 
 /// The machine, as the table's header says it.
@@ -274,6 +281,10 @@ async fn scenario(name: &str) -> serde_json::Value {
         "chain-100000/resume-last" => resume_last(100_000).await,
         "status-100000/json" => status_of_big_run(100_000, true).await,
         "status-100000/text" => status_of_big_run(100_000, false).await,
+        "serve/api" => {
+            let setup = setup(true).await;
+            serve::api(&setup.dir.path().join("plugins"), &cache_dir())
+        }
         "http-1000/native-sequential" => outbound::native(1).await,
         "http-1000/native-16" => outbound::native(16).await,
         "http-1000/wasm-sequential" => outbound::wasm(1).await,
@@ -457,6 +468,7 @@ async fn status_of_big_run(n: usize, json: bool) -> serde_json::Value {
             resumes: 0,
             params: Default::default(),
             retry_of: None,
+            scheduled_for: None,
             parent: None,
         };
         store.create_run(&run, &text).unwrap();

@@ -110,6 +110,8 @@ enum Command {
     Graph(cli::graph::GraphArgs),
     /// List recorded runs, newest first
     List(cli::list::ListArgs),
+    /// Stop a run that a `flow serve` runs
+    Cancel(cli::manage::CancelArgs),
     /// Delete recorded runs
     Delete(cli::manage::DeleteArgs),
     /// Delete the runs older than a given age
@@ -166,6 +168,7 @@ fn main() -> ExitCode {
         Command::Logs(args) => cli::logs::run(&context, args),
         Command::Graph(args) => cli::graph::run(&context, args),
         Command::List(args) => cli::list::run(&context, args),
+        Command::Cancel(args) => cli::manage::cancel(&context, args),
         Command::Delete(args) => cli::manage::delete(&context, args),
         Command::Prune(args) => cli::manage::prune(&context, args),
         Command::Plugins(args) => cli::plugins::run(&context, args),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Env, workflow};
+use crate::support::{Env, Run, workflow};
 
 /// A `flow serve` of a scratch directory; stopped (SIGTERM) when dropped.
 pub struct Served {
@@ -368,7 +368,11 @@ fn a_run_started_over_the_api_is_recorded_like_flow_run() {
     let detail = server.wait(&id, &mut events);
     assert_eq!(detail["status"], "succeeded", "{detail}");
     assert_eq!(detail["params"], json!({"name": "Ada", "times": 3}));
-    assert_eq!(detail["nodes"][0]["output"], json!({"who": "Ada", "n": 3}));
+    assert_eq!(
+        detail["nodes"][0]["output"],
+        json!({"who": "Ada", "n": 3}),
+        "{detail}"
+    );
     assert_eq!(
         detail["nodes"][1]["attempt_records"][0]["fuel_used"]
             .as_u64()
@@ -929,4 +933,96 @@ fn a_schedule_starts_runs_by_itself_and_says_when() {
             .is_some_and(|last| *last >= *due),
         "{schedule}"
     );
+}
+
+#[test]
+fn commands_go_through_a_running_server() {
+    let env = env();
+    let server = served(&env, &[]);
+    let mut events = server.events(None);
+    let done = server.start_run("greet", json!({"times": 1}));
+    server.wait(&done, &mut events);
+    let sleepy = server.start_run("sleepy", json!({}));
+    events.until("attempt_started", |e| e["run_id"] == sleepy.as_str());
+
+    // The server holds the database: these read through its API.
+    let listed = env.run(&["list", "--json"]).success().json();
+    let ids: Vec<&str> = listed["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [sleepy.as_str(), done.as_str()]);
+    let text = env.run(&["list"]).success().stdout;
+    assert!(text.contains(&sleepy) && text.contains("running"), "{text}");
+    let status = env.run(&["status", &done, "--json"]).success().json();
+    assert_eq!(status, server.get(&format!("/api/v1/runs/{done}")).json());
+    let text = env.run(&["status", &done[..10]]).success().stdout;
+    assert!(text.contains("succeeded"), "{text}");
+    let logs = env.run(&["logs", &done, "log"]).success().stdout;
+    assert_eq!(logs.lines().count(), 3, "{logs}");
+    // Writing is the server's: refused with the way to do it.
+    let refused = env.run(&["delete", &done]).expect_code(3);
+    assert!(
+        refused.stderr.contains("in use by another flow process"),
+        "{}",
+        refused.stderr
+    );
+
+    env.run(&["cancel", &sleepy[..12]]).success();
+    let detail = server.wait(&sleepy, &mut events);
+    assert_eq!(detail["status"], "cancelled");
+    let again = env.run(&["cancel", &sleepy]).expect_code(3);
+    assert!(
+        again.stderr.contains("is not running: it cancelled"),
+        "{}",
+        again.stderr
+    );
+    drop(server);
+    let without = env.run(&["cancel", &sleepy]).expect_code(2);
+    assert!(
+        without.stderr.contains("no flow serve holds"),
+        "{}",
+        without.stderr
+    );
+}
+
+#[test]
+fn commands_bring_a_token_to_a_server_that_wants_one() {
+    let env = env();
+    let token = env
+        .run(&["token", "--token-file", "tokens"])
+        .success()
+        .stdout
+        .trim()
+        .to_string();
+    let _server = served(&env, &["--token-file", "tokens"]);
+    let refused = env.run(&["list"]).expect_code(3);
+    assert!(
+        refused.stderr.contains("set FLOW_TOKEN"),
+        "{}",
+        refused.stderr
+    );
+    let wrong = Run::from(
+        env.flow()
+            .env("FLOW_TOKEN", "flow_nope")
+            .args(["list"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(wrong.code, 3);
+    assert!(
+        wrong.stderr.contains("not one this server accepts"),
+        "{}",
+        wrong.stderr
+    );
+    let listed = Run::from(
+        env.flow()
+            .env("FLOW_TOKEN", &token)
+            .args(["list", "--json"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
 }

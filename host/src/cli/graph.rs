@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use flow_host::observe::NodeStates;
-use flow_host::{NodeStatus, WorkflowSpec, WorkflowStore};
+use flow_host::{NodeStatus, WorkflowSpec};
 
 use super::{Context, Exit, UsageError, out};
 
@@ -37,7 +37,7 @@ pub fn run(context: &Context, args: GraphArgs) -> anyhow::Result<Exit> {
     let spec = WorkflowSpec::load(&args.workflow)?;
     let records = match &args.run {
         Some(id) => {
-            let store = context.open_store()?;
+            let store = context.open_reader()?;
             let run = store.find_run(id)?;
             if run.workflow_id != spec.id {
                 return Err(UsageError(format!(

@@ -4,9 +4,9 @@ use std::io::Write;
 use std::time::Duration;
 
 use clap::Args;
+use flow_host::RunStatus;
 use flow_host::observe::format_duration;
 use flow_host::store::RunRecord;
-use flow_host::{RunStatus, WorkflowStore};
 use serde_json::json;
 
 use super::{Context, Exit, out, table};
@@ -42,7 +42,7 @@ fn parse_status(text: &str) -> Result<RunStatus, String> {
 }
 
 pub fn run(context: &Context, args: ListArgs) -> anyhow::Result<Exit> {
-    let store = context.open_store()?;
+    let store = context.open_reader()?;
     let filtered = args.workflow.is_some() || args.status.is_some() || args.hide_children;
     // Runs are read newest first and only as far as the limit.
     let mut runs: Vec<RunRecord> = Vec::new();

@@ -3,7 +3,6 @@
 use std::io::Write;
 
 use clap::Args;
-use flow_host::WorkflowStore;
 use flow_host::spec::suggest;
 use flow_host::store::{AttemptRecord, NodeHistory, NodeRecord};
 use serde_json::json;
@@ -28,7 +27,7 @@ pub struct LogsArgs {
 }
 
 pub fn run(context: &Context, args: LogsArgs) -> anyhow::Result<Exit> {
-    let store = context.open_store()?;
+    let store = context.open_reader()?;
     let run = store.find_run(&args.run_id)?;
     // Elements of map nodes are listed after their node; NODE names a node
     // (with its elements) or one element (`node[3]`).

@@ -7,7 +7,7 @@ use clap::Args;
 use flow_host::WorkflowStore;
 use flow_host::options;
 
-use super::{Context, Exit, out};
+use super::{Context, Exit, UsageError, out};
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
@@ -81,5 +81,43 @@ pub fn prune(context: &Context, args: PruneArgs) -> anyhow::Result<Exit> {
         humantime::format_rfc3339_seconds(cutoff)
     )?;
     out.flush()?;
+    Ok(Exit::Success)
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The run's id, or enough of its beginning to tell it apart
+    run_id: String,
+}
+
+/// `flow cancel`: asks the `flow serve` that holds the database to stop a
+/// run. A `flow run` stops on Ctrl-C or SIGTERM to its process.
+pub fn cancel(context: &Context, args: CancelArgs) -> anyhow::Result<Exit> {
+    let db = context.db_path()?;
+    let Some(address) = super::remote::server_of(&db) else {
+        let store = context.open_store()?;
+        let run = store.find_run(&args.run_id)?;
+        return Err(UsageError(format!(
+            "run {} {}: no flow serve holds {}; a `flow run` stops on Ctrl-C, or SIGTERM to its process",
+            run.run_id,
+            match run.status {
+                flow_host::RunStatus::Running => "is not running under a server".to_string(),
+                status => format!("is not running (it {status})"),
+            },
+            db.display()
+        ))
+        .into());
+    };
+    let server = super::remote::RemoteStore::new(&address)?;
+    let run = server.find_run(&args.run_id)?;
+    server.call("POST", &format!("/api/v1/runs/{}/cancel", run.run_id))?;
+    if !context.quiet {
+        out::eprint(format_args!(
+            "run {} is stopping (flow status {}{})",
+            run.run_id,
+            run.run_id,
+            context.db_flag()
+        ));
+    }
     Ok(Exit::Success)
 }

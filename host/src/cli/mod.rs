@@ -11,6 +11,7 @@ pub mod out;
 pub mod panic;
 pub mod plugins;
 pub mod progress;
+pub mod remote;
 pub mod resume;
 pub mod retry;
 pub mod run;
@@ -99,6 +100,28 @@ impl Context {
         }
         let store = panic::expected(|| SledStore::open(&path))?;
         Ok(Arc::new(store))
+    }
+
+    /// The run database for reading: the database itself, or, while a
+    /// `flow serve` holds it, that server's API.
+    pub fn open_reader(&self) -> anyhow::Result<Arc<dyn flow_host::WorkflowStore>> {
+        match self.open_store() {
+            Ok(store) => Ok(store),
+            Err(error) => {
+                let locked = matches!(
+                    error.downcast_ref::<StoreError>(),
+                    Some(StoreError::Locked { .. })
+                );
+                let server = match locked {
+                    true => remote::server_of(&self.db_path()?),
+                    false => None,
+                };
+                match server {
+                    Some(address) => Ok(Arc::new(remote::RemoteStore::new(&address)?)),
+                    None => Err(error),
+                }
+            }
+        }
     }
 
     /// The wasm runtime, sized for `workers` attempts at once, and the

@@ -23,7 +23,7 @@ pub struct StatusArgs {
 }
 
 pub fn run(context: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
-    let store = context.open_store()?;
+    let store = context.open_reader()?;
     let run = match &args.run_id {
         Some(id) => store.find_run(id)?,
         // The most recent run that is not a sub-workflow's.

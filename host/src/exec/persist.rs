@@ -19,7 +19,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::options::Durability;
-use crate::store::{AttemptRecord, NodeRecord, StoreError, WorkflowStore};
+use crate::store::{AttemptRecord, NodeRecord, RunRecord, StoreError, WorkflowStore};
 
 /// A node's record, and maybe one of its attempts, on their way to the
 /// store.
@@ -143,6 +143,17 @@ impl Persistence {
     /// Hands everything queued to the store and makes it durable, off the
     /// async workers (a flush waits for the disk).
     pub(super) async fn flush(&self) -> Result<(), StoreError> {
+        self.flush_then(None).await
+    }
+
+    /// Writes what is queued, then the run's final header, and makes both
+    /// durable in one flush: a reader never sees a run that ended with
+    /// node records still missing, even after a crash.
+    pub(super) async fn conclude(&self, run: RunRecord) -> Result<(), StoreError> {
+        self.flush_then(Some(run)).await
+    }
+
+    async fn flush_then(&self, run: Option<RunRecord>) -> Result<(), StoreError> {
         let mut received = self.received.lock().await;
         let mut pending = Pending::default();
         while let Ok((node, attempt)) = received.try_recv() {
@@ -164,6 +175,9 @@ impl Persistence {
                 .collect();
             if !nodes.is_empty() || !attempts.is_empty() {
                 store.put_batch(&run_id, &nodes, &attempts)?;
+            }
+            if let Some(run) = &run {
+                store.update_run(run)?;
             }
             store.flush()
         })

@@ -350,8 +350,7 @@ async fn conclude(
         .filter(|node| node.status == NodeStatus::Failed)
         .count();
     record.finished_at = Some(Timestamp::now());
-    shared.store.update_run(&record)?;
-    shared.persistence.flush().await?;
+    shared.persistence.conclude(record.clone()).await?;
     shared.progress.set_run(record.status);
 
     let report = RunReport {

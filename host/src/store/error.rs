@@ -17,6 +17,15 @@ pub enum StoreError {
         /// Which process holds it, as ` (process N since T (command))`, when known.
         owner: String,
     },
+    /// A `flow serve` holds the database and could not answer, or was
+    /// asked for what only its API does.
+    #[error("the flow server at {url}, which holds the run database: {message}")]
+    Server {
+        /// The server's address.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The database could not be opened.
     #[error("cannot open the run database {}: {message}", path.display())]
     Open {

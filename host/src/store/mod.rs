@@ -30,7 +30,7 @@ pub use view::RunDocument;
 pub type Records<'a, T> = Box<dyn Iterator<Item = Result<T, StoreError>> + 'a>;
 
 /// A node's record with its attempts, in order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NodeHistory {
     /// The node's record.
     pub node: NodeRecord,
@@ -38,6 +38,7 @@ pub struct NodeHistory {
     pub attempts: Vec<AttemptRecord>,
     /// For a `map` node, the history of each element that started, in
     /// list order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub elements: Vec<NodeHistory>,
 }
 

@@ -17,6 +17,8 @@ mod idempotency;
 pub mod model;
 pub mod openapi;
 mod problem;
+mod records;
+pub use records::PAGE as RECORDS_PAGE;
 mod runs;
 mod state;
 mod system;
@@ -288,6 +290,9 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/v1/runs/{id}/resume", post(runs::resume))
         .route("/api/v1/runs/{id}/retry", post(runs::retry))
         .route("/api/v1/events", get(system::events))
+        .route("/api/v1/records/runs", get(records::runs))
+        .route("/api/v1/records/runs/{id}", get(records::run))
+        .route("/api/v1/records/runs/{id}/history", get(records::history))
         .route("/api/v1/openapi.json", get(system::openapi))
         .route("/metrics", get(system::metrics))
         .route_layer(middleware::from_fn_with_state(app.clone(), authorize));

@@ -4,7 +4,7 @@
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
-use super::{model, problem, runs, system, workflows};
+use super::{model, problem, records, runs, system, workflows};
 
 /// The document.
 #[derive(OpenApi)]
@@ -20,6 +20,7 @@ use super::{model, problem, runs, system, workflows};
         workflows::list, workflows::get, workflows::start,
         runs::list, runs::get, runs::logs, runs::cancel, runs::resume, runs::retry, runs::delete,
         system::events, system::health, system::metrics, system::openapi,
+        records::runs, records::run, records::history,
     ),
     components(schemas(
         problem::Problem, model::RunSummary, model::Parent, model::RunPage,
@@ -33,6 +34,7 @@ use super::{model, problem, runs, system, workflows};
         (name = "workflows", description = "The workflow files of the server's directory"),
         (name = "runs", description = "Recorded runs and their events"),
         (name = "server", description = "Health, metrics and this document"),
+        (name = "records", description = "The stored records, as `flow status`, `flow list` and `flow logs` read them while a server holds the database; their format follows the store's"),
     )
 )]
 pub struct ApiDoc;

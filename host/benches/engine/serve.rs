@@ -1,0 +1,299 @@
+//! `flow serve` under load: request latencies with 32 concurrent clients
+//! over a database of 100,000 runs, runs started over the API per second,
+//! and the server's memory at rest.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use flow_host::report::{JsonText, NodeStatus, RunStatus, Timestamp};
+use flow_host::store::{AttemptRecord, GuestLine, LineKind, NodeRecord, RunRecord};
+use flow_host::{SledStore, WorkflowStore};
+
+const CLIENTS: usize = 32;
+
+/// A run record of workflow `id` with `nodes` nodes.
+fn record(run_id: String, id: &str, nodes: usize, path: &Path) -> RunRecord {
+    RunRecord {
+        run_id,
+        workflow_id: id.into(),
+        workflow_path: path.to_path_buf(),
+        status: RunStatus::Succeeded,
+        created_at: Timestamp::now(),
+        finished_at: Some(Timestamp::now()),
+        nodes,
+        sinks: Some(vec![format!("n{}", nodes - 1)]),
+        error: None,
+        failed_nodes: 0,
+        workflow_sha256: String::new(),
+        plugins_dirs: Vec::new(),
+        plugins: Default::default(),
+        overrides: Default::default(),
+        secrets: Vec::new(),
+        resumes: 0,
+        params: Default::default(),
+        retry_of: None,
+        scheduled_for: None,
+        parent: None,
+    }
+}
+
+/// 100,000 finished runs of 3 nodes (headers only) and one run of 10,000
+/// nodes with their records.
+fn fill(db: &Path, dir: &Path) {
+    let store = SledStore::open(db).unwrap();
+    let path = dir.join("three.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    for i in 0..100_000u64 {
+        let id = ulid::Ulid::from_parts(1_700_000_000_000 + i, 0).to_string();
+        store
+            .create_run(&record(id, "three", 3, &path), &text)
+            .unwrap();
+    }
+    let n = 10_000;
+    let big = dir.join("big.toml");
+    let mut big_text = String::from("[workflow]\nid = \"big\"\n");
+    for i in 0..n {
+        big_text.push_str(&format!("[nodes.n{i}]\naction = \"noop\"\n"));
+    }
+    std::fs::write(&big, &big_text).unwrap();
+    let run = record("01BIG0000000000000000000000".into(), "big", n, &big);
+    store.create_run(&run, &big_text).unwrap();
+    let output = JsonText::parse(r#"{"value":42}"#, 100).unwrap();
+    let nodes: Vec<NodeRecord> = (0..n)
+        .map(|i| NodeRecord {
+            node_id: format!("n{i}"),
+            index: i,
+            action: "noop".into(),
+            status: NodeStatus::Succeeded,
+            attempts: 1,
+            started_at: Some(Timestamp::now()),
+            finished_at: Some(Timestamp::now()),
+            elapsed_us: Some(50),
+            output: Some(output.clone()),
+            error: None,
+            fuel_used: Some(1000),
+            reused_from: None,
+            element: None,
+            child_run: None,
+        })
+        .collect();
+    let attempts: Vec<(String, AttemptRecord)> = (0..n)
+        .map(|i| {
+            let attempt = AttemptRecord {
+                number: 1,
+                started_at: Timestamp::now(),
+                elapsed_us: Some(40),
+                error: None,
+                fuel_used: Some(1000),
+                retry_delay_ms: None,
+                logs: vec![GuestLine {
+                    kind: LineKind::Info,
+                    text: format!("node {i} did its work"),
+                }],
+                http: None,
+            };
+            (format!("n{i}"), attempt)
+        })
+        .collect();
+    store.put_batch(&run.run_id, &nodes, &attempts).unwrap();
+    store.flush().unwrap();
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .into()
+}
+
+/// `requests` GETs of `path` spread over 32 clients; latencies sorted.
+fn load(url: &str, path: &str, requests: usize) -> Vec<Duration> {
+    let per_client = requests.div_ceil(CLIENTS);
+    let handles: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let target = format!("{url}{path}");
+            std::thread::spawn(move || {
+                let agent = agent();
+                let mut times = Vec::with_capacity(per_client);
+                for _ in 0..per_client {
+                    let started = Instant::now();
+                    let mut response = agent.get(&target).call().unwrap();
+                    let body = response
+                        .body_mut()
+                        .with_config()
+                        .limit(1 << 30)
+                        .read_to_vec()
+                        .unwrap();
+                    assert_eq!(response.status(), 200, "{}", String::from_utf8_lossy(&body));
+                    times.push(started.elapsed());
+                }
+                times
+            })
+        })
+        .collect();
+    let mut all: Vec<Duration> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    all.sort();
+    all
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let at = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[at].as_secs_f64() * 1e3
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The scenario: its rows.
+pub fn api(plugins: &Path, cache: &Path) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let workflows = dir.path().join("workflows");
+    std::fs::create_dir(&workflows).unwrap();
+    std::fs::write(
+        workflows.join("three.toml"),
+        "[workflow]\nid = \"three\"\n\
+         [nodes.a]\naction = \"echo\"\ninput = { x = [1, 2, 3] }\n\
+         [nodes.b]\naction = \"math\"\ndepends_on = [\"a\"]\ninput = { from = \"a/x\" }\n\
+         [nodes.c]\naction = \"hash\"\ndepends_on = [\"b\"]\ninput = { from = \"b\" }\n",
+    )
+    .unwrap();
+    let db = dir.path().join("db");
+    fill(&db, &workflows);
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flow"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--quiet"])
+        .arg("--workflows")
+        .arg(&workflows)
+        .arg("--plugins")
+        .arg(plugins)
+        .env("FLOW_DB", &db)
+        .env("FLOW_CACHE_DIR", cache)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("flow serve: listening on ")
+        .unwrap()
+        .to_string();
+    let pid = child.id();
+    std::thread::sleep(Duration::from_millis(500));
+    let idle_mb = rss_mb(pid);
+
+    let list = load(&url, "/api/v1/runs?limit=50", 3_200);
+    let deep = load(
+        &url,
+        &format!(
+            "/api/v1/runs?limit=50&cursor={}",
+            ulid::Ulid::from_parts(1_700_000_050_000, 0)
+        ),
+        3_200,
+    );
+    let detail = load(&url, "/api/v1/runs/01BIG0000000000000000000000", 320);
+
+    // 1,000 runs started over the API by 32 clients; done when every one
+    // has ended.
+    let agent = agent();
+    let started = Instant::now();
+    let handles: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let agent = agent();
+                for i in 0..(1_000 / CLIENTS + usize::from(client < 1_000 % CLIENTS)) {
+                    let _ = i;
+                    let response = agent
+                        .post(format!("{url}/api/v1/workflows/three/runs"))
+                        .send_empty()
+                        .unwrap();
+                    assert_eq!(response.status(), 201);
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    loop {
+        let health: serde_json::Value = agent
+            .get(format!("{url}/healthz"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_json()
+            .unwrap();
+        if health["runs_active"] == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let elapsed = started.elapsed();
+    let peak = {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = child.wait();
+    let row = |name: &str, times: &[Duration]| {
+        serde_json::json!({
+            "name": name, "requests": times.len(),
+            "p50_ms": percentile(times, 0.5), "p99_ms": percentile(times, 0.99),
+        })
+    };
+    serde_json::json!({
+        "serve": true,
+        "rows": [
+            row("GET /runs?limit=50 (100,000 runs)", &list),
+            row("GET /runs?limit=50&cursor= (middle)", &deep),
+            row("GET /runs/{id} (10,000 nodes)", &detail),
+        ],
+        "runs_per_s": 1_000.0 / elapsed.as_secs_f64(),
+        "idle_rss_mb": idle_mb,
+        "peak_rss_mb": peak,
+    })
+}
+
+/// Prints the scenario's rows.
+pub fn print(result: &serde_json::Value) {
+    println!();
+    println!("flow serve, {CLIENTS} concurrent clients:");
+    println!("{:<40} {:>9} {:>9} {:>9}", "request", "count", "p50", "p99");
+    for row in result["rows"].as_array().unwrap() {
+        println!(
+            "{:<40} {:>9} {:>9} {:>9}",
+            row["name"].as_str().unwrap(),
+            row["requests"],
+            format!("{:.2} ms", row["p50_ms"].as_f64().unwrap()),
+            format!("{:.2} ms", row["p99_ms"].as_f64().unwrap()),
+        );
+    }
+    println!(
+        "1,000 runs of 3 nodes started over the API: {:.0} runs/s; idle RSS {:.0} MB (100,000 runs stored), peak {:.0} MB",
+        result["runs_per_s"].as_f64().unwrap(),
+        result["idle_rss_mb"].as_f64().unwrap(),
+        result["peak_rss_mb"].as_f64().unwrap(),
+    );
+}

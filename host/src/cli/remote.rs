@@ -1,0 +1,236 @@
+//! The run database through a running `flow serve`: while a server holds
+//! the database, `flow status`, `flow list`, `flow logs` and `flow graph
+//! --run` read it through the server's API, and `flow cancel` asks the
+//! server to stop a run.
+//!
+//! A server records its address beside the database (`db.server.json`);
+//! when it asks for tokens, the command sends `FLOW_TOKEN`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use flow_host::WorkflowStore;
+use flow_host::report::Timestamp;
+use flow_host::store::{AttemptRecord, NodeHistory, NodeRecord, Records, RunRecord, StoreError};
+use serde::Deserialize;
+
+/// Where a server that holds the database listens.
+#[derive(Debug, Deserialize)]
+pub struct Address {
+    pub url: String,
+    pub pid: u32,
+    pub token: bool,
+}
+
+/// The address a running server recorded beside `db`, if any (and its
+/// process is still there).
+pub fn server_of(db: &Path) -> Option<Address> {
+    let text = std::fs::read_to_string(super::serve::address_file(db)).ok()?;
+    let address: Address = serde_json::from_str(&text).ok()?;
+    Path::new(&format!("/proc/{}", address.pid))
+        .exists()
+        .then_some(address)
+}
+
+/// A read-only store that asks a server.
+pub struct RemoteStore {
+    url: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl RemoteStore {
+    /// A store that asks the server at `address`.
+    pub fn new(address: &Address) -> Result<Self, StoreError> {
+        let token = std::env::var("FLOW_TOKEN").ok().filter(|t| !t.is_empty());
+        if address.token && token.is_none() {
+            return Err(StoreError::Server {
+                url: address.url.clone(),
+                message: "it needs a token: set FLOW_TOKEN to one of its tokens".into(),
+            });
+        }
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        let store = Self {
+            url: address.url.clone(),
+            token,
+            agent,
+        };
+        // Answered at once, and only with a token it takes.
+        store.call("GET", "/api/v1/runs?limit=1")?;
+        Ok(store)
+    }
+
+    /// Sends a request; the body of a 2xx answer, `None` for a 404, an
+    /// error with the problem's detail otherwise.
+    pub fn call(&self, method: &str, path: &str) -> Result<Option<String>, StoreError> {
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.url));
+        if let Some(token) = &self.token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request.body(()).map_err(|error| self.error(error))?;
+        let mut response = self.agent.run(request).map_err(|error| self.error(error))?;
+        let status = response.status();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_string()
+            .map_err(|error| self.error(error))?;
+        if status.is_success() {
+            return Ok(Some(body));
+        }
+        if status.as_u16() == 404 {
+            return Ok(None);
+        }
+        let detail = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|problem| problem["detail"].as_str().map(String::from))
+            .unwrap_or(body);
+        Err(self.error(format!("{status}: {detail}")))
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<Option<T>, StoreError> {
+        match self.call("GET", path)? {
+            None => Ok(None),
+            Some(body) => serde_json::from_str(&body)
+                .map(Some)
+                .map_err(|error| self.error(format!("unexpected answer to {path}: {error}"))),
+        }
+    }
+
+    fn error(&self, message: impl std::fmt::Display) -> StoreError {
+        StoreError::Server {
+            url: self.url.clone(),
+            message: message.to_string(),
+        }
+    }
+
+    fn read_only(&self) -> StoreError {
+        self.error("it runs the workflows: start, cancel, resume and delete runs through its API, or stop it first")
+    }
+
+    fn page(&self, before: Option<&str>, prefix: &str) -> Result<Vec<RunRecord>, StoreError> {
+        let mut path = format!("/api/v1/records/runs?prefix={prefix}");
+        if let Some(before) = before {
+            path.push_str(&format!("&before={before}"));
+        }
+        Ok(self.get(&path)?.unwrap_or_default())
+    }
+
+    fn paged(&self, prefix: String) -> Records<'_, RunRecord> {
+        let mut buffer: std::collections::VecDeque<RunRecord> = Default::default();
+        let mut before: Option<String> = None;
+        let mut done = false;
+        Box::new(std::iter::from_fn(move || {
+            if buffer.is_empty() && !done {
+                match self.page(before.as_deref(), &prefix) {
+                    Ok(page) => {
+                        done = page.len() < super::serve::RECORDS_PAGE;
+                        before = page.last().map(|run| run.run_id.clone());
+                        buffer.extend(page);
+                    }
+                    Err(error) => {
+                        done = true;
+                        return Some(Err(error));
+                    }
+                }
+            }
+            buffer.pop_front().map(Ok)
+        }))
+    }
+}
+
+#[derive(Deserialize)]
+struct RunAndDefinition {
+    run: RunRecord,
+    definition: Option<String>,
+}
+
+impl WorkflowStore for RemoteStore {
+    fn create_run(&self, _: &RunRecord, _: &str) -> Result<(), StoreError> {
+        Err(self.read_only())
+    }
+
+    fn update_run(&self, _: &RunRecord) -> Result<(), StoreError> {
+        Err(self.read_only())
+    }
+
+    fn put_batch(
+        &self,
+        _: &str,
+        _: &[NodeRecord],
+        _: &[(String, AttemptRecord)],
+    ) -> Result<(), StoreError> {
+        Err(self.read_only())
+    }
+
+    fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let found: Option<RunAndDefinition> =
+            self.get(&format!("/api/v1/records/runs/{run_id}"))?;
+        Ok(found.map(|found| found.run))
+    }
+
+    fn definition(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+        let found: Option<RunAndDefinition> =
+            self.get(&format!("/api/v1/records/runs/{run_id}"))?;
+        Ok(found.and_then(|found| found.definition))
+    }
+
+    fn nodes(&self, run_id: &str) -> Result<Vec<NodeRecord>, StoreError> {
+        let mut nodes = Vec::new();
+        for history in self.history(run_id)? {
+            nodes.push(history.node);
+            nodes.extend(history.elements.into_iter().map(|element| element.node));
+        }
+        Ok(nodes)
+    }
+
+    fn attempts(&self, run_id: &str, node_id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
+        Ok(self
+            .history(run_id)?
+            .into_iter()
+            .flat_map(|history| {
+                let elements = history.elements;
+                std::iter::once(NodeHistory::new(history.node, history.attempts)).chain(elements)
+            })
+            .find(|history| history.node.node_id == node_id)
+            .map(|history| history.attempts)
+            .unwrap_or_default())
+    }
+
+    fn history(&self, run_id: &str) -> Result<Vec<NodeHistory>, StoreError> {
+        Ok(self
+            .get(&format!("/api/v1/records/runs/{run_id}/history"))?
+            .unwrap_or_default())
+    }
+
+    fn runs(&self) -> Records<'_, RunRecord> {
+        self.paged(String::new())
+    }
+
+    fn runs_with_prefix(&self, prefix: &str) -> Records<'_, RunRecord> {
+        self.paged(prefix.to_string())
+    }
+
+    fn delete_run(&self, _: &str) -> Result<bool, StoreError> {
+        Err(self.read_only())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn last_fire(&self, _: &str) -> Result<Option<Timestamp>, StoreError> {
+        Err(self.read_only())
+    }
+
+    fn set_last_fire(&self, _: &str, _: Timestamp) -> Result<(), StoreError> {
+        Err(self.read_only())
+    }
+}
