@@ -210,15 +210,14 @@ pub fn api(plugins: &Path, cache: &Path) -> serde_json::Value {
 
     // 1,000 runs started over the API by 32 clients; done when every one
     // has ended.
-    let agent = agent();
+    let watcher = agent();
     let started = Instant::now();
     let handles: Vec<_> = (0..CLIENTS)
         .map(|client| {
             let url = url.clone();
             std::thread::spawn(move || {
                 let agent = agent();
-                for i in 0..(1_000 / CLIENTS + usize::from(client < 1_000 % CLIENTS)) {
-                    let _ = i;
+                for _ in 0..(1_000 / CLIENTS + usize::from(client < 1_000 % CLIENTS)) {
                     let response = agent
                         .post(format!("{url}/api/v1/workflows/three/runs"))
                         .send_empty()
@@ -232,7 +231,7 @@ pub fn api(plugins: &Path, cache: &Path) -> serde_json::Value {
         handle.join().unwrap();
     }
     loop {
-        let health: serde_json::Value = agent
+        let health: serde_json::Value = watcher
             .get(format!("{url}/healthz"))
             .call()
             .unwrap()

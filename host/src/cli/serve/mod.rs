@@ -12,6 +12,7 @@
 mod auth;
 mod catalog;
 mod cron;
+mod documents;
 mod events;
 mod idempotency;
 pub mod model;

@@ -133,18 +133,37 @@ fn millis(name: &str, text: &str) -> Result<u64, Problem> {
     )
 )]
 pub async fn get(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, Problem> {
+    let run = find(&app, &id).await?;
+    let json =
+        |body: bytes::Bytes| ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    if run.status == RunStatus::Running {
+        return Ok(json(document(&app, run).await?));
+    }
+    // An ended run: made once, then kept until it changes.
+    if let Some(body) = app.documents.get(&run) {
+        return Ok(json(body));
+    }
+    let _making = app.documents.making.lock().await;
+    if let Some(body) = app.documents.get(&run) {
+        return Ok(json(body));
+    }
+    let body = document(&app, run.clone()).await?;
+    app.documents.put(&run, body.clone());
+    Ok(json(body))
+}
+
+/// The document of `flow status --json` for `run`, read now.
+async fn document(app: &Arc<App>, run: RunRecord) -> Result<bytes::Bytes, Problem> {
     let store = app.store.clone();
-    let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, Problem> {
-        let run = store.find_run(&id)?;
+    tokio::task::spawn_blocking(move || -> Result<bytes::Bytes, Problem> {
         let (nodes, spec) = crate::cli::status::history(&*store, &run)?;
         let mut body = Vec::with_capacity(256 * nodes.len() + 1024);
         crate::cli::status::write_document(&mut body, &run, &nodes, spec.as_ref())
             .map_err(Problem::internal)?;
-        Ok(body)
+        Ok(body.into())
     })
     .await
-    .map_err(Problem::internal)??;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    .map_err(Problem::internal)?
 }
 
 /// Whether to follow a node's logs.

@@ -43,6 +43,8 @@ pub struct App {
     /// The registry of each plugins search path, loaded once and again
     /// when a file of it changes.
     registries: tokio::sync::Mutex<Registries>,
+    /// Documents of runs that ended.
+    pub documents: super::documents::Documents,
     /// Idempotency keys of run starts.
     pub keys: tokio::sync::Mutex<super::idempotency::Keys>,
     /// Waits for the runs' tasks on shutdown.
@@ -89,6 +91,7 @@ impl App {
             launches: std::sync::atomic::AtomicU64::new(0),
             registries: tokio::sync::Mutex::default(),
             keys: tokio::sync::Mutex::default(),
+            documents: Default::default(),
             tasks: TaskTracker::new(),
             stopping: AtomicBool::new(false),
             shutdown: tokio_util::sync::CancellationToken::new(),
