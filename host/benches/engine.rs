@@ -16,6 +16,8 @@ mod expressions;
 mod native;
 #[path = "engine/outbound.rs"]
 mod outbound;
+#[path = "engine/records.rs"]
+mod records;
 #[path = "engine/serve.rs"]
 mod serve;
 
@@ -438,83 +440,16 @@ async fn resume_last(n: usize) -> serde_json::Value {
 /// `flow status` of a stored run of `n` nodes, each with an attempt that
 /// logged a line, as a whole process.
 async fn status_of_big_run(n: usize, json: bool) -> serde_json::Value {
-    use flow_host::report::{JsonText, NodeStatus, RunStatus, Timestamp};
-    use flow_host::store::{AttemptRecord, GuestLine, LineKind, NodeRecord, RunRecord};
-
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
-    let mut text = header("big", "");
-    for i in 0..n {
-        text.push_str(&format!("[nodes.n{i}]\naction = \"noop\"\n"));
-    }
     {
         let store = SledStore::open(&db).unwrap();
-        let run = RunRecord {
-            run_id: "01BIGRUN00000000000000000".into(),
-            workflow_id: "big".into(),
-            workflow_path: dir.path().join("big.toml"),
-            status: RunStatus::Succeeded,
-            created_at: Timestamp::now(),
-            finished_at: Some(Timestamp::now()),
-            nodes: n,
-            sinks: Some((0..n).map(|i| format!("n{i}")).collect()),
-            error: None,
-            failed_nodes: 0,
-            workflow_sha256: String::new(),
-            plugins_dirs: Vec::new(),
-            plugins: Default::default(),
-            overrides: Default::default(),
-            secrets: Vec::new(),
-            resumes: 0,
-            params: Default::default(),
-            retry_of: None,
-            scheduled_for: None,
-            parent: None,
-        };
-        store.create_run(&run, &text).unwrap();
-        let output = JsonText::parse(r#"{"value":42}"#, 100).unwrap();
-        for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
-            let nodes: Vec<NodeRecord> = chunk
-                .iter()
-                .map(|&i| NodeRecord {
-                    node_id: format!("n{i}"),
-                    index: i,
-                    action: "noop".into(),
-                    status: NodeStatus::Succeeded,
-                    attempts: 1,
-                    started_at: Some(Timestamp::now()),
-                    finished_at: Some(Timestamp::now()),
-                    elapsed_us: Some(50),
-                    output: Some(output.clone()),
-                    error: None,
-                    fuel_used: Some(1000),
-                    reused_from: None,
-                    element: None,
-                    child_run: None,
-                })
-                .collect();
-            let attempts: Vec<(String, AttemptRecord)> = chunk
-                .iter()
-                .map(|&i| {
-                    let attempt = AttemptRecord {
-                        number: 1,
-                        started_at: Timestamp::now(),
-                        elapsed_us: Some(40),
-                        error: None,
-                        fuel_used: Some(1000),
-                        retry_delay_ms: None,
-                        logs: vec![GuestLine {
-                            kind: LineKind::Info,
-                            text: format!("node {i} did its work"),
-                        }],
-                        http: None,
-                    };
-                    (format!("n{i}"), attempt)
-                })
-                .collect();
-            store.put_batch(&run.run_id, &nodes, &attempts).unwrap();
-        }
-        store.flush().unwrap();
+        records::big_run(
+            &store,
+            "01BIGRUN00000000000000000",
+            &dir.path().join("big.toml"),
+            n,
+        );
     }
     let mut walls = Vec::new();
     for _ in 0..runs().min(5) {

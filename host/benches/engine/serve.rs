@@ -7,37 +7,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flow_host::report::{JsonText, NodeStatus, RunStatus, Timestamp};
-use flow_host::store::{AttemptRecord, GuestLine, LineKind, NodeRecord, RunRecord};
 use flow_host::{SledStore, WorkflowStore};
 
 const CLIENTS: usize = 32;
-
-/// A run record of workflow `id` with `nodes` nodes.
-fn record(run_id: String, id: &str, nodes: usize, path: &Path) -> RunRecord {
-    RunRecord {
-        run_id,
-        workflow_id: id.into(),
-        workflow_path: path.to_path_buf(),
-        status: RunStatus::Succeeded,
-        created_at: Timestamp::now(),
-        finished_at: Some(Timestamp::now()),
-        nodes,
-        sinks: Some(vec![format!("n{}", nodes - 1)]),
-        error: None,
-        failed_nodes: 0,
-        workflow_sha256: String::new(),
-        plugins_dirs: Vec::new(),
-        plugins: Default::default(),
-        overrides: Default::default(),
-        secrets: Vec::new(),
-        resumes: 0,
-        params: Default::default(),
-        retry_of: None,
-        scheduled_for: None,
-        parent: None,
-    }
-}
 
 /// 100,000 finished runs of 3 nodes (headers only) and one run of 10,000
 /// nodes with their records.
@@ -47,59 +19,15 @@ fn fill(db: &Path, dir: &Path) {
     let text = std::fs::read_to_string(&path).unwrap();
     for i in 0..100_000u64 {
         let id = ulid::Ulid::from_parts(1_700_000_000_000 + i, 0).to_string();
-        store
-            .create_run(&record(id, "three", 3, &path), &text)
-            .unwrap();
+        let mut run = super::records::run(&id, "three", 3, &path);
+        run.sinks = Some(vec!["c".into()]);
+        store.create_run(&run, &text).unwrap();
     }
-    let n = 10_000;
-    let big = dir.join("big.toml");
-    let mut big_text = String::from("[workflow]\nid = \"big\"\n");
-    for i in 0..n {
-        big_text.push_str(&format!("[nodes.n{i}]\naction = \"noop\"\n"));
-    }
-    std::fs::write(&big, &big_text).unwrap();
-    let run = record("01BIG0000000000000000000000".into(), "big", n, &big);
-    store.create_run(&run, &big_text).unwrap();
-    let output = JsonText::parse(r#"{"value":42}"#, 100).unwrap();
-    let nodes: Vec<NodeRecord> = (0..n)
-        .map(|i| NodeRecord {
-            node_id: format!("n{i}"),
-            index: i,
-            action: "noop".into(),
-            status: NodeStatus::Succeeded,
-            attempts: 1,
-            started_at: Some(Timestamp::now()),
-            finished_at: Some(Timestamp::now()),
-            elapsed_us: Some(50),
-            output: Some(output.clone()),
-            error: None,
-            fuel_used: Some(1000),
-            reused_from: None,
-            element: None,
-            child_run: None,
-        })
-        .collect();
-    let attempts: Vec<(String, AttemptRecord)> = (0..n)
-        .map(|i| {
-            let attempt = AttemptRecord {
-                number: 1,
-                started_at: Timestamp::now(),
-                elapsed_us: Some(40),
-                error: None,
-                fuel_used: Some(1000),
-                retry_delay_ms: None,
-                logs: vec![GuestLine {
-                    kind: LineKind::Info,
-                    text: format!("node {i} did its work"),
-                }],
-                http: None,
-            };
-            (format!("n{i}"), attempt)
-        })
-        .collect();
-    store.put_batch(&run.run_id, &nodes, &attempts).unwrap();
-    store.flush().unwrap();
+    super::records::big_run(&store, BIG, &dir.join("big.toml"), 10_000);
 }
+
+/// The id of the run of 10,000 nodes.
+const BIG: &str = "01BIG0000000000000000000000";
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -206,7 +134,7 @@ pub fn api(plugins: &Path, cache: &Path) -> serde_json::Value {
         ),
         3_200,
     );
-    let detail = load(&url, "/api/v1/runs/01BIG0000000000000000000000", 320);
+    let detail = load(&url, &format!("/api/v1/runs/{BIG}"), 320);
 
     // 1,000 runs started over the API by 32 clients; done when every one
     // has ended.
