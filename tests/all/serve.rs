@@ -973,7 +973,7 @@ fn commands_go_through_a_running_server() {
     env.run(&["cancel", &sleepy[..12]]).success();
     let detail = server.wait(&sleepy, &mut events);
     assert_eq!(detail["status"], "cancelled");
-    let again = env.run(&["cancel", &sleepy]).expect_code(3);
+    let again = env.run(&["cancel", &sleepy]).expect_code(2);
     assert!(
         again.stderr.contains("is not running: it cancelled"),
         "{}",
@@ -1025,4 +1025,73 @@ fn commands_bring_a_token_to_a_server_that_wants_one() {
             .unwrap(),
     );
     assert_eq!(listed.code, 0, "{}", listed.stderr);
+}
+
+#[test]
+fn flow_run_goes_to_the_server_that_holds_the_database() {
+    let env = env();
+    let _server = served(&env, &[]);
+    let ran = env
+        .run(&[
+            "run",
+            "workflows/greet.toml",
+            "--param",
+            "times=2",
+            "--json",
+        ])
+        .success()
+        .json();
+    assert_eq!(ran["status"], "succeeded");
+    assert_eq!(ran["params"], json!({"name": "Ada", "times": 2}));
+    assert_eq!(ran["nodes"][0]["output"], json!({"who": "Ada", "n": 2}));
+
+    let text = env
+        .run(&["run", "workflows/greet.toml", "--param", "times=1"])
+        .success();
+    assert!(
+        text.stderr
+            .contains("on the flow serve at http://127.0.0.1:"),
+        "{}",
+        text.stderr
+    );
+    assert!(
+        text.stderr.contains("succeeded hello (1 attempt"),
+        "{}",
+        text.stderr
+    );
+    assert!(text.stdout.contains("succeeded"), "{}", text.stdout);
+
+    // A failed run fails the command, as `flow run` does.
+    let failed = env.run(&["run", "workflows/greet.toml"]).expect_code(2);
+    assert!(
+        failed.stderr.contains("times"),
+        "a missing parameter: {}",
+        failed.stderr
+    );
+
+    // The server runs only its own workflows, with its own settings.
+    env.write("other.toml", &workflow("[nodes.a]\naction = \"echo\"\n"));
+    let refused = env.run(&["run", "other.toml"]).expect_code(2);
+    assert!(
+        refused
+            .stderr
+            .contains("runs only the workflows of its --workflows directory"),
+        "{}",
+        refused.stderr
+    );
+    let refused = env
+        .run(&[
+            "run",
+            "workflows/greet.toml",
+            "--retries",
+            "3",
+            "--param",
+            "times=1",
+        ])
+        .expect_code(2);
+    assert!(
+        refused.stderr.contains("leave out --plugins, option flags"),
+        "{}",
+        refused.stderr
+    );
 }

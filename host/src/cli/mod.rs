@@ -17,6 +17,7 @@ pub mod retry;
 pub mod run;
 pub mod serve;
 pub mod status;
+pub mod submit;
 pub mod table;
 pub mod validate;
 
@@ -285,6 +286,12 @@ pub fn exit_code(error: &anyhow::Error) -> Exit {
                 StoreError::UnknownRun { .. }
                 | StoreError::AmbiguousRun { .. }
                 | StoreError::EmptyRunId => Exit::Invalid,
+                // The server found the request wrong (not a 401: the
+                // environment's token).
+                StoreError::Server {
+                    status: Some(status),
+                    ..
+                } if (400..500).contains(status) && *status != 401 => Exit::Invalid,
                 _ => Exit::Environment,
             };
         }

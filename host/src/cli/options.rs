@@ -16,6 +16,11 @@ impl OptionArgs {
     pub fn overrides(&self) -> Overrides {
         self.overrides.clone()
     }
+
+    /// Whether any option flag was given.
+    pub fn given(&self) -> bool {
+        !self.overrides.is_empty()
+    }
 }
 
 fn flagged() -> impl Iterator<Item = (&'static OptionSpec, String, &'static str)> {

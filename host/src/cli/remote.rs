@@ -46,6 +46,7 @@ impl RemoteStore {
         if address.token && token.is_none() {
             return Err(StoreError::Server {
                 url: address.url.clone(),
+                status: None,
                 message: "it needs a token: set FLOW_TOKEN to one of its tokens".into(),
             });
         }
@@ -67,14 +68,32 @@ impl RemoteStore {
     /// Sends a request; the body of a 2xx answer, `None` for a 404, an
     /// error with the problem's detail otherwise.
     pub fn call(&self, method: &str, path: &str) -> Result<Option<String>, StoreError> {
+        self.send(method, path, None)
+    }
+
+    /// [`call`](Self::call) with a JSON body.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
         let mut request = ureq::http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.url));
         if let Some(token) = &self.token {
             request = request.header("authorization", format!("Bearer {token}"));
         }
-        let request = request.body(()).map_err(|error| self.error(error))?;
-        let mut response = self.agent.run(request).map_err(|error| self.error(error))?;
+        let sent = match body {
+            Some(body) => request
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .map(|request| self.agent.run(request)),
+            None => request.body(()).map(|request| self.agent.run(request)),
+        };
+        let mut response = sent
+            .map_err(|error| self.error(error))?
+            .map_err(|error| self.error(error))?;
         let status = response.status();
         let body = response
             .body_mut()
@@ -92,7 +111,26 @@ impl RemoteStore {
             .ok()
             .and_then(|problem| problem["detail"].as_str().map(String::from))
             .unwrap_or(body);
-        Err(self.error(format!("{status}: {detail}")))
+        Err(StoreError::Server {
+            url: self.url.clone(),
+            status: Some(status.as_u16()),
+            message: format!("{status}: {detail}"),
+        })
+    }
+
+    /// A server-sent-events stream: its lines.
+    pub fn stream(&self, path: &str) -> Result<impl std::io::BufRead + use<>, StoreError> {
+        // No time limit: a stream lasts as long as what it follows.
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut request = agent.get(format!("{}{path}", self.url));
+        if let Some(token) = &self.token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = request.call().map_err(|error| self.error(error))?;
+        Ok(std::io::BufReader::new(response.into_body().into_reader()))
     }
 
     fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<Option<T>, StoreError> {
@@ -107,6 +145,7 @@ impl RemoteStore {
     fn error(&self, message: impl std::fmt::Display) -> StoreError {
         StoreError::Server {
             url: self.url.clone(),
+            status: None,
             message: message.to_string(),
         }
     }

@@ -122,6 +122,24 @@ pub struct ShowArgs {
 }
 
 pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<Exit> {
+    // A server holds the database: the run goes to it.
+    if let Some(address) = super::remote::server_of(&context.db_path()?) {
+        if !args.plugins.dirs.is_empty() || args.options.given() || args.show.metrics_out.is_some()
+        {
+            return Err(UsageError(format!(
+                "a flow serve ({}) holds the run database and runs workflows with its own plugins and options:                  leave out --plugins, option flags and --metrics-out, or give this run another --db",
+                address.url
+            ))
+            .into());
+        }
+        return super::submit::run(
+            context,
+            &address,
+            &args.workflow,
+            args.params.given()?,
+            args.show.json,
+        );
+    }
     let mut spec = super::load_spec(context, &args.workflow, &args.plugins.dirs)?;
     spec.apply_overrides(&args.options.overrides());
     let params = match args.params.given()? {

@@ -34,12 +34,23 @@ pub fn run(context: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
             ))
         })?,
     };
-    let (nodes, spec) = history(&*store, &run)?;
+    show(context, &*store, &run, args.json)?;
+    Ok(Exit::Success)
+}
+
+/// Prints a run as `flow status` does: text, or its JSON document.
+pub fn show(
+    context: &Context,
+    store: &dyn WorkflowStore,
+    run: &RunRecord,
+    json: bool,
+) -> anyhow::Result<()> {
+    let (nodes, spec) = history(store, run)?;
     let mut out = out::stdout();
-    if args.json {
-        write_document(&mut out, &run, &nodes, spec.as_ref())?;
+    if json {
+        write_document(&mut out, run, &nodes, spec.as_ref())?;
     } else {
-        print_header(&mut out, context, &run)?;
+        print_header(&mut out, context, run)?;
         print_nodes(&mut out, &nodes)?;
         print_maps(&mut out, &nodes)?;
         print_details(&mut out, &nodes)?;
@@ -64,7 +75,7 @@ pub fn run(context: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
     // The process ends next: freeing the records one by one would cost a
     // run of 100,000 nodes a tenth of the command's time.
     std::mem::forget(nodes);
-    Ok(Exit::Success)
+    Ok(())
 }
 
 /// Every node of a run with its attempts, those that never started as

@@ -23,6 +23,8 @@ pub enum StoreError {
     Server {
         /// The server's address.
         url: String,
+        /// The HTTP status of its answer, when it answered.
+        status: Option<u16>,
         /// What went wrong.
         message: String,
     },
