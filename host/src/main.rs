@@ -118,7 +118,8 @@ enum Command {
     Prune(cli::manage::PruneArgs),
     /// List the plugins of a directory
     Plugins(cli::plugins::PluginsArgs),
-    /// Serve the HTTP API: start, watch and steer runs from other programs
+    /// Serve the HTTP API (start, watch and steer runs from other
+    /// programs) and run the workflows' cron schedules
     Serve(cli::serve::ServeArgs),
     /// Make a bearer token for `flow serve --token-file`
     Token(cli::serve::TokenArgs),

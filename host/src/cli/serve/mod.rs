@@ -54,7 +54,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
 
-    /// The directory of workflow files the API and dashboard offer
+    /// The directory of workflow files the API offers; those with `cron`
+    /// run on their schedules
     #[arg(long, env = "FLOW_WORKFLOWS", value_name = "DIR")]
     workflows: Option<PathBuf>,
 
