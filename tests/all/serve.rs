@@ -1095,3 +1095,28 @@ fn flow_run_goes_to_the_server_that_holds_the_database() {
         refused.stderr
     );
 }
+
+#[test]
+fn a_changed_plugin_file_is_loaded_again_at_the_next_run() {
+    let env = env();
+    let server = served(&env, &[]);
+    let mut events = server.events(None);
+    let id = server.start_run("greet", json!({"times": 1}));
+    assert_eq!(server.wait(&id, &mut events)["status"], "succeeded");
+    // `echo.wasm` now holds the `hash` plugin: the workflow's `echo` is gone.
+    std::fs::copy(
+        flow_test_artifacts::plugins_dir().join("hash.wasm"),
+        env.plugins().join("echo.wasm"),
+    )
+    .unwrap();
+    let problem = server
+        .post(
+            "/api/v1/workflows/greet/runs",
+            Some(r#"{"params": {"times": 1}}"#),
+        )
+        .problem(422);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("echo"),
+        "{problem}"
+    );
+}

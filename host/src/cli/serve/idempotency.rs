@@ -61,3 +61,38 @@ impl Keys {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started(run_id: &str) -> Started {
+        Started {
+            request: "r".into(),
+            run_id: run_id.into(),
+        }
+    }
+
+    #[test]
+    fn keys_are_remembered_and_bounded() {
+        let mut keys = Keys::default();
+        keys.insert("a".into(), started("1"));
+        assert_eq!(keys.get("a").map(|s| s.run_id.as_str()), Some("1"));
+        assert!(keys.get("b").is_none());
+        for i in 0..MAX_KEYS {
+            keys.insert(format!("k{i}"), started("2"));
+        }
+        assert_eq!(keys.runs.len(), MAX_KEYS);
+        assert!(keys.get("a").is_none(), "the oldest goes first");
+        assert!(keys.get(&format!("k{}", MAX_KEYS - 1)).is_some());
+    }
+
+    #[test]
+    fn keys_expire_after_a_day() {
+        let mut keys = Keys::default();
+        keys.insert("a".into(), started("1"));
+        let later = Instant::now() + KEEP + Duration::from_secs(1);
+        keys.expire(later);
+        assert!(keys.runs.is_empty() && keys.order.is_empty());
+    }
+}
