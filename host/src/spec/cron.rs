@@ -74,6 +74,17 @@ pub enum Overlap {
     Allow,
 }
 
+impl Overlap {
+    /// As the workflow file writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Overlap::Skip => "skip",
+            Overlap::Queue => "queue",
+            Overlap::Allow => "allow",
+        }
+    }
+}
+
 /// At most this many fires wait with `overlap = "queue"`; more are
 /// skipped.
 pub const MAX_QUEUED: usize = 10;
@@ -93,11 +104,7 @@ impl CronSchedule {
 
     /// Reads the expression in the IANA time zone `name`.
     pub fn in_timezone(mut self, name: &str) -> Result<Self, String> {
-        self.zone = jiff::tz::TimeZone::get(name).map_err(|_| {
-            format!(
-                "unknown time zone {name:?}; use an IANA name such as \"Europe/Berlin\" or \"UTC\""
-            )
-        })?;
+        self.zone = time_zone(name)?;
         self.timezone = name.to_string();
         Ok(self)
     }
@@ -124,6 +131,13 @@ impl CronSchedule {
             Err(_) => at.to_string(),
         }
     }
+}
+
+/// The IANA time zone called `name`.
+fn time_zone(name: &str) -> Result<jiff::tz::TimeZone, String> {
+    jiff::tz::TimeZone::get(name).map_err(|_| {
+        format!("unknown time zone {name:?}; use an IANA name such as \"Europe/Berlin\" or \"UTC\"")
+    })
 }
 
 fn parse(expression: &str) -> Result<Cron, String> {
@@ -166,19 +180,7 @@ impl<'a> Keys<'a> {
     /// The schedule they make, if `cron` is there; every mistake is a
     /// problem at its value.
     pub fn read(&self, problems: &mut Vec<Diagnostic>) -> Option<CronSchedule> {
-        let text =
-            |value: &Spanned<DeValue<'_>>, key: &str, problems: &mut Vec<Diagnostic>| match value
-                .get_ref()
-            {
-                DeValue::String(text) => Some(text.to_string()),
-                other => {
-                    problems.push(Diagnostic::new(
-                        format!("`{key}` must be a string, not {}", other.type_str()),
-                        Some(value.span()),
-                    ));
-                    None
-                }
-            };
+        let text = super::document::string;
         let Some(cron) = self.cron else {
             for (key, value) in [
                 ("timezone", self.timezone),
@@ -200,7 +202,7 @@ impl<'a> Keys<'a> {
         let problem = |span: Range<usize>, message: String| Diagnostic::new(message, Some(span));
         // Every key is checked, whatever the others hold.
         let mut ok = true;
-        let mut schedule = match text(cron, "cron", problems).map(|t| CronSchedule::new(&t)) {
+        let schedule = match text(cron, "cron", problems).map(|t| CronSchedule::new(&t)) {
             Some(Ok(schedule)) => Some(schedule),
             Some(Err(message)) => {
                 problems.push(problem(cron.span(), message));
@@ -212,8 +214,8 @@ impl<'a> Keys<'a> {
         if let Some(value) = self.timezone
             && let Some(name) = text(value, "timezone", problems)
         {
-            match CronSchedule::new("* * * * *").and_then(|s| s.in_timezone(&name)) {
-                Ok(_) => zone = Some(name),
+            match time_zone(&name) {
+                Ok(found) => zone = Some((name, found)),
                 Err(message) => {
                     ok = false;
                     problems.push(problem(value.span(), message));
@@ -252,10 +254,11 @@ impl<'a> Keys<'a> {
                 }
             }
         }
-        if let (Some(found), Some(name)) = (schedule.take(), zone) {
-            schedule = found.in_timezone(&name).ok();
-        }
         let mut schedule = schedule.filter(|_| ok)?;
+        if let Some((name, found)) = zone {
+            schedule.timezone = name;
+            schedule.zone = found;
+        }
         schedule.overlap = overlap;
         schedule.catch_up = catch_up;
         Some(schedule)

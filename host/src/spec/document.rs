@@ -429,7 +429,7 @@ pub(super) fn value_as<T: serde::de::DeserializeOwned>(
     })
 }
 
-fn string(
+pub(super) fn string(
     value: &Spanned<DeValue<'_>>,
     key: &str,
     problems: &mut Vec<Diagnostic>,

@@ -68,4 +68,18 @@ impl Catalog {
             spec,
         }))
     }
+
+    /// The valid workflow files that have `cron`, by name.
+    pub fn scheduled(&self) -> Vec<(String, WorkflowSpec)> {
+        let mut found = Vec::new();
+        for name in self.names().unwrap_or_default() {
+            if let Ok(Some(entry)) = self.get(&name)
+                && let Ok(spec) = entry.spec
+                && spec.cron.is_some()
+            {
+                found.push((name, spec));
+            }
+        }
+        found
+    }
 }

@@ -238,23 +238,12 @@ pub async fn run(app: Arc<App>) {
     }
 }
 
-/// The valid workflow files that have `cron`.
+/// The valid workflow files that have `cron`, read off the async workers.
 async fn scheduled(app: &Arc<App>) -> Vec<(String, flow_host::WorkflowSpec)> {
     let catalog = app.catalog.clone();
-    let found = tokio::task::spawn_blocking(move || {
-        let mut found = Vec::new();
-        for name in catalog.names().unwrap_or_default() {
-            if let Ok(Some(entry)) = catalog.get(&name)
-                && let Ok(spec) = entry.spec
-                && spec.cron.is_some()
-            {
-                found.push((name, spec));
-            }
-        }
-        found
-    })
-    .await;
-    found.unwrap_or_default()
+    tokio::task::spawn_blocking(move || catalog.scheduled())
+        .await
+        .unwrap_or_default()
 }
 
 async fn start(

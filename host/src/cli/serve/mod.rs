@@ -200,7 +200,9 @@ pub fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
                 }
             ));
         }
-        for (name, schedule, next) in schedules(&app) {
+        for (name, spec) in app.catalog.scheduled() {
+            let Some(schedule) = &spec.cron else { continue };
+            let next = cron::next_fire(&app, &name, schedule);
             out::eprint(format_args!(
                 "schedule {name}: {} ({}), next at {}",
                 schedule.expression,
@@ -241,27 +243,6 @@ pub fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
         out::eprint("flow serve: stopped; every run is recorded");
         anyhow::Ok(Exit::Success)
     })
-}
-
-/// The schedules of the workflow files, with their next fires.
-fn schedules(
-    app: &App,
-) -> Vec<(
-    String,
-    flow_host::spec::CronSchedule,
-    Option<flow_host::report::Timestamp>,
-)> {
-    let mut found = Vec::new();
-    for name in app.catalog.names().unwrap_or_default() {
-        if let Ok(Some(entry)) = app.catalog.get(&name)
-            && let Ok(spec) = entry.spec
-            && let Some(schedule) = spec.cron
-        {
-            let next = cron::next_fire(app, &name, &schedule);
-            found.push((name, schedule, next));
-        }
-    }
-    found
 }
 
 /// Where a running server records its address: beside the database.

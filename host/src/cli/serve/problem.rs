@@ -112,26 +112,26 @@ impl From<StoreError> for Problem {
 
 impl From<SpecError> for Problem {
     fn from(error: SpecError) -> Self {
-        let mut problem = Problem::invalid(error.to_string());
-        if let SpecError::Invalid { .. } = error {
-            problem.detail = format!("the workflow is invalid: {}", summary(&error));
-            problem.errors = Some(error.to_json());
+        if !matches!(error, SpecError::Invalid { .. }) {
+            return Problem::invalid(error.to_string());
         }
+        let errors = error.to_json();
+        let mut problem =
+            Problem::invalid(format!("the workflow is invalid: {}", summary(&errors)));
+        problem.errors = Some(errors);
         problem
     }
 }
 
-/// The first message of a validation error, and how many more.
-fn summary(error: &SpecError) -> String {
-    let json = error.to_json();
-    let errors = json["errors"].as_array().cloned().unwrap_or_default();
+/// The first message of a validation error's `errors`, and how many more.
+fn summary(json: &serde_json::Value) -> String {
+    let errors = json["errors"].as_array().map_or(&[][..], Vec::as_slice);
     let first = errors
         .first()
         .and_then(|e| e["message"].as_str())
-        .unwrap_or("see `errors`")
-        .to_string();
+        .unwrap_or("see `errors`");
     match errors.len() {
-        0 | 1 => first,
+        0 | 1 => first.to_string(),
         n => format!("{first} (and {} more)", n - 1),
     }
 }

@@ -202,10 +202,7 @@ fn summary(app: &App, entry: &Entry) -> WorkflowSummary {
             schedule: spec.cron.as_ref().map(|schedule| ScheduleInfo {
                 cron: schedule.expression.clone(),
                 timezone: schedule.timezone.clone(),
-                overlap: serde_json::to_value(schedule.overlap)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
+                overlap: schedule.overlap.name().to_string(),
                 catch_up_s: schedule.catch_up.as_secs(),
                 last_fire: app
                     .store
