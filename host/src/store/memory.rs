@@ -162,6 +162,11 @@ mod tests {
     }
 
     #[test]
+    fn one_node_is_read_with_its_elements() {
+        conformance::one_node_is_read_with_its_elements(&MemoryStore::new());
+    }
+
+    #[test]
     fn schedules_remember_their_last_fire() {
         conformance::schedules_remember_their_last_fire(&MemoryStore::new());
     }

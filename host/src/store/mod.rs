@@ -22,7 +22,7 @@ pub use records::{
 };
 pub use sled::SCHEMA_VERSION;
 pub use sled::{SledStore, default_path};
-pub use view::RunDocument;
+pub use view::{NodeDocument, RunDocument};
 
 /// Records read one at a time, so that a reader holds only what it shows.
 /// A record that cannot be decoded is an `Err` among them; the others
@@ -96,6 +96,14 @@ pub(crate) fn nest(mut flat: Vec<NodeHistory>) -> Vec<NodeHistory> {
     nested
 }
 
+/// The history of `node_id` among `mine` (its records and, for a map node,
+/// its elements'), with the elements under it.
+pub(crate) fn one(mine: Vec<NodeHistory>, node_id: &str) -> Option<NodeHistory> {
+    let mut nested = nest(mine);
+    let at = nested.iter().position(|h| h.node.node_id == node_id)?;
+    Some(nested.swap_remove(at))
+}
+
 /// Where runs are kept: the design's WorkflowStore (save, load, list,
 /// delete), with a record per node and per attempt.
 ///
@@ -145,6 +153,22 @@ pub trait WorkflowStore: Send + Sync {
 
     /// The attempts of a node, in order.
     fn attempts(&self, run_id: &str, node_id: &str) -> Result<Vec<AttemptRecord>, StoreError>;
+
+    /// One node's record with its attempts and, for a map node, the
+    /// history of each element that started; `node_id` may name an
+    /// element (`node[3]`). Stores should read only that node's records.
+    fn node(&self, run_id: &str, node_id: &str) -> Result<Option<NodeHistory>, StoreError> {
+        let mut mine = Vec::new();
+        for record in self.nodes(run_id)? {
+            if record.node_id == node_id
+                || (record.element.is_some() && record.map_node() == node_id)
+            {
+                let attempts = self.attempts(run_id, &record.node_id)?;
+                mine.push(NodeHistory::new(record, attempts));
+            }
+        }
+        Ok(one(mine, node_id))
+    }
 
     /// Every node record of a run with its attempts, in workflow file
     /// order, the elements of a map node within its history. Stores should
@@ -433,5 +457,42 @@ pub(crate) mod conformance {
         }
         assert_eq!(store.nodes("01A").unwrap().len(), 1);
         assert_eq!(store.attempts("01A", "n").unwrap().len(), 300);
+    }
+
+    pub(crate) fn one_node_is_read_with_its_elements(store: &dyn WorkflowStore) {
+        store
+            .create_run(&run_record("01A", RunStatus::Running), "")
+            .unwrap();
+        let map = node_record("m", 1, NodeStatus::Running);
+        store.put_node("01A", &map, None).unwrap();
+        for element in [10u32, 0, 1] {
+            let mut record = node_record(&format!("m[{element}]"), 1, NodeStatus::Succeeded);
+            record.element = Some(element);
+            store
+                .put_node("01A", &record, Some(&attempt_record(1)))
+                .unwrap();
+        }
+        store
+            .put_node("01A", &node_record("mx", 2, NodeStatus::Succeeded), None)
+            .unwrap();
+        let m = store.node("01A", "m").unwrap().unwrap();
+        assert_eq!(m.node.node_id, "m");
+        let ids: Vec<&str> = m.elements.iter().map(|e| e.node.node_id.as_str()).collect();
+        assert_eq!(ids, ["m[0]", "m[1]", "m[10]"]);
+        assert_eq!(m.elements[2].attempts.len(), 1);
+        let element = store.node("01A", "m[10]").unwrap().unwrap();
+        assert_eq!(element.node.element, Some(10));
+        assert!(element.elements.is_empty());
+        assert_eq!(element.attempts.len(), 1);
+        assert!(
+            store
+                .node("01A", "mx")
+                .unwrap()
+                .unwrap()
+                .elements
+                .is_empty()
+        );
+        assert!(store.node("01A", "ghost").unwrap().is_none());
+        assert!(store.node("01B", "m").unwrap().is_none());
     }
 }

@@ -395,6 +395,32 @@ impl WorkflowStore for SledStore {
         Ok(nodes)
     }
 
+    fn node(&self, run_id: &str, node_id: &str) -> Result<Option<NodeHistory>, StoreError> {
+        let read = |key: &[u8], id: &str| -> Result<Option<NodeHistory>, StoreError> {
+            let Some(bytes) = self.nodes.get(key).map_err(io)? else {
+                return Ok(None);
+            };
+            let node: NodeRecord = decode(key, &bytes)?;
+            Ok(Some(NodeHistory::new(node, self.attempts(run_id, id)?)))
+        };
+        let mut mine: Vec<NodeHistory> = read(&node_key(run_id, node_id), node_id)?
+            .into_iter()
+            .collect();
+        // A map node's elements are `node[0]`, `node[1]`, ...
+        if !node_id.contains('[') {
+            let prefix = node_key(run_id, &format!("{node_id}["));
+            for key in self.nodes.scan_prefix(&prefix).keys() {
+                let key = key.map_err(io)?;
+                if key[prefix.len()..].contains(&0) {
+                    continue;
+                }
+                let id = String::from_utf8_lossy(&key[run_prefix(run_id).len()..]).into_owned();
+                mine.extend(read(&key, &id)?);
+            }
+        }
+        Ok(super::one(mine, node_id))
+    }
+
     fn history(&self, run_id: &str) -> Result<Vec<NodeHistory>, StoreError> {
         // One pass: a node's key is followed by those of its attempts.
         let prefix = run_prefix(run_id);
@@ -512,6 +538,11 @@ mod tests {
     #[test]
     fn nodes_and_attempts_do_not_mix() {
         conformance::nodes_and_attempts_do_not_mix(&open().1);
+    }
+
+    #[test]
+    fn one_node_is_read_with_its_elements() {
+        conformance::one_node_is_read_with_its_elements(&open().1);
     }
 
     #[test]

@@ -100,6 +100,17 @@ fn millis(micros: Option<u64>) -> Option<f64> {
     micros.map(|us| us as f64 / 1e3)
 }
 
+/// One node as it appears in a [`RunDocument`]'s `nodes`: its record, its
+/// attempts with their logs, and a map node's elements.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeDocument<'a>(pub &'a NodeHistory);
+
+impl Serialize for NodeDocument<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        NodeView::from(self.0).serialize(serializer)
+    }
+}
+
 struct Nodes<'a>(&'a [NodeHistory]);
 
 impl Serialize for Nodes<'_> {
