@@ -104,7 +104,7 @@ impl Served {
         }
     }
 
-    fn request(
+    pub fn request(
         &self,
         method: &str,
         path: &str,
@@ -297,7 +297,7 @@ const GREET: &str = "[workflow]\nid = \"greet\"\n\
     [nodes.hello]\naction = \"echo\"\ninput = { who = \"${{ run.params.name }}\", n = \"${{ run.params.times }}\" }\n\
     [nodes.log]\naction = \"misbehave\"\ndepends_on = [\"hello\"]\ninput = { mode = \"log\", count = 3 }\n";
 
-fn served(env: &Env, extra: &[&str]) -> Served {
+pub fn served(env: &Env, extra: &[&str]) -> Served {
     env.write("workflows/greet.toml", GREET);
     env.write("workflows/sleepy.toml", SLEEPY);
     env.write(
@@ -307,7 +307,7 @@ fn served(env: &Env, extra: &[&str]) -> Served {
     Served::start(env, extra)
 }
 
-fn env() -> Env {
+pub fn env() -> Env {
     let env = Env::new();
     std::fs::create_dir_all(env.path().join("workflows")).unwrap();
     env
@@ -401,6 +401,120 @@ fn a_run_started_over_the_api_is_recorded_like_flow_run() {
     let status = env.run(&["status", &id, "--json"]).success().json();
     assert_eq!(status["status"], "succeeded");
     assert_eq!(status["nodes"], detail["nodes"]);
+}
+
+#[test]
+fn a_runs_nodes_are_read_a_page_at_a_time_and_one_in_full() {
+    let env = env();
+    env.write(
+        "workflows/fan.toml",
+        "[workflow]\nid = \"fan\"\n\
+         [nodes.list]\naction = \"echo\"\ninput = { items = [1, 2, 3] }\n\
+         [nodes.each]\naction = \"echo\"\ndepends_on = [\"list\"]\nmap = \".deps.list.items\"\ninput = { n = \"${{ item }}\" }\n\
+         [nodes.last]\naction = \"echo\"\ndepends_on = [\"list\", \"each\"]\n",
+    );
+    let server = served(&env, &[]);
+    let mut events = server.events(None);
+    let id = server.start_run("fan", json!({}));
+    server.wait(&id, &mut events);
+
+    let page = server
+        .get(&format!("/api/v1/runs/{}/nodes", &id[..20]))
+        .json();
+    assert_eq!(page["run"]["run_id"], id.as_str());
+    assert_eq!(page["run"]["status"], "succeeded");
+    assert_eq!(
+        (page["total"].as_u64(), page["levels"].as_u64()),
+        (Some(3), Some(3))
+    );
+    let nodes = page["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    assert_eq!(nodes[1]["id"], "each");
+    assert_eq!(nodes[1]["map"], true);
+    assert_eq!(nodes[1]["elements"], 3);
+    assert_eq!(nodes[2]["depends_on"], json!([0, 1]));
+    assert_eq!(nodes[2]["level"], 2);
+    assert_eq!(nodes[2]["status"], "succeeded");
+    assert!(nodes[2].get("output").is_none(), "a page holds no outputs");
+    let second = server
+        .get(&format!("/api/v1/runs/{id}/nodes?offset=1&limit=1"))
+        .json();
+    assert_eq!(second["offset"], 1);
+    assert_eq!(second["nodes"][0]["id"], "each");
+    let past = server
+        .get(&format!("/api/v1/runs/{id}/nodes?offset=9"))
+        .json();
+    assert_eq!(past["nodes"], json!([]));
+    for (bad, status) in [
+        ("limit=0", 422),
+        ("limit=10001", 422),
+        ("offset=-1", 400),
+        ("limit=many", 400),
+    ] {
+        server
+            .get(&format!("/api/v1/runs/{id}/nodes?{bad}"))
+            .problem(status);
+    }
+    server.get("/api/v1/runs/01ZZZZZZ/nodes").problem(404);
+
+    // One node in full: its input as written, output, attempts.
+    let each = server.get(&format!("/api/v1/runs/{id}/nodes/each")).json();
+    assert_eq!(each["input"], json!({"n": "${{ item }}"}));
+    assert_eq!(each["depends_on"], json!(["list"]));
+    assert_eq!(each["output"], json!([{"n": 1}, {"n": 2}, {"n": 3}]));
+    assert_eq!(each["elements"].as_array().unwrap().len(), 3);
+    assert_eq!(each["elements"][2]["id"], "each[2]");
+    let element = server
+        .get(&format!("/api/v1/runs/{id}/nodes/each%5B1%5D"))
+        .json();
+    assert_eq!(element["output"], json!({"n": 2}));
+    assert_eq!(element["attempt_records"][0]["number"], 1);
+    assert!(element.get("elements").is_none());
+    server
+        .get(&format!("/api/v1/runs/{id}/nodes/ghost"))
+        .problem(404);
+}
+
+#[test]
+fn the_dashboard_is_served_by_the_binary() {
+    let env = env();
+    let server = served(&env, &[]);
+    for path in [
+        "/",
+        "/workflows",
+        "/workflows/greet",
+        "/runs",
+        "/runs/01ABC",
+    ] {
+        let page = server.get(path);
+        assert_eq!(page.status, 200, "{path}");
+        assert!(
+            page.text
+                .contains("<script type=\"module\" src=\"/ui/app.js\">")
+        );
+    }
+    let script = server.get("/ui/app.js");
+    assert_eq!(script.content_type, "text/javascript; charset=utf-8");
+    assert_eq!(script.header("x-content-type-options"), Some("nosniff"));
+    let tag = script.header("etag").unwrap().to_string();
+    let again = server.request("GET", "/ui/app.js", &[("if-none-match", &tag)], None);
+    assert_eq!(again.status, 304);
+    assert!(again.text.is_empty());
+    let stale = server.request("GET", "/ui/app.js", &[("if-none-match", "\"old\"")], None);
+    assert_eq!(stale.status, 200);
+    assert_eq!(
+        server.get("/ui/app.css").content_type,
+        "text/css; charset=utf-8"
+    );
+    server.get("/ui/../Cargo.toml").problem(404);
+    server.get("/ui/secrets.js").problem(404);
+    // Nothing is fetched from elsewhere: every script, style and image
+    // the page names is the server's own.
+    let page = server.get("/").text;
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "{page}"
+    );
 }
 
 #[test]

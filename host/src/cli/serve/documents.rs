@@ -14,9 +14,9 @@ use flow_host::store::RunRecord;
 const MAX_BYTES: usize = 256 << 20;
 
 /// What an entry was made from.
-type Version = (String, Option<u64>, u32);
+pub(super) type Version = (String, Option<u64>, u32);
 
-fn version(run: &RunRecord) -> Version {
+pub(super) fn version(run: &RunRecord) -> Version {
     (
         run.status.to_string(),
         run.finished_at.map(|t| t.0),

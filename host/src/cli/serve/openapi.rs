@@ -4,7 +4,7 @@
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
-use super::{model, problem, records, runs, system, workflows};
+use super::{model, nodes, problem, records, runs, system, workflows};
 
 /// The document.
 #[derive(OpenApi)]
@@ -13,12 +13,12 @@ use super::{model, problem, records, runs, system, workflows};
         title = "Flow Orchestrator API",
         description = "Start, watch and steer workflow runs of a `flow serve`. \
             Errors are RFC 9457 problem documents. When the server has a token \
-            file, every path but /healthz needs `Authorization: Bearer <token>`.",
+            file, every path but /healthz and the dashboard's pages and assets needs `Authorization: Bearer <token>`.",
         license(name = "Apache-2.0"),
     ),
     paths(
         workflows::list, workflows::get, workflows::start,
-        runs::list, runs::get, runs::logs, runs::cancel, runs::resume, runs::retry, runs::delete,
+        runs::list, runs::get, nodes::list, nodes::get, runs::logs, runs::cancel, runs::resume, runs::retry, runs::delete,
         system::events, system::health, system::metrics, system::openapi,
         records::runs, records::run, records::history,
     ),
@@ -26,7 +26,7 @@ use super::{model, problem, records, runs, system, workflows};
         problem::Problem, model::RunSummary, model::Parent, model::RunPage,
         model::WorkflowSummary, model::WorkflowDetail, model::GraphNode, model::ParamInfo,
         model::StartRun, model::Retry, model::Resume, model::RunRef, model::LogLine,
-        model::Logs, model::Health, model::ScheduleInfo,
+        model::Logs, model::Health, model::ScheduleInfo, nodes::NodePage, nodes::NodeState,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

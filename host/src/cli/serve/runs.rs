@@ -487,7 +487,7 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn find(app: &Arc<App>, id: &str) -> Result<RunRecord, Problem> {
+pub(super) async fn find(app: &Arc<App>, id: &str) -> Result<RunRecord, Problem> {
     let store = app.store.clone();
     let id = id.to_string();
     Ok(tokio::task::spawn_blocking(move || store.find_run(&id))

@@ -45,6 +45,8 @@ pub struct App {
     registries: tokio::sync::Mutex<Registries>,
     /// Documents of runs that ended.
     pub documents: super::documents::Documents,
+    /// Run graphs and node states, for the node views.
+    pub nodes: super::node_cache::NodeCache,
     /// Idempotency keys of run starts.
     pub keys: tokio::sync::Mutex<super::idempotency::Keys>,
     /// Waits for the runs' tasks on shutdown.
@@ -92,6 +94,7 @@ impl App {
             registries: tokio::sync::Mutex::default(),
             keys: tokio::sync::Mutex::default(),
             documents: Default::default(),
+            nodes: Default::default(),
             tasks: TaskTracker::new(),
             stopping: AtomicBool::new(false),
             shutdown: tokio_util::sync::CancellationToken::new(),
