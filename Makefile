@@ -1,6 +1,7 @@
 # The few entry points people type. `make demo` and `make test` work on a
 # fresh machine with Rust, Python 3 and Node.js: they add the wasm32-wasip2
-# target and the pinned Python and JavaScript plugin tools when missing.
+# target and the pinned Python and JavaScript plugin tools when missing, and
+# `make test` Debian's Chromium for the dashboard's browser tests.
 
 CARGO ?= cargo
 TARGET := $(or $(CARGO_TARGET_DIR),target)
@@ -8,7 +9,7 @@ FLOW := $(TARGET)/release/flow
 PLUGIN_CRATES := $(foreach dir,$(wildcard plugins/*/Cargo.toml tests/plugins/*/Cargo.toml),-p $(shell sed -n 's/^name = "\(.*\)"/\1/p' $(dir) | head -n1))
 PYTHON_PLUGINS := $(patsubst %/app.py,%,$(wildcard plugins/*/app.py))
 
-.PHONY: build demo test test-guests install-check lint bench toolchain clean
+.PHONY: build demo test test-guests install-check lint bench toolchain browser clean
 
 ## build: the host (target/release/flow), every plugin (target/plugins/) and
 ## the tests. One build serves build, test and bench: the same packages and
@@ -39,7 +40,7 @@ demo: build
 ## test: the whole suite: unit, integration, golden and doc tests, and the
 ## tests of the Python and JavaScript SDKs and plugins. On the release
 ## profile, like build and bench, so that wasmtime compiles once for all.
-test: toolchain test-guests
+test: toolchain browser test-guests
 	$(CARGO) package --locked --allow-dirty --quiet -p flow-plugin-sdk
 	# The host package carries what it builds from (its WIT copy); verifying
 	# it would compile wasmtime once more, so it is only listed here.
@@ -90,6 +91,15 @@ bench: toolchain
 toolchain:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 	@plugins/build --tools
+
+## browser: Debian's Chromium and ChromeDriver, which the dashboard's
+## tests drive, when missing
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends \
+			chromium chromium-driver >/dev/null; }
 
 clean:
 	$(CARGO) clean

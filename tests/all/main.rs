@@ -10,6 +10,7 @@ mod cancel;
 mod capabilities;
 mod capability_files;
 mod cli;
+mod dashboard;
 mod durability;
 mod engine;
 mod errors;

@@ -135,6 +135,9 @@ pub fn api(plugins: &Path, cache: &Path) -> serde_json::Value {
         3_200,
     );
     let detail = load(&url, &format!("/api/v1/runs/{BIG}"), 320);
+    let page = load(&url, &format!("/api/v1/runs/{BIG}/nodes?limit=50"), 3_200);
+    let states = load(&url, &format!("/api/v1/runs/{BIG}/nodes?limit=10000"), 320);
+    let node = load(&url, &format!("/api/v1/runs/{BIG}/nodes/n5000"), 3_200);
 
     // 1,000 runs started over the API by 32 clients; done when every one
     // has ended.
@@ -196,6 +199,9 @@ pub fn api(plugins: &Path, cache: &Path) -> serde_json::Value {
             row("GET /runs?limit=50 (100,000 runs)", &list),
             row("GET /runs?limit=50&cursor= (middle)", &deep),
             row("GET /runs/{id} (10,000 nodes)", &detail),
+            row("GET /runs/{id}/nodes?limit=50 (same run)", &page),
+            row("GET /runs/{id}/nodes?limit=10000 (same)", &states),
+            row("GET /runs/{id}/nodes/{node} (same)", &node),
         ],
         "runs_per_s": 1_000.0 / elapsed.as_secs_f64(),
         "idle_rss_mb": idle_mb,
@@ -207,10 +213,10 @@ pub fn api(plugins: &Path, cache: &Path) -> serde_json::Value {
 pub fn print(result: &serde_json::Value) {
     println!();
     println!("flow serve, {CLIENTS} concurrent clients:");
-    println!("{:<40} {:>9} {:>9} {:>9}", "request", "count", "p50", "p99");
+    println!("{:<44} {:>9} {:>9} {:>9}", "request", "count", "p50", "p99");
     for row in result["rows"].as_array().unwrap() {
         println!(
-            "{:<40} {:>9} {:>9} {:>9}",
+            "{:<44} {:>9} {:>9} {:>9}",
             row["name"].as_str().unwrap(),
             row["requests"],
             format!("{:.2} ms", row["p50_ms"].as_f64().unwrap()),

@@ -12,10 +12,13 @@
 mod auth;
 mod catalog;
 mod cron;
+mod dashboard;
 mod documents;
 mod events;
 mod idempotency;
 pub mod model;
+mod node_cache;
+mod nodes;
 pub mod openapi;
 mod problem;
 mod records;
@@ -268,6 +271,8 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/v1/workflows/{name}/runs", post(workflows::start))
         .route("/api/v1/runs", get(runs::list))
         .route("/api/v1/runs/{id}", get(runs::get).delete(runs::delete))
+        .route("/api/v1/runs/{id}/nodes", get(nodes::list))
+        .route("/api/v1/runs/{id}/nodes/{node}", get(nodes::get))
         .route("/api/v1/runs/{id}/nodes/{node}/logs", get(runs::logs))
         .route("/api/v1/runs/{id}/cancel", post(runs::cancel))
         .route("/api/v1/runs/{id}/resume", post(runs::resume))
@@ -281,6 +286,7 @@ fn router(app: Arc<App>) -> Router {
         .route_layer(middleware::from_fn_with_state(app.clone(), authorize));
     Router::new()
         .route("/healthz", get(system::health))
+        .merge(dashboard::routes())
         .merge(api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
