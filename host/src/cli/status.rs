@@ -45,7 +45,10 @@ pub fn show(
     run: &RunRecord,
     json: bool,
 ) -> anyhow::Result<()> {
+    let mut run = run.clone();
+    let run = &mut run;
     let (nodes, spec) = history(store, run)?;
+    let run = &*run;
     let mut out = out::stdout();
     if json {
         write_document(&mut out, run, &nodes, spec.as_ref())?;
@@ -81,10 +84,14 @@ pub fn show(
 /// Every node of a run with its attempts, those that never started as
 /// pending, and the run's workflow when it had to be read for that (or,
 /// for older runs, to tell which nodes are sinks).
+/// The run's sinks are read into `run` when its store keeps them apart.
 pub fn history(
     store: &dyn WorkflowStore,
-    run: &RunRecord,
+    run: &mut RunRecord,
 ) -> Result<(Vec<NodeHistory>, Option<WorkflowSpec>), flow_host::store::StoreError> {
+    if run.sinks.is_none() {
+        run.sinks = store.sinks(&run.run_id)?;
+    }
     let mut nodes = store.history(&run.run_id)?;
     // The workflow is read again only for what the records do not say.
     let spec = if nodes.len() < run.nodes || run.sinks.is_none() {

@@ -110,7 +110,11 @@ impl ChildTask {
         let registry = shared.registry.clone();
         let handle = match earlier {
             Some(run) if run.status == RunStatus::Succeeded => {
-                return outputs_of(shared, &run.run_id, run.sinks.as_deref());
+                let sinks = match run.sinks {
+                    Some(sinks) => Some(sinks),
+                    None => store.sinks(&run.run_id).ok().flatten(),
+                };
+                return outputs_of(shared, &run.run_id, sinks.as_deref());
             }
             Some(run) => launch::resume(&engine, spec, registry, &run.run_id, self.forced),
             None => {

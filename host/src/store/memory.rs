@@ -45,7 +45,15 @@ impl WorkflowStore for MemoryStore {
     }
 
     fn update_run(&self, run: &RunRecord) -> Result<(), StoreError> {
-        self.lock().runs.insert(run.run_id.clone(), run.clone());
+        let mut inner = self.lock();
+        let mut run = run.clone();
+        if run.sinks.is_none() {
+            run.sinks = inner
+                .runs
+                .get(&run.run_id)
+                .and_then(|old| old.sinks.clone());
+        }
+        inner.runs.insert(run.run_id.clone(), run);
         Ok(())
     }
 
@@ -159,6 +167,11 @@ mod tests {
     #[test]
     fn nodes_and_attempts_do_not_mix() {
         conformance::nodes_and_attempts_do_not_mix(&MemoryStore::new());
+    }
+
+    #[test]
+    fn sinks_are_kept_with_the_run() {
+        conformance::sinks_are_kept_with_the_run(&MemoryStore::new());
     }
 
     #[test]

@@ -113,7 +113,8 @@ pub trait WorkflowStore: Send + Sync {
     /// Records a new run and the workflow text it runs.
     fn create_run(&self, run: &RunRecord, definition: &str) -> Result<(), StoreError>;
 
-    /// Replaces a run's header (status, end time).
+    /// Replaces a run's header (status, end time); one without
+    /// [`RunRecord::sinks`] keeps those stored.
     fn update_run(&self, run: &RunRecord) -> Result<(), StoreError>;
 
     /// Writes node records and attempt records (each with its node's id) in
@@ -142,6 +143,11 @@ pub trait WorkflowStore: Send + Sync {
 
     /// The run with this id.
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError>;
+
+    /// The sinks of a run (see [`RunRecord::sinks`]).
+    fn sinks(&self, run_id: &str) -> Result<Option<Vec<String>>, StoreError> {
+        Ok(self.run(run_id)?.and_then(|run| run.sinks))
+    }
 
     /// The workflow text a run was started with.
     fn definition(&self, run_id: &str) -> Result<Option<String>, StoreError>;
@@ -457,6 +463,29 @@ pub(crate) mod conformance {
         }
         assert_eq!(store.nodes("01A").unwrap().len(), 1);
         assert_eq!(store.attempts("01A", "n").unwrap().len(), 300);
+    }
+
+    pub(crate) fn sinks_are_kept_with_the_run(store: &dyn WorkflowStore) {
+        let mut run = run_record("01A", RunStatus::Running);
+        run.sinks = Some(vec!["a".into(), "b".into()]);
+        store.create_run(&run, "").unwrap();
+        assert_eq!(
+            store.sinks("01A").unwrap(),
+            Some(vec!["a".into(), "b".into()])
+        );
+        // A header written again without them keeps the stored ones.
+        let mut header = store.run("01A").unwrap().unwrap();
+        header.sinks = None;
+        header.status = RunStatus::Succeeded;
+        store.update_run(&header).unwrap();
+        assert_eq!(store.sinks("01A").unwrap().unwrap().len(), 2);
+        // Changed (a resume of an edited workflow): the new ones.
+        header.sinks = Some(vec!["c".into()]);
+        store.update_run(&header).unwrap();
+        assert_eq!(store.sinks("01A").unwrap(), Some(vec!["c".into()]));
+        assert_eq!(store.sinks("01B").unwrap(), None);
+        store.delete_run("01A").unwrap();
+        assert_eq!(store.sinks("01A").unwrap(), None);
     }
 
     pub(crate) fn one_node_is_read_with_its_elements(store: &dyn WorkflowStore) {

@@ -27,7 +27,11 @@ pub struct RunRecord {
     /// Number of nodes in the workflow.
     pub nodes: usize,
     /// The nodes nothing depends on, whose outputs are the workflow's
-    /// (absent in runs recorded by older versions).
+    /// (absent in runs recorded by older versions). A store may keep them
+    /// apart from the header, which every listing reads, and leave this
+    /// `None` in what [`WorkflowStore::run`](super::WorkflowStore::run)
+    /// returns: [`WorkflowStore::sinks`](super::WorkflowStore::sinks)
+    /// reads them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sinks: Option<Vec<String>>,
     /// Why it failed, in a sentence.

@@ -4,6 +4,9 @@
 //!
 //! - tree `runs`: run id -> run header;
 //! - tree `definitions`: run id -> the workflow text;
+//! - tree `sinks`: run id -> the ids of the nodes whose outputs are the
+//!   workflow's (apart from the header, which every listing reads: a
+//!   workflow of 10,000 independent nodes has 10,000 of them);
 //! - tree `nodes`: `run id, 0, node id` -> node record, and
 //!   `run id, 0, node id, 0, attempt number (4 bytes, big-endian)` -> attempt
 //!   record; one tree, so a node and its attempt are written in one atomic
@@ -54,6 +57,7 @@ pub struct SledStore {
     db: sled::Db,
     runs: sled::Tree,
     definitions: sled::Tree,
+    sinks: sled::Tree,
     nodes: sled::Tree,
     active: sled::Tree,
     /// The last fire of each schedule: its name, and the time in
@@ -78,6 +82,7 @@ impl SledStore {
             path: path.to_path_buf(),
             runs: tree("runs")?,
             definitions: tree("definitions")?,
+            sinks: tree("sinks")?,
             nodes: tree("nodes")?,
             active: tree("active")?,
             schedules: tree("schedules")?,
@@ -328,7 +333,19 @@ impl WorkflowStore for SledStore {
         if run.status == RunStatus::Running {
             self.active.insert(key, &[]).map_err(io)?;
         }
-        self.runs.insert(key, encode(run)?).map_err(io)?;
+        match &run.sinks {
+            Some(sinks) => {
+                self.sinks.insert(key, encode(sinks)?).map_err(io)?;
+                let header = RunRecord {
+                    sinks: None,
+                    ..run.clone()
+                };
+                self.runs.insert(key, encode(&header)?).map_err(io)?;
+            }
+            None => {
+                self.runs.insert(key, encode(run)?).map_err(io)?;
+            }
+        }
         if run.status != RunStatus::Running {
             self.active.remove(key).map_err(io)?;
         }
@@ -475,9 +492,18 @@ impl WorkflowStore for SledStore {
         }))
     }
 
+    fn sinks(&self, run_id: &str) -> Result<Option<Vec<String>>, StoreError> {
+        match self.sinks.get(run_id.as_bytes()).map_err(io)? {
+            Some(bytes) => decode(run_id.as_bytes(), &bytes),
+            // Runs of older versions keep them in the header.
+            None => Ok(self.run(run_id)?.and_then(|run| run.sinks)),
+        }
+    }
+
     fn delete_run(&self, run_id: &str) -> Result<bool, StoreError> {
         let existed = self.runs.remove(run_id.as_bytes()).map_err(io)?.is_some();
         self.definitions.remove(run_id.as_bytes()).map_err(io)?;
+        self.sinks.remove(run_id.as_bytes()).map_err(io)?;
         self.active.remove(run_id.as_bytes()).map_err(io)?;
         let mut batch = sled::Batch::default();
         for key in self.nodes.scan_prefix(run_prefix(run_id)).keys() {
@@ -538,6 +564,11 @@ mod tests {
     #[test]
     fn nodes_and_attempts_do_not_mix() {
         conformance::nodes_and_attempts_do_not_mix(&open().1);
+    }
+
+    #[test]
+    fn sinks_are_kept_with_the_run() {
+        conformance::sinks_are_kept_with_the_run(&open().1);
     }
 
     #[test]

@@ -77,7 +77,12 @@ pub async fn run(
 ) -> Result<Json<Run>, Problem> {
     let store = app.store.clone();
     let found = tokio::task::spawn_blocking(move || {
-        let run = store.run(&id)?;
+        let mut run = store.run(&id)?;
+        if let Some(run) = &mut run
+            && run.sinks.is_none()
+        {
+            run.sinks = store.sinks(&id)?;
+        }
         let definition = store.definition(&id)?;
         Ok::<_, flow_host::store::StoreError>(run.map(|run| Run { run, definition }).ok_or(id))
     })

@@ -153,10 +153,10 @@ pub async fn get(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<
 }
 
 /// The document of `flow status --json` for `run`, read now.
-async fn document(app: &Arc<App>, run: RunRecord) -> Result<bytes::Bytes, Problem> {
+async fn document(app: &Arc<App>, mut run: RunRecord) -> Result<bytes::Bytes, Problem> {
     let store = app.store.clone();
     tokio::task::spawn_blocking(move || -> Result<bytes::Bytes, Problem> {
-        let (nodes, spec) = crate::cli::status::history(&*store, &run)?;
+        let (nodes, spec) = crate::cli::status::history(&*store, &mut run)?;
         let mut body = Vec::with_capacity(256 * nodes.len() + 1024);
         crate::cli::status::write_document(&mut body, &run, &nodes, spec.as_ref())
             .map_err(Problem::internal)?;
