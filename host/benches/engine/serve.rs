@@ -37,8 +37,20 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-/// `requests` GETs of `path` spread over 32 clients; latencies sorted.
-fn load(url: &str, path: &str, requests: usize) -> Vec<Duration> {
+/// One GET of `path` alone (the first: what the server keeps is made by
+/// it), then `requests` GETs spread over 32 clients; the first's latency
+/// and the others', sorted.
+fn load(url: &str, path: &str, requests: usize) -> (Duration, Vec<Duration>) {
+    let started = Instant::now();
+    let response = agent().get(format!("{url}{path}")).call().unwrap();
+    assert_eq!(response.status(), 200);
+    response
+        .into_body()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .unwrap();
+    let first = started.elapsed();
     let per_client = requests.div_ceil(CLIENTS);
     let handles: Vec<_> = (0..CLIENTS)
         .map(|_| {
@@ -67,7 +79,7 @@ fn load(url: &str, path: &str, requests: usize) -> Vec<Duration> {
         .flat_map(|h| h.join().unwrap())
         .collect();
     all.sort();
-    all
+    (first, all)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -187,9 +199,10 @@ pub fn api(plugins: &Path, cache: &Path) -> serde_json::Value {
         .args(["-TERM", &pid.to_string()])
         .status();
     let _ = child.wait();
-    let row = |name: &str, times: &[Duration]| {
+    let row = |name: &str, (first, times): &(Duration, Vec<Duration>)| {
         serde_json::json!({
             "name": name, "requests": times.len(),
+            "first_ms": first.as_secs_f64() * 1e3,
             "p50_ms": percentile(times, 0.5), "p99_ms": percentile(times, 0.99),
         })
     };
@@ -213,12 +226,16 @@ pub fn api(plugins: &Path, cache: &Path) -> serde_json::Value {
 pub fn print(result: &serde_json::Value) {
     println!();
     println!("flow serve, {CLIENTS} concurrent clients:");
-    println!("{:<44} {:>9} {:>9} {:>9}", "request", "count", "p50", "p99");
+    println!(
+        "{:<44} {:>9} {:>10} {:>10} {:>10}",
+        "request", "count", "first", "p50", "p99"
+    );
     for row in result["rows"].as_array().unwrap() {
         println!(
-            "{:<44} {:>9} {:>9} {:>9}",
+            "{:<44} {:>9} {:>10} {:>10} {:>10}",
             row["name"].as_str().unwrap(),
             row["requests"],
+            format!("{:.2} ms", row["first_ms"].as_f64().unwrap()),
             format!("{:.2} ms", row["p50_ms"].as_f64().unwrap()),
             format!("{:.2} ms", row["p99_ms"].as_f64().unwrap()),
         );

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use flow_host::WorkflowSpec;
 use flow_host::store::RunRecord;
@@ -15,6 +15,15 @@ use super::nodes::NodeState;
 
 /// Runs whose graphs and states are kept: the dashboard's open pages.
 const KEPT: usize = 32;
+
+/// Every node's state in file order.
+#[derive(Debug, Default)]
+pub struct RunStates {
+    pub nodes: Vec<NodeState>,
+    /// For a run that ended: the page of all its nodes, the one the
+    /// dashboard reads, made once and shared by every request for it.
+    pub whole: OnceLock<bytes::Bytes>,
+}
 
 /// A run's graph: each node's place, and what the workflow writes of it.
 #[derive(Debug)]
@@ -75,7 +84,7 @@ impl RunGraph {
 type Graphs = Kept<(String, u32), Option<Arc<RunGraph>>>;
 
 /// An ended run's node states, with the header they were read under.
-type States = Kept<String, (Version, Arc<Vec<NodeState>>)>;
+type States = Kept<String, (Version, Arc<RunStates>)>;
 
 /// The kept graphs and states.
 #[derive(Default)]
@@ -102,13 +111,13 @@ impl NodeCache {
     }
 
     /// The states of `run` if they were read under its current header.
-    pub fn states(&self, run: &RunRecord) -> Option<Arc<Vec<NodeState>>> {
+    pub fn states(&self, run: &RunRecord) -> Option<Arc<RunStates>> {
         let kept = lock(&self.states);
         let (made, states) = kept.get(&run.run_id)?;
         (*made == version(run)).then(|| states.clone())
     }
 
-    pub fn keep_states(&self, run: &RunRecord, states: Arc<Vec<NodeState>>) {
+    pub fn keep_states(&self, run: &RunRecord, states: Arc<RunStates>) {
         lock(&self.states).put(run.run_id.clone(), (version(run), states));
     }
 }

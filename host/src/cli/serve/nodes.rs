@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::model::RunSummary;
-use super::node_cache::RunGraph;
+use super::node_cache::{RunGraph, RunStates};
 use super::problem::{Problem, Query};
 use super::state::App;
 
@@ -113,18 +113,36 @@ pub async fn list(
     let run = super::runs::find(&app, &id).await?;
     let graph = graph(&app, &run).await?;
     let states = states(&app, &run, graph.as_deref()).await?;
-    let start = offset.min(states.len());
-    let end = offset.saturating_add(limit).min(states.len());
-    let page = NodePage {
-        run: RunSummary::from(&run),
-        total: graph
-            .as_ref()
-            .map_or(states.len().max(run.nodes), |g| g.nodes.len()),
-        levels: graph.as_ref().map_or(1, |g| g.levels),
-        offset,
-        nodes: &states[start..end],
+    let start = offset.min(states.nodes.len());
+    let end = offset.saturating_add(limit).min(states.nodes.len());
+    let page = || {
+        let page = NodePage {
+            run: RunSummary::from(&run),
+            total: graph
+                .as_ref()
+                .map_or(states.nodes.len().max(run.nodes), |g| g.nodes.len()),
+            levels: graph.as_ref().map_or(1, |g| g.levels),
+            offset,
+            nodes: &states.nodes[start..end],
+        };
+        serde_json::to_vec(&page).map(bytes::Bytes::from)
     };
-    Ok(axum::Json(page).into_response())
+    let body = if start == 0 && end == states.nodes.len() && run.status != RunStatus::Running {
+        match states.whole.get() {
+            Some(body) => body.clone(),
+            None => {
+                let body = page().map_err(Problem::internal)?;
+                states.whole.get_or_init(|| body).clone()
+            }
+        }
+    } else {
+        page().map_err(Problem::internal)?
+    };
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 /// Every node's state: kept for a run that ended, read now for one that
@@ -133,7 +151,7 @@ async fn states(
     app: &Arc<App>,
     run: &RunRecord,
     graph: Option<&RunGraph>,
-) -> Result<Arc<Vec<NodeState>>, Problem> {
+) -> Result<Arc<RunStates>, Problem> {
     let ended = run.status != RunStatus::Running;
     if !ended {
         return read_states(app, run, graph).await;
@@ -155,13 +173,16 @@ async fn read_states(
     app: &Arc<App>,
     run: &RunRecord,
     graph: Option<&RunGraph>,
-) -> Result<Arc<Vec<NodeState>>, Problem> {
+) -> Result<Arc<RunStates>, Problem> {
     let store = app.store.clone();
     let run_id = run.run_id.clone();
     let records = tokio::task::spawn_blocking(move || store.nodes(&run_id))
         .await
         .map_err(Problem::internal)??;
-    Ok(Arc::new(node_states(records, graph)))
+    Ok(Arc::new(RunStates {
+        nodes: node_states(records, graph),
+        whole: Default::default(),
+    }))
 }
 
 /// The run's workflow, as stored with it: parsed once.
