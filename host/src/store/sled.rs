@@ -567,6 +567,17 @@ mod tests {
     }
 
     #[test]
+    fn sinks_inside_a_header_of_an_older_version_are_read() {
+        let (_dir, store) = open();
+        let mut run = conformance::run_record("01OLD", RunStatus::Succeeded);
+        run.sinks = Some(vec!["last".into()]);
+        // As older versions wrote it: the sinks inside the header.
+        store.runs.insert("01OLD", encode(&run).unwrap()).unwrap();
+        assert_eq!(store.sinks("01OLD").unwrap(), Some(vec!["last".into()]));
+        assert_eq!(store.run("01OLD").unwrap().unwrap().sinks, run.sinks);
+    }
+
+    #[test]
     fn sinks_are_kept_with_the_run() {
         conformance::sinks_are_kept_with_the_run(&open().1);
     }
