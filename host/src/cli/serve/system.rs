@@ -12,9 +12,11 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::{IntoParams, OpenApi};
 
+use super::events::Message;
 use super::model::Health;
 use super::problem::Query;
 use super::state::App;
@@ -105,28 +107,36 @@ pub async fn events(
     let receiver = app.events.subscribe();
     let stream =
         futures_util::stream::unfold((receiver, filter.run), |(mut receiver, run)| async move {
-            loop {
-                match receiver.recv().await {
-                    Ok(message) => {
-                        if run.as_deref().is_some_and(|run| *message.run_id != *run) {
-                            continue;
-                        }
-                        let event = SseEvent::default().event(message.kind).data(&*message.data);
-                        return Some((Ok(event), (receiver, run)));
-                    }
-                    Err(RecvError::Lagged(missed)) => {
-                        let event = SseEvent::default()
-                            .event("lagged")
-                            .data(format!("{{\"missed\":{missed}}}"));
-                        return Some((Ok(event), (receiver, run)));
-                    }
-                    Err(RecvError::Closed) => return None,
-                }
-            }
+            let (kind, data) = next_event(&mut receiver, run.as_deref()).await?;
+            let event = SseEvent::default().event(kind).data(&*data);
+            Some((Ok(event), (receiver, run)))
         });
     // Ends when the server shuts down, so that its connections close.
     let stream = stream.take_until(app.shutdown.clone().cancelled_owned());
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// The next event for a client that follows `run` (every run when
+/// `None`): its name and data; `lagged` with the number missed when the
+/// client fell too far behind; `None` once the broadcast closed.
+async fn next_event(
+    receiver: &mut broadcast::Receiver<Message>,
+    run: Option<&str>,
+) -> Option<(&'static str, Arc<str>)> {
+    loop {
+        match receiver.recv().await {
+            Ok(message) => {
+                if run.is_some_and(|run| *message.run_id != *run) {
+                    continue;
+                }
+                return Some((message.kind, message.data));
+            }
+            Err(RecvError::Lagged(missed)) => {
+                return Some(("lagged", format!("{{\"missed\":{missed}}}").into()));
+            }
+            Err(RecvError::Closed) => return None,
+        }
+    }
 }
 
 /// The API's OpenAPI 3.1 document.
@@ -142,4 +152,53 @@ pub async fn openapi() -> Response {
             .unwrap_or_default(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(run: &str, n: u32) -> Message {
+        Message {
+            run_id: run.into(),
+            node: None,
+            kind: "node_finished",
+            data: format!("{{\"n\":{n}}}").into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_falls_behind_is_told_how_many_it_missed() {
+        let (sender, mut receiver) = broadcast::channel(2);
+        for n in 0..5 {
+            sender.send(message("01A", n)).unwrap();
+        }
+        let (kind, data) = next_event(&mut receiver, None).await.unwrap();
+        assert_eq!((kind, &*data), ("lagged", "{\"missed\":3}"));
+        // Then what is still kept, in order.
+        assert_eq!(
+            &*next_event(&mut receiver, None).await.unwrap().1,
+            "{\"n\":3}"
+        );
+        assert_eq!(
+            &*next_event(&mut receiver, None).await.unwrap().1,
+            "{\"n\":4}"
+        );
+        drop(sender);
+        assert!(next_event(&mut receiver, None).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_client_of_one_run_sees_only_its_events() {
+        let (sender, mut receiver) = broadcast::channel(8);
+        sender.send(message("01A", 1)).unwrap();
+        sender.send(message("01B", 2)).unwrap();
+        sender.send(message("01A", 3)).unwrap();
+        assert_eq!(
+            &*next_event(&mut receiver, Some("01B")).await.unwrap().1,
+            "{\"n\":2}"
+        );
+        drop(sender);
+        assert!(next_event(&mut receiver, Some("01B")).await.is_none());
+    }
 }
