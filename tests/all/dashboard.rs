@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-use crate::serve::{Served, env, served};
+use crate::serve::{Served, env, served, token};
 
 /// How long a page may take to show what a step waits for. Steps wait for
 /// a condition, never for a fixed time; this bound only ends a test that
@@ -404,12 +404,7 @@ fn a_run_of_ten_thousand_nodes_and_many_runs_stay_usable() {
 #[test]
 fn a_server_with_tokens_asks_the_browser_for_one() {
     let env = env();
-    let token = env
-        .run(&["token", "--token-file", "tokens"])
-        .success()
-        .stdout
-        .trim()
-        .to_string();
+    let token = token(&env);
     let server: Served = served(&env, &["--token-file", "tokens"]);
     // The page holds no data: it loads without a token, with a strict
     // content security policy.

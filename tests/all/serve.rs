@@ -307,6 +307,15 @@ pub fn served(env: &Env, extra: &[&str]) -> Served {
     Served::start(env, extra)
 }
 
+/// A new token in `tokens` of `env`.
+pub fn token(env: &Env) -> String {
+    env.run(&["token", "--token-file", "tokens"])
+        .success()
+        .stdout
+        .trim()
+        .to_string()
+}
+
 pub fn env() -> Env {
     let env = Env::new();
     std::fs::create_dir_all(env.path().join("workflows")).unwrap();
@@ -1105,12 +1114,7 @@ fn commands_go_through_a_running_server() {
 #[test]
 fn commands_bring_a_token_to_a_server_that_wants_one() {
     let env = env();
-    let token = env
-        .run(&["token", "--token-file", "tokens"])
-        .success()
-        .stdout
-        .trim()
-        .to_string();
+    let token = token(&env);
     let _server = served(&env, &["--token-file", "tokens"]);
     let refused = env.run(&["list"]).expect_code(3);
     assert!(
