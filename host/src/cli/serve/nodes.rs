@@ -94,8 +94,9 @@ pub struct NodeState {
     params(("id" = String, Path, description = "The run's id or a prefix of it"), NodeRange),
     responses(
         (status = 200, body = NodePage),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A malformed query", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A limit out of range", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list(
