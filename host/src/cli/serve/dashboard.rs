@@ -137,6 +137,55 @@ fn serve(asset: &Asset, tag: &HeaderValue, headers: &HeaderMap) -> Response {
 mod tests {
     use super::*;
 
+    /// WCAG's relative luminance of `#rrggbb`.
+    fn luminance(hex: &str) -> f64 {
+        let channel = |at: usize| {
+            let c = f64::from(u8::from_str_radix(&hex[at..at + 2], 16).unwrap()) / 255.0;
+            if c <= 0.03928 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5)
+    }
+
+    fn contrast(a: &str, b: &str) -> f64 {
+        let (a, b) = (luminance(a), luminance(b));
+        (a.max(b) + 0.05) / (a.min(b) + 0.05)
+    }
+
+    /// The value of custom property `name` in a rule of the style sheet.
+    fn property<'a>(rule: &'a str, name: &str) -> &'a str {
+        let start = rule.find(&format!("{name}: #")).expect(name) + name.len() + 2;
+        &rule[start..start + 7]
+    }
+
+    #[test]
+    fn text_keeps_its_contrast_and_states_their_outline() {
+        let css = ASSETS.iter().find(|a| a.name == "app.css").unwrap().body;
+        let root = &css[css.find(":root {").unwrap()..];
+        let (fg, muted, bg) = (
+            property(root, "--fg"),
+            property(root, "--muted"),
+            property(root, "--bg"),
+        );
+        assert!(contrast(fg, bg) >= 4.5 && contrast(muted, bg) >= 4.5);
+        let mut states = 0;
+        for rule in css.lines().filter(|line| line.contains("{ --c: #")) {
+            let (line, fill, text) = (
+                property(rule, "--c"),
+                property(rule, "--b"),
+                property(rule, "--t"),
+            );
+            // Text 4.5:1 (WCAG AA), a state's outline and bar 3:1.
+            assert!(contrast(text, fill) >= 4.5, "{rule}");
+            assert!(contrast(line, fill) >= 3.0, "{rule}");
+            states += 1;
+        }
+        assert!(states >= 8, "every state has its colours");
+    }
+
     #[test]
     fn every_script_the_page_imports_is_served() {
         // Imports are `from "./name.js"`; a missing asset would break the
