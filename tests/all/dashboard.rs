@@ -269,6 +269,18 @@ fn a_run_is_started_watched_and_steered_from_the_browser() {
     );
     browser.screenshot("run");
 
+    // The timeline from the keyboard: arrows move, Enter opens.
+    browser
+        .eval("document.querySelector(\".vlist[aria-label='Nodes and their timeline']\").focus()");
+    browser.runtime.block_on(async {
+        let list = browser.client().active_element().await.unwrap();
+        list.send_keys("\u{E015}\u{E015}\u{E007}").await.unwrap(); // Down, Down, Enter
+    });
+    browser.wait_until(
+        "document.querySelector('#node-title').innerText.includes('log') \
+         && document.querySelector('.vrow.active').innerText.includes('log')",
+    );
+
     // A run that sleeps: it shows as running, is cancelled from its page,
     // and resumed; its nodes turn green as events come, without a reload.
     let sleepy = server.start_run("sleepy", json!({}));
@@ -335,6 +347,25 @@ fn a_run_is_started_watched_and_steered_from_the_browser() {
     let newest = server.start_run("greet", json!({"times": 1}));
     browser.wait_for(&format!("a[href='/runs/{newest}']"));
     assert!(browser.same_page());
+
+    // Retry failed nodes: a cancelled run's page starts a new run of what
+    // did not succeed, which runs (and is cancelled in turn).
+    let stopped = server.start_run("sleepy", json!({}));
+    browser.go(&format!("{}/runs/{stopped}", server.url));
+    browser.node_is("nap", "running");
+    browser.press("Cancel run");
+    browser.press("Retry failed nodes");
+    browser.wait_until(&format!(
+        "location.pathname.startsWith('/runs/') && location.pathname !== '/runs/{stopped}'"
+    ));
+    browser.node_is("nap", "running");
+    let again = browser.path().trim_start_matches("/runs/").to_string();
+    assert_eq!(
+        server.get(&format!("/api/v1/runs/{again}")).json()["retry_of"],
+        stopped.as_str()
+    );
+    browser.press("Cancel run");
+    browser.node_is("nap", "cancelled");
 }
 
 /// 10,000 nodes in 100 levels, each of 100 no-op nodes after one of the
@@ -356,6 +387,10 @@ fn wide_workflow(levels: usize, width: usize) -> String {
 fn a_run_of_ten_thousand_nodes_and_many_runs_stay_usable() {
     let env = env();
     env.write("workflows/wide.toml", &wide_workflow(100, 100));
+    env.write(
+        "workflows/fan.toml",
+        "[workflow]\nid = \"fan\"\n[nodes.each]\naction = \"echo\"\nmap = [1, 2, 3]\n",
+    );
     env.run(&["run", "workflows/wide.toml", "--plugins", "plugins"])
         .success();
     let server = served(&env, &[]);
@@ -399,6 +434,16 @@ fn a_run_of_ten_thousand_nodes_and_many_runs_stay_usable() {
     assert!(browser.path().contains("cursor="));
     browser.click(".pager a");
     browser.wait_until("document.querySelectorAll('table.table tbody tr').length === 50");
+
+    // A map node's panel lists its elements.
+    let fan = server.start_run("fan", json!({}));
+    browser.go(&format!("{}/runs/{fan}", server.url));
+    browser.node_is("each", "succeeded");
+    browser.click("svg.graph g[data-node='each']");
+    browser.wait_until(
+        "document.querySelector('.node-panel').innerText.includes('Elements (3)') \
+         && document.querySelector('.node-panel').innerText.includes('each[2]')",
+    );
 }
 
 #[test]

@@ -180,10 +180,34 @@ async fn read_states(
     let records = tokio::task::spawn_blocking(move || store.nodes(&run_id))
         .await
         .map_err(Problem::internal)??;
+    let mut nodes = node_states(records, graph);
+    if run.status == RunStatus::Running {
+        live(app, &run.run_id, &mut nodes);
+    }
     Ok(Arc::new(RunStates {
-        nodes: node_states(records, graph),
+        nodes,
         whole: Default::default(),
     }))
+}
+
+/// The engine's live state of each node of a run it runs, over what the
+/// store holds: with batched durability a node's start reaches the store
+/// only at the next flush, and its event may have gone before the client
+/// listened.
+fn live(app: &App, run_id: &str, nodes: &mut [NodeState]) {
+    let Ok(snapshot) = app.engine.status(run_id) else {
+        return;
+    };
+    if snapshot.nodes.len() != nodes.len() {
+        return;
+    }
+    for (node, (id, status, attempts)) in nodes.iter_mut().zip(snapshot.nodes) {
+        if node.id == id && !matches!(status, NodeStatus::Pending) {
+            node.status = status.name().to_string();
+            node.reason = status.reason();
+            node.attempts = node.attempts.max(attempts);
+        }
+    }
 }
 
 /// The run's workflow, as stored with it: parsed once.
