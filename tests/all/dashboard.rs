@@ -189,6 +189,25 @@ impl Browser {
         self.wait_for(&format!("svg.graph g[data-node='{node}'].s-{status}"));
     }
 
+    /// Focuses the element matching `css` and types `keys` (WebDriver key
+    /// codes for arrows and Enter) into it.
+    fn keys(&self, css: &str, keys: &str) {
+        self.wait_for(css);
+        self.eval(&format!("document.querySelector({css:?}).focus()"));
+        self.runtime.block_on(async {
+            let focused = self.client().active_element().await.unwrap();
+            focused.send_keys(keys).await.unwrap();
+        });
+    }
+
+    /// Waits until the page shows a run other than `from`; its id.
+    fn new_run_page(&self, from: &str) -> String {
+        self.wait_until(&format!(
+            "location.pathname.startsWith('/runs/') && location.pathname !== '/runs/{from}'"
+        ));
+        self.path().trim_start_matches("/runs/").to_string()
+    }
+
     /// Marks the page; [`Browser::same_page`] tells whether it was loaded
     /// again since.
     fn mark(&self) {
@@ -270,12 +289,10 @@ fn a_run_is_started_watched_and_steered_from_the_browser() {
     browser.screenshot("run");
 
     // The timeline from the keyboard: arrows move, Enter opens.
-    browser
-        .eval("document.querySelector(\".vlist[aria-label='Nodes and their timeline']\").focus()");
-    browser.runtime.block_on(async {
-        let list = browser.client().active_element().await.unwrap();
-        list.send_keys("\u{E015}\u{E015}\u{E007}").await.unwrap(); // Down, Down, Enter
-    });
+    browser.keys(
+        ".vlist[aria-label='Nodes and their timeline']",
+        "\u{E015}\u{E015}\u{E007}", // Down, Down, Enter
+    );
     browser.wait_until(
         "document.querySelector('#node-title').innerText.includes('log') \
          && document.querySelector('.vrow.active').innerText.includes('log')",
@@ -303,20 +320,13 @@ fn a_run_is_started_watched_and_steered_from_the_browser() {
     assert_eq!(detail["resumes"], 1);
 
     // Keyboard: a node is reached and opened without a mouse.
-    browser.eval("document.querySelector(\"svg.graph g[data-node='after']\").focus()");
-    browser.runtime.block_on(async {
-        let active = browser.client().active_element().await.unwrap();
-        active.send_keys("\u{E007}").await.unwrap(); // Enter
-    });
+    browser.keys("svg.graph g[data-node='after']", "\u{E007}"); // Enter
     browser.wait_until("document.querySelector('#node-title').innerText.includes('after')");
 
     // Retry from that node: a new run that reuses `nap`'s output.
     browser.press("Retry from this node");
-    browser.wait_until(&format!(
-        "location.pathname.startsWith('/runs/') && location.pathname !== '/runs/{sleepy}'"
-    ));
+    let retry = browser.new_run_page(&sleepy);
     browser.node_is("after", "succeeded");
-    let retry = browser.path().trim_start_matches("/runs/").to_string();
     let detail = server.get(&format!("/api/v1/runs/{retry}")).json();
     assert_eq!(detail["retry_of"], sleepy.as_str());
     assert_eq!(detail["nodes"][0]["reused_from"], sleepy.as_str());
@@ -355,11 +365,8 @@ fn a_run_is_started_watched_and_steered_from_the_browser() {
     browser.node_is("nap", "running");
     browser.press("Cancel run");
     browser.press("Retry failed nodes");
-    browser.wait_until(&format!(
-        "location.pathname.startsWith('/runs/') && location.pathname !== '/runs/{stopped}'"
-    ));
+    let again = browser.new_run_page(&stopped);
     browser.node_is("nap", "running");
-    let again = browser.path().trim_start_matches("/runs/").to_string();
     assert_eq!(
         server.get(&format!("/api/v1/runs/{again}")).json()["retry_of"],
         stopped.as_str()

@@ -46,9 +46,8 @@ pub fn show(
     json: bool,
 ) -> anyhow::Result<()> {
     let mut run = run.clone();
-    let run = &mut run;
-    let (nodes, spec) = history(store, run)?;
-    let run = &*run;
+    let (nodes, spec) = history(store, &mut run)?;
+    let run = &run;
     let mut out = out::stdout();
     if json {
         write_document(&mut out, run, &nodes, spec.as_ref())?;

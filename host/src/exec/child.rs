@@ -110,10 +110,9 @@ impl ChildTask {
         let registry = shared.registry.clone();
         let handle = match earlier {
             Some(run) if run.status == RunStatus::Succeeded => {
-                let sinks = match run.sinks {
-                    Some(sinks) => Some(sinks),
-                    None => store.sinks(&run.run_id).ok().flatten(),
-                };
+                let sinks = run
+                    .sinks
+                    .or_else(|| store.sinks(&run.run_id).ok().flatten());
                 return outputs_of(shared, &run.run_id, sinks.as_deref());
             }
             Some(run) => launch::resume(&engine, spec, registry, &run.run_id, self.forced),

@@ -80,7 +80,13 @@ export function json(value) {
   return h("pre", { class: "json", tabindex: "0" }, JSON.stringify(value, null, 2));
 }
 
-/** Sets the window's title and the live region's text. */
+/** Tells in the header whether the server's events arrive. */
+export function live(on) {
+  const el = document.getElementById("live");
+  if (el) el.textContent = on ? "● live" : "○ reconnecting…";
+}
+
+/** Sets the window's title. */
 export function title(text) {
   document.title = text ? `${text} · Flow Orchestrator` : "Flow Orchestrator";
 }

@@ -142,7 +142,7 @@ function collapsed(nodes, { select, levelCount }) {
     list.el);
   return {
     el,
-    update(index) {
+    update() {
       // Many updates a second: drawn again once per frame.
       if (pending) return;
       pending = true;
@@ -150,7 +150,6 @@ function collapsed(nodes, { select, levelCount }) {
         pending = false;
         list.redraw();
       });
-      void index;
     },
     choose() {},
   };

@@ -4,10 +4,9 @@
 // the page changes as the run goes on, without reloading.
 
 import { api, follow } from "./api.js";
-import { badge, count, duration, fill, go, h, json, link, state, title, when } from "./dom.js";
+import { badge, count, duration, fill, go, h, json, link, live, state, title, when } from "./dom.js";
 import { graph } from "./graph.js";
 import { VirtualList } from "./list.js";
-import { live } from "./runs.js";
 
 const PAGE = 10000;
 const ENDED = ["succeeded", "failed", "cancelled", "interrupted"];

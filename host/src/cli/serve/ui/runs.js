@@ -2,7 +2,7 @@
 // filters; the first page follows the server's events.
 
 import { api, follow } from "./api.js";
-import { badge, count, duration, fill, go, h, link, title, when } from "./dom.js";
+import { badge, count, duration, fill, go, h, link, live, title, when } from "./dom.js";
 
 const STATUSES = ["running", "succeeded", "failed", "cancelled", "interrupted"];
 
@@ -120,10 +120,4 @@ function local(text) {
   if (Number.isNaN(date.getTime())) return "";
   const shifted = new Date(date.getTime() - date.getTimezoneOffset() * 60000);
   return shifted.toISOString().slice(0, 19);
-}
-
-/** Tells in the header whether events arrive. */
-export function live(on) {
-  const el = document.getElementById("live");
-  if (el) el.textContent = on ? "● live" : "○ reconnecting…";
 }
