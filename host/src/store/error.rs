@@ -79,6 +79,17 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// Another live process holds the run (a shared store).
+    #[error(
+        "run {run_id} is being run by {owner}; wait for it to end, or, if that process is gone, \
+         for its lease to lapse"
+    )]
+    Held {
+        /// The run.
+        run_id: String,
+        /// The holder, as `host:pid:random`.
+        owner: String,
+    },
     /// An empty run id was given.
     #[error("the run id is empty")]
     EmptyRunId,

@@ -6,17 +6,20 @@
 //! workflow; the workflow file's text is stored once, when the run starts.
 //!
 //! [`SledStore`] keeps runs in an embedded sled database on disk;
+//! [`PostgresStore`] keeps them in PostgreSQL, shared by several hosts;
 //! [`MemoryStore`] keeps them in memory, for tests and library users who do
 //! not need persistence.
 
 mod error;
 mod memory;
+mod postgres;
 mod records;
 mod sled;
 mod view;
 
 pub use error::StoreError;
 pub use memory::MemoryStore;
+pub use postgres::{PostgresOptions, PostgresStore, is_postgres_url};
 pub use records::{
     AttemptRecord, GuestLine, LineKind, NodeRecord, ParentLink, RunRecord, element_id,
 };

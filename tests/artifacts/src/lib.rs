@@ -3,6 +3,8 @@
 //! Building this crate runs `plugins/build --tests`; the integration tests
 //! copy the components they need from these directories.
 
+pub mod postgres;
+
 use std::path::Path;
 
 /// Directory holding the example plugins (`echo.wasm`, `json.wasm`, ...).
