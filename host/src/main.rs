@@ -44,6 +44,17 @@ struct Global {
     )]
     db: Option<PathBuf>,
 
+    /// A PostgreSQL database to keep runs in instead, shared by several
+    /// hosts: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE
+    #[arg(
+        long,
+        global = true,
+        env = "FLOW_STORE",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    store: Option<String>,
+
     /// Where compiled plugins are cached [default: ~/.cache/flow/compiled]
     #[arg(
         long,
@@ -131,11 +142,19 @@ fn main() -> ExitCode {
     flow_host::runtime::return_large_buffers();
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
-    // Hints repeat `--db` when it was typed, not when it came from FLOW_DB.
-    let db_typed = matches.value_source("db") == Some(ValueSource::CommandLine)
-        || matches
-            .subcommand()
-            .is_some_and(|(_, sub)| sub.value_source("db") == Some(ValueSource::CommandLine));
+    // Hints repeat `--db` (`--store`) when it was typed, not when it came
+    // from FLOW_DB (FLOW_STORE).
+    let typed = |name: &str| {
+        matches.value_source(name) == Some(ValueSource::CommandLine)
+            || matches
+                .subcommand()
+                .is_some_and(|(_, sub)| sub.value_source(name) == Some(ValueSource::CommandLine))
+    };
+    let db_typed = typed("db") || typed("store");
+    if typed("db") && typed("store") {
+        cli::out::eprint("error: --db and --store name two run databases; give one");
+        return cli::Exit::Invalid.into();
+    }
     cli::panic::install(cli.global.verbose);
     if let Command::Completions(args) = &cli.command {
         return cli::completions::print::<Cli>(args).into();
@@ -154,6 +173,7 @@ fn main() -> ExitCode {
     let context = cli::Context {
         db_typed,
         db: cli.global.db,
+        store: cli.global.store,
         cache_dir: cli.global.cache_dir,
         no_cache: cli.global.no_cache,
         quiet: cli.global.quiet,

@@ -24,6 +24,7 @@ mod map;
 mod native;
 mod observe;
 mod plugins;
+mod postgres;
 mod retry;
 mod run;
 mod runs;

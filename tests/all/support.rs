@@ -12,6 +12,9 @@ pub const EXAMPLES: &[&str] = &["echo", "files", "hash", "http", "json", "math"]
 /// A scratch directory for one test.
 pub struct Env {
     dir: tempfile::TempDir,
+    /// A PostgreSQL database that `flow` keeps runs in instead of the
+    /// directory's sled database.
+    store: Option<String>,
 }
 
 impl Env {
@@ -48,7 +51,18 @@ impl Env {
     pub fn empty() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         std::fs::create_dir(dir.path().join("plugins")).unwrap();
-        Self { dir }
+        Self { dir, store: None }
+    }
+
+    /// Keeps runs in a new database of the tests' PostgreSQL server.
+    pub fn on_postgres(mut self) -> Self {
+        self.store = Some(flow_test_artifacts::postgres::server().database());
+        self
+    }
+
+    /// The PostgreSQL database's address, when runs are kept in one.
+    pub fn store(&self) -> Option<&str> {
+        self.store.as_deref()
     }
 
     /// The scratch directory.
@@ -82,11 +96,16 @@ impl Env {
         let mut command = Command::new(env!("CARGO_BIN_EXE_flow"));
         command
             .current_dir(self.path())
-            .env("FLOW_DB", self.path().join("db"))
             .env("FLOW_CACHE_DIR", shared_cache())
             .env_remove("FLOW_LOG")
             .env_remove("RUST_LOG")
             .env_remove("FLOW_PLUGINS");
+        match &self.store {
+            Some(url) => command.env("FLOW_STORE", url).env_remove("FLOW_DB"),
+            None => command
+                .env("FLOW_DB", self.path().join("db"))
+                .env_remove("FLOW_STORE"),
+        };
         command
     }
 

@@ -75,11 +75,11 @@ pub fn run(context: &Context, args: ListArgs) -> anyhow::Result<Exit> {
         writeln!(
             out,
             "no runs match in {} (without --workflow and --status: flow list{})",
-            context.db_path()?.display(),
+            context.db_name(),
             context.db_flag()
         )?;
     } else if runs.is_empty() {
-        writeln!(out, "no runs recorded in {}", context.db_path()?.display())?;
+        writeln!(out, "no runs recorded in {}", context.db_name())?;
     } else {
         let mut rows = table::new(&[
             "RUN", "WORKFLOW", "STATUS", "STARTED", "DURATION", "NODES", "FAILED",

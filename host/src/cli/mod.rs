@@ -27,16 +27,19 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use flow_host::runtime::{CacheError, PluginError, RegistryError};
-use flow_host::store::{StoreError, default_path};
+use flow_host::store::{PostgresOptions, PostgresStore, StoreError, default_path};
 use flow_host::{
     CompileCache, ExecError, PluginRegistry, Runtime, RuntimeConfig, SledStore, SpecError,
-    WorkflowSpec,
+    WorkflowSpec, WorkflowStore,
 };
 
 /// Settings shared by the commands.
 pub struct Context {
     pub db: Option<PathBuf>,
-    /// Whether `--db` was given on the command line (not by `FLOW_DB`).
+    /// A PostgreSQL database's address (`--store`), instead of `db`.
+    pub store: Option<String>,
+    /// Whether `--db` or `--store` was given on the command line (not by
+    /// `FLOW_DB` or `FLOW_STORE`).
     pub db_typed: bool,
     pub cache_dir: Option<PathBuf>,
     pub no_cache: bool,
@@ -69,16 +72,40 @@ impl From<Exit> for std::process::ExitCode {
 }
 
 impl Context {
-    /// ` --db PATH` when the database was given on the command line, to
-    /// repeat in hints.
+    /// ` --db PATH` (` --store URL`, without its password) when the
+    /// database was given on the command line, to repeat in hints.
     pub fn db_flag(&self) -> String {
-        match &self.db {
-            Some(db) if self.db_typed => format!(" --db {}", db.display()),
+        match (&self.store, &self.db) {
+            (Some(url), _) if self.db_typed => {
+                format!(" --store {}", flow_host::store::hide_password(url))
+            }
+            (_, Some(db)) if self.db_typed => format!(" --db {}", db.display()),
             _ => String::new(),
         }
     }
 
-    /// The run database path.
+    /// The run database, as messages name it: its directory or its
+    /// address (without a password).
+    pub fn db_name(&self) -> String {
+        match &self.store {
+            Some(url) => flow_host::store::hide_password(url),
+            None => self
+                .db_path()
+                .map(|path| path.display().to_string())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The `flow serve` that holds the (sled) database, if one runs; a
+    /// shared store is held by none.
+    pub fn server(&self) -> anyhow::Result<Option<remote::Address>> {
+        if self.store.is_some() {
+            return Ok(None);
+        }
+        Ok(remote::server_of(&self.db_path()?))
+    }
+
+    /// The run database path (of the embedded store).
     pub fn db_path(&self) -> anyhow::Result<PathBuf> {
         match &self.db {
             Some(path) => Ok(path.clone()),
@@ -88,8 +115,54 @@ impl Context {
         }
     }
 
-    /// Opens the run database.
-    pub fn open_store(&self) -> anyhow::Result<Arc<SledStore>> {
+    /// Opens the run database: the PostgreSQL store of `--store`, else the
+    /// sled database of `--db`.
+    pub fn open_store(&self) -> anyhow::Result<Arc<dyn WorkflowStore>> {
+        if let Some(url) = &self.store {
+            return Ok(Arc::new(self.open_postgres(url)?));
+        }
+        Ok(self.open_sled()?)
+    }
+
+    /// Opens the PostgreSQL store at `url`; `FLOW_STORE_CONNECTIONS` and
+    /// `FLOW_STORE_RETRY` (a duration) change its pool's size and how long
+    /// it waits for an unreachable server.
+    pub fn open_postgres(&self, url: &str) -> anyhow::Result<PostgresStore> {
+        if !flow_host::store::is_postgres_url(url) {
+            return Err(UsageError(format!(
+                "--store {}: not a PostgreSQL address (postgres://USER@HOST[:PORT]/DATABASE); \
+                 for a directory, use --db",
+                flow_host::store::hide_password(url)
+            ))
+            .into());
+        }
+        let mut options = PostgresOptions::default();
+        if let Ok(text) = std::env::var("FLOW_STORE_CONNECTIONS") {
+            options.connections = text.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                UsageError(format!(
+                    "FLOW_STORE_CONNECTIONS={text}: not a positive number"
+                ))
+            })?;
+        }
+        if let Ok(text) = std::env::var("FLOW_STORE_RETRY") {
+            options.retry_for = flow_host::options::parse_duration(&text)
+                .map_err(|why| UsageError(format!("FLOW_STORE_RETRY={text}: {why}")))?;
+        }
+        if let Ok(text) = std::env::var("FLOW_STORE_LEASE") {
+            options.lease = flow_host::options::parse_duration(&text)
+                .ok()
+                .filter(|lease| *lease >= std::time::Duration::from_millis(300))
+                .ok_or_else(|| {
+                    UsageError(format!(
+                        "FLOW_STORE_LEASE={text}: a duration of at least 300ms"
+                    ))
+                })?;
+        }
+        Ok(PostgresStore::open(url, options)?)
+    }
+
+    /// Opens the embedded sled database.
+    pub fn open_sled(&self) -> anyhow::Result<Arc<SledStore>> {
         let path = self.db_path()?;
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).with_context(|| {
@@ -114,7 +187,7 @@ impl Context {
                     Some(StoreError::Locked { .. })
                 );
                 let server = match locked {
-                    true => remote::server_of(&self.db_path()?),
+                    true => self.server()?,
                     false => None,
                 };
                 match server {

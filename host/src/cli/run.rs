@@ -9,8 +9,7 @@ use clap::Args;
 use flow_host::exec::{Canceller, RunHandle};
 use flow_host::observe::{PrometheusMetrics, format_duration};
 use flow_host::{
-    ExecError, PluginRegistry, RunReport, RunStatus, SledStore, WorkflowEngine, WorkflowSpec,
-    WorkflowStore,
+    ExecError, PluginRegistry, RunReport, RunStatus, WorkflowEngine, WorkflowSpec, WorkflowStore,
 };
 use serde_json::Value;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -123,7 +122,7 @@ pub struct ShowArgs {
 
 pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<Exit> {
     // A server holds the database: the run goes to it.
-    if let Some(address) = super::remote::server_of(&context.db_path()?) {
+    if let Some(address) = context.server()? {
         if !args.plugins.dirs.is_empty() || args.options.given() || args.show.metrics_out.is_some()
         {
             return Err(UsageError(format!(
@@ -175,7 +174,7 @@ pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<Exit> {
 /// Runs (or resumes) a workflow, printing as it goes, and says how it ended.
 pub fn execute(
     context: &Context,
-    store: Arc<SledStore>,
+    store: Arc<dyn WorkflowStore>,
     spec: Arc<WorkflowSpec>,
     dirs: &[PathBuf],
     secrets: flow_host::runtime::Secrets,

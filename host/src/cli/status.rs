@@ -27,12 +27,8 @@ pub fn run(context: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
     let run = match &args.run_id {
         Some(id) => store.find_run(id)?,
         // The most recent run that is not a sub-workflow's.
-        None => newest_top_level(&*store)?.ok_or_else(|| {
-            UsageError(format!(
-                "no runs recorded in {} yet",
-                context.db_path().unwrap_or_default().display()
-            ))
-        })?,
+        None => newest_top_level(&*store)?
+            .ok_or_else(|| UsageError(format!("no runs recorded in {} yet", context.db_name())))?,
     };
     show(context, &*store, &run, args.json)?;
     Ok(Exit::Success)

@@ -12,7 +12,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use flow_host::WorkflowStore;
 use flow_host::report::Timestamp;
 use flow_host::spec::cron::{MAX_CATCH_UP, MAX_QUEUED};
 use flow_host::spec::{CronSchedule, Overlap};

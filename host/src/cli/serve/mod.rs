@@ -42,9 +42,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use clap::Args;
+use flow_host::WorkflowEngine;
 use flow_host::exec::AttemptSlots;
 use flow_host::observe::PrometheusMetrics;
-use flow_host::{WorkflowEngine, WorkflowStore};
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::{Context, Exit, UsageError, out};
@@ -148,7 +148,12 @@ pub fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
     }
     let secrets = args.secrets.load()?;
     let store = context.open_store()?;
-    let db = context.db_path()?;
+    // Where commands on this machine find the server of an embedded
+    // database; a shared store needs none (every host opens it).
+    let beside = match &context.store {
+        None => Some(address_file(&context.db_path()?)),
+        Some(_) => None,
+    };
     let (runtime, cache) = context.runtime(max_attempts)?;
     let tokio = super::tokio()?;
     tokio.block_on(async move {
@@ -176,24 +181,27 @@ pub fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let address = listener.local_addr()?;
         let url = format!("http://{address}");
-        let beside = address_file(&db);
-        std::fs::write(
-            &beside,
-            serde_json::json!({
-                "url": url,
-                "pid": std::process::id(),
-                "token": app.tokens.is_some(),
-            })
-            .to_string(),
-        )
-        .with_context(|| format!("cannot record the server's address in {}", beside.display()))?;
-        let _remove = RemoveOnDrop(beside);
+        if let Some(beside) = &beside {
+            std::fs::write(
+                beside,
+                serde_json::json!({
+                    "url": url,
+                    "pid": std::process::id(),
+                    "token": app.tokens.is_some(),
+                })
+                .to_string(),
+            )
+            .with_context(|| {
+                format!("cannot record the server's address in {}", beside.display())
+            })?;
+        }
+        let _remove = beside.map(RemoveOnDrop);
         // The line tests and scripts wait for.
         println!("flow serve: listening on {url}");
         if !context.quiet {
             out::eprint(format_args!(
                 "database {}; workflows {}; at most {max_attempts} attempts at once{}",
-                db.display(),
+                context.db_name(),
                 args.workflows
                     .as_ref()
                     .map_or("(none: pass --workflows DIR)".into(), |d| d.display().to_string()),

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
+use flow_host::WorkflowSpec;
 use flow_host::report::{NodeStatus, RunStatus};
 use flow_host::store::{NodeDocument, NodeHistory, NodeRecord, RunRecord};
-use flow_host::{WorkflowSpec, WorkflowStore};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use flow_host::WorkflowStore;
 use flow_host::store::{NodeHistory, RunRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;

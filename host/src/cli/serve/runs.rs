@@ -13,7 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use flow_host::store::{NodeHistory, RunRecord};
-use flow_host::{RunStatus, WorkflowSpec, WorkflowStore};
+use flow_host::{RunStatus, WorkflowSpec};
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;

@@ -12,7 +12,7 @@ use flow_host::exec::{Canceller, RunHandle};
 use flow_host::observe::PrometheusMetrics;
 use flow_host::runtime::Secrets;
 use flow_host::{
-    CompileCache, ExecError, PluginRegistry, Runtime, SledStore, WorkflowEngine, WorkflowSpec,
+    CompileCache, ExecError, PluginRegistry, Runtime, WorkflowEngine, WorkflowSpec, WorkflowStore,
 };
 use tokio_util::task::TaskTracker;
 
@@ -23,7 +23,7 @@ use super::problem::Problem;
 
 /// The server's state, behind an `Arc` in every handler.
 pub struct App {
-    pub store: Arc<SledStore>,
+    pub store: Arc<dyn WorkflowStore>,
     pub engine: WorkflowEngine,
     pub runtime: Arc<Runtime>,
     pub cache: CompileCache,
@@ -66,7 +66,7 @@ type Registries = HashMap<Vec<PathBuf>, (Fingerprint, Arc<PluginRegistry>)>;
 impl App {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        store: Arc<SledStore>,
+        store: Arc<dyn WorkflowStore>,
         engine: WorkflowEngine,
         runtime: Arc<Runtime>,
         cache: CompileCache,

@@ -7,8 +7,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use flow_host::WorkflowSpec;
 use flow_host::report::Timestamp;
-use flow_host::{WorkflowSpec, WorkflowStore};
 
 use super::catalog::Entry;
 use super::idempotency::Started;

@@ -267,7 +267,7 @@ fn show(config: &tokio_postgres::Config) -> String {
 }
 
 /// The address as given, with any password replaced by `***`.
-pub(super) fn hide_password(url: &str) -> String {
+pub fn hide_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };

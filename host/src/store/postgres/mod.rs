@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bridge::Bridge;
+pub use bridge::hide_password;
 
 use super::{
     AttemptRecord, NodeHistory, NodeRecord, Records, RunRecord, StoreError, WorkflowStore,

@@ -1,0 +1,177 @@
+//! Runs kept in PostgreSQL (`--store`): written by one process, read,
+//! resumed and deleted by others, on a server the tests start.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{Env, node, workflow};
+
+/// Polls `flow status RUN --json` until `done` holds for it.
+#[track_caller]
+fn wait_for_status(env: &Env, run_id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = env.run(&["status", run_id, "--json"]);
+        if status.code == 0 {
+            let report = status.json();
+            if done(&report) {
+                return report;
+            }
+        }
+        assert!(Instant::now() < deadline, "never {what}: {}", status.stdout);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn runs_are_kept_in_postgres_and_read_from_any_process() {
+    let env = Env::new().on_postgres();
+    let file = env.write(
+        "wf.toml",
+        &workflow(
+            "[nodes.a]\naction = \"echo\"\ninput = { x = 1 }\n\n\
+             [nodes.b]\naction = \"echo\"\ndepends_on = [\"a\"]\n",
+        ),
+    );
+    let report = env
+        .run(&["run", file.to_str().unwrap(), "--json"])
+        .success()
+        .json();
+    let run_id = report["run_id"].as_str().unwrap().to_string();
+    assert!(
+        !env.path().join("db").exists(),
+        "nothing is kept in a local database"
+    );
+
+    let status = env
+        .run(&["status", &run_id[..8].to_lowercase(), "--json"])
+        .success()
+        .json();
+    assert_eq!(status["status"], "succeeded");
+    assert_eq!(node(&status, "a")["output"], serde_json::json!({ "x": 1 }));
+    let list = env.run(&["list"]).success();
+    assert!(list.stdout.contains(&run_id), "{}", list.stdout);
+    env.run(&["logs", &run_id]).success();
+
+    env.run(&["delete", &run_id]).success();
+    let gone = env.run(&["status", &run_id]).expect_code(2);
+    assert!(gone.stderr.contains("no run with id"), "{}", gone.stderr);
+    let empty = env.run(&["list"]).success();
+    assert!(
+        empty
+            .stdout
+            .contains("no runs recorded in postgres://flow@127.0.0.1"),
+        "{}",
+        empty.stdout
+    );
+}
+
+#[test]
+fn a_store_that_is_not_postgres_or_is_given_with_db_is_refused() {
+    let env = Env::new();
+    let not_url = env.run(&["--store", "runs.db", "list"]).expect_code(2);
+    assert!(
+        not_url.stderr.contains("not a PostgreSQL address") && not_url.stderr.contains("--db"),
+        "{}",
+        not_url.stderr
+    );
+    let both = env
+        .run(&[
+            "--db",
+            "x",
+            "--store",
+            "postgres://flow@127.0.0.1/x",
+            "list",
+        ])
+        .expect_code(2);
+    assert!(
+        both.stderr
+            .contains("--db and --store name two run databases"),
+        "{}",
+        both.stderr
+    );
+}
+
+#[test]
+fn an_unreachable_store_is_reported_after_its_retries() {
+    let env = Env::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://flow:hunter2@127.0.0.1:{port}/runs");
+    let output = env
+        .flow()
+        .env("FLOW_STORE_RETRY", "200ms")
+        .args(["--store", &url, "list"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "PostgreSQL at postgres://flow@127.0.0.1:{port}/runs"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_killed_run_is_interrupted_once_its_lease_lapses_and_another_process_resumes_it() {
+    let env = Env::new().on_postgres();
+    let mut nodes = String::new();
+    for i in 0..6 {
+        nodes.push_str(&format!(
+            "[nodes.n{i}]\naction = \"misbehave\"\ninput = {{ mode = \"sleep\", ms = 150 }}\n"
+        ));
+        if i > 0 {
+            nodes.push_str(&format!("depends_on = [\"n{}\"]\n", i - 1));
+        }
+    }
+    let file = env.write("chain.toml", &workflow(&nodes));
+    let mut child = env
+        .flow()
+        .env("FLOW_STORE_LEASE", "1s")
+        .args(["run", file.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut header = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut header)
+        .unwrap();
+    let run_id = header.split_whitespace().nth(1).unwrap().to_string();
+    wait_for_status(&env, &run_id, "ran its first node", |status| {
+        node(status, "n0")["status"] == "succeeded"
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Nobody renews the lease: the run soon reads as interrupted.
+    wait_for_status(&env, &run_id, "interrupted", |status| {
+        status["status"] == "interrupted"
+    });
+    let resumed = env.run(&["resume", &run_id, "--json"]).success().json();
+    assert_eq!(resumed["status"], "succeeded");
+    let status = env.run(&["status", &run_id, "--json"]).success().json();
+    assert_eq!(
+        node(&status, "n0")["attempts"],
+        1,
+        "a finished node is not run again: {status}"
+    );
+    // The node that ran when the process died: its attempt is lost, and
+    // it ran again.
+    let n1 = node(&status, "n1");
+    assert_eq!(n1["attempt_records"][0]["error"]["kind"], "lost", "{n1}");
+    assert_eq!(n1["attempts"], 2, "{n1}");
+    for i in 0..6 {
+        assert_eq!(node(&status, &format!("n{i}"))["status"], "succeeded");
+    }
+}
