@@ -132,6 +132,9 @@ enum Command {
     /// Serve the HTTP API (start, watch and steer runs from other
     /// programs) and run the workflows' cron schedules
     Serve(cli::serve::ServeArgs),
+    /// Run attempts of the runs kept in a shared PostgreSQL store (--store),
+    /// beside other workers on any host
+    Worker(cli::worker::WorkerArgs),
     /// Make a bearer token for `flow serve --token-file`
     Token(cli::serve::TokenArgs),
     /// Print a shell completion script (bash, zsh, fish, ...)
@@ -194,6 +197,7 @@ fn main() -> ExitCode {
         Command::Prune(args) => cli::manage::prune(&context, args),
         Command::Plugins(args) => cli::plugins::run(&context, args),
         Command::Serve(args) => cli::serve::run(&context, args),
+        Command::Worker(args) => cli::worker::run(&context, args),
         Command::Token(args) => cli::serve::token(args),
         Command::Completions(_) => unreachable!("handled before logging is set up"),
     };

@@ -34,3 +34,4 @@ mod serve;
 mod subworkflow;
 mod ui;
 mod usability;
+mod workers;

@@ -20,6 +20,7 @@ pub mod status;
 pub mod submit;
 pub mod table;
 pub mod validate;
+pub mod worker;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -118,10 +119,17 @@ impl Context {
     /// Opens the run database: the PostgreSQL store of `--store`, else the
     /// sled database of `--db`.
     pub fn open_store(&self) -> anyhow::Result<Arc<dyn WorkflowStore>> {
+        Ok(self.open()?.0)
+    }
+
+    /// Opens the run database, and says whether it is the shared store
+    /// (whose task queue runs attempts on workers).
+    pub fn open(&self) -> anyhow::Result<(Arc<dyn WorkflowStore>, Option<Arc<PostgresStore>>)> {
         if let Some(url) = &self.store {
-            return Ok(Arc::new(self.open_postgres(url)?));
+            let shared = Arc::new(self.open_postgres(url)?);
+            return Ok((shared.clone(), Some(shared)));
         }
-        Ok(self.open_sled()?)
+        Ok((self.open_sled()?, None))
     }
 
     /// Opens the PostgreSQL store at `url`; `FLOW_STORE_CONNECTIONS` and

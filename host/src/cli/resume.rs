@@ -69,7 +69,7 @@ pub(super) fn go_on(
         &str,
     ) -> Result<RunHandle, ExecError>,
 ) -> anyhow::Result<Exit> {
-    let store = context.open_store()?;
+    let (store, shared) = context.open()?;
     let record = store.find_run(run_id)?;
     let (spec, dirs) = recorded(
         context,
@@ -83,6 +83,7 @@ pub(super) fn go_on(
     super::run::execute(
         context,
         store,
+        shared,
         Arc::new(spec),
         &dirs,
         secrets,

@@ -6,13 +6,15 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
-use flow_host::exec::{Canceller, RunHandle};
+use flow_host::exec::{Canceller, RunHandle, Worker};
 use flow_host::observe::{PrometheusMetrics, format_duration};
+use flow_host::store::PostgresStore;
 use flow_host::{
     ExecError, PluginRegistry, RunReport, RunStatus, WorkflowEngine, WorkflowSpec, WorkflowStore,
 };
 use serde_json::Value;
 use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio_util::sync::CancellationToken;
 
 use super::options::OptionArgs;
 use super::progress::{Progress, ProgressMode, print_summary};
@@ -52,6 +54,11 @@ pub struct RunArgs {
 
     #[command(flatten)]
     options: OptionArgs,
+
+    /// With a shared store (--store): record the run and return its id at
+    /// once; the store's `flow worker`s run it
+    #[arg(long)]
+    submit: bool,
 }
 
 /// The run's parameters (`[params]`).
@@ -121,6 +128,12 @@ pub struct ShowArgs {
 }
 
 pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<Exit> {
+    if args.submit && context.store.is_none() {
+        return Err(UsageError(
+            "--submit hands the run to the workers of a shared store: pass --store postgres://USER@HOST/DATABASE (or set FLOW_STORE)".into(),
+        )
+        .into());
+    }
     // A server holds the database: the run goes to it.
     if let Some(address) = context.server()? {
         if !args.plugins.dirs.is_empty() || args.options.given() || args.show.metrics_out.is_some()
@@ -159,10 +172,14 @@ pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<Exit> {
     let spec = Arc::new(spec);
     let dirs = plugins_dirs(&args.plugins.dirs, &spec.plugins, &args.workflow)?;
     let secrets = args.secrets.load()?;
-    let store = context.open_store()?;
+    let (store, shared) = context.open()?;
+    if args.submit {
+        return submit(context, store, &spec, &dirs, args.show.json);
+    }
     execute(
         context,
         store,
+        shared,
         spec,
         &dirs,
         secrets,
@@ -171,10 +188,47 @@ pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<Exit> {
     )
 }
 
+/// `flow run --submit`: records the run as queued for the store's workers.
+fn submit(
+    context: &Context,
+    store: Arc<dyn WorkflowStore>,
+    spec: &WorkflowSpec,
+    dirs: &[PathBuf],
+    json: bool,
+) -> anyhow::Result<Exit> {
+    let (runtime, cache) = context.runtime(1)?;
+    let record = super::tokio()?.block_on(async {
+        let plugins = load_plugins(context, &runtime, &cache, dirs, spec).await?;
+        spec.check_actions(plugins.names())?;
+        anyhow::Ok(WorkflowEngine::new(runtime.clone(), store).submit(spec, &plugins)?)
+    })?;
+    let mut out = out::stdout();
+    if json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({ "run_id": record.run_id, "status": record.status })
+        )?;
+    } else {
+        writeln!(out, "run {} queued", record.run_id)?;
+        if !context.quiet {
+            out::eprint(format_args!(
+                "a `flow worker` of {} will run it; follow it with: flow status {}{}",
+                context.db_name(),
+                record.run_id,
+                context.db_flag()
+            ));
+        }
+    }
+    out.flush()?;
+    Ok(Exit::Success)
+}
+
 /// Runs (or resumes) a workflow, printing as it goes, and says how it ended.
 pub fn execute(
     context: &Context,
     store: Arc<dyn WorkflowStore>,
+    shared: Option<Arc<PostgresStore>>,
     spec: Arc<WorkflowSpec>,
     dirs: &[PathBuf],
     secrets: flow_host::runtime::Secrets,
@@ -211,17 +265,39 @@ pub fn execute(
         let plugins = load_plugins(context, &runtime, &cache, dirs, &spec).await?;
         spec.check_actions(plugins.names())?;
         spec.check_secrets(&secrets)?;
-        let mut engine = WorkflowEngine::new(runtime, store.clone())
+        let mut engine = WorkflowEngine::new(runtime.clone(), store.clone())
             .with_observer(progress.clone())
-            .with_secrets(secrets);
+            .with_secrets(secrets.clone());
         if let Some(metrics) = &metrics {
             engine = engine.with_metrics(metrics.clone());
         }
+        // On the shared store, attempts go through its task queue, and
+        // this process is one more worker while its run lasts.
+        let worker = shared.map(|shared| {
+            let queue = shared.queue();
+            engine = engine.clone().with_dispatcher(Arc::new(queue.clone()));
+            Arc::new(Worker::new(
+                shared.owner(),
+                queue,
+                store.clone(),
+                runtime.clone(),
+                plugins.clone(),
+                secrets,
+                spec.options.max_concurrency.workers(),
+            ))
+        });
         // Handlers go in before the run starts, so no signal is missed.
         let signals = Signals::install()?;
         let handle = launch(&engine, spec.clone(), plugins)?;
         signals.cancel(handle.canceller(), handle.run_id().to_string());
-        anyhow::Ok(handle.wait().await?)
+        let stop = CancellationToken::new();
+        let working = worker.map(|worker| tokio::spawn(worker.run(stop.clone())));
+        let report = handle.wait().await;
+        stop.cancel();
+        if let Some(working) = working {
+            let _ = working.await;
+        }
+        anyhow::Ok(report?)
     });
     progress.finish();
     let report = report?;

@@ -156,6 +156,10 @@ fn print_header(out: &mut impl Write, context: &Context, run: &RunRecord) -> std
              continue it with: flow resume {}{db}",
             run.run_id
         )?,
+        RunStatus::Queued => writeln!(
+            out,
+            "status    queued: waiting for a `flow worker` of this store to start it"
+        )?,
         RunStatus::Failed | RunStatus::Cancelled => writeln!(
             out,
             "status    {}; continue it with: flow resume {}{db}",

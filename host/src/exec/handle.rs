@@ -150,6 +150,7 @@ impl Progress {
                 1 => RunStatus::Succeeded,
                 2 => RunStatus::Failed,
                 3 => RunStatus::Cancelled,
+                5 => RunStatus::Queued,
                 _ => RunStatus::Interrupted,
             },
             nodes,
@@ -191,6 +192,7 @@ fn run_code(status: RunStatus) -> u8 {
         RunStatus::Failed => 2,
         RunStatus::Cancelled => 3,
         RunStatus::Interrupted => 4,
+        RunStatus::Queued => 5,
     }
 }
 

@@ -52,6 +52,23 @@ pub(super) fn start(
     ))
 }
 
+/// Records a new run as queued, without starting it: a worker of the
+/// shared store starts it.
+pub(super) fn submit(
+    engine: &WorkflowEngine,
+    workflow: &WorkflowSpec,
+    plugins: &PluginRegistry,
+) -> Result<RunRecord, ExecError> {
+    resolve(engine, workflow, plugins)?;
+    let record = RunRecord {
+        status: RunStatus::Queued,
+        ..new_record(workflow, plugins, workflow.resolved_params()?)
+    };
+    engine.store.create_run(&record, &workflow.source.text)?;
+    engine.store.flush()?;
+    Ok(record)
+}
+
 /// The record of a new run of `workflow` with `params`.
 fn new_record(
     workflow: &WorkflowSpec,
@@ -129,6 +146,9 @@ pub(super) fn resume(
     }
     store.create_run(&record, &workflow.source.text)?;
     store.flush()?;
+    if let Some(dispatcher) = engine.dispatcher() {
+        dispatcher.resumed(&record.run_id);
+    }
     Ok(launch(
         engine,
         (workflow, plugins),

@@ -7,6 +7,7 @@
 //! [`Middleware`] around every attempt.
 
 mod child;
+mod dispatch;
 mod error;
 mod extension;
 mod guest;
@@ -21,14 +22,17 @@ mod scheduler;
 mod shape;
 mod slots;
 mod status;
+mod worker;
 
 use std::sync::Arc;
 
+pub use dispatch::{Dispatch, Dispatcher, WireReport};
 pub use error::ExecError;
 pub use extension::{AttemptFailure, ErrorHandler, RetryDecision, Sleeper, TokioSleeper};
 pub use handle::{Canceller, RunHandle, RunSnapshot};
 pub use middleware::{AttemptInfo, Middleware, Next};
 pub use slots::{AttemptSlots, Slot};
+pub use worker::{Worker, WorkerStats, stored_workflow};
 
 use crate::observe::{MetricsCollector, Observer};
 use crate::report::RunReport;
@@ -54,6 +58,7 @@ pub struct WorkflowEngine {
     redactor: Redactor,
     live: Arc<status::LiveRuns>,
     slots: Option<Arc<AttemptSlots>>,
+    dispatcher: Option<Arc<dyn Dispatcher>>,
 }
 
 impl WorkflowEngine {
@@ -71,6 +76,7 @@ impl WorkflowEngine {
             redactor: Redactor::default(),
             live: Arc::default(),
             slots: None,
+            dispatcher: None,
         }
     }
 
@@ -124,6 +130,19 @@ impl WorkflowEngine {
         self
     }
 
+    /// Hands the attempts of WebAssembly actions to `dispatcher`, which runs
+    /// them elsewhere (other hosts), instead of running them here; native
+    /// actions still run in this process.
+    pub fn with_dispatcher(mut self, dispatcher: Arc<dyn Dispatcher>) -> Self {
+        self.dispatcher = Some(dispatcher);
+        self
+    }
+
+    /// Where attempts run, when not here.
+    pub(crate) fn dispatcher(&self) -> Option<&Arc<dyn Dispatcher>> {
+        self.dispatcher.as_ref()
+    }
+
     /// The bound on attempts across runs, if one was set.
     pub fn attempt_slots(&self) -> Option<&Arc<AttemptSlots>> {
         self.slots.as_ref()
@@ -159,6 +178,17 @@ impl WorkflowEngine {
             scheduled_for: Some(due),
         };
         launch::start(self, workflow, plugins, origin)
+    }
+
+    /// Records a new run of `workflow` as [`RunStatus::Queued`](crate::RunStatus::Queued)
+    /// without starting it, and returns its record: on a shared store, a
+    /// worker that has its plugins starts it (with [`resume`](Self::resume)).
+    pub fn submit(
+        &self,
+        workflow: &WorkflowSpec,
+        plugins: &PluginRegistry,
+    ) -> Result<crate::store::RunRecord, ExecError> {
+        launch::submit(self, workflow, plugins)
     }
 
     /// Continues run `run_id` (or an unambiguous prefix of it), which must

@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use futures_util::future::BoxFuture;
+
 use super::ErrorHandler;
+use super::dispatch::Dispatch;
 use super::extension::{AttemptFailure, RetryDecision, Sleeper};
 use super::guest::guest_lines;
 use super::handle::Progress;
@@ -439,8 +442,18 @@ impl NodeTask {
         // Resolved when the run started: every node with an action has
         // its plugin.
         let plugin = shared.plugins[self.index].as_ref()?;
-        let run = shared.runtime.run(plugin, call, &node.options.limits);
-        let chain = Next::new(&shared.middleware, info, Box::pin(run)).run();
+        let run: BoxFuture<'_, AttemptReport> = match shared.engine.dispatcher() {
+            Some(dispatcher) if !plugin.is_native() => dispatcher.dispatch(Dispatch {
+                run_id: shared.run_id.clone(),
+                node_id: self.id.clone(),
+                attempt: number,
+                action: node.action.clone(),
+                plugin_sha256: plugin.digest.clone(),
+                input: input.to_string(),
+            }),
+            _ => Box::pin(shared.runtime.run(plugin, call, &node.options.limits)),
+        };
+        let chain = Next::new(&shared.middleware, info, run).run();
         tokio::select! {
             biased;
             () = shared.cancel.cancelled() => None,

@@ -56,12 +56,15 @@ pub enum RunStatus {
     /// The process running it stopped before the end (a crash, a kill, a
     /// power cut); `flow resume` continues it.
     Interrupted,
+    /// Recorded in a shared store and waiting for a worker to start it
+    /// (`flow run --submit`).
+    Queued,
 }
 
 impl RunStatus {
     /// True once the run has ended, whatever the outcome.
     pub fn is_finished(self) -> bool {
-        self != RunStatus::Running
+        !matches!(self, RunStatus::Running | RunStatus::Queued)
     }
 }
 
@@ -73,6 +76,7 @@ impl fmt::Display for RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Queued => "queued",
         })
     }
 }

@@ -73,7 +73,8 @@ impl AttemptReport {
 }
 
 /// Why an attempt produced no output.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AttemptError {
     /// The action returned an error.
     #[error("{}: {message}", if *retryable { "retryable error" } else { "fatal error" })]
@@ -134,6 +135,13 @@ pub enum AttemptError {
         /// wasmtime's explanation.
         message: String,
     },
+    /// The attempt ran on another host, which stopped before it told how
+    /// the attempt ended (it was killed, or lost the database).
+    #[error("lost: {message}")]
+    Lost {
+        /// Which host, and what was seen.
+        message: String,
+    },
 }
 
 impl AttemptError {
@@ -145,21 +153,23 @@ impl AttemptError {
             | AttemptError::StackOverflow { message }
             | AttemptError::Trap { message }
             | AttemptError::Output { message }
-            | AttemptError::Host { message } => redactor.redact_in_place(message),
+            | AttemptError::Host { message }
+            | AttemptError::Lost { message } => redactor.redact_in_place(message),
             AttemptError::OutOfFuel { .. }
             | AttemptError::Timeout { .. }
             | AttemptError::Exited { .. } => {}
         }
     }
 
-    /// Whether running the attempt again may succeed: the action said so, or
-    /// the attempt ran out of wall-clock time (a slow dependency may recover).
+    /// Whether running the attempt again may succeed: the action said so,
+    /// the attempt ran out of wall-clock time (a slow dependency may
+    /// recover), or the host running it was lost.
     /// Fuel, memory, stack, traps, exits and bad outputs fail the same way
     /// every time.
     pub fn is_retryable(&self) -> bool {
         match self {
             AttemptError::Action { retryable, .. } => *retryable,
-            AttemptError::Timeout { .. } => true,
+            AttemptError::Timeout { .. } | AttemptError::Lost { .. } => true,
             _ => false,
         }
     }
@@ -179,6 +189,7 @@ impl AttemptError {
             AttemptError::Exited { .. } => FailureKind::Exited,
             AttemptError::Output { .. } => FailureKind::Output,
             AttemptError::Host { .. } => FailureKind::Host,
+            AttemptError::Lost { .. } => FailureKind::Lost,
         }
     }
 

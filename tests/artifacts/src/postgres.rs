@@ -219,6 +219,33 @@ impl Postgres {
         self.url(&name)
     }
 
+    /// Runs `sql` on the database at `url` with psql; its rows, one per
+    /// line, columns separated by `|`.
+    pub fn query(&self, url: &str, sql: &str) -> String {
+        let output = Command::new(self.bin.join("psql"))
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                url,
+                "-c",
+                sql,
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|error| panic!("cannot run psql: {error}"));
+        assert!(
+            output.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
     /// Stops the server (fast: clients are disconnected) and starts it
     /// again on the same port, as an operator's restart would.
     pub fn restart(&self) {

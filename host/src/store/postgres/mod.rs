@@ -15,6 +15,7 @@
 //! the lease is held.
 
 mod bridge;
+mod queue;
 mod schema;
 
 use std::collections::{HashMap, VecDeque};
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 use bridge::Bridge;
 pub use bridge::hide_password;
+pub use queue::{Claimed, TaskQueue};
 
 use super::{
     AttemptRecord, NodeHistory, NodeRecord, Records, RunRecord, StoreError, WorkflowStore,
@@ -59,6 +61,10 @@ pub struct PostgresStore {
     owner: Arc<str>,
     lease: Duration,
     heartbeat: tokio::task::JoinHandle<()>,
+    /// The address as given (with its password), for the listening
+    /// connection of the task queue.
+    url: String,
+    queue: std::sync::OnceLock<Arc<TaskQueue>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -98,12 +104,46 @@ impl PostgresStore {
             owner,
             lease: options.lease,
             heartbeat,
+            url: url.to_string(),
+            queue: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The task queue through which runs hand attempts to workers (see
+    /// [`TaskQueue`]); started on first use.
+    pub fn queue(&self) -> Arc<TaskQueue> {
+        self.queue
+            .get_or_init(|| TaskQueue::start(self.bridge.clone(), self.url.clone(), self.lease))
+            .clone()
+    }
+
+    /// How long a run or a claim stays held without a renewal.
+    pub fn lease(&self) -> Duration {
+        self.lease
     }
 
     /// The database's address, without its password.
     pub fn address(&self) -> &str {
         &self.bridge.shown
+    }
+
+    /// Runs a worker may take up, oldest first: those queued
+    /// (`flow run --submit`) and those whose process stopped (their lease
+    /// lapsed).
+    pub fn adoptable_runs(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let limit = limit as i64;
+        self.bridge.call(move |client| async move {
+            let statement = client
+                .prepare_cached(
+                    "SELECT run_id FROM flow_runs
+                     WHERE status = 'queued'
+                        OR (status = 'running' AND (lease_until IS NULL OR lease_until < now()))
+                     ORDER BY run_id LIMIT $1",
+                )
+                .await?;
+            let rows = client.query(&statement, &[&limit]).await?;
+            Ok(rows.into_iter().map(|row| row.get(0)).collect())
+        })
     }
 
     /// This process, as the store records it as a run's holder
@@ -174,6 +214,7 @@ fn status_text(status: RunStatus) -> &'static str {
         RunStatus::Failed => "failed",
         RunStatus::Cancelled => "cancelled",
         RunStatus::Interrupted => "interrupted",
+        RunStatus::Queued => "queued",
     }
 }
 

@@ -24,10 +24,11 @@ pub(super) struct Migration {
 }
 
 /// Every migration, oldest first. Never edit one that has shipped: add one.
-pub(super) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "runs, nodes, attempts and schedules",
-    sql: r#"
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "runs, nodes, attempts and schedules",
+        sql: r#"
 CREATE TABLE flow_runs (
     run_id      text COLLATE "C" PRIMARY KEY,
     status      text NOT NULL,
@@ -60,7 +61,42 @@ CREATE TABLE flow_schedules (
     last_fire bigint NOT NULL
 );
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        description: "the task queue of workers",
+        sql: r#"
+CREATE SEQUENCE flow_task_tokens;
+CREATE TABLE flow_tasks (
+    id            bigserial PRIMARY KEY,
+    run_id        text COLLATE "C" NOT NULL,
+    node_id       text COLLATE "C" NOT NULL,
+    attempt       integer NOT NULL,
+    action        text NOT NULL,
+    plugin_sha256 text NOT NULL,
+    input         text NOT NULL,
+    -- ready, claimed, done, lost or cancelled
+    state         text NOT NULL DEFAULT 'ready',
+    worker        text,
+    token         bigint,
+    lease_until   timestamptz,
+    report        text,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (run_id, node_id, attempt)
+);
+CREATE INDEX flow_tasks_ready ON flow_tasks (id) WHERE state = 'ready';
+CREATE INDEX flow_tasks_claimed ON flow_tasks (worker) WHERE state = 'claimed';
+-- Runs a worker may take up: queued, or left by a process that stopped.
+CREATE INDEX flow_runs_unfinished ON flow_runs (run_id) WHERE status IN ('queued', 'running');
+CREATE TABLE flow_workers (
+    worker     text PRIMARY KEY,
+    plugins    text NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    seen_at    timestamptz NOT NULL DEFAULT now()
+);
+"#,
+    },
+];
 
 /// The newest version this flow knows.
 pub(super) fn latest() -> i32 {

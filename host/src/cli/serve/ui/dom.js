@@ -28,6 +28,7 @@ export const STATES = {
   skipped: { icon: "⤼", label: "skipped" },
   cancelled: { icon: "⊘", label: "cancelled" },
   interrupted: { icon: "‖", label: "interrupted" },
+  queued: { icon: "…", label: "queued" },
   lost: { icon: "?", label: "lost" },
 };
 

@@ -4,7 +4,7 @@
 import { api, follow } from "./api.js";
 import { badge, count, duration, fill, go, h, link, live, title, when } from "./dom.js";
 
-const STATUSES = ["running", "succeeded", "failed", "cancelled", "interrupted"];
+const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "interrupted"];
 
 export async function list(main, _params, signal) {
   title("Runs");

@@ -1,0 +1,219 @@
+//! `flow worker`: runs attempts of any run on the shared store.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Args;
+use flow_host::WorkflowEngine;
+use flow_host::exec::{ExecError, Worker, stored_workflow};
+use flow_host::runtime::PluginRegistry;
+use flow_host::store::{PostgresStore, StoreError};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use super::{Context, Exit, SecretsArg, UsageError, out};
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// A plugins directory; give it several times (or separate directories
+    /// with `:`) for a search path where the first match wins. The worker
+    /// runs the attempts whose plugin it has, byte for byte
+    #[arg(
+        long = "plugins",
+        env = "FLOW_PLUGINS",
+        value_name = "DIR",
+        value_delimiter = ':',
+        required = true
+    )]
+    plugins: Vec<PathBuf>,
+
+    /// Attempts run at once at most [default: the number of CPUs]
+    #[arg(long, value_name = "N")]
+    max_concurrency: Option<usize>,
+
+    #[command(flatten)]
+    secrets: SecretsArg,
+}
+
+pub fn run(context: &Context, args: WorkerArgs) -> anyhow::Result<Exit> {
+    let Some(url) = &context.store else {
+        return Err(UsageError(
+            "flow worker serves runs kept in PostgreSQL: pass --store postgres://USER@HOST/DATABASE \
+             (or set FLOW_STORE)"
+                .into(),
+        )
+        .into());
+    };
+    let capacity = match args.max_concurrency {
+        Some(0) => return Err(UsageError("--max-concurrency must be at least 1".into()).into()),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let secrets = args.secrets.load()?;
+    let store = Arc::new(context.open_postgres(url)?);
+    let (runtime, cache) = context.runtime(capacity)?;
+    super::tokio()?.block_on(async move {
+        let plugins = Arc::new(runtime.load_plugins(&args.plugins, &cache).await?);
+        let engine = WorkflowEngine::new(runtime.clone(), store.clone())
+            .with_secrets(secrets.clone())
+            .with_dispatcher(Arc::new(store.queue()));
+        let worker = Arc::new(Worker::new(
+            store.owner(),
+            store.queue(),
+            store.clone(),
+            runtime,
+            plugins.clone(),
+            secrets,
+            capacity,
+        ));
+        let serves = worker.serves();
+        if serves.is_empty() {
+            return Err(UsageError(format!(
+                "no plugins in {}: a worker runs the attempts of the plugins it has",
+                args.plugins
+                    .iter()
+                    .map(|dir| dir.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .into());
+        }
+        // The line scripts and tests wait for.
+        println!("flow worker {}: ready", store.owner());
+        if !context.quiet {
+            let plugins: Vec<String> = serves
+                .iter()
+                .map(|(name, digest)| format!("{name} ({})", &digest[..digest.len().min(12)]))
+                .collect();
+            out::eprint(format_args!(
+                "database {}; at most {capacity} attempts at once; plugins: {}",
+                store.address(),
+                plugins.join(", ")
+            ));
+        }
+        let stop = CancellationToken::new();
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let stopping = stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+            out::eprint("flow worker: stopping: no new attempts; those running finish first");
+            stopping.cancel();
+        });
+        tokio::spawn(adopt(engine, store.clone(), plugins, stop.clone()));
+        worker.clone().run(stop).await;
+        let stats = worker.stats();
+        if !context.quiet {
+            out::eprint(format_args!(
+                "flow worker: stopped; {} attempts claimed, {} reported, {} refused (lease lost), {} stopped",
+                stats.claimed, stats.completed, stats.refused, stats.abandoned
+            ));
+        }
+        anyhow::Ok(Exit::Success)
+    })
+}
+
+/// Takes up the runs that wait for a process to run them: queued ones
+/// (`flow run --submit`) and those whose process stopped. The store lets
+/// one process take a run: the others are refused and leave it. A run this
+/// worker cannot run (a plugin it lacks or has in another version) is left
+/// to others, with one warning.
+async fn adopt(
+    engine: WorkflowEngine,
+    store: Arc<PostgresStore>,
+    plugins: Arc<PluginRegistry>,
+    stop: CancellationToken,
+) {
+    let running: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let mut refused: HashSet<String> = HashSet::new();
+    let every = Duration::from_secs(1).min(store.lease() / 3);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let reader = store.clone();
+        let candidates = match tokio::task::spawn_blocking(move || reader.adoptable_runs(16)).await
+        {
+            Ok(Ok(candidates)) => candidates,
+            Ok(Err(error)) => {
+                tracing::warn!(target: "flow::worker", "cannot look for runs to take up: {error}");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        for run_id in candidates {
+            if refused.contains(&run_id)
+                || running
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains(&run_id)
+            {
+                continue;
+            }
+            let (engine, store, plugins, id) = (
+                engine.clone(),
+                store.clone(),
+                plugins.clone(),
+                run_id.clone(),
+            );
+            // Reads the run's state and records the takeover: blocking.
+            let taken = tokio::task::spawn_blocking(move || {
+                let spec = stored_workflow(&*store, &id).map_err(|why| why.to_string())?;
+                engine
+                    .resume(Arc::new(spec), plugins, &id, false)
+                    .map_err(|error| match error {
+                        ExecError::StillRunning { .. }
+                        | ExecError::Store(StoreError::Held { .. }) => String::new(),
+                        error => error.to_string(),
+                    })
+            })
+            .await;
+            match taken {
+                Ok(Ok(handle)) => {
+                    tracing::info!(target: "flow::worker", run = %run_id, "took up run {run_id}");
+                    running
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(run_id.clone());
+                    let running = running.clone();
+                    tokio::spawn(async move {
+                        match handle.wait().await {
+                            Ok(report) => tracing::info!(
+                                target: "flow::worker",
+                                run = %run_id,
+                                "run {run_id} {}",
+                                report.status
+                            ),
+                            Err(error) => tracing::warn!(
+                                target: "flow::worker",
+                                run = %run_id,
+                                "run {run_id} stopped: {error}"
+                            ),
+                        }
+                        running
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&run_id);
+                    });
+                }
+                // Another process took it first.
+                Ok(Err(why)) if why.is_empty() => {}
+                Ok(Err(why)) => {
+                    tracing::warn!(
+                        target: "flow::worker",
+                        run = %run_id,
+                        "cannot take up run {run_id}: {why}; leaving it to other workers"
+                    );
+                    refused.insert(run_id);
+                }
+                Err(_) => {}
+            }
+        }
+    }
+}

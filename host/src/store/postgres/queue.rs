@@ -1,0 +1,616 @@
+//! The task queue of the shared store: attempts that the process running
+//! a run hands over ([`Dispatcher`]) and that workers on any host claim,
+//! run and report.
+//!
+//! A task is one attempt (table `flow_tasks`). Its life:
+//!
+//! - `ready`: inserted by the run's process (in batches), with a
+//!   `flow_ready` notification that wakes idle workers;
+//! - `claimed`: taken by a worker with `FOR UPDATE SKIP LOCKED`, in
+//!   batches, under a lease (`lease_until`) and a fresh token from a
+//!   sequence; the worker renews the leases of its tasks while it runs them;
+//! - `done`: reported, only by the holder of the current token (fencing: a
+//!   worker whose lease lapsed, or whose task was given to another, is
+//!   refused); `flow_done` wakes the run's process, which reads the report
+//!   and deletes the task;
+//! - `lost`: the lease lapsed (its worker was killed, or lost the
+//!   database); any process's reaper marks it, and the run's process
+//!   records the attempt as lost and retries it under the node's policy;
+//! - `cancelled`: the run's process gave up waiting (the run was
+//!   cancelled); the worker holding it stops at its next renewal.
+//!
+//! Notifications can be lost (a dropped listening connection), so every
+//! waiter also polls, once a second.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::bridge::{Bridge, OpError};
+use crate::exec::{Dispatch, Dispatcher, WireReport};
+use crate::runtime::{AttemptError, AttemptReport};
+use crate::store::StoreError;
+
+/// How often waiters look at the table without a notification.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Tasks inserted, claimed or read in one statement at most.
+const BATCH: usize = 512;
+
+/// A task a worker claimed.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The task's id.
+    pub id: i64,
+    /// The token that fences the claim: a report with an older one is
+    /// refused.
+    pub token: i64,
+    /// What to run.
+    pub attempt: Dispatch,
+}
+
+/// What the run's process waits for.
+type Waiter = oneshot::Sender<AttemptReport>;
+
+/// The queue, shared by the dispatching and the working sides of a process.
+pub struct TaskQueue {
+    bridge: Arc<Bridge>,
+    lease: Duration,
+    /// Sends attempts to the batching inserter.
+    inserts: mpsc::UnboundedSender<(Dispatch, Waiter, Arc<AtomicI64>)>,
+    /// Reports awaited by this process, by task id.
+    waiters: Mutex<HashMap<i64, Waiter>>,
+    /// Woken by `flow_done` (and by the poll).
+    done: Notify,
+    /// Woken by `flow_ready`: tasks may be waiting for a worker.
+    ready: Notify,
+}
+
+impl std::fmt::Debug for TaskQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskQueue")
+            .field("database", &self.bridge.shown)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TaskQueue {
+    /// The queue of the database behind `bridge`, with its background
+    /// tasks (inserter, collector, reaper, listener) started.
+    pub(super) fn start(bridge: Arc<Bridge>, url: String, lease: Duration) -> Arc<Self> {
+        let (inserts, received) = mpsc::unbounded_channel();
+        let queue = Arc::new(Self {
+            bridge: bridge.clone(),
+            lease,
+            inserts,
+            waiters: Mutex::new(HashMap::new()),
+            done: Notify::new(),
+            ready: Notify::new(),
+        });
+        let weak = Arc::downgrade(&queue);
+        bridge.spawn(insert_batches(weak.clone(), received));
+        bridge.spawn(collect(weak.clone()));
+        bridge.spawn(reap(weak.clone()));
+        bridge.spawn(listen(weak, url));
+        queue
+    }
+
+    /// The lease of a claim.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// Resolves when tasks may be ready (a notification), or after the
+    /// poll interval.
+    pub async fn wait_for_work(&self) {
+        let _ = tokio::time::timeout(POLL, self.ready.notified()).await;
+    }
+
+    /// Claims up to `limit` ready tasks whose plugin this worker has (the
+    /// same name and SHA-256), of run `only_run` when given; oldest first.
+    pub async fn claim(
+        self: &Arc<Self>,
+        worker: &str,
+        plugins: &[(String, String)],
+        only_run: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let (names, digests): (Vec<String>, Vec<String>) = plugins.iter().cloned().unzip();
+        let args = Arc::new((
+            worker.to_string(),
+            names,
+            digests,
+            only_run.map(str::to_string),
+            limit.min(BATCH) as i64,
+            self.lease.as_secs_f64(),
+        ));
+        let this = self.clone();
+        self.on_bridge(async move {
+            this.bridge
+                .attempt(|client| {
+                    let args = args.clone();
+                    async move {
+                        let (worker, names, digests, only_run, limit, lease) = &*args;
+                        let statement = client
+                            .prepare_cached(
+                                "UPDATE flow_tasks AS t SET state = 'claimed', worker = $1,
+                                     token = nextval('flow_task_tokens'),
+                                     lease_until = now() + make_interval(secs => $6)
+                                 WHERE t.id IN (
+                                     SELECT id FROM flow_tasks
+                                     WHERE state = 'ready'
+                                       AND ($4::text IS NULL OR run_id = $4)
+                                       AND (action, plugin_sha256) IN
+                                           (SELECT * FROM unnest($2::text[], $3::text[]))
+                                     ORDER BY id LIMIT $5
+                                     FOR UPDATE SKIP LOCKED)
+                                 RETURNING t.id, t.token, t.run_id, t.node_id, t.attempt,
+                                           t.action, t.plugin_sha256, t.input",
+                            )
+                            .await?;
+                        let rows = client
+                            .query(
+                                &statement,
+                                &[worker, names, digests, only_run, limit, lease],
+                            )
+                            .await?;
+                        Ok(rows
+                            .into_iter()
+                            .map(|row| Claimed {
+                                id: row.get(0),
+                                token: row.get(1),
+                                attempt: Dispatch {
+                                    run_id: row.get(2),
+                                    node_id: row.get(3),
+                                    attempt: row.get::<_, i32>(4) as u32,
+                                    action: row.get(5),
+                                    plugin_sha256: row.get(6),
+                                    input: row.get(7),
+                                },
+                            })
+                            .collect::<Vec<_>>())
+                    }
+                })
+                .await
+        })
+        .await
+    }
+
+    /// Reports a claimed task's outcome. `Ok(false)`: refused, because the
+    /// claim is no longer this worker's (its lease lapsed and the task was
+    /// marked lost, or it was cancelled or handed to another).
+    pub async fn complete(
+        self: &Arc<Self>,
+        claimed: &Claimed,
+        report: WireReport,
+    ) -> Result<bool, StoreError> {
+        let text = serde_json::to_string(&report).map_err(StoreError::io)?;
+        let args = Arc::new((claimed.id, claimed.token, text));
+        let this = self.clone();
+        self.on_bridge(async move {
+            this.bridge
+                .attempt(|client| {
+                    let args = args.clone();
+                    async move {
+                        let (id, token, text) = &*args;
+                        let statement = client
+                            .prepare_cached(
+                                "WITH done AS (
+                                     UPDATE flow_tasks SET state = 'done', report = $3,
+                                         lease_until = NULL
+                                     WHERE id = $1 AND token = $2 AND state = 'claimed'
+                                     RETURNING id)
+                                 SELECT pg_notify('flow_done', id::text) FROM done",
+                            )
+                            .await?;
+                        let rows = client.query(&statement, &[id, token, text]).await?;
+                        Ok(!rows.is_empty())
+                    }
+                })
+                .await
+        })
+        .await
+    }
+
+    /// Renews the leases of this worker's claimed tasks; returns the ids it
+    /// still holds (a task missing from them was lost or cancelled: stop
+    /// running it).
+    pub async fn renew(self: &Arc<Self>, worker: &str) -> Result<Vec<i64>, StoreError> {
+        let args = Arc::new((worker.to_string(), self.lease.as_secs_f64()));
+        let this = self.clone();
+        self.on_bridge(async move {
+            this.bridge
+                .attempt(|client| {
+                    let args = args.clone();
+                    async move {
+                        let statement = client
+                            .prepare_cached(
+                                "UPDATE flow_tasks SET lease_until = now() + make_interval(secs => $2)
+                                 WHERE worker = $1 AND state = 'claimed' RETURNING id",
+                            )
+                            .await?;
+                        let rows = client.query(&statement, &[&args.0, &args.1]).await?;
+                        Ok(rows.into_iter().map(|row| row.get(0)).collect())
+                    }
+                })
+                .await
+        })
+        .await
+    }
+
+    /// Runs `future` on the store's runtime, where its connections live.
+    async fn on_bridge<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.bridge
+            .spawn(future)
+            .await
+            .map_err(|_| StoreError::io_message("the PostgreSQL store stopped"))?
+    }
+
+    /// Marks a task this process no longer waits for as cancelled.
+    fn abandon(self: &Arc<Self>, id: i64) {
+        self.waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        let this = self.clone();
+        self.bridge.spawn(async move {
+            let cancelled = this
+                .bridge
+                .attempt(|client| async move {
+                    client
+                        .execute(
+                            "UPDATE flow_tasks SET state = 'cancelled'
+                             WHERE id = $1 AND state IN ('ready', 'claimed')",
+                            &[&id],
+                        )
+                        .await?;
+                    client
+                        .execute(
+                            "DELETE FROM flow_tasks WHERE id = $1 AND state <> 'claimed'",
+                            &[&id],
+                        )
+                        .await?;
+                    Ok(())
+                })
+                .await;
+            if let Err(error) = cancelled {
+                tracing::warn!("cannot cancel task {id}: {error}");
+            }
+        });
+    }
+}
+
+/// Stops the task where it runs when the run's process stops waiting.
+struct AbandonOnDrop {
+    queue: Arc<TaskQueue>,
+    id: Arc<AtomicI64>,
+    finished: bool,
+}
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        let id = self.id.load(Ordering::Acquire);
+        if !self.finished && id > 0 {
+            self.queue.abandon(id);
+        }
+    }
+}
+
+impl Dispatcher for Arc<TaskQueue> {
+    fn resumed(&self, run_id: &str) {
+        let id = run_id.to_string();
+        let dropped = self.bridge.call(move |client| {
+            let id = id.clone();
+            async move {
+                Ok(client
+                    .execute(
+                        "UPDATE flow_tasks SET state = 'cancelled'
+                         WHERE run_id = $1 AND state IN ('ready', 'claimed')",
+                        &[&id],
+                    )
+                    .await?)
+            }
+        });
+        if let Err(error) = dropped {
+            tracing::warn!("cannot drop the earlier attempts of run {run_id}: {error}");
+        }
+    }
+
+    fn dispatch(&self, attempt: Dispatch) -> BoxFuture<'static, AttemptReport> {
+        let (sender, receiver) = oneshot::channel();
+        let id = Arc::new(AtomicI64::new(0));
+        let sent = self.inserts.send((attempt, sender, id.clone()));
+        let guard = AbandonOnDrop {
+            queue: self.clone(),
+            id,
+            finished: false,
+        };
+        Box::pin(async move {
+            // The whole guard lives in the future, not just its flag.
+            let mut guard = guard;
+            if sent.is_err() {
+                guard.finished = true;
+                return lost("the PostgreSQL task queue stopped".into());
+            }
+            let report = receiver.await;
+            guard.finished = true;
+            report.unwrap_or_else(|_| lost("the PostgreSQL task queue stopped".into()))
+        })
+    }
+}
+
+fn lost(message: String) -> AttemptReport {
+    AttemptReport::new(Err(AttemptError::Lost { message }))
+}
+
+/// Inserts the attempts handed over, many per statement.
+async fn insert_batches(
+    queue: std::sync::Weak<TaskQueue>,
+    mut received: mpsc::UnboundedReceiver<(Dispatch, Waiter, Arc<AtomicI64>)>,
+) {
+    let mut batch = Vec::new();
+    while received.recv_many(&mut batch, BATCH).await > 0 {
+        let Some(queue) = queue.upgrade() else { return };
+        let rows = Arc::new(
+            batch
+                .iter()
+                .map(|(attempt, _, _)| attempt.clone())
+                .collect::<Vec<_>>(),
+        );
+        let inserted = queue
+            .bridge
+            .attempt(|client| {
+                let rows = rows.clone();
+                async move {
+                    let column =
+                        |f: fn(&Dispatch) -> String| rows.iter().map(f).collect::<Vec<_>>();
+                    let numbers: Vec<i32> = rows.iter().map(|r| r.attempt as i32).collect();
+                    let statement = client
+                        .prepare_cached(
+                            "WITH added AS (
+                                 INSERT INTO flow_tasks
+                                     (run_id, node_id, attempt, action, plugin_sha256, input)
+                                 SELECT * FROM unnest($1::text[], $2::text[], $3::int4[],
+                                                      $4::text[], $5::text[], $6::text[])
+                                 ON CONFLICT (run_id, node_id, attempt) DO UPDATE SET
+                                     state = 'ready', input = excluded.input,
+                                     action = excluded.action,
+                                     plugin_sha256 = excluded.plugin_sha256,
+                                     worker = NULL, token = NULL, lease_until = NULL,
+                                     report = NULL
+                                 RETURNING id, run_id, node_id, attempt)
+                             SELECT added.*, pg_notify('flow_ready', '') FROM added",
+                        )
+                        .await?;
+                    let found = client
+                        .query(
+                            &statement,
+                            &[
+                                &column(|r| r.run_id.clone()),
+                                &column(|r| r.node_id.clone()),
+                                &numbers,
+                                &column(|r| r.action.clone()),
+                                &column(|r| r.plugin_sha256.clone()),
+                                &column(|r| r.input.clone()),
+                            ],
+                        )
+                        .await?;
+                    let ids: HashMap<(String, String, i32), i64> = found
+                        .into_iter()
+                        .map(|row| ((row.get(1), row.get(2), row.get(3)), row.get(0)))
+                        .collect();
+                    Ok::<_, OpError>(ids)
+                }
+            })
+            .await;
+        let mut waiters = queue.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        for (attempt, waiter, slot) in batch.drain(..) {
+            let key = (attempt.run_id, attempt.node_id, attempt.attempt as i32);
+            match inserted.as_ref().map(|ids| ids.get(&key)) {
+                Ok(Some(&id)) => {
+                    slot.store(id, Ordering::Release);
+                    waiters.insert(id, waiter);
+                }
+                Ok(None) => {
+                    let _ = waiter.send(lost("the task was not recorded".into()));
+                }
+                Err(error) => {
+                    let _ = waiter.send(lost(format!("the task could not be recorded: {error}")));
+                }
+            }
+        }
+        drop(waiters);
+        // Another process may have reported one before it was registered.
+        queue.done.notify_one();
+    }
+}
+
+/// Hands finished tasks' reports to their waiters and deletes the tasks.
+async fn collect(queue: std::sync::Weak<TaskQueue>) {
+    loop {
+        let Some(this) = queue.upgrade() else { return };
+        let notified = this.done.notified();
+        let waited: Vec<i64> = this
+            .waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        if !waited.is_empty() {
+            let ids = Arc::new(waited);
+            let found = this
+                .bridge
+                .attempt(|client| {
+                    let ids = ids.clone();
+                    async move {
+                        let statement = client
+                            .prepare_cached(
+                                "DELETE FROM flow_tasks
+                                 WHERE id = ANY($1) AND state IN ('done', 'lost')
+                                 RETURNING id, state, report, worker",
+                            )
+                            .await?;
+                        let rows = client.query(&statement, &[&*ids]).await?;
+                        Ok(rows
+                            .into_iter()
+                            .map(|row| {
+                                let state: String = row.get(1);
+                                let report: Option<String> = row.get(2);
+                                let worker: Option<String> = row.get(3);
+                                (row.get::<_, i64>(0), state, report, worker)
+                            })
+                            .collect::<Vec<_>>())
+                    }
+                })
+                .await;
+            match found {
+                Ok(found) => {
+                    let mut waiters = this.waiters.lock().unwrap_or_else(|e| e.into_inner());
+                    for (id, state, report, worker) in found {
+                        let Some(waiter) = waiters.remove(&id) else {
+                            continue;
+                        };
+                        let worker = worker.unwrap_or_else(|| "a worker".into());
+                        let report = match (state.as_str(), report) {
+                            ("done", Some(text)) => match serde_json::from_str::<WireReport>(&text)
+                            {
+                                Ok(wire) => AttemptReport::from(wire),
+                                Err(error) => lost(format!(
+                                    "{worker} sent a report this flow cannot read ({error})"
+                                )),
+                            },
+                            _ => lost(format!(
+                                "{worker}, which ran this attempt, stopped renewing its lease \
+                                 (it was killed, or lost the database), so its outcome is unknown"
+                            )),
+                        };
+                        let _ = waiter.send(report);
+                    }
+                }
+                Err(error) => tracing::warn!("cannot read finished tasks: {error}"),
+            }
+        }
+        // Holds the queue for at most the poll interval.
+        let _ = tokio::time::timeout(POLL, notified).await;
+    }
+}
+
+/// Marks the tasks whose lease lapsed as lost, every half lease.
+async fn reap(queue: std::sync::Weak<TaskQueue>) {
+    let every = match queue.upgrade() {
+        Some(queue) => queue.lease / 2,
+        None => return,
+    };
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(this) = queue.upgrade() else { return };
+        let reaped = this
+            .bridge
+            .attempt(|client| async move {
+                let statement = client
+                    .prepare_cached(
+                        "WITH lost AS (
+                             UPDATE flow_tasks SET state = 'lost'
+                             WHERE state = 'claimed' AND lease_until < now()
+                             RETURNING id, worker, run_id, node_id, attempt)
+                         SELECT id, worker, run_id, node_id, attempt,
+                                pg_notify('flow_done', id::text) FROM lost",
+                    )
+                    .await?;
+                Ok(client.query(&statement, &[]).await?)
+            })
+            .await;
+        match reaped {
+            Ok(rows) => {
+                for row in rows {
+                    let worker: Option<String> = row.get(1);
+                    tracing::warn!(
+                        target: "flow::worker",
+                        run = %row.get::<_, String>(2),
+                        node = %row.get::<_, String>(3),
+                        attempt = row.get::<_, i32>(4),
+                        "the lease of {} on this attempt lapsed: the attempt is lost",
+                        worker.as_deref().unwrap_or("a worker")
+                    );
+                    metrics::counter!("flow_tasks_lost_total").increment(1);
+                }
+            }
+            Err(error) => tracing::debug!("cannot reap lapsed tasks: {error}"),
+        }
+        // Tasks nobody will read: left by a process that stopped waiting.
+        let _ = this
+            .bridge
+            .attempt(|client| async move {
+                Ok(client
+                    .execute(
+                        "DELETE FROM flow_tasks
+                         WHERE state IN ('done', 'lost', 'cancelled')
+                           AND created_at < now() - interval '10 minutes'",
+                        &[],
+                    )
+                    .await?)
+            })
+            .await;
+    }
+}
+
+/// Listens for `flow_ready` and `flow_done` on a connection of its own,
+/// again after it drops.
+async fn listen(queue: std::sync::Weak<TaskQueue>, url: String) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        if queue.strong_count() == 0 {
+            return;
+        }
+        match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+            Ok((client, mut connection)) => {
+                delay = Duration::from_millis(100);
+                let (sender, mut messages) = mpsc::unbounded_channel();
+                let driver = tokio::spawn(async move {
+                    let mut stream =
+                        futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                    use futures_util::StreamExt as _;
+                    while let Some(Ok(message)) = stream.next().await {
+                        if sender.send(message).is_err() {
+                            break;
+                        }
+                    }
+                });
+                if client
+                    .batch_execute("LISTEN flow_ready; LISTEN flow_done")
+                    .await
+                    .is_ok()
+                {
+                    while let Some(message) = messages.recv().await {
+                        let Some(queue) = queue.upgrade() else {
+                            driver.abort();
+                            return;
+                        };
+                        if let tokio_postgres::AsyncMessage::Notification(note) = message {
+                            match note.channel() {
+                                "flow_ready" => queue.ready.notify_one(),
+                                _ => queue.done.notify_one(),
+                            }
+                        }
+                    }
+                }
+                driver.abort();
+            }
+            Err(error) => {
+                tracing::debug!("cannot listen for task notifications: {error}");
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,296 @@
+//! Several processes on one run through PostgreSQL: `flow worker`s claim
+//! attempts, a killed worker's attempts are lost and run again elsewhere,
+//! submitted runs are taken up by workers, a run whose process died is
+//! taken over.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{Env, node};
+
+/// A lease short enough for the tests to see it lapse.
+const LEASE: &str = "1s";
+
+/// A running `flow worker`, killed when dropped.
+struct WorkerProcess {
+    child: Child,
+    id: String,
+    stderr: std::path::PathBuf,
+}
+
+impl WorkerProcess {
+    fn start(env: &Env, concurrency: usize) -> Self {
+        let stderr = env.path().join(format!("worker-{}.err", fastrand::u32(..)));
+        let mut child = env
+            .flow()
+            .env("FLOW_STORE_LEASE", LEASE)
+            .args(["worker", "--plugins", "plugins", "--max-concurrency"])
+            .arg(concurrency.to_string())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // "flow worker HOST:PID:RANDOM: ready"
+        let id = line
+            .strip_prefix("flow worker ")
+            .and_then(|rest| rest.strip_suffix(": ready\n"))
+            .unwrap_or_else(|| panic!("not a worker's first line: {line:?}"))
+            .to_string();
+        Self { child, id, stderr }
+    }
+
+    /// Stops the worker as an operator would (SIGTERM); what it said.
+    fn stop(mut self) -> String {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        let said = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        assert!(exit.success(), "{exit}: {said}");
+        said
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `flow status RUN --json` until `done` holds for it.
+#[track_caller]
+fn wait_for(env: &Env, run_id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let status = env.run(&["status", run_id, "--json"]);
+        if status.code == 0 {
+            let report = status.json();
+            if done(&report) {
+                return report;
+            }
+        }
+        assert!(Instant::now() < deadline, "never {what}: {}", status.stdout);
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn succeeded(status: &Value) -> usize {
+    status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|node| node["status"] == "succeeded")
+        .count()
+}
+
+/// Runs SQL on the environment's database.
+fn sql(env: &Env, query: &str) -> String {
+    flow_test_artifacts::postgres::server().query(env.store().unwrap(), query)
+}
+
+/// `levels` levels of `width` nodes that sleep `ms` each; a node depends
+/// on two of the level above.
+fn layered(levels: usize, width: usize, ms: u64) -> String {
+    let mut text = String::from(
+        "[workflow]\nid = \"layered\"\nplugins = \"plugins\"\nmax_concurrency = 16\n\n\
+         [defaults]\nretries = 3\nretry_delay = \"10ms\"\n\n",
+    );
+    for level in 0..levels {
+        for i in 0..width {
+            text.push_str(&format!(
+                "[nodes.l{level}n{i}]\naction = \"misbehave\"\ninput = {{ mode = \"sleep\", ms = {ms} }}\n"
+            ));
+            if level > 0 {
+                text.push_str(&format!(
+                    "depends_on = [\"l{}n{i}\", \"l{}n{}\"]\n",
+                    level - 1,
+                    level - 1,
+                    (i + 1) % width
+                ));
+            }
+        }
+    }
+    text
+}
+
+/// Every node has exactly one attempt that succeeded, and every other
+/// attempt of it was lost; returns the lost ones.
+fn one_success_each(status: &Value) -> usize {
+    let mut lost = 0;
+    for node in status["nodes"].as_array().unwrap() {
+        assert_eq!(node["status"], "succeeded", "{node}");
+        let attempts = node["attempt_records"].as_array().unwrap();
+        let ok = attempts.iter().filter(|a| a["error"].is_null()).count();
+        assert_eq!(ok, 1, "one successful completion: {node}");
+        for attempt in attempts.iter().filter(|a| !a["error"].is_null()) {
+            assert_eq!(attempt["error"]["kind"], "lost", "{node}");
+            lost += 1;
+        }
+    }
+    lost
+}
+
+#[test]
+fn three_workers_share_a_run_of_2000_nodes_and_a_killed_one_costs_only_its_attempts() {
+    let env = Env::new().on_postgres();
+    let file = env.write("layered.toml", &layered(20, 100, 10));
+    let mut workers: Vec<WorkerProcess> = (0..3).map(|_| WorkerProcess::start(&env, 2)).collect();
+
+    // The run's own process is one more worker.
+    let mut run = env
+        .flow()
+        .env("FLOW_STORE_LEASE", LEASE)
+        .args(["run", file.to_str().unwrap(), "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run_id = loop {
+        let found = sql(&env, "SELECT run_id FROM flow_runs");
+        if !found.is_empty() {
+            break found;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    wait_for(&env, &run_id, "a quarter done", |status| {
+        succeeded(status) >= 500
+    });
+    let victim = workers[0].id.clone();
+    workers[0].kill();
+    // What the killed worker held stays claimed until its lease lapses.
+    let held: usize = sql(
+        &env,
+        &format!("SELECT count(*) FROM flow_tasks WHERE worker = '{victim}' AND state = 'claimed'"),
+    )
+    .parse()
+    .unwrap();
+
+    let output = run.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let status = env.run(&["status", &run_id, "--json"]).success().json();
+    assert_eq!(status["status"], "succeeded");
+    assert_eq!(status["nodes"].as_array().unwrap().len(), 2000);
+    let lost = one_success_each(&status);
+    eprintln!("the killed worker held {held} attempts");
+    assert_eq!(
+        lost, held,
+        "each attempt the killed worker held is recorded as lost, and only those"
+    );
+    let left: usize = sql(&env, "SELECT count(*) FROM flow_tasks")
+        .parse()
+        .unwrap();
+    assert_eq!(left, 0, "finished tasks are deleted once read");
+    // The others took part, and stop cleanly.
+    for worker in workers.drain(1..) {
+        let said = worker.stop();
+        let claimed: usize = said
+            .split("stopped; ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count in: {said}"));
+        assert!(claimed > 0, "{said}");
+        assert!(said.contains(" 0 refused"), "{said}");
+    }
+}
+
+#[test]
+fn a_submitted_run_is_taken_up_by_a_worker_and_by_another_when_that_one_dies() {
+    let env = Env::new().on_postgres();
+    // Strict: an attempt's start is stored before it is handed over, so
+    // the worker that takes the run over sees it.
+    let mut nodes = String::from(
+        "[workflow]\nid = \"slow\"\nplugins = \"plugins\"\ndurability = \"strict\"\n\n",
+    );
+    for i in 0..3 {
+        nodes.push_str(&format!(
+            "[nodes.n{i}]\naction = \"misbehave\"\ninput = {{ mode = \"sleep\", ms = 400 }}\n"
+        ));
+        if i > 0 {
+            nodes.push_str(&format!("depends_on = [\"n{}\"]\n", i - 1));
+        }
+    }
+    let file = env.write("slow.toml", &nodes);
+    let submitted = env
+        .run(&["run", "--submit", file.to_str().unwrap(), "--json"])
+        .success()
+        .json();
+    let run_id = submitted["run_id"].as_str().unwrap().to_string();
+    assert_eq!(submitted["status"], "queued");
+    let queued = env.run(&["status", &run_id]).success();
+    assert!(
+        queued
+            .stdout
+            .contains("queued: waiting for a `flow worker`"),
+        "{}",
+        queued.stdout
+    );
+
+    let mut first = WorkerProcess::start(&env, 2);
+    // Killed while it runs the first node (400 ms long).
+    let claimed = Instant::now() + Duration::from_secs(60);
+    while sql(
+        &env,
+        &format!(
+            "SELECT count(*) FROM flow_tasks WHERE worker = '{}' AND state = 'claimed'",
+            first.id
+        ),
+    ) == "0"
+    {
+        assert!(
+            Instant::now() < claimed,
+            "the worker never claimed the first node"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    first.kill();
+    let second = WorkerProcess::start(&env, 2);
+    let status = wait_for(&env, &run_id, "succeeded", |status| {
+        status["status"] == "succeeded"
+    });
+    let n0 = node(&status, "n0");
+    assert_eq!(n0["attempt_records"][0]["error"]["kind"], "lost", "{n0}");
+    assert_eq!(one_success_each(&status), 1);
+    assert_eq!(status["resumes"], 2, "taken up twice: {status}");
+    drop(second);
+}
+
+#[test]
+fn a_worker_needs_a_shared_store_and_plugins() {
+    let env = Env::new();
+    let no_store = env.run(&["worker", "--plugins", "plugins"]).expect_code(2);
+    assert!(
+        no_store
+            .stderr
+            .contains("flow worker serves runs kept in PostgreSQL"),
+        "{}",
+        no_store.stderr
+    );
+    let submit = env.run(&["run", "--submit", "nothing.toml"]).expect_code(2);
+    assert!(
+        submit.stderr.contains("--submit hands the run"),
+        "{}",
+        submit.stderr
+    );
+    let env = Env::empty().on_postgres();
+    let empty = env.run(&["worker", "--plugins", "plugins"]).expect_code(2);
+    assert!(
+        empty.stderr.contains("no plugins in plugins"),
+        "{}",
+        empty.stderr
+    );
+}
