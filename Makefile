@@ -1,7 +1,8 @@
 # The few entry points people type. `make demo` and `make test` work on a
 # fresh machine with Rust, Python 3 and Node.js: they add the wasm32-wasip2
 # target and the pinned Python and JavaScript plugin tools when missing, and
-# `make test` Debian's Chromium for the dashboard's browser tests.
+# `make test` Debian's Chromium for the dashboard's browser tests and
+# Debian's PostgreSQL for the shared store's.
 
 CARGO ?= cargo
 TARGET := $(or $(CARGO_TARGET_DIR),target)
@@ -9,7 +10,7 @@ FLOW := $(TARGET)/release/flow
 PLUGIN_CRATES := $(foreach dir,$(wildcard plugins/*/Cargo.toml tests/plugins/*/Cargo.toml),-p $(shell sed -n 's/^name = "\(.*\)"/\1/p' $(dir) | head -n1))
 PYTHON_PLUGINS := $(patsubst %/app.py,%,$(wildcard plugins/*/app.py))
 
-.PHONY: build demo test test-guests install-check lint bench toolchain browser clean
+.PHONY: build demo test test-guests install-check lint bench toolchain browser postgres clean
 
 ## build: the host (target/release/flow), every plugin (target/plugins/) and
 ## the tests. One build serves build, test and bench: the same packages and
@@ -40,7 +41,7 @@ demo: build
 ## test: the whole suite: unit, integration, golden and doc tests, and the
 ## tests of the Python and JavaScript SDKs and plugins. On the release
 ## profile, like build and bench, so that wasmtime compiles once for all.
-test: toolchain browser test-guests
+test: toolchain browser postgres test-guests
 	$(CARGO) package --locked --allow-dirty --quiet -p flow-plugin-sdk
 	# The host package carries what it builds from (its WIT copy); verifying
 	# it would compile wasmtime once more, so it is only listed here.
@@ -85,7 +86,7 @@ lint: toolchain
 	$(CARGO) clippy --locked --target wasm32-wasip2 --target-dir $(TARGET)/wasm $(PLUGIN_CRATES) -- -D warnings
 
 ## bench: the engine's overhead and the cost of WebAssembly, as a table
-bench: toolchain
+bench: toolchain postgres
 	$(CARGO) bench --locked --workspace --bench engine
 
 toolchain:
@@ -100,6 +101,15 @@ browser:
 		$$sudo apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends \
 			chromium chromium-driver >/dev/null; }
+
+## postgres: Debian's PostgreSQL server binaries, when missing; the tests
+## start their own server from them (nothing runs as a service)
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+		sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends \
+			postgresql >/dev/null; }
 
 clean:
 	$(CARGO) clean

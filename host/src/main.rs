@@ -121,7 +121,7 @@ enum Command {
     Graph(cli::graph::GraphArgs),
     /// List recorded runs, newest first
     List(cli::list::ListArgs),
-    /// Stop a run that a `flow serve` runs
+    /// Stop a run that a `flow serve` runs, or any run of a shared store
     Cancel(cli::manage::CancelArgs),
     /// Delete recorded runs
     Delete(cli::manage::DeleteArgs),

@@ -294,3 +294,96 @@ fn a_worker_needs_a_shared_store_and_plugins() {
         empty.stderr
     );
 }
+
+/// A chain of `n` nodes that sleep `ms` each.
+fn chain(n: usize, ms: u64) -> String {
+    let mut text = String::from("[workflow]\nid = \"chain\"\nplugins = \"plugins\"\n\n");
+    for i in 0..n {
+        text.push_str(&format!(
+            "[nodes.n{i}]\naction = \"misbehave\"\ninput = {{ mode = \"sleep\", ms = {ms} }}\n"
+        ));
+        if i > 0 {
+            text.push_str(&format!("depends_on = [\"n{}\"]\n", i - 1));
+        }
+    }
+    text
+}
+
+/// Starts `flow run FILE`; returns it once it printed its run id.
+fn spawn_run(env: &Env, file: &str) -> (Child, String) {
+    let mut child = env
+        .flow()
+        .env("FLOW_STORE_LEASE", LEASE)
+        .args(["run", file])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut header = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut header)
+        .unwrap();
+    let run_id = header
+        .split_whitespace()
+        .nth(1)
+        .expect("a run header")
+        .to_string();
+    (child, run_id)
+}
+
+#[test]
+fn a_run_is_cancelled_from_another_process_and_a_queued_one_at_once() {
+    let env = Env::new().on_postgres();
+    let file = env.write("chain.toml", &chain(5, 300));
+    let file = file.to_str().unwrap();
+
+    let queued = env
+        .run(&["run", "--submit", file, "--json"])
+        .success()
+        .json();
+    let queued = queued["run_id"].as_str().unwrap();
+    let said = env.run(&["cancel", queued]).success();
+    assert!(
+        said.stderr.contains("was queued: it is cancelled"),
+        "{}",
+        said.stderr
+    );
+    let status = env.run(&["status", queued, "--json"]).success().json();
+    assert_eq!(status["status"], "cancelled");
+
+    let (child, run_id) = spawn_run(&env, file);
+    wait_for(&env, &run_id, "running its first node", |status| {
+        node(status, "n0")["status"] == "running"
+    });
+    let said = env.run(&["cancel", &run_id]).success();
+    assert!(said.stderr.contains("is stopping"), "{}", said.stderr);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{output:?}");
+    let status = env.run(&["status", &run_id, "--json"]).success().json();
+    assert_eq!(status["status"], "cancelled");
+    assert_eq!(node(&status, "n4")["status"], "pending", "{status}");
+    let again = env.run(&["cancel", &run_id]).expect_code(2);
+    assert!(
+        again.stderr.contains("is not running (it cancelled)"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn a_run_goes_on_across_a_restart_of_postgresql() {
+    let env = Env::new().on_postgres();
+    let file = env.write("chain.toml", &chain(8, 100));
+    let (child, run_id) = spawn_run(&env, file.to_str().unwrap());
+    wait_for(&env, &run_id, "two nodes done", |status| {
+        succeeded(status) >= 2
+    });
+    flow_test_artifacts::postgres::server().restart();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let status = env.run(&["status", &run_id, "--json"]).success().json();
+    assert_eq!(status["status"], "succeeded");
+    // An attempt whose lease lapsed while the server was away is lost and
+    // runs again; each node still succeeds once.
+    one_success_each(&status);
+}

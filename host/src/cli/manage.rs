@@ -90,9 +90,42 @@ pub struct CancelArgs {
     run_id: String,
 }
 
+/// `flow cancel` on a shared store: whichever process runs the run stops
+/// it.
+fn cancel_shared(
+    context: &Context,
+    store: &flow_host::store::PostgresStore,
+    run_id: &str,
+) -> anyhow::Result<Exit> {
+    use flow_host::store::CancelRequest;
+    let run = store.find_run(run_id)?;
+    let said = match store.request_cancel(&run.run_id)? {
+        CancelRequest::Asked => format!(
+            "run {} is stopping (flow status {}{})",
+            run.run_id,
+            run.run_id,
+            context.db_flag()
+        ),
+        CancelRequest::Dequeued => format!("run {} was queued: it is cancelled", run.run_id),
+        CancelRequest::NotRunning(status) => {
+            return Err(
+                UsageError(format!("run {} is not running (it {status})", run.run_id)).into(),
+            );
+        }
+    };
+    if !context.quiet {
+        out::eprint(said);
+    }
+    Ok(Exit::Success)
+}
+
 /// `flow cancel`: asks the `flow serve` that holds the database to stop a
-/// run. A `flow run` stops on Ctrl-C or SIGTERM to its process.
+/// run (on a shared store, the process that runs it). A `flow run` also
+/// stops on Ctrl-C or SIGTERM to its process.
 pub fn cancel(context: &Context, args: CancelArgs) -> anyhow::Result<Exit> {
+    if let Some(url) = &context.store {
+        return cancel_shared(context, &context.open_postgres(url)?, &args.run_id);
+    }
     let db = context.db_path()?;
     let Some(address) = super::remote::server_of(&db) else {
         let store = context.open_store()?;

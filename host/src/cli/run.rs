@@ -273,7 +273,7 @@ pub fn execute(
         }
         // On the shared store, attempts go through its task queue, and
         // this process is one more worker while its run lasts.
-        let worker = shared.map(|shared| {
+        let worker = shared.clone().map(|shared| {
             let queue = shared.queue();
             engine = engine.clone().with_dispatcher(Arc::new(queue.clone()));
             Arc::new(Worker::new(
@@ -292,8 +292,14 @@ pub fn execute(
         signals.cancel(handle.canceller(), handle.run_id().to_string());
         let stop = CancellationToken::new();
         let working = worker.map(|worker| tokio::spawn(worker.run(stop.clone())));
+        let watch = shared.map(|shared| {
+            super::worker::watch_cancel(shared, handle.run_id().to_string(), handle.canceller())
+        });
         let report = handle.wait().await;
         stop.cancel();
+        if let Some(watch) = watch {
+            watch.abort();
+        }
         if let Some(working) = working {
             let _ = working.await;
         }

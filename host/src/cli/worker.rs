@@ -156,7 +156,7 @@ async fn adopt(
             {
                 continue;
             }
-            let (engine, store, plugins, id) = (
+            let (engine, reader, plugins, id) = (
                 engine.clone(),
                 store.clone(),
                 plugins.clone(),
@@ -164,7 +164,7 @@ async fn adopt(
             );
             // Reads the run's state and records the takeover: blocking.
             let taken = tokio::task::spawn_blocking(move || {
-                let spec = stored_workflow(&*store, &id).map_err(|why| why.to_string())?;
+                let spec = stored_workflow(&*reader, &id).map_err(|why| why.to_string())?;
                 engine
                     .resume(Arc::new(spec), plugins, &id, false)
                     .map_err(|error| match error {
@@ -177,6 +177,7 @@ async fn adopt(
             match taken {
                 Ok(Ok(handle)) => {
                     tracing::info!(target: "flow::worker", run = %run_id, "took up run {run_id}");
+                    let watch = watch_cancel(store.clone(), run_id.clone(), handle.canceller());
                     running
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -196,6 +197,7 @@ async fn adopt(
                                 "run {run_id} stopped: {error}"
                             ),
                         }
+                        watch.abort();
                         running
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
@@ -216,4 +218,23 @@ async fn adopt(
             }
         }
     }
+}
+
+/// Cancels run `run_id` here once a cancellation was asked for on any host
+/// (`flow cancel`); abort the task when the run ends.
+pub fn watch_cancel(
+    store: Arc<PostgresStore>,
+    run_id: String,
+    canceller: flow_host::exec::Canceller,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if store.cancel_requested(&run_id) {
+                tracing::info!(target: "flow::worker", run = %run_id, "cancelling run {run_id}, as asked");
+                canceller.cancel();
+                return;
+            }
+        }
+    })
 }

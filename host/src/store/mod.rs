@@ -20,7 +20,8 @@ mod view;
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use postgres::{
-    Claimed, PostgresOptions, PostgresStore, TaskQueue, hide_password, is_postgres_url,
+    CancelRequest, Claimed, PostgresOptions, PostgresStore, TaskQueue, hide_password,
+    is_postgres_url,
 };
 pub use records::{
     AttemptRecord, GuestLine, LineKind, NodeRecord, ParentLink, RunRecord, element_id,

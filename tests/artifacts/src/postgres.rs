@@ -210,40 +210,35 @@ impl Postgres {
             std::process::id(),
             self.databases.fetch_add(1, Ordering::Relaxed)
         );
-        let mut psql = Command::new(self.bin.join("psql"));
-        psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
-            .arg(self.url("postgres"))
-            .arg("-c")
-            .arg(format!("CREATE DATABASE {name}"));
-        run(psql, "CREATE DATABASE").unwrap_or_else(|why| panic!("{why}"));
+        self.query(&self.url("postgres"), &format!("CREATE DATABASE {name}"));
         self.url(&name)
     }
 
     /// Runs `sql` on the database at `url` with psql; its rows, one per
     /// line, columns separated by `|`.
+    ///
+    /// While the server restarts (another test's [`Postgres::restart`]),
+    /// psql is tried again.
     pub fn query(&self, url: &str, sql: &str) -> String {
-        let output = Command::new(self.bin.join("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-                url,
-                "-c",
-                sql,
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|error| panic!("cannot run psql: {error}"));
-        assert!(
-            output.status.success(),
-            "psql failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_string()
+        let mut tries = 0;
+        loop {
+            let output = Command::new(self.bin.join("psql"))
+                .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d"])
+                .args([url, "-c", sql])
+                .stdin(Stdio::null())
+                .output()
+                .unwrap_or_else(|error| panic!("cannot run psql: {error}"));
+            if output.status.success() {
+                return String::from_utf8_lossy(&output.stdout).trim().to_string();
+            }
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let restarting = ["connect", "connection", "shutting down", "starting up"]
+                .iter()
+                .any(|word| stderr.contains(word));
+            tries += 1;
+            assert!(restarting && tries < 300, "psql failed: {stderr}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 
     /// Stops the server (fast: clients are disconnected) and starts it

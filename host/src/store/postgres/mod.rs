@@ -18,8 +18,8 @@ mod bridge;
 mod queue;
 mod schema;
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bridge::Bridge;
@@ -65,6 +65,23 @@ pub struct PostgresStore {
     /// connection of the task queue.
     url: String,
     queue: std::sync::OnceLock<Arc<TaskQueue>>,
+    /// Runs held here whose cancellation was asked for, from any host.
+    cancels: Cancels,
+}
+
+/// Runs whose cancellation was asked for, as this process learnt it (a
+/// notification, or the lease renewal's answer).
+pub(super) type Cancels = Arc<Mutex<HashSet<String>>>;
+
+/// What [`PostgresStore::request_cancel`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelRequest {
+    /// The run's process was asked to stop it.
+    Asked,
+    /// The run was queued: it is now cancelled.
+    Dequeued,
+    /// The run was not running (its status).
+    NotRunning(RunStatus),
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -98,7 +115,13 @@ impl PostgresStore {
             fastrand::u32(..)
         )
         .into();
-        let heartbeat = bridge.spawn(renew(bridge.clone(), owner.clone(), options.lease));
+        let cancels = Cancels::default();
+        let heartbeat = bridge.spawn(renew(
+            bridge.clone(),
+            owner.clone(),
+            options.lease,
+            cancels.clone(),
+        ));
         Ok(Self {
             bridge,
             owner,
@@ -106,14 +129,68 @@ impl PostgresStore {
             heartbeat,
             url: url.to_string(),
             queue: std::sync::OnceLock::new(),
+            cancels,
         })
+    }
+
+    /// Asks whichever process runs run `run_id` to cancel it (a queued run
+    /// is cancelled here and now).
+    pub fn request_cancel(&self, run_id: &str) -> Result<CancelRequest, StoreError> {
+        let Some(mut run) = self.run(run_id)? else {
+            return Err(StoreError::UnknownRun { id: run_id.into() });
+        };
+        match run.status {
+            RunStatus::Queued => {
+                run.status = RunStatus::Cancelled;
+                run.finished_at = Some(Timestamp::now());
+                self.update_run(&run)?;
+                Ok(CancelRequest::Dequeued)
+            }
+            RunStatus::Running => {
+                let id = run_id.to_string();
+                self.bridge.call(move |client| {
+                    let id = id.clone();
+                    async move {
+                        client
+                            .execute(
+                                "UPDATE flow_runs SET cancel_requested = true WHERE run_id = $1",
+                                &[&id],
+                            )
+                            .await?;
+                        client
+                            .execute("SELECT pg_notify('flow_cancel', $1)", &[&id])
+                            .await?;
+                        Ok(())
+                    }
+                })?;
+                Ok(CancelRequest::Asked)
+            }
+            status => Ok(CancelRequest::NotRunning(status)),
+        }
+    }
+
+    /// Whether a cancellation of run `run_id` was asked for (and reached
+    /// this process: at once when it listens to the task queue, else at the
+    /// next lease renewal).
+    pub fn cancel_requested(&self, run_id: &str) -> bool {
+        self.cancels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(run_id)
     }
 
     /// The task queue through which runs hand attempts to workers (see
     /// [`TaskQueue`]); started on first use.
     pub fn queue(&self) -> Arc<TaskQueue> {
         self.queue
-            .get_or_init(|| TaskQueue::start(self.bridge.clone(), self.url.clone(), self.lease))
+            .get_or_init(|| {
+                TaskQueue::start(
+                    self.bridge.clone(),
+                    self.url.clone(),
+                    self.lease,
+                    self.cancels.clone(),
+                )
+            })
             .clone()
     }
 
@@ -168,7 +245,7 @@ fn hostname() -> String {
 
 /// Renews the leases of the runs this process holds, every third of the
 /// lease, until the store is dropped.
-async fn renew(bridge: Arc<Bridge>, owner: Arc<str>, lease: Duration) {
+async fn renew(bridge: Arc<Bridge>, owner: Arc<str>, lease: Duration, cancels: Cancels) {
     let mut every = tokio::time::interval(lease / 3);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -181,17 +258,29 @@ async fn renew(bridge: Arc<Bridge>, owner: Arc<str>, lease: Duration) {
                     let statement = client
                         .prepare_cached(
                             "UPDATE flow_runs SET lease_until = now() + make_interval(secs => $2)
-                             WHERE owner = $1 AND status = 'running'",
+                             WHERE owner = $1 AND status = 'running'
+                             RETURNING run_id, cancel_requested",
                         )
                         .await?;
-                    Ok(client
-                        .execute(&statement, &[&&*owner, &lease.as_secs_f64()])
-                        .await?)
+                    let rows = client
+                        .query(&statement, &[&&*owner, &lease.as_secs_f64()])
+                        .await?;
+                    Ok(rows
+                        .into_iter()
+                        .filter(|row| row.get::<_, bool>(1))
+                        .map(|row| row.get::<_, String>(0))
+                        .collect::<Vec<_>>())
                 }
             })
             .await;
-        if let Err(error) = renewed {
-            tracing::warn!("cannot renew the leases of this process's runs: {error}");
+        match renewed {
+            Ok(cancelled) => cancels
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(cancelled),
+            Err(error) => {
+                tracing::warn!("cannot renew the leases of this process's runs: {error}")
+            }
         }
     }
 }

@@ -68,6 +68,8 @@ pub struct TaskQueue {
     done: Notify,
     /// Woken by `flow_ready`: tasks may be waiting for a worker.
     ready: Notify,
+    /// Filled by `flow_cancel`.
+    cancels: super::Cancels,
 }
 
 impl std::fmt::Debug for TaskQueue {
@@ -81,7 +83,12 @@ impl std::fmt::Debug for TaskQueue {
 impl TaskQueue {
     /// The queue of the database behind `bridge`, with its background
     /// tasks (inserter, collector, reaper, listener) started.
-    pub(super) fn start(bridge: Arc<Bridge>, url: String, lease: Duration) -> Arc<Self> {
+    pub(super) fn start(
+        bridge: Arc<Bridge>,
+        url: String,
+        lease: Duration,
+        cancels: super::Cancels,
+    ) -> Arc<Self> {
         let (inserts, received) = mpsc::unbounded_channel();
         let queue = Arc::new(Self {
             bridge: bridge.clone(),
@@ -90,6 +97,7 @@ impl TaskQueue {
             waiters: Mutex::new(HashMap::new()),
             done: Notify::new(),
             ready: Notify::new(),
+            cancels,
         });
         let weak = Arc::downgrade(&queue);
         bridge.spawn(insert_batches(weak.clone(), received));
@@ -587,7 +595,7 @@ async fn listen(queue: std::sync::Weak<TaskQueue>, url: String) {
                     }
                 });
                 if client
-                    .batch_execute("LISTEN flow_ready; LISTEN flow_done")
+                    .batch_execute("LISTEN flow_ready; LISTEN flow_done; LISTEN flow_cancel")
                     .await
                     .is_ok()
                 {
@@ -599,6 +607,13 @@ async fn listen(queue: std::sync::Weak<TaskQueue>, url: String) {
                         if let tokio_postgres::AsyncMessage::Notification(note) = message {
                             match note.channel() {
                                 "flow_ready" => queue.ready.notify_one(),
+                                "flow_cancel" => {
+                                    queue
+                                        .cancels
+                                        .lock()
+                                        .unwrap_or_else(|e| e.into_inner())
+                                        .insert(note.payload().to_string());
+                                }
                                 _ => queue.done.notify_one(),
                             }
                         }
@@ -612,5 +627,149 @@ async fn listen(queue: std::sync::Weak<TaskQueue>, url: String) {
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{PostgresOptions, PostgresStore};
+
+    fn store(lease_ms: u64) -> PostgresStore {
+        let url = flow_test_artifacts::postgres::server().database();
+        let options = PostgresOptions {
+            lease: Duration::from_millis(lease_ms),
+            ..PostgresOptions::default()
+        };
+        PostgresStore::open(&url, options).unwrap()
+    }
+
+    fn attempt(node: &str, digest: &str) -> Dispatch {
+        Dispatch {
+            run_id: "01RUN".into(),
+            node_id: node.into(),
+            attempt: 1,
+            action: "echo".into(),
+            plugin_sha256: digest.into(),
+            input: "{}".into(),
+        }
+    }
+
+    fn echo(digest: &str) -> Vec<(String, String)> {
+        vec![("echo".to_string(), digest.to_string())]
+    }
+
+    /// Claims until `n` tasks were claimed in all.
+    async fn claim_all(
+        queue: &Arc<TaskQueue>,
+        worker: &str,
+        digest: &str,
+        n: usize,
+    ) -> Vec<Claimed> {
+        let mut claimed = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while claimed.len() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {} claimed",
+                claimed.len()
+            );
+            let batch = queue
+                .claim(worker, &echo(digest), None, n - claimed.len())
+                .await
+                .unwrap();
+            if batch.is_empty() {
+                queue.wait_for_work().await;
+            }
+            claimed.extend(batch);
+        }
+        claimed
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_workers_never_claim_one_task_and_only_with_the_same_plugin() {
+        let store = store(30_000);
+        let queue = store.queue();
+        let waits: Vec<_> = (0..60)
+            .map(|i| queue.dispatch(attempt(&format!("n{i}"), "aa")))
+            .collect();
+        let other = queue.dispatch(attempt("other", "bb"));
+        let (first, second) = tokio::join!(
+            claim_all(&queue, "w1", "aa", 30),
+            claim_all(&queue, "w2", "aa", 30)
+        );
+        let mut ids: Vec<i64> = first.iter().chain(&second).map(|c| c.id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 60, "no task claimed twice");
+        assert!(
+            queue
+                .claim("w1", &echo("aa"), None, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "the task of another plugin version is not claimed"
+        );
+        let nodes: std::collections::HashSet<String> = first
+            .iter()
+            .chain(&second)
+            .map(|c| c.attempt.node_id.clone())
+            .collect();
+        assert!(!nodes.contains("other"));
+        drop((waits, other));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_report_reaches_the_waiting_run_and_a_stale_one_is_refused() {
+        let store = store(400);
+        let queue = store.queue();
+        let waiting = queue.dispatch(attempt("a", "aa"));
+        let claim = claim_all(&queue, "w1", "aa", 1).await.remove(0);
+        assert_eq!(claim.attempt, attempt("a", "aa"));
+        let report = WireReport::from(AttemptReport::new(Ok("{\"x\":1}".into())));
+        assert!(queue.complete(&claim, report.clone()).await.unwrap());
+        assert_eq!(waiting.await.result.unwrap(), "{\"x\":1}");
+        assert!(
+            !queue.complete(&claim, report.clone()).await.unwrap(),
+            "a task is reported once"
+        );
+
+        // A worker that stops renewing loses the attempt; its late report
+        // is refused.
+        let waiting = queue.dispatch(attempt("b", "aa"));
+        let claim = claim_all(&queue, "w2", "aa", 1).await.remove(0);
+        let lost = waiting.await;
+        let error = lost.result.unwrap_err();
+        assert!(
+            matches!(&error, AttemptError::Lost { message } if message.contains("w2")),
+            "{error}"
+        );
+        assert!(!queue.complete(&claim, report).await.unwrap(), "fenced");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn renewals_keep_a_claim_and_a_cancelled_task_is_given_up() {
+        let store = store(300);
+        let queue = store.queue();
+        let waiting = queue.dispatch(attempt("a", "aa"));
+        let claim = claim_all(&queue, "w1", "aa", 1).await.remove(0);
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert_eq!(
+                queue.renew("w1").await.unwrap(),
+                [claim.id],
+                "renewed, not lost"
+            );
+        }
+        // The run stops waiting (cancelled): the claim is gone at the
+        // next renewal, and a report is refused.
+        drop(waiting);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !queue.renew("w1").await.unwrap().is_empty() {
+            assert!(std::time::Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let report = WireReport::from(AttemptReport::new(Ok("{}".into())));
+        assert!(!queue.complete(&claim, report).await.unwrap());
     }
 }

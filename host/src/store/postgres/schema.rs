@@ -66,6 +66,8 @@ CREATE TABLE flow_schedules (
         version: 2,
         description: "the task queue of workers",
         sql: r#"
+-- Set by `flow cancel` on any host; the run's process stops the run.
+ALTER TABLE flow_runs ADD COLUMN cancel_requested boolean NOT NULL DEFAULT false;
 CREATE SEQUENCE flow_task_tokens;
 CREATE TABLE flow_tasks (
     id            bigserial PRIMARY KEY,
