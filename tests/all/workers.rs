@@ -387,3 +387,51 @@ fn a_run_goes_on_across_a_restart_of_postgresql() {
     // runs again; each node still succeeds once.
     one_success_each(&status);
 }
+
+#[test]
+fn a_run_no_live_worker_can_take_up_stays_queued_and_status_says_why() {
+    let env = Env::new().on_postgres();
+    let file = env.write("chain.toml", &chain(2, 10));
+    let submitted = env
+        .run(&["run", "--submit", file.to_str().unwrap(), "--json"])
+        .success()
+        .json();
+    let run_id = submitted["run_id"].as_str().unwrap().to_string();
+    let status = env.run(&["status", &run_id]).success();
+    assert!(
+        status
+            .stdout
+            .contains("waiting   no `flow worker` of this store is live"),
+        "{}",
+        status.stdout
+    );
+
+    // A worker without the run's plugin cannot take it up.
+    let plugin = env.plugins().join("misbehave.wasm");
+    let saved = std::fs::read(&plugin).unwrap();
+    std::fs::remove_file(&plugin).unwrap();
+    let lacking = WorkerProcess::start(&env, 1);
+    let status = env.run(&["status", &run_id]).success();
+    assert!(
+        status.stdout.contains("status    queued"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains(&format!(
+            "worker {} cannot take the run up: it lacks misbehave (",
+            lacking.id
+        )),
+        "{}",
+        status.stdout
+    );
+
+    // One that has it does.
+    std::fs::write(&plugin, saved).unwrap();
+    let _able = WorkerProcess::start(&env, 1);
+    let status = wait_for(&env, &run_id, "succeeded", |status| {
+        status["status"] == "succeeded"
+    });
+    assert_eq!(one_success_each(&status), 0);
+    drop(lacking);
+}

@@ -49,6 +49,11 @@ pub fn show(
         write_document(&mut out, run, &nodes, spec.as_ref())?;
     } else {
         print_header(&mut out, context, run)?;
+        if matches!(run.status, RunStatus::Queued | RunStatus::Interrupted) {
+            for why in store.waiting(&run.run_id)? {
+                writeln!(out, "waiting   {why}")?;
+            }
+        }
         print_nodes(&mut out, &nodes)?;
         print_maps(&mut out, &nodes)?;
         print_details(&mut out, &nodes)?;

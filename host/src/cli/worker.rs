@@ -80,6 +80,7 @@ pub fn run(context: &Context, args: WorkerArgs) -> anyhow::Result<Exit> {
             ))
             .into());
         }
+        worker.announce().await?;
         // The line scripts and tests wait for.
         println!("flow worker {}: ready", store.owner());
         if !context.quiet {

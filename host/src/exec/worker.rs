@@ -86,6 +86,13 @@ impl Worker {
             .collect()
     }
 
+    /// Records in the store that this worker lives and which plugins it
+    /// serves (`flow status` tells what no live worker can run); the
+    /// worker renews it while it runs.
+    pub async fn announce(&self) -> Result<(), crate::store::StoreError> {
+        self.queue.announce(&self.id, Some(&self.serves())).await
+    }
+
     /// What the worker did so far.
     pub fn stats(&self) -> WorkerStats {
         *self.stats.lock().unwrap_or_else(|e| e.into_inner())
@@ -99,6 +106,9 @@ impl Worker {
     /// it runs finish.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         let serves = self.serves();
+        if let Err(error) = self.queue.announce(&self.id, Some(&serves)).await {
+            tracing::warn!(target: "flow::worker", "cannot announce this worker: {error}");
+        }
         let held: Arc<Mutex<HashMap<i64, CancellationToken>>> = Arc::default();
         let renewing = CancellationToken::new();
         tokio::spawn(renew(self.clone(), held.clone(), renewing.clone()));
@@ -150,6 +160,9 @@ impl Worker {
         }
         while running.join_next().await.is_some() {}
         renewing.cancel();
+        if let Err(error) = self.queue.announce(&self.id, None).await {
+            tracing::debug!(target: "flow::worker", "cannot retire this worker: {error}");
+        }
     }
 
     /// Runs one claimed attempt and reports it, unless the claim was lost
@@ -321,6 +334,13 @@ async fn renew(
         tokio::select! {
             () = stop.cancelled() => return,
             _ = ticks.tick() => {}
+        }
+        if let Err(error) = worker
+            .queue
+            .announce(&worker.id, Some(&worker.serves()))
+            .await
+        {
+            tracing::warn!(target: "flow::worker", "cannot announce this worker: {error}");
         }
         // Claims made while the renewal runs are not in its answer: only
         // those held before it are judged by it.

@@ -237,6 +237,14 @@ pub trait WorkflowStore: Send + Sync {
     /// Records that schedule `name` fired for time `due`.
     fn set_last_fire(&self, name: &str, due: crate::report::Timestamp) -> Result<(), StoreError>;
 
+    /// Why a queued or interrupted run waits, as sentences: on a shared
+    /// store, that no live worker can take it up (none lives, or each lacks
+    /// a plugin it uses). Empty when one can, and for stores of one process.
+    fn waiting(&self, run_id: &str) -> Result<Vec<String>, StoreError> {
+        let _ = run_id;
+        Ok(Vec::new())
+    }
+
     /// Finds a run by its id or an unambiguous prefix of it (in any case).
     fn find_run(&self, prefix: &str) -> Result<RunRecord, StoreError> {
         if prefix.is_empty() {

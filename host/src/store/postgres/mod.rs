@@ -781,6 +781,64 @@ impl WorkflowStore for PostgresStore {
         Ok(())
     }
 
+    fn waiting(&self, run_id: &str) -> Result<Vec<String>, StoreError> {
+        let Some(run) = self.run(run_id)? else {
+            return Ok(Vec::new());
+        };
+        if !matches!(run.status, RunStatus::Queued | RunStatus::Interrupted) {
+            return Ok(Vec::new());
+        }
+        // A worker takes a run up only with every plugin it uses, byte for
+        // byte; native actions live in the program that registered them.
+        let needed: Vec<(&String, &String)> = run
+            .plugins
+            .iter()
+            .filter(|(_, digest)| !digest.starts_with("native:"))
+            .collect();
+        let workers: Vec<(String, Vec<String>, Vec<String>)> =
+            self.bridge.call(|client| async move {
+                let rows = client
+                    .query(
+                        "SELECT worker, actions, digests FROM flow_workers
+                     WHERE seen_until > now() ORDER BY worker",
+                        &[],
+                    )
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|row| (row.get(0), row.get(1), row.get(2)))
+                    .collect())
+            })?;
+        if workers.is_empty() {
+            return Ok(vec![
+                "no `flow worker` of this store is live to take the run up".into(),
+            ]);
+        }
+        let mut said = Vec::new();
+        for (worker, actions, digests) in &workers {
+            let missing: Vec<String> = needed
+                .iter()
+                .filter(|(name, digest)| {
+                    !actions
+                        .iter()
+                        .zip(digests)
+                        .any(|(action, served)| action == *name && served == *digest)
+                })
+                .map(|(name, digest)| format!("{name} ({}…)", &digest[..digest.len().min(12)]))
+                .collect();
+            if missing.is_empty() {
+                // That worker will take it up.
+                return Ok(Vec::new());
+            }
+            said.push(format!(
+                "worker {worker} cannot take the run up: it lacks {} (name and SHA-256 as the run \
+                 recorded them)",
+                missing.join(", ")
+            ));
+        }
+        Ok(said)
+    }
+
     fn last_fire(&self, name: &str) -> Result<Option<Timestamp>, StoreError> {
         let name = name.to_string();
         let fire: Option<i64> = self.bridge.call(move |client| {

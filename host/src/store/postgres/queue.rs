@@ -250,6 +250,53 @@ impl TaskQueue {
         .await
     }
 
+    /// Says that `worker` lives and serves `plugins` (name, SHA-256), for
+    /// the next lease; `None` says it stopped.
+    pub async fn announce(
+        self: &Arc<Self>,
+        worker: &str,
+        plugins: Option<&[(String, String)]>,
+    ) -> Result<(), StoreError> {
+        let (actions, digests): (Vec<String>, Vec<String>) =
+            plugins.unwrap_or_default().iter().cloned().unzip();
+        let args = Arc::new((
+            worker.to_string(),
+            plugins.is_some(),
+            actions,
+            digests,
+            self.lease.as_secs_f64(),
+        ));
+        let this = self.clone();
+        self.on_bridge(async move {
+            this.bridge
+                .attempt(|client| {
+                    let args = args.clone();
+                    async move {
+                        let (worker, live, actions, digests, lease) = &*args;
+                        if !*live {
+                            client
+                                .execute("DELETE FROM flow_workers WHERE worker = $1", &[worker])
+                                .await?;
+                            return Ok(());
+                        }
+                        client
+                            .execute(
+                                "INSERT INTO flow_workers (worker, actions, digests, seen_until)
+                                 VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+                                 ON CONFLICT (worker) DO UPDATE SET
+                                     actions = excluded.actions, digests = excluded.digests,
+                                     seen_until = excluded.seen_until",
+                                &[worker, actions, digests, lease],
+                            )
+                            .await?;
+                        Ok(())
+                    }
+                })
+                .await
+        })
+        .await
+    }
+
     /// Runs `future` on the store's runtime, where its connections live.
     async fn on_bridge<T: Send + 'static>(
         &self,

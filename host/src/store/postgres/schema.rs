@@ -90,11 +90,14 @@ CREATE INDEX flow_tasks_ready ON flow_tasks (id) WHERE state = 'ready';
 CREATE INDEX flow_tasks_claimed ON flow_tasks (worker) WHERE state = 'claimed';
 -- Runs a worker may take up: queued, or left by a process that stopped.
 CREATE INDEX flow_runs_unfinished ON flow_runs (run_id) WHERE status IN ('queued', 'running');
+-- Live workers and the plugins they serve (name and SHA-256), renewed
+-- like a lease.
 CREATE TABLE flow_workers (
     worker     text PRIMARY KEY,
-    plugins    text NOT NULL,
+    actions    text[] NOT NULL,
+    digests    text[] NOT NULL,
     started_at timestamptz NOT NULL DEFAULT now(),
-    seen_at    timestamptz NOT NULL DEFAULT now()
+    seen_until timestamptz NOT NULL
 );
 "#,
     },
