@@ -20,6 +20,8 @@ mod outbound;
 mod records;
 #[path = "engine/serve.rs"]
 mod serve;
+#[path = "engine/workers.rs"]
+mod workers;
 
 use flow_host::observe::{Metric, MetricsCollector};
 use flow_host::{
@@ -155,6 +157,11 @@ const SCENARIOS: &[&str] = &[
     "load/js-template/warm",
     "attempt/js-template",
     "serve/api",
+    "workers-10000/sled",
+    "workers-10000/postgres-1",
+    "workers-10000/postgres-2",
+    "workers-10000/postgres-4",
+    "workers/takeover-lease-1s",
 ];
 
 /// The machine, as the table's header says it.
@@ -287,6 +294,11 @@ async fn scenario(name: &str) -> serde_json::Value {
             let setup = setup(true).await;
             serve::api(&setup.dir.path().join("plugins"), &cache_dir())
         }
+        "workers-10000/sled" => workers::sled().await,
+        "workers-10000/postgres-1" => workers::postgres(1).await,
+        "workers-10000/postgres-2" => workers::postgres(2).await,
+        "workers-10000/postgres-4" => workers::postgres(4).await,
+        "workers/takeover-lease-1s" => workers::takeover().await,
         "http-1000/native-sequential" => outbound::native(1).await,
         "http-1000/native-16" => outbound::native(16).await,
         "http-1000/wasm-sequential" => outbound::wasm(1).await,

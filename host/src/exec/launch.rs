@@ -59,7 +59,8 @@ pub(super) fn submit(
     workflow: &WorkflowSpec,
     plugins: &PluginRegistry,
 ) -> Result<RunRecord, ExecError> {
-    resolve(engine, workflow, plugins)?;
+    // The process that takes it up checks its own runtime and secrets.
+    plugins_of(workflow, plugins, None)?;
     let record = RunRecord {
         status: RunStatus::Queued,
         ..new_record(workflow, plugins, workflow.resolved_params()?)
@@ -360,27 +361,44 @@ fn launch(
     }
 }
 
+/// Checks that the runtime can hold as many instances as the run has
+/// workers. With a dispatcher, attempts of WebAssembly actions run
+/// elsewhere, each worker bounded by its own runtime.
+fn check_pool(engine: &WorkflowEngine, workflow: &WorkflowSpec) -> Result<(), ExecError> {
+    let workers = workflow.options.max_concurrency.workers();
+    let instances = engine.runtime.config().max_instances;
+    if engine.dispatcher().is_none() && instances > 0 && workers > instances as usize {
+        return Err(ExecError::PoolTooSmall { workers, instances });
+    }
+    Ok(())
+}
+
 /// The plugin of each node, by node index (none for a node that runs a
-/// sub-workflow); checks that the runtime can hold as many instances as the
-/// run has workers, and that the plugins and secrets of the sub-workflows
+/// sub-workflow); checks the runtime's pool (see [`check_pool`]), and that the plugins and secrets of the sub-workflows
 /// are there too.
 fn resolve(
     engine: &WorkflowEngine,
     workflow: &WorkflowSpec,
     plugins: &PluginRegistry,
 ) -> Result<Vec<Option<Arc<Plugin>>>, ExecError> {
-    let workers = workflow.options.max_concurrency.workers();
-    let instances = engine.runtime.config().max_instances;
-    if instances > 0 && workers > instances as usize {
-        return Err(ExecError::PoolTooSmall { workers, instances });
-    }
+    check_pool(engine, workflow)?;
+    plugins_of(workflow, plugins, Some(&engine.secrets))
+}
 
+/// The plugin of each node, and those of the sub-workflows, checked; with
+/// `secrets`, that those the workflows grant are there.
+fn plugins_of(
+    workflow: &WorkflowSpec,
+    plugins: &PluginRegistry,
+    secrets: Option<&crate::runtime::Secrets>,
+) -> Result<Vec<Option<Arc<Plugin>>>, ExecError> {
     workflow
         .check_actions(plugins.names())
         .map_err(ExecError::Spec)?;
     for spec in std::iter::once(workflow).chain(workflow.sub_workflows()) {
-        spec.check_secrets(&engine.secrets)
-            .map_err(ExecError::Spec)?;
+        if let Some(secrets) = secrets {
+            spec.check_secrets(secrets).map_err(ExecError::Spec)?;
+        }
         for node in spec.nodes.iter().filter(|node| node.workflow.is_none()) {
             if plugins.get(&node.action).is_none() {
                 return Err(not_loaded(plugins, &node.action));

@@ -51,6 +51,15 @@ impl OpError {
         }
     }
 
+    /// Why, in a few words (for a log line that names the server).
+    fn reason(&self) -> String {
+        match self {
+            OpError::Db(error) | OpError::Pool(PoolError::Backend(error)) => describe(error),
+            OpError::Pool(error) => error.to_string(),
+            OpError::Store(error) => error.to_string(),
+        }
+    }
+
     fn into_store(self, shown: &str) -> StoreError {
         match self {
             OpError::Store(error) => error,
@@ -117,6 +126,9 @@ fn describe(error: &tokio_postgres::Error) -> String {
 pub(super) struct Bridge {
     runtime: Option<tokio::runtime::Runtime>,
     pool: Pool,
+    /// Connections for the task queue, whose commits need not wait for the
+    /// disk (see [`Bridge::attempt_queue`]).
+    queue_pool: Pool,
     /// The server's address without its password, for messages.
     pub(super) shown: String,
     /// How long an operation keeps trying while the server is unreachable.
@@ -145,32 +157,40 @@ impl Bridge {
             config.connect_timeout(Duration::from_secs(5));
         }
         let shown = show(&config);
-        let manager = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let mut queue_config = config.clone();
+        let options = queue_config.get_options().unwrap_or_default().to_string();
+        queue_config.options(format!("{options} -c synchronous_commit=off").trim());
+        let manager = |config| {
+            Manager::from_config(
+                config,
+                tokio_postgres::NoTls,
+                ManagerConfig {
+                    recycling_method: RecyclingMethod::Fast,
+                },
+            )
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("flow-postgres")
             .enable_all()
             .build()
             .map_err(StoreError::io)?;
-        let pool = {
+        let build = |config| {
             let _entered = runtime.enter();
-            Pool::builder(manager)
+            Pool::builder(manager(config))
                 .max_size(connections.max(1))
                 .runtime(deadpool_postgres::Runtime::Tokio1)
                 .wait_timeout(Some(Duration::from_secs(30)))
                 .create_timeout(Some(Duration::from_secs(10)))
                 .build()
-                .map_err(|error| StoreError::io_message(format!("PostgreSQL pool: {error}")))?
+                .map_err(|error| StoreError::io_message(format!("PostgreSQL pool: {error}")))
         };
+        let pool = build(config)?;
+        let queue_pool = build(queue_config)?;
         Ok(Arc::new(Self {
             runtime: Some(runtime),
             pool,
+            queue_pool,
             shown,
             retry_for,
         }))
@@ -217,10 +237,31 @@ impl Bridge {
         F: Fn(Object) -> Fut,
         Fut: Future<Output = Result<T, OpError>>,
     {
+        self.attempt_on(&self.pool, op).await
+    }
+
+    /// [`Bridge::attempt`] for the task queue, on connections whose commits
+    /// do not wait for the disk: a task's state is not the run's record
+    /// (that one is always committed to disk). A state lost in a server
+    /// crash is a claim that lapses and an attempt run again, never a
+    /// result lost.
+    pub(super) async fn attempt_queue<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(Object) -> Fut,
+        Fut: Future<Output = Result<T, OpError>>,
+    {
+        self.attempt_on(&self.queue_pool, op).await
+    }
+
+    async fn attempt_on<T, F, Fut>(&self, pool: &Pool, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(Object) -> Fut,
+        Fut: Future<Output = Result<T, OpError>>,
+    {
         let started = Instant::now();
         let mut delay = Duration::from_millis(50);
         loop {
-            let result = match self.pool.get().await {
+            let result = match pool.get().await {
                 Ok(client) => op(client).await,
                 Err(error) => Err(OpError::Pool(error)),
             };
@@ -230,7 +271,7 @@ impl Bridge {
                     tracing::warn!(
                         "PostgreSQL at {} cannot be reached ({}); trying again in {} ms",
                         self.shown,
-                        error.into_store(&self.shown),
+                        error.reason(),
                         delay.as_millis()
                     );
                     tokio::time::sleep(delay).await;

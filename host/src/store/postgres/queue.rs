@@ -139,7 +139,7 @@ impl TaskQueue {
         let this = self.clone();
         self.on_bridge(async move {
             this.bridge
-                .attempt(|client| {
+                .attempt_queue(|client| {
                     let args = args.clone();
                     async move {
                         let (worker, names, digests, only_run, limit, lease) = &*args;
@@ -201,7 +201,7 @@ impl TaskQueue {
         let this = self.clone();
         self.on_bridge(async move {
             this.bridge
-                .attempt(|client| {
+                .attempt_queue(|client| {
                     let args = args.clone();
                     async move {
                         let (id, token, text) = &*args;
@@ -232,7 +232,7 @@ impl TaskQueue {
         let this = self.clone();
         self.on_bridge(async move {
             this.bridge
-                .attempt(|client| {
+                .attempt_queue(|client| {
                     let args = args.clone();
                     async move {
                         let statement = client
@@ -269,7 +269,7 @@ impl TaskQueue {
         let this = self.clone();
         self.on_bridge(async move {
             this.bridge
-                .attempt(|client| {
+                .attempt_queue(|client| {
                     let args = args.clone();
                     async move {
                         let (worker, live, actions, digests, lease) = &*args;
@@ -318,7 +318,7 @@ impl TaskQueue {
         self.bridge.spawn(async move {
             let cancelled = this
                 .bridge
-                .attempt(|client| async move {
+                .attempt_queue(|client| async move {
                     client
                         .execute(
                             "UPDATE flow_tasks SET state = 'cancelled'
@@ -421,7 +421,7 @@ async fn insert_batches(
         );
         let inserted = queue
             .bridge
-            .attempt(|client| {
+            .attempt_queue(|client| {
                 let rows = rows.clone();
                 async move {
                     let column =
@@ -503,7 +503,7 @@ async fn collect(queue: std::sync::Weak<TaskQueue>) {
             let ids = Arc::new(waited);
             let found = this
                 .bridge
-                .attempt(|client| {
+                .attempt_queue(|client| {
                     let ids = ids.clone();
                     async move {
                         let statement = client
@@ -571,7 +571,7 @@ async fn reap(queue: std::sync::Weak<TaskQueue>) {
         let Some(this) = queue.upgrade() else { return };
         let reaped = this
             .bridge
-            .attempt(|client| async move {
+            .attempt_queue(|client| async move {
                 let statement = client
                     .prepare_cached(
                         "WITH lost AS (
@@ -605,7 +605,7 @@ async fn reap(queue: std::sync::Weak<TaskQueue>) {
         // Tasks nobody will read: left by a process that stopped waiting.
         let _ = this
             .bridge
-            .attempt(|client| async move {
+            .attempt_queue(|client| async move {
                 Ok(client
                     .execute(
                         "DELETE FROM flow_tasks

@@ -1,0 +1,166 @@
+//! Several processes on one run through PostgreSQL: the 10,000-node layered
+//! workflow run by 1, 2 and 4 `flow worker` processes on a PostgreSQL
+//! server of the bench's own (the same workflow on sled, by `flow run`, for
+//! comparison), and the time from a worker's death to its attempt running
+//! on another worker.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The lease of the takeover row.
+const LEASE: Duration = Duration::from_secs(1);
+
+fn flow(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flow"));
+    command
+        .current_dir(dir)
+        .env("FLOW_CACHE_DIR", super::cache_dir())
+        .env_remove("FLOW_DB")
+        .env_remove("FLOW_LOG")
+        .stderr(Stdio::null());
+    command
+}
+
+/// Starts a `flow worker`; returns once it is ready.
+fn worker(dir: &Path, url: &str, concurrency: usize, lease: Option<Duration>) -> Child {
+    let mut command = flow(dir);
+    command
+        .env("FLOW_STORE", url)
+        .args(["worker", "--plugins", "plugins", "--max-concurrency"])
+        .arg(concurrency.to_string())
+        .stdout(Stdio::piped());
+    if let Some(lease) = lease {
+        command.env("FLOW_STORE_LEASE", format!("{}ms", lease.as_millis()));
+    }
+    let mut child = command.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.ends_with(": ready\n"), "{line}");
+    child
+}
+
+fn stop(mut children: Vec<Child>) {
+    for child in &mut children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// The layered workflow of the engine rows, with room for every worker.
+fn workflow(dir: &Path) -> std::path::PathBuf {
+    let text = super::layered(100, 100, "batched").replacen(
+        "[defaults]",
+        "plugins = \"plugins\"\nmax_concurrency = 64\n[defaults]",
+        1,
+    );
+    let file = dir.join("layered.toml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// `flow run` of the workflow on sled: the row to compare with.
+pub async fn sled() -> serde_json::Value {
+    let setup = super::setup(true).await;
+    let dir = setup.dir.path();
+    let file = workflow(dir);
+    let started = Instant::now();
+    let status = flow(dir)
+        .env("FLOW_DB", dir.join("db"))
+        .arg("run")
+        .arg(&file)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    super::whole_row(10_000, started.elapsed())
+}
+
+/// `workers` processes of eight attempts each on one submitted run: the
+/// time from the submission to the run's end.
+pub async fn postgres(workers: usize) -> serde_json::Value {
+    let setup = super::setup(true).await;
+    let dir = setup.dir.path();
+    let file = workflow(dir);
+    let server = flow_test_artifacts::postgres::server();
+    let url = server.database();
+    let children: Vec<Child> = (0..workers).map(|_| worker(dir, &url, 8, None)).collect();
+    let started = Instant::now();
+    let output = flow(dir)
+        .env("FLOW_STORE", &url)
+        .args(["run", "--submit"])
+        .arg(&file)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    loop {
+        let status = server.query(&url, "SELECT status FROM flow_runs");
+        if status != "queued" && status != "running" {
+            assert_eq!(status, "succeeded");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let wall = started.elapsed();
+    stop(children);
+    super::whole_row(10_000, wall)
+}
+
+/// A worker is killed while it runs a node (and holds the run); the time
+/// until that node's next attempt starts on another worker, with a lease
+/// of one second. Reported as the row's median, over one node.
+pub async fn takeover() -> serde_json::Value {
+    let setup = super::setup(true).await;
+    let dir = setup.dir.path();
+    let file = dir.join("slow.toml");
+    std::fs::write(
+        &file,
+        "[workflow]\nid = \"slow\"\nplugins = \"plugins\"\ndurability = \"strict\"\n\
+         [nodes.slow]\naction = \"misbehave\"\ninput = { mode = \"sleep\", ms = 3000 }\n",
+    )
+    .unwrap();
+    let server = flow_test_artifacts::postgres::server();
+    let url = server.database();
+    let mut first = worker(dir, &url, 1, Some(LEASE));
+    let status = flow(dir)
+        .env("FLOW_STORE", &url)
+        .args(["run", "--submit"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    while server.query(
+        &url,
+        "SELECT count(*) FROM flow_tasks WHERE state = 'claimed'",
+    ) == "0"
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let second = worker(dir, &url, 1, Some(LEASE));
+    let _ = first.kill();
+    let killed = Instant::now();
+    let _ = first.wait();
+    // The second worker takes the run over (the first held it) and claims
+    // the node's next attempt.
+    while server.query(
+        &url,
+        "SELECT count(*) FROM flow_tasks WHERE state = 'claimed' AND attempt >= 2",
+    ) == "0"
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let wall = killed.elapsed();
+    stop(vec![second]);
+    let mut row = super::whole_row(1, wall);
+    row["lease_ms"] = serde_json::json!(LEASE.as_millis());
+    row
+}
