@@ -151,7 +151,7 @@ fn three_workers_share_a_run_of_2000_nodes_and_a_killed_one_costs_only_its_attem
     let mut workers: Vec<WorkerProcess> = (0..3).map(|_| WorkerProcess::start(&env, 2)).collect();
 
     // The run's own process is one more worker.
-    let mut run = env
+    let run = env
         .flow()
         .env("FLOW_STORE_LEASE", LEASE)
         .args(["run", file.to_str().unwrap(), "--json"])

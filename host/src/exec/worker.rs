@@ -157,6 +157,8 @@ impl Worker {
                 () = self.queue.wait_for_work(), if running.len() < self.capacity => {}
                 Some(_) = running.join_next(), if !running.is_empty() => {}
             }
+            // Claims for every slot freed meanwhile go in one statement.
+            while running.try_join_next().is_some() {}
         }
         while running.join_next().await.is_some() {}
         renewing.cancel();

@@ -56,12 +56,18 @@ pub struct Claimed {
 /// What the run's process waits for.
 type Waiter = oneshot::Sender<AttemptReport>;
 
+/// A report on its way: task id, token, the report's JSON, and where to
+/// say whether it was accepted.
+type Report = (i64, i64, String, oneshot::Sender<Result<bool, StoreError>>);
+
 /// The queue, shared by the dispatching and the working sides of a process.
 pub struct TaskQueue {
     bridge: Arc<Bridge>,
     lease: Duration,
     /// Sends attempts to the batching inserter.
     inserts: mpsc::UnboundedSender<(Dispatch, Waiter, Arc<AtomicI64>)>,
+    /// Sends reports to the batching reporter.
+    reports: mpsc::UnboundedSender<Report>,
     /// Reports awaited by this process, by task id.
     waiters: Mutex<HashMap<i64, Waiter>>,
     /// Woken by `flow_done` (and by the poll).
@@ -90,10 +96,12 @@ impl TaskQueue {
         cancels: super::Cancels,
     ) -> Arc<Self> {
         let (inserts, received) = mpsc::unbounded_channel();
+        let (reports, reported) = mpsc::unbounded_channel();
         let queue = Arc::new(Self {
             bridge: bridge.clone(),
             lease,
             inserts,
+            reports,
             waiters: Mutex::new(HashMap::new()),
             done: Notify::new(),
             ready: Notify::new(),
@@ -101,6 +109,7 @@ impl TaskQueue {
         });
         let weak = Arc::downgrade(&queue);
         bridge.spawn(insert_batches(weak.clone(), received));
+        bridge.spawn(report_batches(weak.clone(), reported));
         bridge.spawn(collect(weak.clone()));
         bridge.spawn(reap(weak.clone()));
         bridge.spawn(listen(weak, url));
@@ -190,38 +199,21 @@ impl TaskQueue {
 
     /// Reports a claimed task's outcome. `Ok(false)`: refused, because the
     /// claim is no longer this worker's (its lease lapsed and the task was
-    /// marked lost, or it was cancelled or handed to another).
+    /// marked lost, or it was cancelled or handed to another). Reports
+    /// that arrive together go in one statement.
     pub async fn complete(
         self: &Arc<Self>,
         claimed: &Claimed,
         report: WireReport,
     ) -> Result<bool, StoreError> {
         let text = serde_json::to_string(&report).map_err(StoreError::io)?;
-        let args = Arc::new((claimed.id, claimed.token, text));
-        let this = self.clone();
-        self.on_bridge(async move {
-            this.bridge
-                .attempt_queue(|client| {
-                    let args = args.clone();
-                    async move {
-                        let (id, token, text) = &*args;
-                        let statement = client
-                            .prepare_cached(
-                                "WITH done AS (
-                                     UPDATE flow_tasks SET state = 'done', report = $3,
-                                         lease_until = NULL
-                                     WHERE id = $1 AND token = $2 AND state = 'claimed'
-                                     RETURNING id)
-                                 SELECT pg_notify('flow_done', id::text) FROM done",
-                            )
-                            .await?;
-                        let rows = client.query(&statement, &[id, token, text]).await?;
-                        Ok(!rows.is_empty())
-                    }
-                })
-                .await
-        })
-        .await
+        let (sender, receiver) = oneshot::channel();
+        self.reports
+            .send((claimed.id, claimed.token, text, sender))
+            .map_err(|_| StoreError::io_message("the PostgreSQL task queue stopped"))?;
+        receiver
+            .await
+            .map_err(|_| StoreError::io_message("the PostgreSQL task queue stopped"))?
     }
 
     /// Renews the leases of this worker's claimed tasks; returns the ids it
@@ -484,6 +476,58 @@ async fn insert_batches(
         drop(waiters);
         // Another process may have reported one before it was registered.
         queue.done.notify_one();
+    }
+}
+
+/// Writes the reports handed over, many per statement; each is accepted
+/// only with its claim's current token.
+async fn report_batches(
+    queue: std::sync::Weak<TaskQueue>,
+    mut received: mpsc::UnboundedReceiver<Report>,
+) {
+    let mut batch: Vec<Report> = Vec::new();
+    while received.recv_many(&mut batch, BATCH).await > 0 {
+        let Some(queue) = queue.upgrade() else { return };
+        let columns = Arc::new((
+            batch.iter().map(|r| r.0).collect::<Vec<i64>>(),
+            batch.iter().map(|r| r.1).collect::<Vec<i64>>(),
+            batch.iter().map(|r| r.2.clone()).collect::<Vec<String>>(),
+        ));
+        let accepted = queue
+            .bridge
+            .attempt_queue(|client| {
+                let columns = columns.clone();
+                async move {
+                    let statement = client
+                        .prepare_cached(
+                            "WITH reported AS (
+                                 SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[])
+                                     AS r(id, token, report)),
+                             done AS (
+                                 UPDATE flow_tasks t SET state = 'done', report = r.report,
+                                     lease_until = NULL
+                                 FROM reported r
+                                 WHERE t.id = r.id AND t.token = r.token AND t.state = 'claimed'
+                                 RETURNING t.id)
+                             SELECT id, pg_notify('flow_done', id::text) FROM done",
+                        )
+                        .await?;
+                    let rows = client
+                        .query(&statement, &[&columns.0, &columns.1, &columns.2])
+                        .await?;
+                    Ok(rows
+                        .into_iter()
+                        .map(|row| row.get::<_, i64>(0))
+                        .collect::<std::collections::HashSet<i64>>())
+                }
+            })
+            .await;
+        for (id, _, _, answer) in batch.drain(..) {
+            let _ = answer.send(match &accepted {
+                Ok(ids) => Ok(ids.contains(&id)),
+                Err(error) => Err(StoreError::io_message(error.to_string())),
+            });
+        }
     }
 }
 
