@@ -10,11 +10,13 @@
 //! - [`dag`]: the dependency graph, its levels and cycles;
 //! - [`options`]: how a workflow runs and how its attempts are bounded;
 //! - [`exec`]: the [`WorkflowEngine`] that schedules nodes, retries them,
-//!   records them, and its extension points;
+//!   records them, and its extension points; the dispatcher and worker
+//!   that move attempts to other hosts;
 //! - [`report`]: what runs produce and how they stand (statuses, failures,
 //!   outputs, reports), shared by every layer;
 //! - [`runtime`]: wasmtime, the plugin registry and the sandbox of an attempt;
-//! - [`store`]: where runs are kept ([`SledStore`] on disk, [`MemoryStore`]);
+//! - [`store`]: where runs are kept ([`SledStore`] on disk,
+//!   [`PostgresStore`] shared by several hosts, [`MemoryStore`]);
 //! - [`observe`]: observers of runs, metrics (Prometheus) and graphs.
 //!
 //! # Example
@@ -97,4 +99,4 @@ pub use observe::{Event, Observer};
 pub use report::{Failure, FailureKind, NodeReport, NodeStatus, RunReport, RunStatus};
 pub use runtime::{CompileCache, Limits, PluginRegistry, Runtime, RuntimeConfig};
 pub use spec::{SpecError, WorkflowSpec};
-pub use store::{MemoryStore, SledStore, WorkflowStore};
+pub use store::{MemoryStore, PostgresStore, SledStore, WorkflowStore};

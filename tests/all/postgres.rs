@@ -3,28 +3,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
-
-use serde_json::Value;
 
 use crate::support::{Env, node, workflow};
-
-/// Polls `flow status RUN --json` until `done` holds for it.
-#[track_caller]
-fn wait_for_status(env: &Env, run_id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let status = env.run(&["status", run_id, "--json"]);
-        if status.code == 0 {
-            let report = status.json();
-            if done(&report) {
-                return report;
-            }
-        }
-        assert!(Instant::now() < deadline, "never {what}: {}", status.stdout);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 #[test]
 fn runs_are_kept_in_postgres_and_read_from_any_process() {
@@ -148,14 +128,14 @@ fn a_killed_run_is_interrupted_once_its_lease_lapses_and_another_process_resumes
         .read_line(&mut header)
         .unwrap();
     let run_id = header.split_whitespace().nth(1).unwrap().to_string();
-    wait_for_status(&env, &run_id, "ran its first node", |status| {
+    env.wait_for_status(&run_id, "ran its first node", |status| {
         node(status, "n0")["status"] == "succeeded"
     });
     child.kill().unwrap();
     child.wait().unwrap();
 
     // Nobody renews the lease: the run soon reads as interrupted.
-    wait_for_status(&env, &run_id, "interrupted", |status| {
+    env.wait_for_status(&run_id, "interrupted", |status| {
         status["status"] == "interrupted"
     });
     let resumed = env.run(&["resume", &run_id, "--json"]).success().json();
@@ -174,4 +154,22 @@ fn a_killed_run_is_interrupted_once_its_lease_lapses_and_another_process_resumes
     for i in 0..6 {
         assert_eq!(node(&status, &format!("n{i}"))["status"], "succeeded");
     }
+}
+
+#[test]
+fn a_server_on_the_shared_store_records_runs_that_other_processes_read() {
+    let env = crate::serve::env().on_postgres();
+    let server = crate::serve::served(&env, &[]);
+    let mut events = server.events(None);
+    let id = server.start_run("greet", serde_json::json!({"times": 2}));
+    let detail = server.wait(&id, &mut events);
+    assert_eq!(detail["status"], "succeeded", "{detail}");
+    // Read directly while the server runs: a shared store has no holder.
+    let status = env.run(&["status", &id, "--json"]).success().json();
+    assert_eq!(status["status"], "succeeded");
+    assert_eq!(status["params"]["times"], 2);
+    assert!(
+        !env.path().join("db.server.json").exists(),
+        "no address file: commands open the store themselves"
+    );
 }

@@ -147,6 +147,33 @@ impl Env {
         })
     }
 
+    /// Polls `flow status RUN --json` until `done` holds for it (two
+    /// minutes at most), and returns that status.
+    #[track_caller]
+    pub fn wait_for_status(
+        &self,
+        run_id: &str,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let status = self.run(&["status", run_id, "--json"]);
+            if status.code == 0 {
+                let report = status.json();
+                if done(&report) {
+                    return report;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never {what}: {}",
+                status.stdout
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Runs `flow` with these arguments.
     pub fn run(&self, args: &[&str]) -> Run {
         Run::from(self.flow().args(args).output().expect("cannot start flow"))

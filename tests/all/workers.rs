@@ -71,23 +71,6 @@ impl Drop for WorkerProcess {
     }
 }
 
-/// Polls `flow status RUN --json` until `done` holds for it.
-#[track_caller]
-fn wait_for(env: &Env, run_id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let status = env.run(&["status", run_id, "--json"]);
-        if status.code == 0 {
-            let report = status.json();
-            if done(&report) {
-                return report;
-            }
-        }
-        assert!(Instant::now() < deadline, "never {what}: {}", status.stdout);
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
 fn succeeded(status: &Value) -> usize {
     status["nodes"]
         .as_array()
@@ -166,9 +149,7 @@ fn three_workers_share_a_run_of_2000_nodes_and_a_killed_one_costs_only_its_attem
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    wait_for(&env, &run_id, "a quarter done", |status| {
-        succeeded(status) >= 500
-    });
+    env.wait_for_status(&run_id, "a quarter done", |status| succeeded(status) >= 500);
     let victim = workers[0].id.clone();
     workers[0].kill();
     // What the killed worker held stays claimed until its lease lapses.
@@ -259,7 +240,7 @@ fn a_submitted_run_is_taken_up_by_a_worker_and_by_another_when_that_one_dies() {
     }
     first.kill();
     let second = WorkerProcess::start(&env, 2);
-    let status = wait_for(&env, &run_id, "succeeded", |status| {
+    let status = env.wait_for_status(&run_id, "succeeded", |status| {
         status["status"] == "succeeded"
     });
     let n0 = node(&status, "n0");
@@ -352,7 +333,7 @@ fn a_run_is_cancelled_from_another_process_and_a_queued_one_at_once() {
     assert_eq!(status["status"], "cancelled");
 
     let (child, run_id) = spawn_run(&env, file);
-    wait_for(&env, &run_id, "running its first node", |status| {
+    env.wait_for_status(&run_id, "running its first node", |status| {
         node(status, "n0")["status"] == "running"
     });
     let said = env.run(&["cancel", &run_id]).success();
@@ -375,9 +356,7 @@ fn a_run_goes_on_across_a_restart_of_postgresql() {
     let env = Env::new().on_postgres();
     let file = env.write("chain.toml", &chain(8, 100));
     let (child, run_id) = spawn_run(&env, file.to_str().unwrap());
-    wait_for(&env, &run_id, "two nodes done", |status| {
-        succeeded(status) >= 2
-    });
+    env.wait_for_status(&run_id, "two nodes done", |status| succeeded(status) >= 2);
     flow_test_artifacts::postgres::server().restart();
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{output:?}");
@@ -429,7 +408,7 @@ fn a_run_no_live_worker_can_take_up_stays_queued_and_status_says_why() {
     // One that has it does.
     std::fs::write(&plugin, saved).unwrap();
     let _able = WorkerProcess::start(&env, 1);
-    let status = wait_for(&env, &run_id, "succeeded", |status| {
+    let status = env.wait_for_status(&run_id, "succeeded", |status| {
         status["status"] == "succeeded"
     });
     assert_eq!(one_success_each(&status), 0);

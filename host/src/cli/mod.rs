@@ -51,6 +51,14 @@ pub struct Context {
     pub log: logging::LogControl,
 }
 
+/// An opened run database.
+pub struct Opened {
+    /// The store.
+    pub store: Arc<dyn WorkflowStore>,
+    /// The same store when it is the shared one (PostgreSQL).
+    pub shared: Option<Arc<PostgresStore>>,
+}
+
 /// How `flow` ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -119,17 +127,23 @@ impl Context {
     /// Opens the run database: the PostgreSQL store of `--store`, else the
     /// sled database of `--db`.
     pub fn open_store(&self) -> anyhow::Result<Arc<dyn WorkflowStore>> {
-        Ok(self.open()?.0)
+        Ok(self.open()?.store)
     }
 
     /// Opens the run database, and says whether it is the shared store
     /// (whose task queue runs attempts on workers).
-    pub fn open(&self) -> anyhow::Result<(Arc<dyn WorkflowStore>, Option<Arc<PostgresStore>>)> {
+    pub fn open(&self) -> anyhow::Result<Opened> {
         if let Some(url) = &self.store {
             let shared = Arc::new(self.open_postgres(url)?);
-            return Ok((shared.clone(), Some(shared)));
+            return Ok(Opened {
+                store: shared.clone(),
+                shared: Some(shared),
+            });
         }
-        Ok((self.open_sled()?, None))
+        Ok(Opened {
+            store: self.open_sled()?,
+            shared: None,
+        })
     }
 
     /// Opens the PostgreSQL store at `url`; `FLOW_STORE_CONNECTIONS` and

@@ -69,7 +69,8 @@ pub(super) fn go_on(
         &str,
     ) -> Result<RunHandle, ExecError>,
 ) -> anyhow::Result<Exit> {
-    let (store, shared) = context.open()?;
+    let opened = context.open()?;
+    let store = opened.store.clone();
     let record = store.find_run(run_id)?;
     let (spec, dirs) = recorded(
         context,
@@ -82,8 +83,7 @@ pub(super) fn go_on(
     let secrets = args.secrets.load()?;
     super::run::execute(
         context,
-        store,
-        shared,
+        opened,
         Arc::new(spec),
         &dirs,
         secrets,

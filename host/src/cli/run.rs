@@ -8,7 +8,6 @@ use anyhow::Context as _;
 use clap::Args;
 use flow_host::exec::{Canceller, RunHandle, Worker};
 use flow_host::observe::{PrometheusMetrics, format_duration};
-use flow_host::store::PostgresStore;
 use flow_host::{
     ExecError, PluginRegistry, RunReport, RunStatus, WorkflowEngine, WorkflowSpec, WorkflowStore,
 };
@@ -172,14 +171,13 @@ pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<Exit> {
     let spec = Arc::new(spec);
     let dirs = plugins_dirs(&args.plugins.dirs, &spec.plugins, &args.workflow)?;
     let secrets = args.secrets.load()?;
-    let (store, shared) = context.open()?;
+    let opened = context.open()?;
     if args.submit {
-        return submit(context, store, &spec, &dirs, args.show.json);
+        return submit(context, opened.store, &spec, &dirs, args.show.json);
     }
     execute(
         context,
-        store,
-        shared,
+        opened,
         spec,
         &dirs,
         secrets,
@@ -227,8 +225,7 @@ fn submit(
 /// Runs (or resumes) a workflow, printing as it goes, and says how it ended.
 pub fn execute(
     context: &Context,
-    store: Arc<dyn WorkflowStore>,
-    shared: Option<Arc<PostgresStore>>,
+    opened: super::Opened,
     spec: Arc<WorkflowSpec>,
     dirs: &[PathBuf],
     secrets: flow_host::runtime::Secrets,
@@ -239,6 +236,7 @@ pub fn execute(
         Arc<PluginRegistry>,
     ) -> Result<RunHandle, ExecError>,
 ) -> anyhow::Result<Exit> {
+    let super::Opened { store, shared } = opened;
     let (runtime, cache) = context.runtime(spec.options.max_concurrency.workers())?;
     let text = !show.json && !context.quiet;
     let mode = match show.progress.resolve() {

@@ -388,11 +388,12 @@ impl Iterator for RunPages<'_> {
     type Item = Result<RunRecord, StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.buffer.is_empty() && !self.done {
-            if let Err(error) = self.fill() {
-                self.done = true;
-                return Some(Err(error));
-            }
+        if self.buffer.is_empty()
+            && !self.done
+            && let Err(error) = self.fill()
+        {
+            self.done = true;
+            return Some(Err(error));
         }
         self.buffer.pop_front()
     }
@@ -488,51 +489,50 @@ impl PostgresStore {
     fn histories(&self, run_id: &str, node: Option<&str>) -> Result<Vec<NodeHistory>, StoreError> {
         let run_id = run_id.to_string();
         let node = node.map(|node| (node.to_string(), like_prefix(&format!("{node}["))));
-        let (nodes, attempts): (Vec<(String, String)>, Vec<(String, String)>) =
-            self.bridge.call(move |mut client| {
-                let (run_id, node) = (run_id.clone(), node.clone());
-                async move {
-                    // One snapshot for both reads.
-                    let transaction = client
-                        .build_transaction()
-                        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-                        .read_only(true)
-                        .start()
-                        .await?;
-                    let (id, pattern) = match &node {
-                        Some((id, pattern)) => (Some(id.as_str()), Some(pattern.as_str())),
-                        None => (None, None),
-                    };
-                    let filter = "($2::text IS NULL OR node_id = $2 OR node_id LIKE $3)";
-                    let nodes = transaction
-                        .query(
-                            &format!(
-                                "SELECT node_id, record FROM flow_nodes
+        let (nodes, attempts): (Pairs, Pairs) = self.bridge.call(move |mut client| {
+            let (run_id, node) = (run_id.clone(), node.clone());
+            async move {
+                // One snapshot for both reads.
+                let transaction = client
+                    .build_transaction()
+                    .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()
+                    .await?;
+                let (id, pattern) = match &node {
+                    Some((id, pattern)) => (Some(id.as_str()), Some(pattern.as_str())),
+                    None => (None, None),
+                };
+                let filter = "($2::text IS NULL OR node_id = $2 OR node_id LIKE $3)";
+                let nodes = transaction
+                    .query(
+                        &format!(
+                            "SELECT node_id, record FROM flow_nodes
                                  WHERE run_id = $1 AND {filter}
                                  ORDER BY position, element NULLS FIRST"
-                            ),
-                            &[&run_id, &id, &pattern],
-                        )
-                        .await?;
-                    let attempts = transaction
-                        .query(
-                            &format!(
-                                "SELECT node_id, record FROM flow_attempts
+                        ),
+                        &[&run_id, &id, &pattern],
+                    )
+                    .await?;
+                let attempts = transaction
+                    .query(
+                        &format!(
+                            "SELECT node_id, record FROM flow_attempts
                                  WHERE run_id = $1 AND {filter}
                                  ORDER BY node_id, number"
-                            ),
-                            &[&run_id, &id, &pattern],
-                        )
-                        .await?;
-                    transaction.commit().await?;
-                    let pairs = |rows: Vec<tokio_postgres::Row>| -> Vec<(String, String)> {
-                        rows.into_iter()
-                            .map(|row| (row.get(0), row.get(1)))
-                            .collect()
-                    };
-                    Ok((pairs(nodes), pairs(attempts)))
-                }
-            })?;
+                        ),
+                        &[&run_id, &id, &pattern],
+                    )
+                    .await?;
+                transaction.commit().await?;
+                let pairs = |rows: Vec<tokio_postgres::Row>| -> Vec<(String, String)> {
+                    rows.into_iter()
+                        .map(|row| (row.get(0), row.get(1)))
+                        .collect()
+                };
+                Ok((pairs(nodes), pairs(attempts)))
+            }
+        })?;
         let mut by_node: HashMap<String, Vec<AttemptRecord>> = HashMap::new();
         for (node_id, text) in attempts {
             let attempt = decode(&format!("{node_id} attempt"), &text)?;
@@ -874,6 +874,9 @@ impl WorkflowStore for PostgresStore {
         })
     }
 }
+
+/// Rows of (node id, record).
+type Pairs = Vec<(String, String)>;
 
 /// Node records as the columns of one insert.
 #[derive(Default)]
