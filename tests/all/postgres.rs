@@ -106,7 +106,8 @@ fn an_unreachable_store_is_reported_after_its_retries() {
 fn a_killed_run_is_interrupted_once_its_lease_lapses_and_another_process_resumes_it() {
     let env = Env::new().on_postgres();
     let mut nodes = String::new();
-    for i in 0..6 {
+    // Long enough that a busy machine still kills it mid-run.
+    for i in 0..15 {
         nodes.push_str(&format!(
             "[nodes.n{i}]\naction = \"misbehave\"\ninput = {{ mode = \"sleep\", ms = 150 }}\n"
         ));
@@ -114,7 +115,11 @@ fn a_killed_run_is_interrupted_once_its_lease_lapses_and_another_process_resumes
             nodes.push_str(&format!("depends_on = [\"n{}\"]\n", i - 1));
         }
     }
-    let file = env.write("chain.toml", &workflow(&nodes));
+    // Strict: the start of the attempt that the kill interrupts is stored.
+    let text =
+        workflow(&nodes).replacen("[workflow]\n", "[workflow]\ndurability = \"strict\"\n", 1);
+    assert!(text.contains("durability"));
+    let file = env.write("chain.toml", &text);
     let mut child = env
         .flow()
         .env("FLOW_STORE_LEASE", "1s")
@@ -147,13 +152,17 @@ fn a_killed_run_is_interrupted_once_its_lease_lapses_and_another_process_resumes
         "a finished node is not run again: {status}"
     );
     // The node that ran when the process died: its attempt is lost, and
-    // it ran again.
-    let n1 = node(&status, "n1");
-    assert_eq!(n1["attempt_records"][0]["error"]["kind"], "lost", "{n1}");
-    assert_eq!(n1["attempts"], 2, "{n1}");
-    for i in 0..6 {
-        assert_eq!(node(&status, &format!("n{i}"))["status"], "succeeded");
+    // it ran again; every node succeeded.
+    let mut lost = Vec::new();
+    for i in 0..15 {
+        let node = node(&status, &format!("n{i}"));
+        assert_eq!(node["status"], "succeeded", "{node}");
+        if node["attempt_records"][0]["error"]["kind"] == "lost" {
+            assert_eq!(node["attempts"], 2, "{node}");
+            lost.push(i);
+        }
     }
+    assert_eq!(lost.len(), 1, "one attempt was cut short: {status}");
 }
 
 #[test]
