@@ -43,10 +43,15 @@ fn worker(dir: &Path, url: &str, concurrency: usize, lease: Option<Duration>) ->
     child
 }
 
-fn stop(mut children: Vec<Child>) {
-    for child in &mut children {
-        let _ = child.kill();
-        let _ = child.wait();
+/// Worker processes, killed when dropped (also when a scenario panics).
+struct Workers(Vec<Child>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -87,7 +92,7 @@ pub async fn postgres(workers: usize) -> serde_json::Value {
     let file = workflow(dir);
     let server = flow_test_artifacts::postgres::server();
     let url = server.database();
-    let children: Vec<Child> = (0..workers).map(|_| worker(dir, &url, 8, None)).collect();
+    let children = Workers((0..workers).map(|_| worker(dir, &url, 8, None)).collect());
     let started = Instant::now();
     let output = flow(dir)
         .env("FLOW_STORE", &url)
@@ -110,7 +115,7 @@ pub async fn postgres(workers: usize) -> serde_json::Value {
         std::thread::sleep(Duration::from_millis(20));
     }
     let wall = started.elapsed();
-    stop(children);
+    drop(children);
     super::whole_row(10_000, wall)
 }
 
@@ -129,7 +134,7 @@ pub async fn takeover() -> serde_json::Value {
     .unwrap();
     let server = flow_test_artifacts::postgres::server();
     let url = server.database();
-    let mut first = worker(dir, &url, 1, Some(LEASE));
+    let mut workers = Workers(vec![worker(dir, &url, 1, Some(LEASE))]);
     let status = flow(dir)
         .env("FLOW_STORE", &url)
         .args(["run", "--submit"])
@@ -145,7 +150,8 @@ pub async fn takeover() -> serde_json::Value {
     {
         std::thread::sleep(Duration::from_millis(5));
     }
-    let second = worker(dir, &url, 1, Some(LEASE));
+    workers.0.push(worker(dir, &url, 1, Some(LEASE)));
+    let first = &mut workers.0[0];
     let _ = first.kill();
     let killed = Instant::now();
     let _ = first.wait();
@@ -159,7 +165,7 @@ pub async fn takeover() -> serde_json::Value {
         std::thread::sleep(Duration::from_millis(5));
     }
     let wall = killed.elapsed();
-    stop(vec![second]);
+    drop(workers);
     let mut row = super::whole_row(1, wall);
     row["lease_ms"] = serde_json::json!(LEASE.as_millis());
     row

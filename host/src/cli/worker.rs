@@ -103,8 +103,16 @@ pub fn run(context: &Context, args: WorkerArgs) -> anyhow::Result<Exit> {
                 _ = terminate.recv() => {}
                 _ = interrupt.recv() => {}
             }
-            out::eprint("flow worker: stopping: no new attempts; those running finish first");
+            out::eprint(
+                "flow worker: stopping: no new attempts; those running finish first \
+                 (again to stop at once; their claims then lapse and other workers run them)",
+            );
             stopping.cancel();
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+            std::process::exit(130);
         });
         tokio::spawn(adopt(engine, store.clone(), plugins, stop.clone()));
         worker.clone().run(stop).await;

@@ -118,7 +118,12 @@ impl Worker {
             let free = self.capacity.saturating_sub(running.len());
             let mut claimed_any = false;
             if free > 0 && !serves.is_empty() {
-                match self.queue.claim(&self.id, &serves, None, free).await {
+                // A claim waits out an unreachable database; a stop does not.
+                let claimed = tokio::select! {
+                    () = stop.cancelled() => break,
+                    claimed = self.queue.claim(&self.id, &serves, None, free) => claimed,
+                };
+                match claimed {
                     Ok(claims) => {
                         backoff = Duration::from_millis(100);
                         claimed_any = !claims.is_empty();
@@ -162,7 +167,10 @@ impl Worker {
         }
         while running.join_next().await.is_some() {}
         renewing.cancel();
-        if let Err(error) = self.queue.announce(&self.id, None).await {
+        // Best effort: the announcement lapses by itself.
+        let retired =
+            tokio::time::timeout(Duration::from_secs(5), self.queue.announce(&self.id, None));
+        if let Ok(Err(error)) = retired.await {
             tracing::debug!(target: "flow::worker", "cannot retire this worker: {error}");
         }
     }
