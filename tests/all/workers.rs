@@ -412,3 +412,58 @@ fn a_run_no_live_worker_can_take_up_stays_queued_and_status_says_why() {
     assert_eq!(one_success_each(&status), 0);
     drop(lacking);
 }
+
+#[test]
+fn a_worker_uses_its_own_hosts_secrets_and_no_value_reaches_the_database() {
+    let env = Env::new().on_postgres();
+    env.add_plugin(&flow_test_artifacts::test_plugins_dir().join("reach.wasm"));
+    let value = "w0rker-s3cret-value";
+    let mut nodes = String::from("[workflow]\nid = \"secret\"\nplugins = \"plugins\"\n\n");
+    for (id, via) in [("logged", "log"), ("printed", "print")] {
+        nodes.push_str(&format!(
+            "[nodes.{id}]\naction = \"reach\"\n\
+             input = {{ mode = \"leak\", name = \"API_TOKEN\", via = \"{via}\" }}\n\
+             secrets = [\"API_TOKEN\"]\n\n"
+        ));
+    }
+    nodes.push_str(
+        "[nodes.returned]\naction = \"reach\"\ninput = { mode = \"env\" }\nsecrets = [\"API_TOKEN\"]\n",
+    );
+    let file = env.write("secret.toml", &nodes);
+    // Submitted from a host without the secret; the worker has it.
+    let submitted = env
+        .run(&["run", "--submit", file.to_str().unwrap(), "--json"])
+        .success()
+        .json();
+    let run_id = submitted["run_id"].as_str().unwrap().to_string();
+    let mut worker = env
+        .flow()
+        .env("FLOW_SECRET_API_TOKEN", value)
+        .args(["worker", "--plugins", "plugins"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = env.wait_for_status(&run_id, "succeeded", |status| {
+        status["status"] == "succeeded"
+    });
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert_eq!(
+        node(&status, "returned")["output"]["vars"]["API_TOKEN"],
+        "***",
+        "{status}"
+    );
+    let text = status.to_string();
+    assert!(!text.contains(value), "{text}");
+    let logs = env.run(&["logs", &run_id]).success();
+    assert!(logs.stdout.contains("the secret is ***"), "{}", logs.stdout);
+    assert!(!logs.stdout.contains(value), "{}", logs.stdout);
+    for table in ["flow_runs", "flow_nodes", "flow_attempts", "flow_tasks"] {
+        let found = sql(
+            &env,
+            &format!("SELECT count(*) FROM {table} t WHERE t::text LIKE '%{value}%'"),
+        );
+        assert_eq!(found, "0", "the value is in {table}");
+    }
+}
