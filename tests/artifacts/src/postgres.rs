@@ -181,10 +181,11 @@ impl Postgres {
             .arg(self.data.join("server.log"))
             .args(["-w", "-t", "60", "-o"])
             .arg(format!(
-                "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{}' \
+                // TCP on loopback only: no socket file, whose path could
+                // outgrow the limit under a long temporary directory.
+                "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' \
                  -c max_connections=200",
-                self.port,
-                self.data.display()
+                self.port
             ))
             .arg("start");
         run(pg_ctl, "pg_ctl start").map_err(|why| {
