@@ -1,6 +1,5 @@
 //! Cancellation: through the library's handle, and by signal to `flow run`.
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,19 +106,11 @@ async fn a_cancel_during_a_retry_delay_stops_the_wait() {
 /// line (the run's header) is out, with the process and the run id.
 fn start_sleepy(env: &Env) -> (std::process::Child, String) {
     let file = env.write("sleepy.toml", SLEEPY);
-    let mut child = env
-        .flow()
+    let mut command = env.flow();
+    command
         .args(["run", file.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut header = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut header)
-        .unwrap();
-    let run_id = header.split_whitespace().nth(1).unwrap().to_string();
-    (child, run_id)
+        .stderr(Stdio::piped());
+    crate::support::spawn_run(command)
 }
 
 fn signal(child: &std::process::Child, name: &str) {

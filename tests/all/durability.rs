@@ -57,23 +57,9 @@ fn kill(child: &mut Child) -> bool {
 
 /// Starts `flow run`, and returns once it printed its run id.
 fn spawn_run(env: &Env, file: &str) -> (Child, String) {
-    let mut child = env
-        .flow()
-        .args(["run", file])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut header = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut header)
-        .unwrap();
-    let run_id = header
-        .split_whitespace()
-        .nth(1)
-        .expect("a run header")
-        .to_string();
-    (child, run_id)
+    let mut command = env.flow();
+    command.args(["run", file]).stderr(Stdio::null());
+    crate::support::spawn_run(command)
 }
 
 fn crash_and_resume(durability: &str) {

@@ -1,7 +1,6 @@
 //! Runs kept in PostgreSQL (`--store`): written by one process, read,
 //! resumed and deleted by others, on a server the tests start.
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 use crate::support::{Env, node, workflow};
@@ -120,19 +119,12 @@ fn a_killed_run_is_interrupted_once_its_lease_lapses_and_another_process_resumes
         workflow(&nodes).replacen("[workflow]\n", "[workflow]\ndurability = \"strict\"\n", 1);
     assert!(text.contains("durability"));
     let file = env.write("chain.toml", &text);
-    let mut child = env
-        .flow()
+    let mut command = env.flow();
+    command
         .env("FLOW_STORE_LEASE", "1s")
         .args(["run", file.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut header = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut header)
-        .unwrap();
-    let run_id = header.split_whitespace().nth(1).unwrap().to_string();
+        .stderr(Stdio::null());
+    let (mut child, run_id) = crate::support::spawn_run(command);
     env.wait_for_status(&run_id, "ran its first node", |status| {
         node(status, "n0")["status"] == "succeeded"
     });

@@ -180,6 +180,26 @@ impl Env {
     }
 }
 
+/// Starts `command` (a `flow run`) with its stdout piped, and returns it
+/// once its first line (the run's header) is out, with the run's id.
+pub fn spawn_run(mut command: Command) -> (std::process::Child, String) {
+    use std::io::BufRead as _;
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("cannot start flow");
+    let mut header = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut header)
+        .unwrap();
+    let run_id = header
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("not a run header: {header:?}"))
+        .to_string();
+    (child, run_id)
+}
+
 /// Compiled plugins shared by all tests, so each plugin compiles once.
 pub fn shared_cache() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("flow-compile-cache")

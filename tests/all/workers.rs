@@ -291,24 +291,12 @@ fn chain(n: usize, ms: u64) -> String {
 
 /// Starts `flow run FILE`; returns it once it printed its run id.
 fn spawn_run(env: &Env, file: &str) -> (Child, String) {
-    let mut child = env
-        .flow()
+    let mut command = env.flow();
+    command
         .env("FLOW_STORE_LEASE", LEASE)
         .args(["run", file])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut header = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut header)
-        .unwrap();
-    let run_id = header
-        .split_whitespace()
-        .nth(1)
-        .expect("a run header")
-        .to_string();
-    (child, run_id)
+        .stderr(Stdio::piped());
+    crate::support::spawn_run(command)
 }
 
 #[test]

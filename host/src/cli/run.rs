@@ -271,10 +271,11 @@ pub fn execute(
         }
         // On the shared store, attempts go through its task queue, and
         // this process is one more worker while its run lasts.
-        let worker = shared.clone().map(|shared| {
+        let mut worker = None;
+        if let Some(shared) = &shared {
             let queue = shared.queue();
-            engine = engine.clone().with_dispatcher(Arc::new(queue.clone()));
-            Arc::new(Worker::new(
+            engine = engine.with_dispatcher(Arc::new(queue.clone()));
+            worker = Some(Arc::new(Worker::new(
                 shared.owner(),
                 queue,
                 store.clone(),
@@ -282,8 +283,8 @@ pub fn execute(
                 plugins.clone(),
                 secrets,
                 spec.options.max_concurrency.workers(),
-            ))
-        });
+            )));
+        }
         // Handlers go in before the run starts, so no signal is missed.
         let signals = Signals::install()?;
         let handle = launch(&engine, spec.clone(), plugins)?;

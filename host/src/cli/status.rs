@@ -50,7 +50,7 @@ pub fn show(
     } else {
         print_header(&mut out, context, run)?;
         if matches!(run.status, RunStatus::Queued | RunStatus::Interrupted) {
-            for why in store.waiting(&run.run_id)? {
+            for why in store.waiting(run)? {
                 writeln!(out, "waiting   {why}")?;
             }
         }

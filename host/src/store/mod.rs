@@ -240,8 +240,8 @@ pub trait WorkflowStore: Send + Sync {
     /// Why a queued or interrupted run waits, as sentences: on a shared
     /// store, that no live worker can take it up (none lives, or each lacks
     /// a plugin it uses). Empty when one can, and for stores of one process.
-    fn waiting(&self, run_id: &str) -> Result<Vec<String>, StoreError> {
-        let _ = run_id;
+    fn waiting(&self, run: &RunRecord) -> Result<Vec<String>, StoreError> {
+        let _ = run;
         Ok(Vec::new())
     }
 

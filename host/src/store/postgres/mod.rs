@@ -296,17 +296,6 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(StoreError::io)
 }
 
-fn status_text(status: RunStatus) -> &'static str {
-    match status {
-        RunStatus::Running => "running",
-        RunStatus::Succeeded => "succeeded",
-        RunStatus::Failed => "failed",
-        RunStatus::Cancelled => "cancelled",
-        RunStatus::Interrupted => "interrupted",
-        RunStatus::Queued => "queued",
-    }
-}
-
 /// A run's header as read: a running run whose lease lapsed was left by a
 /// process that stopped.
 fn header(run_id: &str, text: &str, lapsed: bool) -> Result<RunRecord, StoreError> {
@@ -420,7 +409,7 @@ impl PostgresStore {
         })?;
         let row = Arc::new((
             run.run_id.clone(),
-            status_text(run.status),
+            run.status.to_string(),
             header,
             definition.map(str::to_string),
             sinks,
@@ -781,10 +770,7 @@ impl WorkflowStore for PostgresStore {
         Ok(())
     }
 
-    fn waiting(&self, run_id: &str) -> Result<Vec<String>, StoreError> {
-        let Some(run) = self.run(run_id)? else {
-            return Ok(Vec::new());
-        };
+    fn waiting(&self, run: &RunRecord) -> Result<Vec<String>, StoreError> {
         if !matches!(run.status, RunStatus::Queued | RunStatus::Interrupted) {
             return Ok(Vec::new());
         }

@@ -16,8 +16,9 @@
 //! - `lost`: the lease lapsed (its worker was killed, or lost the
 //!   database); any process's reaper marks it, and the run's process
 //!   records the attempt as lost and retries it under the node's policy;
-//! - `cancelled`: the run's process gave up waiting (the run was
-//!   cancelled); the worker holding it stops at its next renewal.
+//! - deleted: the run's process gave up waiting (the run was cancelled or
+//!   taken over); a worker holding it stops at its next renewal, and its
+//!   report finds nothing to complete.
 //!
 //! Notifications can be lost (a dropped listening connection), so every
 //! waiter also polls, once a second.
@@ -300,7 +301,7 @@ impl TaskQueue {
             .map_err(|_| StoreError::io_message("the PostgreSQL store stopped"))?
     }
 
-    /// Marks a task this process no longer waits for as cancelled.
+    /// Drops a task this process no longer waits for.
     fn abandon(self: &Arc<Self>, id: i64) {
         self.waiters
             .lock()
@@ -311,18 +312,9 @@ impl TaskQueue {
             let cancelled = this
                 .bridge
                 .attempt_queue(|client| async move {
+                    // A worker running it finds it gone at its next renewal.
                     client
-                        .execute(
-                            "UPDATE flow_tasks SET state = 'cancelled'
-                             WHERE id = $1 AND state IN ('ready', 'claimed')",
-                            &[&id],
-                        )
-                        .await?;
-                    client
-                        .execute(
-                            "DELETE FROM flow_tasks WHERE id = $1 AND state <> 'claimed'",
-                            &[&id],
-                        )
+                        .execute("DELETE FROM flow_tasks WHERE id = $1", &[&id])
                         .await?;
                     Ok(())
                 })
@@ -358,7 +350,7 @@ impl Dispatcher for Arc<TaskQueue> {
             async move {
                 Ok(client
                     .execute(
-                        "UPDATE flow_tasks SET state = 'cancelled'
+                        "DELETE FROM flow_tasks
                          WHERE run_id = $1 AND state IN ('ready', 'claimed')",
                         &[&id],
                     )
@@ -653,7 +645,7 @@ async fn reap(queue: std::sync::Weak<TaskQueue>) {
                 Ok(client
                     .execute(
                         "DELETE FROM flow_tasks
-                         WHERE state IN ('done', 'lost', 'cancelled')
+                         WHERE state IN ('done', 'lost')
                            AND created_at < now() - interval '10 minutes'",
                         &[],
                     )

@@ -77,7 +77,7 @@ CREATE TABLE flow_tasks (
     action        text NOT NULL,
     plugin_sha256 text NOT NULL,
     input         text NOT NULL,
-    -- ready, claimed, done, lost or cancelled
+    -- ready, claimed, done or lost
     state         text NOT NULL DEFAULT 'ready',
     worker        text,
     token         bigint,
