@@ -23,12 +23,17 @@ struct WorkerProcess {
 
 impl WorkerProcess {
     fn start(env: &Env, concurrency: usize) -> Self {
+        Self::start_with(env, concurrency, &[])
+    }
+
+    fn start_with(env: &Env, concurrency: usize, more: &[&str]) -> Self {
         let stderr = env.path().join(format!("worker-{}.err", fastrand::u32(..)));
         let mut child = env
             .flow()
             .env("FLOW_STORE_LEASE", LEASE)
             .args(["worker", "--plugins", "plugins", "--max-concurrency"])
             .arg(concurrency.to_string())
+            .args(more)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
@@ -57,6 +62,11 @@ impl WorkerProcess {
         let said = std::fs::read_to_string(&self.stderr).unwrap_or_default();
         assert!(exit.success(), "{exit}: {said}");
         said
+    }
+
+    /// What the worker said on stderr so far.
+    fn said(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
     fn kill(&mut self) {
@@ -454,4 +464,139 @@ fn a_worker_uses_its_own_hosts_secrets_and_no_value_reaches_the_database() {
         );
         assert_eq!(found, "0", "the value is in {table}");
     }
+}
+
+/// The metrics a worker serves, fetched with `token` when given.
+fn scrape(worker: &WorkerProcess, token: Option<&str>) -> (u16, String) {
+    let said = worker.said();
+    let url = said
+        .lines()
+        .find_map(|line| line.strip_prefix("metrics at "))
+        .unwrap_or_else(|| panic!("no metrics address in: {said}"))
+        .replace("0.0.0.0", "127.0.0.1");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut request = agent.get(&url);
+    if let Some(token) = token {
+        request = request.header("Authorization", &format!("Bearer {token}"));
+    }
+    let mut reply = request.call().unwrap();
+    let status = reply.status().as_u16();
+    (status, reply.body_mut().read_to_string().unwrap())
+}
+
+#[test]
+fn a_worker_serves_its_metrics_on_loopback_and_elsewhere_only_with_a_token() {
+    let env = Env::new().on_postgres();
+    let refused = env
+        .run(&[
+            "worker",
+            "--plugins",
+            "plugins",
+            "--metrics-listen",
+            "0.0.0.0:0",
+        ])
+        .expect_code(2);
+    assert!(
+        refused
+            .stderr
+            .contains("refusing to serve metrics on 0.0.0.0:0 without --token-file"),
+        "{}",
+        refused.stderr
+    );
+
+    let worker = WorkerProcess::start_with(&env, 2, &["--metrics-listen", "127.0.0.1:0"]);
+    let file = env.write("chain.toml", &chain(3, 10));
+    let submitted = env
+        .run(&["run", "--submit", file.to_str().unwrap(), "--json"])
+        .success()
+        .json();
+    let run_id = submitted["run_id"].as_str().unwrap();
+    env.wait_for_status(run_id, "succeeded", |status| {
+        status["status"] == "succeeded"
+    });
+    // The run's record is written before its process counts it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let (status, text) = scrape(&worker, None);
+        assert_eq!(status, 200, "{text}");
+        if text.contains("flow_runs_total") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    for expected in [
+        "# HELP flow_worker_claims_total Attempts this worker claimed",
+        "flow_worker_claims_total 3",
+        "flow_worker_reports_total{outcome=\"accepted\"} 3",
+        "flow_worker_heartbeats_total{outcome=\"renewed\"}",
+        "flow_worker_runs_taken_up_total 1",
+        "flow_worker_attempt_duration_seconds_count{action=\"misbehave\",outcome=\"succeeded\"} 3",
+        "flow_runs_total{workflow=\"chain\",status=\"succeeded\"} 1",
+    ] {
+        assert!(text.contains(expected), "{expected} in:\n{text}");
+    }
+    drop(worker);
+
+    // Anywhere but loopback: only with a token the file lists.
+    let token = env
+        .run(&["token", "--token-file", "tokens"])
+        .success()
+        .stdout
+        .trim()
+        .to_string();
+    let worker = WorkerProcess::start_with(
+        &env,
+        1,
+        &["--metrics-listen", "0.0.0.0:0", "--token-file", "tokens"],
+    );
+    let (status, text) = scrape(&worker, None);
+    assert_eq!(status, 401, "{text}");
+    let (status, _) = scrape(&worker, Some("flow_not-a-token"));
+    assert_eq!(status, 401);
+    let (status, text) = scrape(&worker, Some(&token));
+    assert_eq!(status, 200);
+    assert!(text.contains("flow_worker_heartbeats_total"), "{text}");
+}
+
+#[test]
+fn a_stopped_worker_gives_back_the_attempts_it_claimed_ahead() {
+    let env = Env::new().on_postgres();
+    // Short attempts: a worker claims ahead of its free slots.
+    let mut text =
+        String::from("[workflow]\nid = \"wide\"\nplugins = \"plugins\"\nmax_concurrency = 16\n\n");
+    for i in 0..300 {
+        text.push_str(&format!(
+            "[nodes.n{i}]\naction = \"misbehave\"\ninput = {{ mode = \"sleep\", ms = 20 }}\n"
+        ));
+    }
+    let file = env.write("wide.toml", &text);
+    let worker = WorkerProcess::start(&env, 1);
+    let (child, run_id) = spawn_run(&env, file.to_str().unwrap());
+    // The worker holds more than it runs.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sql(
+        &env,
+        &format!(
+            "SELECT count(*) >= 2 FROM flow_tasks WHERE worker = '{}' AND state = 'claimed'",
+            worker.id
+        ),
+    ) != "t"
+    {
+        assert!(Instant::now() < deadline, "the worker never claimed ahead");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let said = worker.stop();
+    assert!(said.contains("given back unstarted"), "{said}");
+    eprintln!("{said}");
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let status = env.run(&["status", &run_id, "--json"]).success().json();
+    assert_eq!(
+        one_success_each(&status),
+        0,
+        "what the worker gave back ran elsewhere, and none of it was lost"
+    );
 }

@@ -85,19 +85,31 @@ pub async fn sled() -> serde_json::Value {
 }
 
 /// `workers` processes of eight attempts each on one submitted run: the
-/// time from the submission to the run's end.
+/// time from the submission to the run's end; the median of three runs,
+/// each on a database of its own.
 pub async fn postgres(workers: usize) -> serde_json::Value {
     let setup = super::setup(true).await;
     let dir = setup.dir.path();
     let file = workflow(dir);
     let server = flow_test_artifacts::postgres::server();
-    let url = server.database();
-    let children = Workers((0..workers).map(|_| worker(dir, &url, 8, None)).collect());
+    let mut walls: Vec<Duration> = (0..3)
+        .map(|_| submitted_run(dir, &file, &server.database(), workers))
+        .collect();
+    walls.sort();
+    super::whole_row(10_000, walls[1])
+}
+
+/// One run of the workflow by `workers` new worker processes.
+fn submitted_run(dir: &Path, file: &Path, url: &str, workers: usize) -> Duration {
+    let children = Workers((0..workers).map(|_| worker(dir, url, 8, None)).collect());
+    // Read through the store, not by a client process per look, which
+    // would take a share of the CPU it measures.
+    let store = flow_host::store::PostgresStore::open(url, Default::default()).unwrap();
     let started = Instant::now();
     let output = flow(dir)
-        .env("FLOW_STORE", &url)
-        .args(["run", "--submit"])
-        .arg(&file)
+        .env("FLOW_STORE", url)
+        .args(["run", "--submit", "--json"])
+        .arg(file)
         .stderr(Stdio::piped())
         .output()
         .unwrap();
@@ -106,17 +118,21 @@ pub async fn postgres(workers: usize) -> serde_json::Value {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    let submitted: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let run_id = submitted["run_id"].as_str().unwrap();
     loop {
-        let status = server.query(&url, "SELECT status FROM flow_runs");
-        if status != "queued" && status != "running" {
-            assert_eq!(status, "succeeded");
+        let run = flow_host::store::WorkflowStore::run(&store, run_id)
+            .unwrap()
+            .unwrap();
+        if run.status.is_finished() {
+            assert_eq!(run.status, flow_host::report::RunStatus::Succeeded);
             break;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     }
     let wall = started.elapsed();
     drop(children);
-    super::whole_row(10_000, wall)
+    wall
 }
 
 /// A worker is killed while it runs a node (and holds the run); the time

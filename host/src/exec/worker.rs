@@ -8,7 +8,7 @@
 //! from the worker's own host, and their values are masked in what it
 //! reports.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,6 +34,20 @@ pub struct WorkerStats {
     /// Attempts stopped because their lease was lost or they were
     /// cancelled.
     pub abandoned: u64,
+    /// Attempts claimed ahead and given back unstarted when the worker
+    /// stopped.
+    pub given_back: u64,
+}
+
+/// A worker claims ahead of its free slots only while its attempts take
+/// less than this on average.
+pub const CLAIM_AHEAD_BELOW: Duration = Duration::from_millis(100);
+
+/// The durations of a worker's recent attempts.
+#[derive(Debug, Default)]
+struct Recent {
+    finished: u64,
+    average: Duration,
 }
 
 /// Claims and runs attempts until stopped.
@@ -48,6 +62,7 @@ pub struct Worker {
     capacity: usize,
     specs: Mutex<HashMap<String, Arc<WorkflowSpec>>>,
     stats: Mutex<WorkerStats>,
+    recent: Mutex<Recent>,
 }
 
 impl Worker {
@@ -62,6 +77,7 @@ impl Worker {
         secrets: Secrets,
         capacity: usize,
     ) -> Self {
+        describe();
         Self {
             id: id.into(),
             queue,
@@ -73,6 +89,7 @@ impl Worker {
             capacity: capacity.max(1),
             specs: Mutex::new(HashMap::new()),
             stats: Mutex::new(WorkerStats::default()),
+            recent: Mutex::new(Recent::default()),
         }
     }
 
@@ -90,7 +107,14 @@ impl Worker {
     /// serves (`flow status` tells what no live worker can run); the
     /// worker renews it while it runs.
     pub async fn announce(&self) -> Result<(), crate::store::StoreError> {
-        self.queue.announce(&self.id, Some(&self.serves())).await
+        let announced = self.queue.announce(&self.id, Some(&self.serves())).await;
+        let outcome = if announced.is_ok() {
+            "renewed"
+        } else {
+            "failed"
+        };
+        metrics::counter!("flow_worker_heartbeats_total", "outcome" => outcome).increment(1);
+        announced
     }
 
     /// What the worker did so far.
@@ -103,30 +127,55 @@ impl Worker {
     }
 
     /// Claims and runs attempts until `stop` is cancelled, then lets those
-    /// it runs finish.
+    /// it runs finish and gives back those it claimed ahead.
+    ///
+    /// While its attempts are short (see [`CLAIM_AHEAD_BELOW`]) a worker
+    /// claims up to its capacity more than it runs, so that the next
+    /// attempts are at hand when slots free up and claims go in batches;
+    /// with long attempts it claims only for free slots, so that no
+    /// attempt waits on one worker while another is idle.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         let serves = self.serves();
-        if let Err(error) = self.queue.announce(&self.id, Some(&serves)).await {
-            tracing::warn!(target: "flow::worker", "cannot announce this worker: {error}");
-        }
         let held: Arc<Mutex<HashMap<i64, CancellationToken>>> = Arc::default();
         let renewing = CancellationToken::new();
         tokio::spawn(renew(self.clone(), held.clone(), renewing.clone()));
         let mut running = JoinSet::new();
+        let mut ahead: VecDeque<(Claimed, CancellationToken)> = VecDeque::new();
         let mut backoff = Duration::from_millis(100);
+        let mut drained = false;
         while !stop.is_cancelled() {
-            let free = self.capacity.saturating_sub(running.len());
-            let mut claimed_any = false;
-            if free > 0 && !serves.is_empty() {
-                // A claim waits out an unreachable database; a stop does not.
+            while running.len() < self.capacity
+                && let Some((claim, token)) = ahead.pop_front()
+            {
+                self.start(&mut running, &held, claim, token);
+            }
+            let extra = if self.short_attempts() {
+                self.capacity
+            } else {
+                0
+            };
+            let wanted = (self.capacity + extra).saturating_sub(running.len() + ahead.len());
+            // Claims once half of what is claimed ahead is used up, so
+            // that they go in batches.
+            let due = wanted > 0 && (running.len() < self.capacity || ahead.len() <= extra / 2);
+            if due && !drained && !serves.is_empty() {
+                // A claim waits out an unreachable database; a stop waits
+                // for it only briefly (what it claimed is then given back).
+                let claim = self.queue.claim(&self.id, &serves, None, wanted);
+                tokio::pin!(claim);
                 let claimed = tokio::select! {
-                    () = stop.cancelled() => break,
-                    claimed = self.queue.claim(&self.id, &serves, None, free) => claimed,
+                    claimed = &mut claim => claimed,
+                    () = stop.cancelled() => {
+                        match tokio::time::timeout(Duration::from_secs(5), claim).await {
+                            Ok(claimed) => claimed,
+                            Err(_) => break,
+                        }
+                    }
                 };
                 match claimed {
                     Ok(claims) => {
                         backoff = Duration::from_millis(100);
-                        claimed_any = !claims.is_empty();
+                        drained = claims.len() < wanted;
                         for claim in claims {
                             self.count(|s| s.claimed += 1);
                             metrics::counter!("flow_worker_claims_total").increment(1);
@@ -134,13 +183,10 @@ impl Worker {
                             held.lock()
                                 .unwrap_or_else(|e| e.into_inner())
                                 .insert(claim.id, token.clone());
-                            let (this, held) = (self.clone(), held.clone());
-                            running.spawn(async move {
-                                this.execute(&claim, token).await;
-                                held.lock()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .remove(&claim.id);
-                            });
+                            ahead.push_back((claim, token));
+                        }
+                        if !ahead.is_empty() && running.len() < self.capacity {
+                            continue;
                         }
                     }
                     Err(error) => {
@@ -154,16 +200,40 @@ impl Worker {
                     }
                 }
             }
-            if claimed_any && running.len() < self.capacity {
-                continue;
-            }
+            metrics::gauge!("flow_worker_claimed_ahead").set(ahead.len() as f64);
+            let idle = running.len() + ahead.len() < self.capacity + extra;
             tokio::select! {
                 () = stop.cancelled() => break,
-                () = self.queue.wait_for_work(), if running.len() < self.capacity => {}
+                () = self.queue.wait_for_work(), if idle => drained = false,
                 Some(_) = running.join_next(), if !running.is_empty() => {}
             }
             // Claims for every slot freed meanwhile go in one statement.
             while running.try_join_next().is_some() {}
+        }
+        // Attempts claimed ahead and not started go back to the queue.
+        let unstarted: Vec<Claimed> = ahead.into_iter().map(|(claim, _)| claim).collect();
+        if !unstarted.is_empty() {
+            let given =
+                tokio::time::timeout(Duration::from_secs(5), self.queue.release(&unstarted));
+            match given.await {
+                Ok(Ok(())) => {
+                    self.count(|s| s.given_back += unstarted.len() as u64);
+                    let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
+                    for claim in &unstarted {
+                        held.remove(&claim.id);
+                    }
+                }
+                Ok(Err(error)) => tracing::warn!(
+                    target: "flow::worker",
+                    "cannot give back {} attempts claimed ahead (their leases lapse): {error}",
+                    unstarted.len()
+                ),
+                Err(_) => tracing::warn!(
+                    target: "flow::worker",
+                    "cannot give back {} attempts claimed ahead in time (their leases lapse)",
+                    unstarted.len()
+                ),
+            }
         }
         while running.join_next().await.is_some() {}
         renewing.cancel();
@@ -173,6 +243,51 @@ impl Worker {
         if let Ok(Err(error)) = retired.await {
             tracing::debug!(target: "flow::worker", "cannot retire this worker: {error}");
         }
+    }
+
+    /// Starts a claimed attempt, unless its claim was lost while it waited.
+    fn start(
+        self: &Arc<Self>,
+        running: &mut JoinSet<()>,
+        held: &Arc<Mutex<HashMap<i64, CancellationToken>>>,
+        claim: Claimed,
+        token: CancellationToken,
+    ) {
+        if token.is_cancelled() {
+            held.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&claim.id);
+            self.count(|s| s.abandoned += 1);
+            return;
+        }
+        metrics::gauge!("flow_worker_attempts_running").increment(1.0);
+        let (this, held) = (self.clone(), held.clone());
+        running.spawn(async move {
+            this.execute(&claim, token).await;
+            held.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&claim.id);
+        });
+    }
+
+    /// Whether this worker's recent attempts were short enough to claim
+    /// ahead: some finished, and they took under [`CLAIM_AHEAD_BELOW`] on
+    /// average.
+    fn short_attempts(&self) -> bool {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.finished >= self.capacity as u64 && recent.average < CLAIM_AHEAD_BELOW
+    }
+
+    /// Counts a finished attempt's duration in the recent average.
+    fn finished(&self, took: Duration) {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.finished += 1;
+        // A moving average over roughly the last 16 attempts.
+        recent.average = if recent.finished == 1 {
+            took
+        } else {
+            recent.average.mul_f64(15.0 / 16.0) + took.mul_f64(1.0 / 16.0)
+        };
     }
 
     /// Runs one claimed attempt and reports it, unless the claim was lost
@@ -186,11 +301,14 @@ impl Worker {
             attempt = attempt.attempt,
             "claimed"
         );
+        let started = std::time::Instant::now();
         let report = tokio::select! {
             biased;
             () = lost.cancelled() => None,
             report = self.attempt(claim) => Some(report),
         };
+        self.finished(started.elapsed());
+        metrics::gauge!("flow_worker_attempts_running").decrement(1.0);
         let Some(report) = report else {
             self.count(|s| s.abandoned += 1);
             metrics::counter!("flow_worker_leases_lost_total").increment(1);
@@ -203,11 +321,28 @@ impl Worker {
             );
             return;
         };
+        let took = started.elapsed();
+        let outcome = if report.result.is_ok() {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        let action = attempt.action.clone();
+        metrics::histogram!(
+            "flow_worker_attempt_duration_seconds",
+            "action" => action,
+            "outcome" => outcome
+        )
+        .record(took.as_secs_f64());
         match self.queue.complete(claim, WireReport::from(report)).await {
-            Ok(true) => self.count(|s| s.completed += 1),
+            Ok(true) => {
+                self.count(|s| s.completed += 1);
+                metrics::counter!("flow_worker_reports_total", "outcome" => "accepted")
+                    .increment(1);
+            }
             Ok(false) => {
                 self.count(|s| s.refused += 1);
-                metrics::counter!("flow_worker_completions_refused_total").increment(1);
+                metrics::counter!("flow_worker_reports_total", "outcome" => "refused").increment(1);
                 tracing::warn!(
                     target: "flow::worker",
                     run = %attempt.run_id,
@@ -216,12 +351,15 @@ impl Worker {
                     "report refused: the claim is no longer this worker's (its lease lapsed)"
                 );
             }
-            Err(error) => tracing::warn!(
-                target: "flow::worker",
-                run = %attempt.run_id,
-                node = %attempt.node_id,
-                "cannot report the attempt: {error}"
-            ),
+            Err(error) => {
+                metrics::counter!("flow_worker_reports_total", "outcome" => "failed").increment(1);
+                tracing::warn!(
+                    target: "flow::worker",
+                    run = %attempt.run_id,
+                    node = %attempt.node_id,
+                    "cannot report the attempt: {error}"
+                );
+            }
         }
     }
 
@@ -327,6 +465,54 @@ pub fn stored_workflow(store: &dyn WorkflowStore, run_id: &str) -> Result<Workfl
     Ok(spec)
 }
 
+/// Describes a worker's series to the installed metrics recorder:
+///
+/// | Series | Kind | Labels |
+/// |---|---|---|
+/// | `flow_worker_claims_total` | counter | |
+/// | `flow_worker_reports_total` | counter | `outcome`: accepted, refused (the claim was lost), failed |
+/// | `flow_worker_heartbeats_total` | counter | `outcome`: renewed, failed |
+/// | `flow_worker_leases_lost_total` | counter | |
+/// | `flow_worker_attempts_running` | gauge | |
+/// | `flow_worker_claimed_ahead` | gauge | |
+/// | `flow_worker_attempt_duration_seconds` | histogram | `action`, `outcome` |
+/// | `flow_worker_runs_taken_up_total` | counter | |
+/// | `flow_tasks_lost_total` | counter | (attempts whose worker's lease lapsed, seen by this process) |
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!("flow_worker_claims_total", "Attempts this worker claimed");
+    describe_counter!(
+        "flow_worker_reports_total",
+        "Attempt reports by outcome: accepted, refused (the claim was no longer this worker's) or failed (the database could not be reached)"
+    );
+    describe_counter!(
+        "flow_worker_heartbeats_total",
+        "Renewals of this worker's announcement and leases, by outcome"
+    );
+    describe_counter!(
+        "flow_worker_leases_lost_total",
+        "Attempts stopped because their claim was lost or cancelled"
+    );
+    describe_gauge!("flow_worker_attempts_running", "Attempts running now");
+    describe_gauge!(
+        "flow_worker_claimed_ahead",
+        "Attempts claimed and waiting for a free slot"
+    );
+    describe_histogram!(
+        "flow_worker_attempt_duration_seconds",
+        Unit::Seconds,
+        "How long this worker's attempts ran"
+    );
+    describe_counter!(
+        "flow_worker_runs_taken_up_total",
+        "Runs this worker took up (queued, or left by a process that stopped)"
+    );
+    describe_counter!(
+        "flow_tasks_lost_total",
+        "Attempts whose worker's lease lapsed, marked lost by this process"
+    );
+}
+
 fn host_failure(message: String) -> AttemptReport {
     AttemptReport::new(Err(AttemptError::Host { message }))
 }
@@ -345,11 +531,7 @@ async fn renew(
             () = stop.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        if let Err(error) = worker
-            .queue
-            .announce(&worker.id, Some(&worker.serves()))
-            .await
-        {
+        if let Err(error) = worker.announce().await {
             tracing::warn!(target: "flow::worker", "cannot announce this worker: {error}");
         }
         // Claims made while the renewal runs are not in its answer: only

@@ -9,7 +9,7 @@
 //! - `catalog`: the workflow files; `idempotency`: keys of run starts;
 //! - `openapi`: the OpenAPI document, generated from the handlers.
 
-mod auth;
+pub mod auth;
 mod catalog;
 mod cron;
 mod dashboard;

@@ -57,9 +57,14 @@ pub struct Claimed {
 /// What the run's process waits for.
 type Waiter = oneshot::Sender<AttemptReport>;
 
-/// A report on its way: task id, token, the report's JSON, and where to
-/// say whether it was accepted.
-type Report = (i64, i64, String, oneshot::Sender<Result<bool, StoreError>>);
+/// A report on its way: task id, token, the report, and where to say
+/// whether it was accepted.
+type Report = (
+    i64,
+    i64,
+    WireReport,
+    oneshot::Sender<Result<bool, StoreError>>,
+);
 
 /// The queue, shared by the dispatching and the working sides of a process.
 pub struct TaskQueue {
@@ -73,6 +78,8 @@ pub struct TaskQueue {
     waiters: Mutex<HashMap<i64, Waiter>>,
     /// Woken by `flow_done` (and by the poll).
     done: Notify,
+    /// `flow_done` notifications received so far.
+    done_events: std::sync::atomic::AtomicU64,
     /// Woken by `flow_ready`: tasks may be waiting for a worker.
     ready: Notify,
     /// Filled by `flow_cancel`.
@@ -105,6 +112,7 @@ impl TaskQueue {
             reports,
             waiters: Mutex::new(HashMap::new()),
             done: Notify::new(),
+            done_events: std::sync::atomic::AtomicU64::new(0),
             ready: Notify::new(),
             cancels,
         });
@@ -207,14 +215,47 @@ impl TaskQueue {
         claimed: &Claimed,
         report: WireReport,
     ) -> Result<bool, StoreError> {
-        let text = serde_json::to_string(&report).map_err(StoreError::io)?;
         let (sender, receiver) = oneshot::channel();
         self.reports
-            .send((claimed.id, claimed.token, text, sender))
+            .send((claimed.id, claimed.token, report, sender))
             .map_err(|_| StoreError::io_message("the PostgreSQL task queue stopped"))?;
         receiver
             .await
             .map_err(|_| StoreError::io_message("the PostgreSQL task queue stopped"))?
+    }
+
+    /// Gives claimed tasks that were not started back to the queue, for
+    /// any worker to claim (with a new token: the old one is refused).
+    pub async fn release(self: &Arc<Self>, claims: &[Claimed]) -> Result<(), StoreError> {
+        let args = Arc::new((
+            claims.iter().map(|c| c.id).collect::<Vec<i64>>(),
+            claims.iter().map(|c| c.token).collect::<Vec<i64>>(),
+        ));
+        let this = self.clone();
+        self.on_bridge(async move {
+            this.bridge
+                .attempt_queue(|client| {
+                    let args = args.clone();
+                    async move {
+                        client
+                            .execute(
+                                "WITH given AS (
+                                     UPDATE flow_tasks t SET state = 'ready', worker = NULL,
+                                         token = NULL, lease_until = NULL
+                                     FROM unnest($1::int8[], $2::int8[]) AS r(id, token)
+                                     WHERE t.id = r.id AND t.token = r.token
+                                       AND t.state = 'claimed'
+                                     RETURNING t.id)
+                                 SELECT count(*), pg_notify('flow_ready', '') FROM given",
+                                &[&args.0, &args.1],
+                            )
+                            .await?;
+                        Ok(())
+                    }
+                })
+                .await
+        })
+        .await
     }
 
     /// Renews the leases of this worker's claimed tasks; returns the ids it
@@ -301,6 +342,50 @@ impl TaskQueue {
             .map_err(|_| StoreError::io_message("the PostgreSQL store stopped"))?
     }
 
+    /// The tasks this process waits for.
+    fn waited(&self) -> Vec<i64> {
+        self.waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    /// Tells the waiters of tasks that are no longer in the table (deleted
+    /// by another process, or by a statement whose answer was lost) that
+    /// their attempt was lost, so that no run waits for them forever.
+    async fn give_up_vanished(self: &Arc<Self>) {
+        let waited = self.waited();
+        if waited.is_empty() {
+            return;
+        }
+        let ids = Arc::new(waited);
+        let present = self
+            .bridge
+            .attempt_queue(|client| {
+                let ids = ids.clone();
+                async move {
+                    let rows = client
+                        .query("SELECT id FROM flow_tasks WHERE id = ANY($1)", &[&*ids])
+                        .await?;
+                    Ok(first_ids(rows))
+                }
+            })
+            .await;
+        let Ok(present) = present else { return };
+        let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        for id in ids.iter().filter(|id| !present.contains(id)) {
+            if let Some(waiter) = waiters.remove(id) {
+                let _ = waiter.send(lost(
+                    "the task of this attempt is no longer in the shared store, so its outcome \
+                     is unknown"
+                        .into(),
+                ));
+            }
+        }
+    }
+
     /// Drops a task this process no longer waits for.
     fn abandon(self: &Arc<Self>, id: i64) {
         self.waiters
@@ -385,6 +470,11 @@ impl Dispatcher for Arc<TaskQueue> {
     }
 }
 
+/// The ids in the first column of `rows`.
+fn first_ids(rows: Vec<tokio_postgres::Row>) -> std::collections::HashSet<i64> {
+    rows.into_iter().map(|row| row.get::<_, i64>(0)).collect()
+}
+
 fn lost(message: String) -> AttemptReport {
     AttemptReport::new(Err(AttemptError::Lost { message }))
 }
@@ -397,6 +487,7 @@ async fn insert_batches(
     let mut batch = Vec::new();
     while received.recv_many(&mut batch, BATCH).await > 0 {
         let Some(queue) = queue.upgrade() else { return };
+        let events = queue.done_events.load(Ordering::Acquire);
         let rows = Arc::new(
             batch
                 .iter()
@@ -466,13 +557,19 @@ async fn insert_batches(
             }
         }
         drop(waiters);
-        // Another process may have reported one before it was registered.
-        queue.done.notify_one();
+        // Another process may have reported one before it was registered:
+        // the collector looks again if anything was reported meanwhile.
+        if queue.done_events.load(Ordering::Acquire) != events {
+            queue.done.notify_one();
+        }
     }
 }
 
 /// Writes the reports handed over, many per statement; each is accepted
-/// only with its claim's current token.
+/// only with its claim's current token. The report of a task this process
+/// waits for itself (its run runs here) goes straight to its waiter, and
+/// the task is deleted in the same statement; the others are stored for
+/// their run's process, which `flow_done` wakes.
 async fn report_batches(
     queue: std::sync::Weak<TaskQueue>,
     mut received: mpsc::UnboundedReceiver<Report>,
@@ -480,10 +577,48 @@ async fn report_batches(
     let mut batch: Vec<Report> = Vec::new();
     while received.recv_many(&mut batch, BATCH).await > 0 {
         let Some(queue) = queue.upgrade() else { return };
+        // Taken out while the statement runs, so that the collector never
+        // judges them; put back unless their report is accepted.
+        let mut taken: HashMap<i64, Waiter> = {
+            let mut waiters = queue.waiters.lock().unwrap_or_else(|e| e.into_inner());
+            batch
+                .iter()
+                .filter_map(|r| waiters.remove(&r.0).map(|waiter| (r.0, waiter)))
+                .collect()
+        };
+        let here: Vec<bool> = batch.iter().map(|r| taken.contains_key(&r.0)).collect();
+        let texts = batch
+            .iter()
+            .zip(&here)
+            .map(|(r, &here)| {
+                if here {
+                    Ok(None)
+                } else {
+                    serde_json::to_string(&r.2).map(Some)
+                }
+            })
+            .collect::<Result<Vec<Option<String>>, _>>();
+        let texts = match texts {
+            Ok(texts) => texts,
+            Err(error) => {
+                queue
+                    .waiters
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(taken);
+                for (_, _, _, answer) in batch.drain(..) {
+                    let _ = answer.send(Err(StoreError::io_message(format!(
+                        "cannot encode a report: {error}"
+                    ))));
+                }
+                continue;
+            }
+        };
         let columns = Arc::new((
             batch.iter().map(|r| r.0).collect::<Vec<i64>>(),
             batch.iter().map(|r| r.1).collect::<Vec<i64>>(),
-            batch.iter().map(|r| r.2.clone()).collect::<Vec<String>>(),
+            texts,
+            here,
         ));
         let accepted = queue
             .bridge
@@ -493,32 +628,54 @@ async fn report_batches(
                     let statement = client
                         .prepare_cached(
                             "WITH reported AS (
-                                 SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[])
-                                     AS r(id, token, report)),
+                                 SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::bool[])
+                                     AS r(id, token, report, here)),
+                             consumed AS (
+                                 DELETE FROM flow_tasks t USING reported r
+                                 WHERE t.id = r.id AND t.token = r.token AND t.state = 'claimed'
+                                   AND r.here
+                                 RETURNING t.id),
                              done AS (
                                  UPDATE flow_tasks t SET state = 'done', report = r.report,
                                      lease_until = NULL
                                  FROM reported r
                                  WHERE t.id = r.id AND t.token = r.token AND t.state = 'claimed'
+                                   AND NOT r.here
                                  RETURNING t.id)
-                             SELECT id, pg_notify('flow_done', id::text) FROM done",
+                             SELECT id FROM consumed
+                             UNION ALL
+                             SELECT id FROM (SELECT id, pg_notify('flow_done', '') FROM done) d",
                         )
                         .await?;
                     let rows = client
-                        .query(&statement, &[&columns.0, &columns.1, &columns.2])
+                        .query(
+                            &statement,
+                            &[&columns.0, &columns.1, &columns.2, &columns.3],
+                        )
                         .await?;
-                    Ok(rows
-                        .into_iter()
-                        .map(|row| row.get::<_, i64>(0))
-                        .collect::<std::collections::HashSet<i64>>())
+                    Ok(first_ids(rows))
                 }
             })
             .await;
-        for (id, _, _, answer) in batch.drain(..) {
+        for (id, _, report, answer) in batch.drain(..) {
+            let took = matches!(&accepted, Ok(ids) if ids.contains(&id));
             let _ = answer.send(match &accepted {
-                Ok(ids) => Ok(ids.contains(&id)),
+                Ok(_) => Ok(took),
                 Err(error) => Err(StoreError::io_message(error.to_string())),
             });
+            if took && let Some(waiter) = taken.remove(&id) {
+                let _ = waiter.send(AttemptReport::from(report));
+            }
+        }
+        // Refused (the task was lost or is gone) or not written: the
+        // collector tells their waiters.
+        if !taken.is_empty() {
+            queue
+                .waiters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(taken);
+            queue.done.notify_one();
         }
     }
 }
@@ -528,13 +685,7 @@ async fn collect(queue: std::sync::Weak<TaskQueue>) {
     loop {
         let Some(this) = queue.upgrade() else { return };
         let notified = this.done.notified();
-        let waited: Vec<i64> = this
-            .waiters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .copied()
-            .collect();
+        let waited = this.waited();
         if !waited.is_empty() {
             let ids = Arc::new(waited);
             let found = this
@@ -590,7 +741,10 @@ async fn collect(queue: std::sync::Weak<TaskQueue>) {
             }
         }
         // Holds the queue for at most the poll interval.
-        let _ = tokio::time::timeout(POLL, notified).await;
+        let polled = tokio::time::timeout(POLL, notified).await.is_err();
+        if polled && let Some(this) = queue.upgrade() {
+            this.give_up_vanished().await;
+        }
     }
 }
 
@@ -615,7 +769,7 @@ async fn reap(queue: std::sync::Weak<TaskQueue>) {
                              WHERE state = 'claimed' AND lease_until < now()
                              RETURNING id, worker, run_id, node_id, attempt)
                          SELECT id, worker, run_id, node_id, attempt,
-                                pg_notify('flow_done', id::text) FROM lost",
+                                pg_notify('flow_done', '') FROM lost",
                     )
                     .await?;
                 Ok(client.query(&statement, &[]).await?)
@@ -697,7 +851,10 @@ async fn listen(queue: std::sync::Weak<TaskQueue>, url: String) {
                                         .unwrap_or_else(|e| e.into_inner())
                                         .insert(note.payload().to_string());
                                 }
-                                _ => queue.done.notify_one(),
+                                _ => {
+                                    queue.done_events.fetch_add(1, Ordering::AcqRel);
+                                    queue.done.notify_one();
+                                }
                             }
                         }
                     }
@@ -719,12 +876,22 @@ mod tests {
     use crate::store::{PostgresOptions, PostgresStore};
 
     fn store(lease_ms: u64) -> PostgresStore {
-        let url = flow_test_artifacts::postgres::server().database();
+        store_at(
+            &flow_test_artifacts::postgres::server().database(),
+            lease_ms,
+        )
+    }
+
+    fn store_at(url: &str, lease_ms: u64) -> PostgresStore {
         let options = PostgresOptions {
             lease: Duration::from_millis(lease_ms),
             ..PostgresOptions::default()
         };
-        PostgresStore::open(&url, options).unwrap()
+        PostgresStore::open(url, options).unwrap()
+    }
+
+    fn tasks(url: &str) -> String {
+        flow_test_artifacts::postgres::server().query(url, "SELECT count(*) FROM flow_tasks")
     }
 
     fn attempt(node: &str, digest: &str) -> Dispatch {
@@ -854,5 +1021,66 @@ mod tests {
         }
         let report = WireReport::from(AttemptReport::new(Ok("{}".into())));
         assert!(!queue.complete(&claim, report).await.unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_report_for_this_process_goes_straight_to_its_waiter_and_others_through_the_table() {
+        let url = flow_test_artifacts::postgres::server().database();
+        let (here, there) = (store_at(&url, 30_000), store_at(&url, 30_000));
+        let (ours, theirs) = (here.queue(), there.queue());
+        let report = WireReport::from(AttemptReport::new(Ok("{\"x\":1}".into())));
+
+        // Run and claimed by one process: the accepted report reaches the
+        // run, and the task is gone by then.
+        let waiting = ours.dispatch(attempt("a", "aa"));
+        let claim = claim_all(&ours, "w1", "aa", 1).await.remove(0);
+        assert!(ours.complete(&claim, report.clone()).await.unwrap());
+        assert_eq!(waiting.await.result.unwrap(), "{\"x\":1}");
+        assert_eq!(tasks(&url), "0", "deleted in the report's statement");
+
+        // Claimed by another process: stored as done until the run's
+        // process reads it.
+        let waiting = ours.dispatch(attempt("b", "aa"));
+        let claim = claim_all(&theirs, "w2", "aa", 1).await.remove(0);
+        assert!(theirs.complete(&claim, report.clone()).await.unwrap());
+        assert_eq!(waiting.await.result.unwrap(), "{\"x\":1}");
+        assert!(
+            !theirs.complete(&claim, report).await.unwrap(),
+            "a task is reported once"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_task_given_back_is_claimed_again_and_the_old_claim_is_refused() {
+        let store = store(30_000);
+        let queue = store.queue();
+        let waiting = queue.dispatch(attempt("a", "aa"));
+        let first = claim_all(&queue, "w1", "aa", 1).await.remove(0);
+        queue.release(std::slice::from_ref(&first)).await.unwrap();
+        let second = claim_all(&queue, "w2", "aa", 1).await.remove(0);
+        assert_eq!(second.id, first.id);
+        assert_ne!(second.token, first.token, "a new claim, a new token");
+        let report = WireReport::from(AttemptReport::new(Ok("{}".into())));
+        assert!(!queue.complete(&first, report.clone()).await.unwrap());
+        assert!(queue.complete(&second, report).await.unwrap());
+        assert_eq!(waiting.await.result.unwrap(), "{}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_task_deleted_elsewhere_ends_its_wait_as_lost() {
+        let url = flow_test_artifacts::postgres::server().database();
+        let store = store_at(&url, 30_000);
+        let waiting = store.queue().dispatch(attempt("a", "aa"));
+        // Wait until it is stored, then delete it as another process
+        // could.
+        while tasks(&url) != "1" {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        flow_test_artifacts::postgres::server().query(&url, "DELETE FROM flow_tasks");
+        let error = waiting.await.result.unwrap_err();
+        assert!(
+            matches!(&error, AttemptError::Lost { message } if message.contains("no longer in the shared store")),
+            "{error}"
+        );
     }
 }

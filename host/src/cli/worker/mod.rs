@@ -1,6 +1,9 @@
 //! `flow worker`: runs attempts of any run on the shared store.
 
+mod metrics;
+
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -8,6 +11,7 @@ use std::time::Duration;
 use clap::Args;
 use flow_host::WorkflowEngine;
 use flow_host::exec::{ExecError, Worker, stored_workflow};
+use flow_host::observe::MetricsBridge;
 use flow_host::runtime::PluginRegistry;
 use flow_host::store::{PostgresStore, StoreError};
 use tokio::signal::unix::{SignalKind, signal};
@@ -35,6 +39,19 @@ pub struct WorkerArgs {
 
     #[command(flatten)]
     secrets: SecretsArg,
+
+    /// Serve the worker's metrics (claims, reports, heartbeats, lost
+    /// leases, attempts, and the runs it took up) in the Prometheus text
+    /// format at http://ADDR/metrics; anything but loopback needs
+    /// --token-file
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+
+    /// With --metrics-listen: accept only requests with a bearer token
+    /// whose hash this file lists (make one with `flow token --token-file
+    /// FILE`)
+    #[arg(long, value_name = "FILE", requires = "metrics_listen")]
+    token_file: Option<PathBuf>,
 }
 
 pub fn run(context: &Context, args: WorkerArgs) -> anyhow::Result<Exit> {
@@ -55,10 +72,20 @@ pub fn run(context: &Context, args: WorkerArgs) -> anyhow::Result<Exit> {
     let store = Arc::new(context.open_postgres(url)?);
     let (runtime, cache) = context.runtime(capacity)?;
     super::tokio()?.block_on(async move {
+        let metrics_at = match args.metrics_listen {
+            Some(listen) => Some(metrics::serve(listen, args.token_file.as_deref()).await?),
+            None => None,
+        };
+        if let Some(address) = metrics_at {
+            out::eprint(format_args!("metrics at http://{address}/metrics"));
+        }
         let plugins = Arc::new(runtime.load_plugins(&args.plugins, &cache).await?);
-        let engine = WorkflowEngine::new(runtime.clone(), store.clone())
+        let mut engine = WorkflowEngine::new(runtime.clone(), store.clone())
             .with_secrets(secrets.clone())
             .with_dispatcher(Arc::new(store.queue()));
+        if metrics_at.is_some() {
+            engine = engine.with_metrics(Arc::new(MetricsBridge::global()));
+        }
         let worker = Arc::new(Worker::new(
             store.owner(),
             store.queue(),
@@ -119,8 +146,9 @@ pub fn run(context: &Context, args: WorkerArgs) -> anyhow::Result<Exit> {
         let stats = worker.stats();
         if !context.quiet {
             out::eprint(format_args!(
-                "flow worker: stopped; {} attempts claimed, {} reported, {} refused (lease lost), {} stopped",
-                stats.claimed, stats.completed, stats.refused, stats.abandoned
+                "flow worker: stopped; {} attempts claimed, {} reported, {} refused (lease lost), \
+                 {} stopped, {} given back unstarted",
+                stats.claimed, stats.completed, stats.refused, stats.abandoned, stats.given_back
             ));
         }
         anyhow::Ok(Exit::Success)
@@ -186,6 +214,7 @@ async fn adopt(
             match taken {
                 Ok(Ok(handle)) => {
                     tracing::info!(target: "flow::worker", run = %run_id, "took up run {run_id}");
+                    ::metrics::counter!("flow_worker_runs_taken_up_total").increment(1);
                     let watch = watch_cancel(store.clone(), run_id.clone(), handle.canceller());
                     running
                         .lock()
