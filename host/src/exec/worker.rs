@@ -258,6 +258,14 @@ impl Worker {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&claim.id);
             self.count(|s| s.abandoned += 1);
+            metrics::counter!("flow_worker_leases_lost_total").increment(1);
+            tracing::warn!(
+                target: "flow::worker",
+                run = %claim.attempt.run_id,
+                node = %claim.attempt.node_id,
+                attempt = claim.attempt.attempt,
+                "not started: the claim on this attempt was lost or cancelled while it waited"
+            );
             return;
         }
         metrics::gauge!("flow_worker_attempts_running").increment(1.0);
@@ -547,9 +555,18 @@ async fn renew(
         }
         match worker.queue.renew(&worker.id).await {
             Ok(still) => {
+                tracing::debug!(
+                    target: "flow::worker",
+                    "heartbeat: renewed the leases of {} claimed attempts",
+                    still.len()
+                );
                 let still: std::collections::HashSet<i64> = still.into_iter().collect();
                 for (id, token) in before {
                     if !still.contains(&id) {
+                        tracing::debug!(
+                            target: "flow::worker",
+                            "lost the claim on task {id} (its lease lapsed, or its run stopped waiting for it)"
+                        );
                         token.cancel();
                     }
                 }
