@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::WireReport;
 use crate::runtime::{
@@ -63,6 +64,8 @@ pub struct Worker {
     specs: Mutex<HashMap<String, Arc<WorkflowSpec>>>,
     stats: Mutex<WorkerStats>,
     recent: Mutex<Recent>,
+    /// Reports on their way.
+    reporting: TaskTracker,
 }
 
 impl Worker {
@@ -90,6 +93,7 @@ impl Worker {
             specs: Mutex::new(HashMap::new()),
             stats: Mutex::new(WorkerStats::default()),
             recent: Mutex::new(Recent::default()),
+            reporting: TaskTracker::new(),
         }
     }
 
@@ -236,6 +240,8 @@ impl Worker {
             }
         }
         while running.join_next().await.is_some() {}
+        self.reporting.close();
+        self.reporting.wait().await;
         renewing.cancel();
         // Best effort: the announcement lapses by itself.
         let retired =
@@ -271,10 +277,18 @@ impl Worker {
         metrics::gauge!("flow_worker_attempts_running").increment(1.0);
         let (this, held) = (self.clone(), held.clone());
         running.spawn(async move {
-            this.execute(&claim, token).await;
-            held.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&claim.id);
+            let report = this.execute(&claim, token).await;
+            // The slot is free once the attempt ran; its report goes on
+            // meanwhile (reports sent together share a statement).
+            let reporter = this.clone();
+            this.reporting.spawn(async move {
+                if let Some(report) = report {
+                    reporter.report(&claim, report).await;
+                }
+                held.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&claim.id);
+            });
         });
     }
 
@@ -298,9 +312,9 @@ impl Worker {
         };
     }
 
-    /// Runs one claimed attempt and reports it, unless the claim was lost
+    /// Runs one claimed attempt; its report, unless the claim was lost
     /// meanwhile.
-    async fn execute(&self, claim: &Claimed, lost: CancellationToken) {
+    async fn execute(&self, claim: &Claimed, lost: CancellationToken) -> Option<AttemptReport> {
         let attempt = &claim.attempt;
         tracing::debug!(
             target: "flow::worker",
@@ -327,7 +341,7 @@ impl Worker {
                 attempt = attempt.attempt,
                 "stopped: the claim on this attempt was lost or cancelled"
             );
-            return;
+            return None;
         };
         let took = started.elapsed();
         let outcome = if report.result.is_ok() {
@@ -342,6 +356,12 @@ impl Worker {
             "outcome" => outcome
         )
         .record(took.as_secs_f64());
+        Some(report)
+    }
+
+    /// Reports an attempt that ran.
+    async fn report(&self, claim: &Claimed, report: AttemptReport) {
+        let attempt = &claim.attempt;
         match self.queue.complete(claim, WireReport::from(report)).await {
             Ok(true) => {
                 self.count(|s| s.completed += 1);
