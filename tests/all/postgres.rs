@@ -173,4 +173,21 @@ fn a_server_on_the_shared_store_records_runs_that_other_processes_read() {
         !env.path().join("db.server.json").exists(),
         "no address file: commands open the store themselves"
     );
+    // And the server reads what other processes ran.
+    let other = env
+        .run(&[
+            "run",
+            "workflows/greet.toml",
+            "--plugins",
+            "plugins",
+            "--param",
+            "times=3",
+            "--json",
+        ])
+        .success()
+        .json();
+    let other_id = other["run_id"].as_str().unwrap();
+    let seen = server.get(&format!("/api/v1/runs/{other_id}"));
+    assert_eq!(seen.status, 200, "{}", seen.text);
+    assert_eq!(seen.json()["status"], "succeeded", "{}", seen.text);
 }
