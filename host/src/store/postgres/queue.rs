@@ -12,7 +12,11 @@
 //! - `done`: reported, only by the holder of the current token (fencing: a
 //!   worker whose lease lapsed, or whose task was given to another, is
 //!   refused); `flow_done` wakes the run's process, which reads the report
-//!   and deletes the task;
+//!   and deletes the task. A report for a run of the reporting process
+//!   itself skips this state: the task is deleted by the report's
+//!   statement and the report handed over in memory;
+//! - back to `ready`: a worker that stops gives back the tasks it claimed
+//!   ahead and did not start;
 //! - `lost`: the lease lapsed (its worker was killed, or lost the
 //!   database); any process's reaper marks it, and the run's process
 //!   records the attempt as lost and retries it under the node's policy;
