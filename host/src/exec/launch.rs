@@ -374,8 +374,8 @@ fn check_pool(engine: &WorkflowEngine, workflow: &WorkflowSpec) -> Result<(), Ex
 }
 
 /// The plugin of each node, by node index (none for a node that runs a
-/// sub-workflow); checks the runtime's pool (see [`check_pool`]), and that the plugins and secrets of the sub-workflows
-/// are there too.
+/// sub-workflow); checks the runtime's pool (see [`check_pool`]), and that
+/// the plugins and secrets of the sub-workflows are there too.
 fn resolve(
     engine: &WorkflowEngine,
     workflow: &WorkflowSpec,

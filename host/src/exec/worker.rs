@@ -329,7 +329,8 @@ impl Worker {
             () = lost.cancelled() => None,
             report = self.attempt(claim) => Some(report),
         };
-        self.finished(started.elapsed());
+        let took = started.elapsed();
+        self.finished(took);
         metrics::gauge!("flow_worker_attempts_running").decrement(1.0);
         let Some(report) = report else {
             self.count(|s| s.abandoned += 1);
@@ -343,7 +344,6 @@ impl Worker {
             );
             return None;
         };
-        let took = started.elapsed();
         let outcome = if report.result.is_ok() {
             "succeeded"
         } else {

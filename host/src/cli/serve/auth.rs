@@ -99,6 +99,15 @@ impl Tokens {
         found
     }
 
+    /// The token a request presents in `Authorization: Bearer <token>`.
+    pub fn presented(headers: &axum::http::HeaderMap) -> Option<&str> {
+        headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+    }
+
     /// How many tokens are accepted.
     pub fn len(&self) -> usize {
         self.hashes.len()

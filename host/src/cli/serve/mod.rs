@@ -37,7 +37,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -307,13 +307,8 @@ async fn authorize(State(app): State<Arc<App>>, request: Request, next: Next) ->
     let Some(tokens) = &app.tokens else {
         return next.run(request).await;
     };
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    match presented {
-        Some(token) if tokens.check(token.trim()).is_some() => next.run(request).await,
+    match auth::Tokens::presented(request.headers()) {
+        Some(token) if tokens.check(token).is_some() => next.run(request).await,
         Some(_) => Problem::new(
             StatusCode::UNAUTHORIZED,
             "the bearer token is not one this server accepts",

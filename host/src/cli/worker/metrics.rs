@@ -64,20 +64,15 @@ pub async fn serve(listen: SocketAddr, token_file: Option<&Path>) -> anyhow::Res
 
 /// `GET /metrics`: every series, in the Prometheus text format.
 async fn render(State(endpoint): State<Arc<Endpoint>>, request: Request) -> Response {
-    if let Some(tokens) = &endpoint.tokens {
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
-        if presented.is_none_or(|token| tokens.check(token.trim()).is_none()) {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                "this endpoint needs a token it accepts: send `Authorization: Bearer <token>`\n",
-            )
-                .into_response();
-        }
+    if let Some(tokens) = &endpoint.tokens
+        && Tokens::presented(request.headers()).is_none_or(|token| tokens.check(token).is_none())
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "this endpoint needs a token it accepts: send `Authorization: Bearer <token>`\n",
+        )
+            .into_response();
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

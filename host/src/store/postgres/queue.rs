@@ -143,7 +143,7 @@ impl TaskQueue {
     /// Claims up to `limit` ready tasks whose plugin this worker has (the
     /// same name and SHA-256), of run `only_run` when given; oldest first.
     pub async fn claim(
-        self: &Arc<Self>,
+        &self,
         worker: &str,
         plugins: &[(String, String)],
         only_run: Option<&str>,
@@ -158,54 +158,49 @@ impl TaskQueue {
             limit.min(BATCH) as i64,
             self.lease.as_secs_f64(),
         ));
-        let this = self.clone();
-        self.on_bridge(async move {
-            this.bridge
-                .attempt_queue(|client| {
-                    let args = args.clone();
-                    async move {
-                        let (worker, names, digests, only_run, limit, lease) = &*args;
-                        let statement = client
-                            .prepare_cached(
-                                "UPDATE flow_tasks AS t SET state = 'claimed', worker = $1,
-                                     token = nextval('flow_task_tokens'),
-                                     lease_until = now() + make_interval(secs => $6)
-                                 WHERE t.id IN (
-                                     SELECT id FROM flow_tasks
-                                     WHERE state = 'ready'
-                                       AND ($4::text IS NULL OR run_id = $4)
-                                       AND (action, plugin_sha256) IN
-                                           (SELECT * FROM unnest($2::text[], $3::text[]))
-                                     ORDER BY id LIMIT $5
-                                     FOR UPDATE SKIP LOCKED)
-                                 RETURNING t.id, t.token, t.run_id, t.node_id, t.attempt,
-                                           t.action, t.plugin_sha256, t.input",
-                            )
-                            .await?;
-                        let rows = client
-                            .query(
-                                &statement,
-                                &[worker, names, digests, only_run, limit, lease],
-                            )
-                            .await?;
-                        Ok(rows
-                            .into_iter()
-                            .map(|row| Claimed {
-                                id: row.get(0),
-                                token: row.get(1),
-                                attempt: Dispatch {
-                                    run_id: row.get(2),
-                                    node_id: row.get(3),
-                                    attempt: row.get::<_, i32>(4) as u32,
-                                    action: row.get(5),
-                                    plugin_sha256: row.get(6),
-                                    input: row.get(7),
-                                },
-                            })
-                            .collect::<Vec<_>>())
-                    }
-                })
-                .await
+        self.on_queue(move |client| {
+            let args = args.clone();
+            async move {
+                let (worker, names, digests, only_run, limit, lease) = &*args;
+                let statement = client
+                    .prepare_cached(
+                        "UPDATE flow_tasks AS t SET state = 'claimed', worker = $1,
+                             token = nextval('flow_task_tokens'),
+                             lease_until = now() + make_interval(secs => $6)
+                         WHERE t.id IN (
+                             SELECT id FROM flow_tasks
+                             WHERE state = 'ready'
+                               AND ($4::text IS NULL OR run_id = $4)
+                               AND (action, plugin_sha256) IN
+                                   (SELECT * FROM unnest($2::text[], $3::text[]))
+                             ORDER BY id LIMIT $5
+                             FOR UPDATE SKIP LOCKED)
+                         RETURNING t.id, t.token, t.run_id, t.node_id, t.attempt,
+                                   t.action, t.plugin_sha256, t.input",
+                    )
+                    .await?;
+                let rows = client
+                    .query(
+                        &statement,
+                        &[worker, names, digests, only_run, limit, lease],
+                    )
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|row| Claimed {
+                        id: row.get(0),
+                        token: row.get(1),
+                        attempt: Dispatch {
+                            run_id: row.get(2),
+                            node_id: row.get(3),
+                            attempt: row.get::<_, i32>(4) as u32,
+                            action: row.get(5),
+                            plugin_sha256: row.get(6),
+                            input: row.get(7),
+                        },
+                    })
+                    .collect::<Vec<_>>())
+            }
         })
         .await
     }
@@ -215,7 +210,7 @@ impl TaskQueue {
     /// marked lost, or it was cancelled or handed to another). Reports
     /// that arrive together go in one statement.
     pub async fn complete(
-        self: &Arc<Self>,
+        &self,
         claimed: &Claimed,
         report: WireReport,
     ) -> Result<bool, StoreError> {
@@ -230,34 +225,29 @@ impl TaskQueue {
 
     /// Gives claimed tasks that were not started back to the queue, for
     /// any worker to claim (with a new token: the old one is refused).
-    pub async fn release(self: &Arc<Self>, claims: &[Claimed]) -> Result<(), StoreError> {
+    pub async fn release(&self, claims: &[Claimed]) -> Result<(), StoreError> {
         let args = Arc::new((
             claims.iter().map(|c| c.id).collect::<Vec<i64>>(),
             claims.iter().map(|c| c.token).collect::<Vec<i64>>(),
         ));
-        let this = self.clone();
-        self.on_bridge(async move {
-            this.bridge
-                .attempt_queue(|client| {
-                    let args = args.clone();
-                    async move {
-                        client
-                            .execute(
-                                "WITH given AS (
-                                     UPDATE flow_tasks t SET state = 'ready', worker = NULL,
-                                         token = NULL, lease_until = NULL
-                                     FROM unnest($1::int8[], $2::int8[]) AS r(id, token)
-                                     WHERE t.id = r.id AND t.token = r.token
-                                       AND t.state = 'claimed'
-                                     RETURNING t.id)
-                                 SELECT count(*), pg_notify('flow_ready', '') FROM given",
-                                &[&args.0, &args.1],
-                            )
-                            .await?;
-                        Ok(())
-                    }
-                })
-                .await
+        self.on_queue(move |client| {
+            let args = args.clone();
+            async move {
+                client
+                    .execute(
+                        "WITH given AS (
+                             UPDATE flow_tasks t SET state = 'ready', worker = NULL,
+                                 token = NULL, lease_until = NULL
+                             FROM unnest($1::int8[], $2::int8[]) AS r(id, token)
+                             WHERE t.id = r.id AND t.token = r.token
+                               AND t.state = 'claimed'
+                             RETURNING t.id)
+                         SELECT count(*), pg_notify('flow_ready', '') FROM given",
+                        &[&args.0, &args.1],
+                    )
+                    .await?;
+                Ok(())
+            }
         })
         .await
     }
@@ -265,25 +255,20 @@ impl TaskQueue {
     /// Renews the leases of this worker's claimed tasks; returns the ids it
     /// still holds (a task missing from them was lost or cancelled: stop
     /// running it).
-    pub async fn renew(self: &Arc<Self>, worker: &str) -> Result<Vec<i64>, StoreError> {
+    pub async fn renew(&self, worker: &str) -> Result<Vec<i64>, StoreError> {
         let args = Arc::new((worker.to_string(), self.lease.as_secs_f64()));
-        let this = self.clone();
-        self.on_bridge(async move {
-            this.bridge
-                .attempt_queue(|client| {
-                    let args = args.clone();
-                    async move {
-                        let statement = client
-                            .prepare_cached(
-                                "UPDATE flow_tasks SET lease_until = now() + make_interval(secs => $2)
-                                 WHERE worker = $1 AND state = 'claimed' RETURNING id",
-                            )
-                            .await?;
-                        let rows = client.query(&statement, &[&args.0, &args.1]).await?;
-                        Ok(rows.into_iter().map(|row| row.get(0)).collect())
-                    }
-                })
-                .await
+        self.on_queue(move |client| {
+            let args = args.clone();
+            async move {
+                let statement = client
+                    .prepare_cached(
+                        "UPDATE flow_tasks SET lease_until = now() + make_interval(secs => $2)
+                         WHERE worker = $1 AND state = 'claimed' RETURNING id",
+                    )
+                    .await?;
+                let rows = client.query(&statement, &[&args.0, &args.1]).await?;
+                Ok(rows.into_iter().map(|row| row.get(0)).collect())
+            }
         })
         .await
     }
@@ -291,7 +276,7 @@ impl TaskQueue {
     /// Says that `worker` lives and serves `plugins` (name, SHA-256), for
     /// the next lease; `None` says it stopped.
     pub async fn announce(
-        self: &Arc<Self>,
+        &self,
         worker: &str,
         plugins: Option<&[(String, String)]>,
     ) -> Result<(), StoreError> {
@@ -304,44 +289,44 @@ impl TaskQueue {
             digests,
             self.lease.as_secs_f64(),
         ));
-        let this = self.clone();
-        self.on_bridge(async move {
-            this.bridge
-                .attempt_queue(|client| {
-                    let args = args.clone();
-                    async move {
-                        let (worker, live, actions, digests, lease) = &*args;
-                        if !*live {
-                            client
-                                .execute("DELETE FROM flow_workers WHERE worker = $1", &[worker])
-                                .await?;
-                            return Ok(());
-                        }
-                        client
-                            .execute(
-                                "INSERT INTO flow_workers (worker, actions, digests, seen_until)
-                                 VALUES ($1, $2, $3, now() + make_interval(secs => $4))
-                                 ON CONFLICT (worker) DO UPDATE SET
-                                     actions = excluded.actions, digests = excluded.digests,
-                                     seen_until = excluded.seen_until",
-                                &[worker, actions, digests, lease],
-                            )
-                            .await?;
-                        Ok(())
-                    }
-                })
-                .await
+        self.on_queue(move |client| {
+            let args = args.clone();
+            async move {
+                let (worker, live, actions, digests, lease) = &*args;
+                if !*live {
+                    client
+                        .execute("DELETE FROM flow_workers WHERE worker = $1", &[worker])
+                        .await?;
+                    return Ok(());
+                }
+                client
+                    .execute(
+                        "INSERT INTO flow_workers (worker, actions, digests, seen_until)
+                         VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+                         ON CONFLICT (worker) DO UPDATE SET
+                             actions = excluded.actions, digests = excluded.digests,
+                             seen_until = excluded.seen_until",
+                        &[worker, actions, digests, lease],
+                    )
+                    .await?;
+                Ok(())
+            }
         })
         .await
     }
 
-    /// Runs `future` on the store's runtime, where its connections live.
-    async fn on_bridge<T: Send + 'static>(
-        &self,
-        future: impl Future<Output = Result<T, StoreError>> + Send + 'static,
-    ) -> Result<T, StoreError> {
+    /// Runs `op` on a connection of the queue's pool, on the store's
+    /// runtime where its connections live, as [`Bridge::attempt_queue`]
+    /// does (again while the server cannot be reached).
+    async fn on_queue<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(deadpool_postgres::Object) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, OpError>> + Send,
+    {
+        let bridge = self.bridge.clone();
         self.bridge
-            .spawn(future)
+            .spawn(async move { bridge.attempt_queue(op).await })
             .await
             .map_err(|_| StoreError::io_message("the PostgreSQL store stopped"))?
     }
@@ -359,7 +344,7 @@ impl TaskQueue {
     /// Tells the waiters of tasks that are no longer in the table (deleted
     /// by another process, or by a statement whose answer was lost) that
     /// their attempt was lost, so that no run waits for them forever.
-    async fn give_up_vanished(self: &Arc<Self>) {
+    async fn give_up_vanished(&self) {
         let waited = self.waited();
         if waited.is_empty() {
             return;
