@@ -150,6 +150,8 @@ const SCENARIOS: &[&str] = &[
     "http-1000/wasm-sequential",
     "http-1000/native-16",
     "http-1000/wasm-16",
+    "http-1000/nodes-sequential",
+    "http-1000/nodes-16",
     "load/python-words/cold",
     "load/python-words/warm",
     "attempt/python-words",
@@ -303,6 +305,8 @@ async fn scenario(name: &str) -> serde_json::Value {
         "http-1000/native-16" => outbound::native(16).await,
         "http-1000/wasm-sequential" => outbound::wasm(1).await,
         "http-1000/wasm-16" => outbound::wasm(16).await,
+        "http-1000/nodes-sequential" => outbound::nodes(1).await,
+        "http-1000/nodes-16" => outbound::nodes(16).await,
         other if other.starts_with("load/") || other.starts_with("attempt/") => {
             language(other).await
         }

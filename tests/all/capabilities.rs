@@ -518,3 +518,56 @@ fn a_guest_path_must_be_absolute() {
     );
     assert!(run.stderr.contains("guest.toml:7:"), "{}", run.stderr);
 }
+
+#[test]
+fn the_http_plugin_sends_a_list_of_requests_several_at_once() {
+    let env = Env::new();
+    let server = TestServer::start();
+    let origin = server.origin();
+    // The three `/gather` requests are answered only once all three wait
+    // at the server together: one at a time, the first would wait 10 s
+    // and get a 503.
+    let nodes = format!(
+        r#"[nodes.many]
+action = "http"
+http = ["{origin}"]
+input = {{ in_flight = 3, requests = [
+  {{ url = "{origin}/gather?n=3" }},
+  {{ url = "{origin}/echo", method = "POST", json = {{ n = 1 }} }},
+  {{ url = "{origin}/gather?n=3" }},
+  {{ url = "{origin}/redirect?to={origin}/json" }},
+  {{ url = "{origin}/gather?n=3" }},
+] }}
+
+[nodes.refused]
+action = "http"
+http = ["{origin}"]
+input = {{ requests = [{{ url = "{origin}/json" }}, {{ url = "http://127.0.0.2:9/x" }}] }}
+"#
+    );
+    let report = run(&env, &nodes);
+    let many = node(&report, "many");
+    assert_eq!(many["status"], "succeeded", "{many}");
+    let responses = many["output"]["responses"].as_array().unwrap();
+    assert_eq!(responses.len(), 5);
+    for i in [0, 2, 4] {
+        assert_eq!(responses[i]["body"], serde_json::json!({ "together": 3 }));
+    }
+    assert_eq!(responses[1]["body"]["method"], "POST");
+    assert_eq!(responses[1]["body"]["body"], "{\"n\":1}");
+    assert_eq!(responses[3]["status"], 200, "the redirect is followed");
+    assert_eq!(responses[3]["body"]["items"].as_array().unwrap().len(), 16);
+    // Five requests and the redirect's second.
+    assert_eq!(many["attempt_records"][0]["http"]["requests"], 6);
+
+    let error = error(&report, "refused");
+    assert!(
+        error.contains("requests[1]: request refused by the host"),
+        "{error}"
+    );
+    assert!(
+        logs(&report, "refused").contains("refused GET http://127.0.0.2:9/x"),
+        "{}",
+        logs(&report, "refused")
+    );
+}

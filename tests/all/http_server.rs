@@ -8,12 +8,15 @@
 //! - `/stream?bytes=N`: `N` bytes, chunked (no length);
 //! - `/rates.json`: the example site's file;
 //! - `/hang`: reads the request and never answers;
+//! - `/gather?n=N`: answers once `N` requests to it wait together (200,
+//!   JSON), or after 10 s alone (503);
 //! - anything else: 404.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// A request the server received.
 #[derive(Debug, Clone)]
@@ -31,6 +34,13 @@ pub struct TestServer {
     stop: Arc<AtomicBool>,
 }
 
+/// Requests waiting at `/gather`, and how many of them ever arrived.
+#[derive(Default)]
+struct Gather {
+    arrived: Mutex<usize>,
+    changed: Condvar,
+}
+
 impl TestServer {
     pub fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -38,14 +48,15 @@ impl TestServer {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (seen_in, stop_in) = (seen.clone(), stop.clone());
+        let gather = Arc::new(Gather::default());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if stop_in.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
-                let (seen, stop) = (seen_in.clone(), stop_in.clone());
-                std::thread::spawn(move || serve(stream, &seen, &stop));
+                let (seen, stop, gather) = (seen_in.clone(), stop_in.clone(), gather.clone());
+                std::thread::spawn(move || serve(stream, &seen, &stop, &gather));
             }
         });
         Self { addr, seen, stop }
@@ -80,7 +91,7 @@ impl Drop for TestServer {
     }
 }
 
-fn serve(stream: TcpStream, seen: &Mutex<Vec<Seen>>, stop: &AtomicBool) {
+fn serve(stream: TcpStream, seen: &Mutex<Vec<Seen>>, stop: &AtomicBool, gather: &Gather) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
     if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -196,6 +207,33 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<Seen>>, stop: &AtomicBool) {
                 "content-type: application/json\r\n",
                 &body,
             );
+        }
+        "/gather" => {
+            let n: usize = query("n").and_then(|n| n.parse().ok()).unwrap_or(1);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut arrived = gather.arrived.lock().unwrap();
+            *arrived += 1;
+            gather.changed.notify_all();
+            while *arrived < n && Instant::now() < deadline {
+                arrived = gather
+                    .changed
+                    .wait_timeout(arrived, Duration::from_millis(100))
+                    .unwrap()
+                    .0;
+            }
+            let together = *arrived >= n;
+            drop(arrived);
+            if together {
+                let body = serde_json::json!({ "together": n }).to_string();
+                respond(
+                    &mut out,
+                    "200 OK",
+                    "content-type: application/json\r\n",
+                    body.as_bytes(),
+                );
+            } else {
+                respond(&mut out, "503 Service Unavailable", "", b"alone");
+            }
         }
         "/hang" => {
             while !stop.load(Ordering::SeqCst) {

@@ -1,6 +1,7 @@
 //! Outbound HTTP: a thousand GETs of a 1 KiB JSON body from a local server,
-//! by the `http` plugin (one node per request) and by native Rust (hyper,
-//! a connection per request, as the host makes them).
+//! by the `http` plugin (all from one attempt, and one node per request)
+//! and by native Rust (hyper, a connection per request, as the host makes
+//! them).
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -51,7 +52,7 @@ pub async fn serve() -> SocketAddr {
 }
 
 /// The workflow: one `http` node per request, `concurrency` at once.
-fn workflow(addr: SocketAddr, concurrency: usize) -> String {
+fn nodes_workflow(addr: SocketAddr, concurrency: usize) -> String {
     let mut text = header("http", &format!("max_concurrency = {concurrency}"));
     text.push_str(&format!("http = [\"http://{addr}\"]\n"));
     for i in 0..REQUESTS {
@@ -62,12 +63,38 @@ fn workflow(addr: SocketAddr, concurrency: usize) -> String {
     text
 }
 
-/// The requests made by the `http` plugin through the engine.
-pub async fn wasm(concurrency: usize) -> serde_json::Value {
+/// The workflow: one `http` node sending every request, `in_flight` at
+/// once.
+fn batch_workflow(addr: SocketAddr, in_flight: usize) -> String {
+    let mut text = header("http", "max_concurrency = 1");
+    text.push_str(&format!("http = [\"http://{addr}\"]\n"));
+    let request = format!("{{ url = \"http://{addr}/items\" }}");
+    let requests = vec![request; REQUESTS].join(", ");
+    text.push_str(&format!(
+        "[nodes.get]\naction = \"http\"\ninput = {{ in_flight = {in_flight}, requests = [{requests}] }}\n"
+    ));
+    text
+}
+
+/// The requests sent by one attempt of the `http` plugin.
+pub async fn wasm(in_flight: usize) -> serde_json::Value {
     let addr = serve().await;
     engine_scenario_runs(
         REQUESTS,
-        workflow(addr, concurrency),
+        batch_workflow(addr, in_flight),
+        true,
+        Keep::Memory,
+        runs(),
+    )
+    .await
+}
+
+/// The requests made by as many nodes of the `http` plugin.
+pub async fn nodes(concurrency: usize) -> serde_json::Value {
+    let addr = serve().await;
+    engine_scenario_runs(
+        REQUESTS,
+        nodes_workflow(addr, concurrency),
         true,
         Keep::Memory,
         runs(),

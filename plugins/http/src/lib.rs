@@ -1,5 +1,5 @@
-//! `http`: sends one HTTP request and returns the response, as far as the
-//! node's `http` grants allow.
+//! `http`: sends an HTTP request, or many, and returns the responses, as far
+//! as the node's `http` grants allow.
 //!
 //! Input: `url`; optionally `method` (default `GET`), `headers` (a table),
 //! `json` (a value sent as a JSON body) or `body` (text), `bearer_secret`
@@ -9,6 +9,11 @@
 //!
 //! Output: `status`, `headers` (names in lower case) and `body`, parsed as
 //! JSON when the response says it is JSON, else text.
+//!
+//! Many requests: `requests`, a list of such inputs, and optionally
+//! `in_flight` (how many wait for their responses at once, default 8, at
+//! most 64). Output: `responses`, the outputs in the order of `requests`.
+//! The first request that fails fails the node, named by its place.
 //!
 //! ```toml
 //! [nodes.rates]
@@ -20,8 +25,10 @@
 
 use std::collections::BTreeMap;
 
-use flow_plugin_sdk::serde::Deserialize;
-use flow_plugin_sdk::serde_json::{Value, json};
+use flow_plugin_sdk::serde::de::{Deserializer, Error as _};
+use flow_plugin_sdk::serde::{Deserialize, Serialize};
+use flow_plugin_sdk::serde_json::Value;
+use flow_plugin_sdk::serde_json::value::RawValue;
 use flow_plugin_sdk::{ActionError, Context, Request, export_action, http, log, secret};
 
 /// The node's `input` table.
@@ -51,6 +58,67 @@ fn get() -> String {
     "GET".into()
 }
 
+/// Requests a node may have waiting at once.
+pub const MAX_IN_FLIGHT: usize = 64;
+
+/// The node's input: one request, or many.
+#[derive(Debug)]
+pub enum Input {
+    /// `url`, ...
+    One(Params),
+    /// `requests = [...]`, `in_flight`
+    Many {
+        /// The requests, in order.
+        requests: Vec<Params>,
+        /// How many wait for their responses at once.
+        in_flight: usize,
+    },
+}
+
+/// `requests` and `in_flight`, before each request is read.
+#[derive(Deserialize)]
+#[serde(crate = "flow_plugin_sdk::serde", deny_unknown_fields)]
+struct Batch {
+    requests: Vec<Value>,
+    #[serde(default = "in_flight")]
+    in_flight: usize,
+}
+
+fn in_flight() -> usize {
+    8
+}
+
+impl<'de> Deserialize<'de> for Input {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        if value.get("requests").is_none() {
+            return Params::deserialize(value)
+                .map(Input::One)
+                .map_err(D::Error::custom);
+        }
+        let batch = Batch::deserialize(value).map_err(D::Error::custom)?;
+        if !(1..=MAX_IN_FLIGHT).contains(&batch.in_flight) {
+            return Err(D::Error::custom(format!(
+                "in_flight: {} is not between 1 and {MAX_IN_FLIGHT}",
+                batch.in_flight
+            )));
+        }
+        let requests = batch
+            .requests
+            .into_iter()
+            .enumerate()
+            .map(|(i, request)| {
+                Params::deserialize(request)
+                    .map_err(|e| D::Error::custom(format!("requests[{i}]: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Input::Many {
+            requests,
+            in_flight: batch.in_flight,
+        })
+    }
+}
+
 /// The request `params` describe, ready to send.
 pub fn build(params: &Params) -> Result<http::Request, ActionError> {
     let mut request = http::request(&params.method, &params.url);
@@ -68,16 +136,52 @@ pub fn build(params: &Params) -> Result<http::Request, ActionError> {
     }
 }
 
+/// What a node returns for one request.
+#[derive(Debug, Serialize)]
+#[serde(crate = "flow_plugin_sdk::serde")]
+pub struct Output {
+    /// The status code.
+    pub status: u16,
+    /// The headers, names in lower case.
+    pub headers: BTreeMap<String, String>,
+    /// The body, as it came when it is JSON (checked, not rebuilt), else
+    /// as text.
+    pub body: Body,
+}
+
+/// A response's body.
+#[derive(Debug, Serialize)]
+#[serde(crate = "flow_plugin_sdk::serde", untagged)]
+pub enum Body {
+    /// JSON, kept as received.
+    Json(Box<RawValue>),
+    /// Anything else, as text.
+    Text(String),
+}
+
+/// What a node returns: one output, or one per request.
+#[derive(Debug, Serialize)]
+#[serde(crate = "flow_plugin_sdk::serde", untagged)]
+pub enum Outputs {
+    /// For `url`.
+    One(Output),
+    /// For `requests`.
+    Many {
+        /// In the order of the requests.
+        responses: Vec<Output>,
+    },
+}
+
 /// The output for `response`, or the error its status means.
-pub fn output(params: &Params, response: http::Response) -> Result<Value, ActionError> {
+pub fn output(params: &Params, response: http::Response) -> Result<Output, ActionError> {
     let status = response.status;
     let json_body = response
         .header("content-type")
         .is_some_and(|t| t.contains("json"));
     let body = if json_body {
-        response.json::<Value>()?
+        Body::Json(response.json::<Box<RawValue>>()?)
     } else {
-        Value::String(String::from_utf8_lossy(&response.body).into_owned())
+        Body::Text(String::from_utf8_lossy(&response.body).into_owned())
     };
     let accepted = params.accept_status.contains(&status);
     if !accepted && (status >= 500 || status == 429) {
@@ -87,15 +191,23 @@ pub fn output(params: &Params, response: http::Response) -> Result<Value, Action
         )));
     }
     if !accepted && status >= 400 {
+        let text = match &body {
+            Body::Json(raw) => raw.get(),
+            Body::Text(text) => text,
+        };
         return Err(ActionError::fatal(format!(
             "{} {} answered {status}: {}",
             params.method,
             params.url,
-            shorten(&body.to_string())
+            shorten(text)
         )));
     }
     let headers: BTreeMap<String, String> = response.headers.into_iter().collect();
-    Ok(json!({ "status": status, "headers": headers, "body": body }))
+    Ok(Output {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn shorten(text: &str) -> &str {
@@ -106,9 +218,44 @@ fn shorten(text: &str) -> &str {
     &text[..end]
 }
 
-fn run(_: &Context, request: Request<Params>) -> Result<Value, ActionError> {
-    let params = request.input;
-    let response = build(&params)?.send()?;
+fn run(_: &Context, request: Request<Input>) -> Result<Outputs, ActionError> {
+    match request.input {
+        Input::One(params) => {
+            let response = build(&params)?.send()?;
+            logged(&params, &response);
+            output(&params, response).map(Outputs::One)
+        }
+        Input::Many {
+            requests,
+            in_flight,
+        } => {
+            let built = requests.iter().map(build).collect::<Result<Vec<_>, _>>()?;
+            let responses = http::send_all(built, in_flight)
+                .into_iter()
+                .zip(&requests)
+                .enumerate()
+                .map(|(i, (result, params))| {
+                    let response = result.map_err(|e| in_batch(i, e.into()))?;
+                    logged(params, &response);
+                    output(params, response).map_err(|e| in_batch(i, e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Outputs::Many { responses })
+        }
+    }
+}
+
+/// `error` of the `i`-th request of a batch, said so.
+fn in_batch(i: usize, error: ActionError) -> ActionError {
+    let message = format!("requests[{i}]: {}", error.message());
+    if error.is_retryable() {
+        ActionError::retryable(message)
+    } else {
+        ActionError::fatal(message)
+    }
+}
+
+fn logged(params: &Params, response: &http::Response) {
     log::debug(&format!(
         "{} {}: {}, {} bytes",
         params.method,
@@ -116,18 +263,18 @@ fn run(_: &Context, request: Request<Params>) -> Result<Value, ActionError> {
         response.status,
         response.body.len()
     ));
-    output(&params, response)
 }
 
 export_action! {
     name: "http",
-    description: "Sends an HTTP request and returns the response, as far as the node is granted",
+    description: "Sends an HTTP request, or many at once, and returns the responses, as far as the node is granted",
     run: run,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flow_plugin_sdk::serde_json::json;
 
     fn params(extra: Value) -> Params {
         let mut value = json!({ "url": "https://a.example/x" });
@@ -149,10 +296,12 @@ mod tests {
     #[test]
     fn json_bodies_are_parsed_and_text_kept() {
         let p = params(json!({}));
-        let out = output(&p, response(200, "application/json", "{\"a\":1}")).unwrap();
-        assert_eq!(out["body"], json!({"a": 1}));
-        let out = output(&p, response(200, "text/plain", "hi")).unwrap();
-        assert_eq!(out["body"], "hi");
+        let out = |response| {
+            flow_plugin_sdk::serde_json::to_value(output(&p, response).unwrap()).unwrap()
+        };
+        let json = out(response(200, "application/json", "{ \"a\": 1 }"));
+        assert_eq!(json["body"], json!({"a": 1}));
+        assert_eq!(out(response(200, "text/plain", "hi"))["body"], "hi");
     }
 
     #[test]
@@ -175,9 +324,59 @@ mod tests {
         );
         let p = params(json!({ "accept_status": [404] }));
         assert_eq!(
-            output(&p, response(404, "text/plain", "")).unwrap()["status"],
+            output(&p, response(404, "text/plain", "")).unwrap().status,
             404
         );
+    }
+
+    #[test]
+    fn a_list_of_requests_is_read_with_each_named_by_its_place() {
+        let input: Input = flow_plugin_sdk::serde_json::from_value(json!({
+            "requests": [{ "url": "https://a.example/1" }, { "url": "https://a.example/2", "method": "POST" }],
+            "in_flight": 2,
+        }))
+        .unwrap();
+        let Input::Many {
+            requests,
+            in_flight,
+        } = input
+        else {
+            panic!("not read as a batch")
+        };
+        assert_eq!(
+            (requests.len(), requests[1].method.as_str(), in_flight),
+            (2, "POST", 2)
+        );
+
+        let bad = |value: Value| {
+            flow_plugin_sdk::serde_json::from_value::<Input>(value)
+                .unwrap_err()
+                .to_string()
+        };
+        let error = bad(json!({ "requests": [{ "url": "https://a.example/1" }, { "uri": "x" }] }));
+        assert!(
+            error.starts_with("requests[1]: unknown field `uri`"),
+            "{error}"
+        );
+        let error = bad(json!({ "requests": [], "in_flight": 0 }));
+        assert!(
+            error.contains("in_flight: 0 is not between 1 and 64"),
+            "{error}"
+        );
+        let error = bad(json!({ "requests": [], "url": "https://a.example" }));
+        assert!(error.contains("unknown field `url`"), "{error}");
+        assert!(matches!(
+            flow_plugin_sdk::serde_json::from_value::<Input>(json!({ "url": "https://a.example" })),
+            Ok(Input::One(_))
+        ));
+    }
+
+    #[test]
+    fn a_failure_in_a_batch_keeps_its_kind_and_names_its_place() {
+        let error = in_batch(3, ActionError::retryable("503"));
+        assert!(error.is_retryable());
+        assert_eq!(error.message(), "requests[3]: 503");
+        assert!(!in_batch(0, ActionError::fatal("404")).is_retryable());
     }
 
     #[test]

@@ -124,9 +124,19 @@ pub(super) async fn send(mut request: http::Request<WasiBody>, target: Target) -
         },
     );
 
-    let connection = tokio::spawn(connection);
-    let response = timeout(target.timeouts.first_byte, sender.send_request(request))
-        .await
+    // The connection is driven here until the response comes, then by the
+    // task wasi:http spawns for it: no task of its own.
+    let mut connection = Box::pin(connection);
+    let mut ended = None;
+    let sending = timeout(target.timeouts.first_byte, sender.send_request(request));
+    tokio::pin!(sending);
+    let response = loop {
+        tokio::select! {
+            sent = &mut sending => break sent,
+            result = &mut connection, if ended.is_none() => ended = Some(result),
+        }
+    };
+    let response = response
         .map_err(|_| HttpError::ConnectionReadTimeout)?
         .map_err(HttpError::from)?;
     let (parts, body) = response.into_parts();
@@ -149,10 +159,11 @@ pub(super) async fn send(mut request: http::Request<WasiBody>, target: Target) -
         timer: None,
     };
     let done = async move {
-        match connection.await {
-            Ok(result) => result.map_err(HttpError::from),
-            Err(_) => Ok(()),
+        match ended {
+            Some(result) => result,
+            None => connection.await,
         }
+        .map_err(HttpError::from)
     };
     Ok((
         http::Response::from_parts(parts, body.boxed_unsync()),
