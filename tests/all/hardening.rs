@@ -182,26 +182,37 @@ fn a_closed_pipe_ends_a_command_quietly() {
         nodes.push_str(&format!("[nodes.n{i}]\naction = \"echo\"\n"));
     }
     let file = env.write("wide.toml", &workflow(&nodes));
-    // The reader takes one line and goes away, as `| head -1` does.
-    let mut child = env
-        .flow()
-        .args(["graph", file.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = [0u8; 16];
-    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0), "{stderr}");
-    assert_eq!(stderr, "");
+    let file = file.to_str().unwrap();
+    // The reader takes a few bytes and goes away, as `| head -1` does.
+    let closed_early = |args: &[&str]| {
+        let mut child = env
+            .flow()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 16];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "flow {args:?}: {stderr}");
+        assert_eq!(stderr, "", "flow {args:?}");
+    };
+    closed_early(&["graph", file]);
+    let report = env.run(&["run", file, "--json"]).success().json();
+    let run_id = report["run_id"].as_str().unwrap();
+    // Text, and JSON written by a serialiser (whose error wraps the
+    // closed pipe's).
+    closed_early(&["status", run_id]);
+    closed_early(&["status", run_id, "--json"]);
+    closed_early(&["graph", file, "--run", run_id]);
 }
 
 #[test]

@@ -11,12 +11,18 @@ pub fn stdout() -> BufWriter<Stdout> {
     BufWriter::with_capacity(64 << 10, std::io::stdout())
 }
 
-/// Whether an error is a closed pipe on stdout.
+/// Whether an error is a closed pipe on stdout, met by a write or by
+/// serde_json writing a document (whose error does not give the I/O error
+/// as its source, only its kind).
 pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|error| error.kind() == std::io::ErrorKind::BrokenPipe)
+        let kind = match cause.downcast_ref::<std::io::Error>() {
+            Some(error) => Some(error.kind()),
+            None => cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind),
+        };
+        kind == Some(std::io::ErrorKind::BrokenPipe)
     })
 }
 
@@ -46,6 +52,20 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_closed_pipe_is_told_apart_from_other_errors() {
+        let closed = || std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert!(is_broken_pipe(&anyhow::Error::new(closed())));
+        assert!(is_broken_pipe(
+            &anyhow::Error::new(closed()).context("writing")
+        ));
+        let by_serde = serde_json::Error::io(closed());
+        assert!(is_broken_pipe(&anyhow::Error::new(by_serde)));
+        let other = serde_json::Error::io(std::io::Error::other("disk full"));
+        assert!(!is_broken_pipe(&anyhow::Error::new(other)));
+        assert!(!is_broken_pipe(&anyhow::anyhow!("broken pipe")));
+    }
 
     #[test]
     fn control_characters_are_escaped() {
