@@ -175,6 +175,11 @@ mod tests {
     }
 
     #[test]
+    fn a_big_history_comes_in_file_order_with_its_attempts() {
+        conformance::a_big_history_comes_in_file_order_with_its_attempts(&MemoryStore::new());
+    }
+
+    #[test]
     fn one_node_is_read_with_its_elements() {
         conformance::one_node_is_read_with_its_elements(&MemoryStore::new());
     }

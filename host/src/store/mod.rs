@@ -276,6 +276,38 @@ pub(crate) mod conformance {
     use super::*;
     use crate::report::{Failure, FailureKind, JsonText, NodeStatus, RunStatus, Timestamp};
 
+    /// A run of thousands of records, more than a store reads at a time:
+    /// every node once, in file order (not the order of its id), with its
+    /// own attempts in order.
+    pub(crate) fn a_big_history_comes_in_file_order_with_its_attempts(store: &dyn WorkflowStore) {
+        store
+            .create_run(&run_record("01BIG", RunStatus::Succeeded), "")
+            .unwrap();
+        let n = 3000;
+        let tries = |i: usize| (1..=(i % 3) as u32).collect::<Vec<u32>>();
+        let nodes: Vec<NodeRecord> = (0..n)
+            .map(|i| node_record(&format!("n{i}"), i, NodeStatus::Succeeded))
+            .collect();
+        let attempts: Vec<(String, AttemptRecord)> = (0..n)
+            .flat_map(|i| {
+                tries(i)
+                    .into_iter()
+                    .map(move |k| (format!("n{i}"), attempt_record(k)))
+            })
+            .collect();
+        store.put_batch("01BIG", &nodes, &attempts).unwrap();
+        let history = store.history("01BIG").unwrap();
+        assert_eq!(history.len(), n);
+        for (i, node) in history.iter().enumerate() {
+            assert_eq!(
+                (node.node.index, node.node.node_id.as_str()),
+                (i, format!("n{i}").as_str())
+            );
+            let numbers: Vec<u32> = node.attempts.iter().map(|a| a.number).collect();
+            assert_eq!(numbers, tries(i), "attempts of n{i}");
+        }
+    }
+
     pub(crate) fn run_record(id: &str, status: RunStatus) -> RunRecord {
         RunRecord {
             run_id: id.to_string(),

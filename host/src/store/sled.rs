@@ -278,6 +278,68 @@ fn attempt_key(run_id: &str, node_id: &str, number: u32) -> Vec<u8> {
     key
 }
 
+/// Entries of the nodes tree, as read.
+type Entries = Vec<(sled::IVec, sled::IVec)>;
+
+/// Entries read from the nodes tree at a time by [`SledStore::history`].
+const HISTORY_BATCH: usize = 1024;
+
+/// The next entries of `entries`, up to [`HISTORY_BATCH`].
+fn next_batch(entries: &mut sled::Iter) -> Result<Entries, StoreError> {
+    entries
+        .by_ref()
+        .take(HISTORY_BATCH)
+        .collect::<Result<_, _>>()
+        .map_err(io)
+}
+
+/// Node records with their attempts, from a run's entries in key order: a
+/// node's key is followed by those of its attempts.
+struct Grouped {
+    prefix: usize,
+    nodes: Vec<NodeHistory>,
+    attempts: Vec<AttemptRecord>,
+    current: Option<Vec<u8>>,
+}
+
+impl Grouped {
+    fn new(prefix: usize) -> Self {
+        Self {
+            prefix,
+            nodes: Vec::new(),
+            attempts: Vec::new(),
+            current: None,
+        }
+    }
+
+    fn add(&mut self, key: &[u8], bytes: &[u8]) -> Result<(), StoreError> {
+        let rest = &key[self.prefix..];
+        match rest.iter().position(|&b| b == 0) {
+            Some(end) if self.current.as_deref() == Some(&rest[..end]) => {
+                self.attempts.push(decode(key, bytes)?);
+            }
+            // Attempts of a node without a record: not shown.
+            Some(_) => {}
+            None => {
+                if let Some(last) = self.nodes.last_mut() {
+                    last.attempts = std::mem::take(&mut self.attempts);
+                }
+                self.current = Some(rest.to_vec());
+                self.nodes
+                    .push(NodeHistory::new(decode(key, bytes)?, Vec::new()));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Vec<NodeHistory> {
+        if let Some(last) = self.nodes.last_mut() {
+            last.attempts = self.attempts;
+        }
+        self.nodes
+    }
+}
+
 fn io(error: sled::Error) -> StoreError {
     StoreError::io(error)
 }
@@ -439,33 +501,51 @@ impl WorkflowStore for SledStore {
     }
 
     fn history(&self, run_id: &str) -> Result<Vec<NodeHistory>, StoreError> {
-        // One pass: a node's key is followed by those of its attempts.
         let prefix = run_prefix(run_id);
-        let mut nodes: Vec<NodeHistory> = Vec::new();
-        let mut attempts: Vec<AttemptRecord> = Vec::new();
-        let mut current: Option<Vec<u8>> = None;
-        for entry in self.nodes.scan_prefix(&prefix) {
-            let (key, bytes) = entry.map_err(io)?;
-            let rest = &key[prefix.len()..];
-            match rest.iter().position(|&b| b == 0) {
-                Some(end) if current.as_deref() == Some(&rest[..end]) => {
-                    attempts.push(decode(&key, &bytes)?);
-                }
-                // Attempts of a node without a record: not shown.
-                Some(_) => {}
-                None => {
-                    if let Some(last) = nodes.last_mut() {
-                        last.attempts = std::mem::take(&mut attempts);
+        let mut entries = self.nodes.scan_prefix(&prefix);
+        let mut grouped = Grouped::new(prefix.len());
+        let first = next_batch(&mut entries)?;
+        if first.len() < HISTORY_BATCH {
+            for (key, bytes) in &first {
+                grouped.add(key, bytes)?;
+            }
+            return Ok(super::nest(grouped.finish()));
+        }
+        // A big run: its records are decoded on a thread of their own
+        // while this one reads on (the two take about as long).
+        std::thread::scope(|scope| {
+            let (sender, receiver) = std::sync::mpsc::sync_channel::<Entries>(8);
+            let decoding = scope.spawn(move || {
+                for batch in receiver {
+                    for (key, bytes) in &batch {
+                        grouped.add(key, bytes)?;
                     }
-                    current = Some(rest.to_vec());
-                    nodes.push(NodeHistory::new(decode(&key, &bytes)?, Vec::new()));
+                }
+                Ok::<_, StoreError>(grouped)
+            });
+            let mut read = Ok(());
+            let mut batch = first;
+            loop {
+                let full = batch.len() == HISTORY_BATCH;
+                // A send fails when the decoder stopped at an error.
+                if sender.send(batch).is_err() || !full {
+                    break;
+                }
+                match next_batch(&mut entries) {
+                    Ok(next) => batch = next,
+                    Err(error) => {
+                        read = Err(error);
+                        break;
+                    }
                 }
             }
-        }
-        if let Some(last) = nodes.last_mut() {
-            last.attempts = attempts;
-        }
-        Ok(super::nest(nodes))
+            drop(sender);
+            let grouped = decoding
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            read?;
+            Ok(super::nest(grouped.finish()))
+        })
     }
 
     fn runs(&self) -> Records<'_, RunRecord> {
@@ -575,6 +655,24 @@ mod tests {
         store.runs.insert("01OLD", encode(&run).unwrap()).unwrap();
         assert_eq!(store.sinks("01OLD").unwrap(), Some(vec!["last".into()]));
         assert_eq!(store.run("01OLD").unwrap().unwrap().sinks, run.sinks);
+    }
+
+    #[test]
+    fn a_big_history_comes_in_file_order_with_its_attempts() {
+        conformance::a_big_history_comes_in_file_order_with_its_attempts(&open().1);
+    }
+
+    #[test]
+    fn a_damaged_record_deep_in_a_big_history_is_an_error() {
+        let (_dir, store) = open();
+        conformance::a_big_history_comes_in_file_order_with_its_attempts(&store);
+        // Read after the first batch, on the decoding thread.
+        store
+            .nodes
+            .insert(node_key("01BIG", "n2500"), &b"\x00not a record"[..])
+            .unwrap();
+        let error = store.history("01BIG").unwrap_err().to_string();
+        assert!(error.contains("n2500"), "{error}");
     }
 
     #[test]

@@ -92,8 +92,18 @@ impl Serialize for RunDocument<'_> {
     }
 }
 
-fn time(timestamp: Option<Timestamp>) -> Option<String> {
-    timestamp.map(Timestamp::to_rfc3339)
+fn time(timestamp: Option<Timestamp>) -> Option<Rfc3339> {
+    timestamp.map(Rfc3339)
+}
+
+/// A time written as RFC 3339 to the millisecond, straight into the
+/// document (a run of 100,000 nodes has 300,000 of them).
+struct Rfc3339(Timestamp);
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&humantime::format_rfc3339_millis(self.0.to_system_time()))
+    }
 }
 
 fn millis(micros: Option<u64>) -> Option<f64> {
@@ -134,8 +144,8 @@ struct NodeView<'a> {
     reused_from: Option<&'a str>,
     child_run: Option<&'a str>,
     attempts: u32,
-    started_at: Option<String>,
-    finished_at: Option<String>,
+    started_at: Option<Rfc3339>,
+    finished_at: Option<Rfc3339>,
     elapsed_ms: Option<f64>,
     fuel_used: Option<u64>,
     output: Option<&'a JsonText>,
@@ -187,7 +197,7 @@ impl<'a> From<&'a NodeHistory> for NodeView<'a> {
 #[derive(Serialize)]
 struct AttemptView<'a> {
     number: u32,
-    started_at: String,
+    started_at: Rfc3339,
     elapsed_ms: Option<f64>,
     fuel_used: Option<u64>,
     error: Option<&'a Failure>,
@@ -201,7 +211,7 @@ impl<'a> From<&'a AttemptRecord> for AttemptView<'a> {
     fn from(attempt: &'a AttemptRecord) -> Self {
         Self {
             number: attempt.number,
-            started_at: attempt.started_at.to_rfc3339(),
+            started_at: Rfc3339(attempt.started_at),
             elapsed_ms: millis(attempt.elapsed_us),
             fuel_used: attempt.fuel_used,
             error: attempt.error.as_ref(),

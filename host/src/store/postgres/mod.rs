@@ -918,6 +918,11 @@ mod tests {
     }
 
     #[test]
+    fn a_big_history_comes_in_file_order_with_its_attempts() {
+        conformance::a_big_history_comes_in_file_order_with_its_attempts(&store());
+    }
+
+    #[test]
     fn sinks_are_kept_with_the_run() {
         conformance::sinks_are_kept_with_the_run(&store());
     }
