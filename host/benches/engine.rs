@@ -138,6 +138,7 @@ const SCENARIOS: &[&str] = &[
     "map-10000/batched",
     "map-10000/strict",
     "output-20MB+200-readers",
+    "output-20MB+0-readers",
     "chain-100000/batched",
     "chain-100000/resume-last",
     "status-100000/json",
@@ -284,6 +285,7 @@ async fn scenario(name: &str) -> serde_json::Value {
         "map-10000/batched" => engine_scenario(10_000, map(10_000, "batched"), true).await,
         "map-10000/strict" => engine_scenario(10_000, map(10_000, "strict"), true).await,
         "output-20MB+200-readers" => engine_scenario(201, large_output(20 << 20, 200), true).await,
+        "output-20MB+0-readers" => engine_scenario(1, large_output(20 << 20, 0), true).await,
         "chain-100000/batched" => {
             let mut text = chain(100_000, "batched");
             text = text.replacen("[defaults]", "max_concurrency = 2\n[defaults]", 1);

@@ -31,7 +31,7 @@ pub const MAX_DEPTH: usize = 64;
 /// Validated JSON text in canonical compact form, cheap to clone: a node's
 /// output is held once however many dependents read it.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct JsonText(Arc<str>);
+pub struct JsonText(Arc<String>);
 
 /// Why an action's output is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,13 +80,14 @@ impl JsonText {
         // serde_json writes UTF-8.
         let compact =
             String::from_utf8(compact).map_err(|error| OutputError::Invalid(error.to_string()))?;
-        Ok(Self(Arc::from(compact)))
+        // Moved into the Arc, not copied: an output may be large.
+        Ok(Self(Arc::new(compact)))
     }
 
     /// JSON text that is known to be valid and compact, such as a value
     /// serialised by serde_json.
     pub fn from_value(value: &serde_json::Value) -> Self {
-        Self(Arc::from(value.to_string()))
+        Self(Arc::new(value.to_string()))
     }
 
     /// The list of `items` in order, `null` for a missing one: the output
@@ -100,7 +101,7 @@ impl JsonText {
             text.push_str(item.map_or("null", JsonText::as_str));
         }
         text.push(']');
-        Self(Arc::from(text))
+        Self(Arc::new(text))
     }
 
     /// The object of `fields` in order: the outputs of a sub-workflow by
@@ -116,16 +117,11 @@ impl JsonText {
             text.push_str(value.as_str());
         }
         text.push('}');
-        Self(Arc::from(text))
+        Self(Arc::new(text))
     }
 
     /// The text.
     pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The shared text.
-    pub fn as_arc(&self) -> &Arc<str> {
         &self.0
     }
 }
@@ -193,7 +189,7 @@ impl Serialize for JsonText {
 impl<'de> Deserialize<'de> for JsonText {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = Box::<RawValue>::deserialize(deserializer)?;
-        Ok(Self(Arc::from(raw.get())))
+        Ok(Self(Arc::new(raw.get().to_string())))
     }
 }
 

@@ -382,6 +382,15 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(StoreError::io)
 }
 
+/// A node's record, written into a buffer of about its size at once: a
+/// large output is not copied from buffer to bigger buffer as it grows.
+fn encode_node(node: &NodeRecord) -> Result<Vec<u8>, StoreError> {
+    let output = node.output.as_ref().map_or(0, |output| output.len());
+    let mut bytes = Vec::with_capacity(output + 512);
+    serde_json::to_writer(&mut bytes, node).map_err(StoreError::io)?;
+    Ok(bytes)
+}
+
 impl WorkflowStore for SledStore {
     fn create_run(&self, run: &RunRecord, definition: &str) -> Result<(), StoreError> {
         self.definitions
@@ -428,7 +437,7 @@ impl WorkflowStore for SledStore {
             );
         }
         for node in nodes {
-            batch.insert(node_key(run_id, &node.node_id), encode(node)?);
+            batch.insert(node_key(run_id, &node.node_id), encode_node(node)?);
         }
         self.nodes.apply_batch(batch).map_err(io)
     }
