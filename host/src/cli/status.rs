@@ -140,7 +140,7 @@ pub fn write_document(
         nodes,
         sinks: &sinks,
     };
-    serde_json::to_writer(&mut *out, &document)?;
+    document.write_json(&mut *out)?;
     writeln!(out)?;
     Ok(())
 }

@@ -60,8 +60,54 @@ pub struct RunDocument<'a> {
 
 impl Serialize for RunDocument<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let run = self.run;
         let mut map = serializer.serialize_map(None)?;
+        self.header_entries(&mut map)?;
+        map.serialize_entry("nodes", &Nodes(self.nodes))?;
+        map.serialize_entry("outputs", &self.outputs())?;
+        map.end()
+    }
+}
+
+/// Nodes from which [`RunDocument::write_json`] renders the second half of
+/// the nodes on a thread of its own.
+const WRITE_IN_TWO_FROM: usize = 4096;
+
+impl RunDocument<'_> {
+    /// Writes the document as JSON, the same text as serde_json makes of
+    /// it. A big run's nodes are rendered by two threads, the second half
+    /// into a buffer while the first is written out.
+    pub fn write_json(&self, out: &mut impl std::io::Write) -> serde_json::Result<()> {
+        if self.nodes.len() < WRITE_IN_TWO_FROM {
+            return serde_json::to_writer(out, self);
+        }
+        let (first, second) = self.nodes.split_at(self.nodes.len() / 2);
+        std::thread::scope(|scope| {
+            let rendered = scope.spawn(|| {
+                let mut bytes = Vec::new();
+                write_elements(&mut bytes, second).map(|()| bytes)
+            });
+            // The header as an object, left open for the other entries.
+            let header = serde_json::to_vec(&Header(*self))?;
+            let open = header.strip_suffix(b"}").unwrap_or(&header);
+            out.write_all(open).map_err(serde_json::Error::io)?;
+            out.write_all(b",\"nodes\":[")
+                .map_err(serde_json::Error::io)?;
+            write_elements(&mut *out, first)?;
+            let rest = rendered
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            out.write_all(b",").map_err(serde_json::Error::io)?;
+            out.write_all(&rest).map_err(serde_json::Error::io)?;
+            out.write_all(b"],\"outputs\":")
+                .map_err(serde_json::Error::io)?;
+            serde_json::to_writer(&mut *out, &self.outputs())?;
+            out.write_all(b"}").map_err(serde_json::Error::io)
+        })
+    }
+
+    /// The run's own entries, before its nodes.
+    fn header_entries<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        let run = self.run;
         map.serialize_entry("run_id", &run.run_id)?;
         map.serialize_entry("workflow_id", &run.workflow_id)?;
         map.serialize_entry("workflow_path", &run.workflow_path)?;
@@ -79,17 +125,37 @@ impl Serialize for RunDocument<'_> {
         let elapsed = run
             .finished_at
             .map(|end| end.0.saturating_sub(run.created_at.0) as f64);
-        map.serialize_entry("elapsed_ms", &elapsed)?;
-        map.serialize_entry("nodes", &Nodes(self.nodes))?;
-        map.serialize_entry(
-            "outputs",
-            &Outputs {
-                nodes: self.nodes,
-                sinks: self.sinks,
-            },
-        )?;
+        map.serialize_entry("elapsed_ms", &elapsed)
+    }
+
+    fn outputs(&self) -> Outputs<'_> {
+        Outputs {
+            nodes: self.nodes,
+            sinks: self.sinks,
+        }
+    }
+}
+
+/// A document's header entries as an object of their own.
+struct Header<'a>(RunDocument<'a>);
+
+impl Serialize for Header<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        self.0.header_entries(&mut map)?;
         map.end()
     }
+}
+
+/// `nodes` as the elements of a JSON array, without its brackets.
+fn write_elements(out: &mut impl std::io::Write, nodes: &[NodeHistory]) -> serde_json::Result<()> {
+    for (i, history) in nodes.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",").map_err(serde_json::Error::io)?;
+        }
+        serde_json::to_writer(&mut *out, &NodeView::from(history))?;
+    }
+    Ok(())
 }
 
 fn time(timestamp: Option<Timestamp>) -> Option<Rfc3339> {
@@ -240,5 +306,57 @@ impl Serialize for Outputs<'_> {
             }
         }
         map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{RunStatus, Timestamp};
+    use crate::store::conformance::{attempt_record, node_record, run_record};
+
+    /// A run of `n` nodes, some with an output, an attempt or an element.
+    fn histories(n: usize) -> Vec<NodeHistory> {
+        (0..n)
+            .map(|i| {
+                let mut node = node_record(&format!("n{i}"), i, NodeStatus::Succeeded);
+                node.finished_at = Some(Timestamp(5_000 + i as u64));
+                if i % 3 == 0 {
+                    node.output = Some(
+                        JsonText::parse(&format!("{{\"i\":{i},\"s\":\"\\u00e9\"}}"), 100).unwrap(),
+                    );
+                }
+                let attempts = (0..i % 2).map(|k| attempt_record(k as u32 + 1)).collect();
+                let mut history = NodeHistory::new(node, attempts);
+                if i % 1000 == 7 {
+                    let mut element = node_record(&format!("n{i}[0]"), i, NodeStatus::Succeeded);
+                    element.element = Some(0);
+                    history.elements.push(NodeHistory::new(element, Vec::new()));
+                }
+                history
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_document_written_by_two_threads_is_the_one_serde_makes() {
+        let mut run = run_record("01DOC", RunStatus::Succeeded);
+        run.finished_at = Some(Timestamp(9_000));
+        for n in [0, 3, WRITE_IN_TWO_FROM - 1, WRITE_IN_TWO_FROM, 10_001] {
+            let nodes = histories(n);
+            let ids: Vec<String> = (0..n).step_by(2).map(|i| format!("n{i}")).collect();
+            let sinks: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let document = RunDocument {
+                run: &run,
+                nodes: &nodes,
+                sinks: &sinks,
+            };
+            let mut written = Vec::new();
+            document.write_json(&mut written).unwrap();
+            let made = serde_json::to_vec(&document).unwrap();
+            assert!(written == made, "{n} nodes: the two texts differ");
+            let parsed: serde_json::Value = serde_json::from_slice(&written).unwrap();
+            assert_eq!(parsed["nodes"].as_array().unwrap().len(), n);
+        }
     }
 }
