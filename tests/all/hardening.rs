@@ -6,7 +6,7 @@ use std::process::Stdio;
 
 use serde_json::Value;
 
-use crate::support::{Env, node, workflow};
+use crate::support::{Env, node, stderr_of, workflow};
 
 /// Runs a one-node `misbehave` workflow with this input (and extra node
 /// options) and returns the `--json` report; the run fails.
@@ -194,13 +194,7 @@ fn a_closed_pipe_ends_a_command_quietly() {
             .unwrap();
         let mut first = [0u8; 16];
         child.stdout.take().unwrap().read_exact(&mut first).unwrap();
-        let mut stderr = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .unwrap();
+        let stderr = stderr_of(&mut child);
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(0), "flow {args:?}: {stderr}");
         assert_eq!(stderr, "", "flow {args:?}");
@@ -233,13 +227,7 @@ fn a_run_whose_reader_went_away_still_finishes_and_is_recorded() {
         .spawn()
         .unwrap();
     drop(child.stdout.take());
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = stderr_of(&mut child);
     assert_eq!(child.wait().unwrap().code(), Some(0), "{stderr}");
     assert_eq!(stderr, "");
     let list = env.run(&["list", "--json"]).success().json();

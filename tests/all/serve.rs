@@ -82,13 +82,7 @@ impl Served {
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
         let Some(url) = line.trim().strip_prefix("flow serve: listening on ") else {
-            let mut stderr = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut stderr)
-                .unwrap();
+            let stderr = crate::support::stderr_of(&mut child);
             panic!("flow serve did not start: {line}\n{stderr}");
         };
         let url = url.to_string();

@@ -200,6 +200,20 @@ pub fn spawn_run(mut command: Command) -> (std::process::Child, String) {
     (child, run_id)
 }
 
+/// Everything a child started with its stderr piped writes there, until
+/// it closes it.
+pub fn stderr_of(child: &mut std::process::Child) -> String {
+    use std::io::Read as _;
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr is piped")
+        .read_to_string(&mut stderr)
+        .unwrap();
+    stderr
+}
+
 /// Compiled plugins shared by all tests, so each plugin compiles once.
 pub fn shared_cache() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("flow-compile-cache")
