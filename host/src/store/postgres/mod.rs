@@ -246,7 +246,10 @@ fn hostname() -> String {
 /// Renews the leases of the runs this process holds, every third of the
 /// lease, until the store is dropped.
 async fn renew(bridge: Arc<Bridge>, owner: Arc<str>, lease: Duration, cancels: Cancels) {
-    let mut every = tokio::time::interval(lease / 3);
+    // Nothing is held when the store opens (a run's lease is set when it
+    // is created): the first renewal is due a third of a lease later.
+    let period = lease / 3;
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
