@@ -571,3 +571,22 @@ input = {{ requests = [{{ url = "{origin}/json" }}, {{ url = "http://127.0.0.2:9
         logs(&report, "refused")
     );
 }
+
+#[test]
+fn redirects_are_followed_five_deep_and_no_further() {
+    let env = env();
+    let server = TestServer::start();
+    let origin = server.origin();
+    // A URL that redirects `hops` times before it reaches `/json`.
+    let chain = |hops: usize| {
+        (0..hops).fold(format!("{origin}/json"), |to, _| {
+            format!("{origin}/redirect?to={to}")
+        })
+    };
+    let grant = format!("\"{origin}\"");
+    let nodes = get("five", &chain(5), &grant) + &get("six", &chain(6), &grant);
+    let report = run(&env, &nodes);
+    assert_eq!(node(&report, "five")["output"]["status"], 200);
+    let error = error(&report, "six");
+    assert!(error.contains("more than 5 redirects"), "{error}");
+}

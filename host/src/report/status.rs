@@ -22,7 +22,13 @@ impl Timestamp {
     /// The time in RFC 3339, to the millisecond:
     /// `2026-11-26T10:13:17.123Z`.
     pub fn to_rfc3339(self) -> String {
-        humantime::format_rfc3339_millis(self.to_system_time()).to_string()
+        self.rfc3339().to_string()
+    }
+
+    /// [`Timestamp::to_rfc3339`] to be written somewhere, without a string
+    /// of its own.
+    pub fn rfc3339(self) -> impl fmt::Display {
+        humantime::format_rfc3339_millis(self.to_system_time())
     }
 
     /// As a `SystemTime`.

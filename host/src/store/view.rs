@@ -88,20 +88,17 @@ impl RunDocument<'_> {
             });
             // The header as an object, left open for the other entries.
             let header = serde_json::to_vec(&Header(*self))?;
-            let open = header.strip_suffix(b"}").unwrap_or(&header);
-            out.write_all(open).map_err(serde_json::Error::io)?;
-            out.write_all(b",\"nodes\":[")
-                .map_err(serde_json::Error::io)?;
+            put(out, header.strip_suffix(b"}").unwrap_or(&header))?;
+            put(out, b",\"nodes\":[")?;
             write_elements(&mut *out, first)?;
             let rest = rendered
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-            out.write_all(b",").map_err(serde_json::Error::io)?;
-            out.write_all(&rest).map_err(serde_json::Error::io)?;
-            out.write_all(b"],\"outputs\":")
-                .map_err(serde_json::Error::io)?;
+            put(out, b",")?;
+            put(out, &rest)?;
+            put(out, b"],\"outputs\":")?;
             serde_json::to_writer(&mut *out, &self.outputs())?;
-            out.write_all(b"}").map_err(serde_json::Error::io)
+            put(out, b"}")
         })
     }
 
@@ -147,11 +144,16 @@ impl Serialize for Header<'_> {
     }
 }
 
+/// Bytes already JSON, as part of a document.
+fn put(out: &mut impl std::io::Write, bytes: &[u8]) -> serde_json::Result<()> {
+    out.write_all(bytes).map_err(serde_json::Error::io)
+}
+
 /// `nodes` as the elements of a JSON array, without its brackets.
 fn write_elements(out: &mut impl std::io::Write, nodes: &[NodeHistory]) -> serde_json::Result<()> {
     for (i, history) in nodes.iter().enumerate() {
         if i > 0 {
-            out.write_all(b",").map_err(serde_json::Error::io)?;
+            put(out, b",")?;
         }
         serde_json::to_writer(&mut *out, &NodeView::from(history))?;
     }
@@ -168,7 +170,7 @@ struct Rfc3339(Timestamp);
 
 impl Serialize for Rfc3339 {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&humantime::format_rfc3339_millis(self.0.to_system_time()))
+        serializer.collect_str(&self.0.rfc3339())
     }
 }
 

@@ -188,23 +188,22 @@ impl Request {
     /// Sends the request and reads the whole response.
     pub fn send(self) -> Result<Response, HttpError> {
         let response = send_once(&self)?;
-        self.follow(response, MAX_REDIRECTS)
+        self.follow(response)
     }
 
     /// `response` to this request, or the response at the end of its
-    /// redirects, following at most `left` more.
-    fn follow(mut self, mut response: Response, left: usize) -> Result<Response, HttpError> {
-        for _ in 0..left {
-            if !self.redirect(&response)? {
-                return Ok(response);
+    /// redirects.
+    fn follow(mut self, mut response: Response) -> Result<Response, HttpError> {
+        let mut left = MAX_REDIRECTS;
+        while self.redirect(&response)? {
+            if left == 0 {
+                return Err(HttpError::Failed(format!(
+                    "more than {MAX_REDIRECTS} redirects from {}",
+                    self.url
+                )));
             }
+            left -= 1;
             response = send_once(&self)?;
-        }
-        if self.redirect(&response)? {
-            return Err(HttpError::Failed(format!(
-                "more than {MAX_REDIRECTS} redirects from {}",
-                self.url
-            )));
         }
         Ok(response)
     }
@@ -246,7 +245,7 @@ pub fn send_all(
     requests
         .into_iter()
         .zip(firsts)
-        .map(|(request, first)| request.follow(first?, MAX_REDIRECTS))
+        .map(|(request, first)| request.follow(first?))
         .collect()
 }
 
