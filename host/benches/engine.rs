@@ -593,6 +593,7 @@ async fn language(name: &str) -> serde_json::Value {
                     node_id: "n",
                     attempt: attempt + 1,
                     input,
+                    dependencies: &[],
                     access: flow_host::runtime::Access {
                         grants: &grants,
                         base: scratch.path(),

@@ -36,13 +36,16 @@ pub struct Element {
 }
 
 /// The document as the host sends it. Dependency outputs are only located
-/// here; each is parsed when the action first asks for it.
+/// here, or only named (`dependencies`), for the host to hand over when the
+/// action first asks for one; each is parsed then.
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "I: DeserializeOwned"))]
 struct Wire<'a, I> {
     input: I,
     #[serde(default, borrow)]
     deps: BTreeMap<String, &'a RawValue>,
+    #[serde(default)]
+    dependencies: Vec<String>,
     #[serde(default)]
     errors: BTreeMap<String, String>,
     #[serde(default)]
@@ -77,13 +80,16 @@ impl<I: DeserializeOwned> Request<I> {
                     }
                 })?;
             let base = json.as_ptr() as usize;
-            let outputs = wire
-                .deps
-                .into_iter()
-                .map(|(id, raw)| {
-                    let start = raw.get().as_ptr() as usize - base;
+            let inline = wire.deps.into_iter().map(|(id, raw)| {
+                let start = raw.get().as_ptr() as usize - base;
+                (id, Source::Text(start..start + raw.get().len()))
+            });
+            let asked = wire.dependencies.into_iter().map(|id| (id, Source::Host));
+            let outputs = inline
+                .chain(asked)
+                .map(|(id, source)| {
                     let output = Output {
-                        span: start..start + raw.get().len(),
+                        source,
                         value: OnceLock::new(),
                     };
                     (id, output)
@@ -102,6 +108,7 @@ impl<I: DeserializeOwned> Request<I> {
                 text: Arc::new(json),
                 outputs,
                 errors,
+                fetch: host_output,
             },
         })
     }
@@ -123,20 +130,55 @@ fn without_position(error: &serde_json::Error) -> String {
 ///
 /// A dependency that failed but has `continue_on_error = true` has no
 /// output; [`Deps::error`] gives its error instead.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Deps {
-    /// The request's text, which holds the outputs.
+    /// The request's text, which holds the outputs handed over in it.
     text: Arc<String>,
     outputs: BTreeMap<String, Output>,
     errors: BTreeMap<String, String>,
+    /// Asks the host for an output it holds.
+    fetch: fn(&str) -> Option<String>,
 }
 
-/// A dependency's output: where it is in the request's text, and its value
-/// once asked for.
+impl Default for Deps {
+    fn default() -> Self {
+        Self {
+            text: Arc::default(),
+            outputs: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            fetch: host_output,
+        }
+    }
+}
+
+/// A dependency's output: where it is, and its value once asked for.
 #[derive(Debug, Clone)]
 struct Output {
-    span: Range<usize>,
+    source: Source,
     value: OnceLock<Value>,
+}
+
+/// Where a dependency's output is.
+#[derive(Debug, Clone)]
+enum Source {
+    /// In the request's text, at these bytes.
+    Text(Range<usize>),
+    /// With the host, which copies it in when asked
+    /// (`flow:plugin/dependencies`).
+    Host,
+}
+
+/// The output of dependency `node` as the host holds it.
+pub(crate) fn host_output(node: &str) -> Option<String> {
+    #[cfg(target_arch = "wasm32")]
+    return crate::__private::bindings::flow::plugin::dependencies::output(node);
+    // Outside a component there is no host to ask: outputs come in the
+    // request (`Request::from_json` with `deps`).
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = node;
+        None
+    }
 }
 
 impl PartialEq for Deps {
@@ -149,15 +191,22 @@ impl Deps {
     /// The output of dependency `node`, if the node depends on it and it
     /// succeeded. It is parsed on the first call.
     pub fn get(&self, node: &str) -> Option<&Value> {
-        self.outputs.get(node).map(|output| self.value(output))
+        self.outputs
+            .get_key_value(node)
+            .map(|(id, output)| self.value(id, output))
     }
 
     /// An output's value. The host hands over only outputs it checked
     /// (valid JSON within its bounds), so parsing it cannot fail.
-    fn value<'a>(&'a self, output: &'a Output) -> &'a Value {
-        output.value.get_or_init(|| {
-            let text = self.text.get(output.span.clone()).unwrap_or("null");
-            serde_json::from_str(text).unwrap_or(Value::Null)
+    fn value<'a>(&'a self, id: &str, output: &'a Output) -> &'a Value {
+        output.value.get_or_init(|| match &output.source {
+            Source::Text(span) => {
+                let text = self.text.get(span.clone()).unwrap_or("null");
+                serde_json::from_str(text).unwrap_or(Value::Null)
+            }
+            Source::Host => (self.fetch)(id)
+                .and_then(|text| serde_json::from_str(&text).ok())
+                .unwrap_or(Value::Null),
         })
     }
 
@@ -177,7 +226,7 @@ impl Deps {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
         self.outputs
             .iter()
-            .map(|(id, output)| (id.as_str(), self.value(output)))
+            .map(|(id, output)| (id.as_str(), self.value(id, output)))
     }
 
     /// Number of dependencies with an output.
@@ -241,13 +290,13 @@ impl From<Map<String, Value>> for Deps {
                 .into_iter()
                 .map(|(id, value)| {
                     let output = Output {
-                        span: 0..0,
+                        source: Source::Text(0..0),
                         value: OnceLock::from(value),
                     };
                     (id, output)
                 })
                 .collect(),
-            errors: BTreeMap::new(),
+            ..Self::default()
         }
     }
 }
@@ -300,6 +349,31 @@ mod tests {
         assert_eq!(request.deps.resolve("big/xs/2").unwrap(), &json!(3));
         let copy = request.deps.clone();
         assert_eq!(copy, request.deps);
+    }
+
+    #[test]
+    fn outputs_the_host_holds_are_asked_for_once_when_first_read() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static ASKED: AtomicUsize = AtomicUsize::new(0);
+        fn host(node: &str) -> Option<String> {
+            ASKED.fetch_add(1, Ordering::SeqCst);
+            (node == "big").then(|| r#"{"xs":[1,2,3]}"#.to_string())
+        }
+        let mut request: Request =
+            Request::from_json(r#"{"input": {}, "dependencies": ["big", "gone"]}"#).unwrap();
+        request.deps.fetch = host;
+        assert_eq!(request.deps.len(), 2);
+        assert_eq!(
+            ASKED.load(Ordering::SeqCst),
+            0,
+            "nothing asked before a read"
+        );
+        assert_eq!(request.deps.resolve("big/xs/2").unwrap(), &json!(3));
+        assert_eq!(request.deps.get("big"), Some(&json!({"xs": [1, 2, 3]})));
+        assert_eq!(ASKED.load(Ordering::SeqCst), 1, "asked once");
+        assert_eq!(request.deps.get("gone"), Some(&Value::Null));
+        assert_eq!(request.deps.get("other"), None);
+        assert_eq!(ASKED.load(Ordering::SeqCst), 2);
     }
 
     #[test]

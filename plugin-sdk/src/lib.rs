@@ -61,6 +61,11 @@
 //! [`Request::deps`] holds the outputs of the node's dependencies. A node
 //! without an `input` table receives `{}`.
 //!
+//! A plugin built with this crate takes the outputs on demand: the host
+//! names the dependencies in the request and copies an output into the
+//! plugin only when [`Deps`] is first asked for it, so an output the
+//! action does not read costs it nothing.
+//!
 //! # Errors
 //!
 //! Return [`ActionError::retryable`] for failures that may pass (the host
@@ -105,7 +110,8 @@ pub mod __private {
             // The crate's own copy of wit/, so that it builds where it is
             // published (a test keeps the two identical).
             path: "wit",
-            world: "action",
+            // `action`, with dependencies' outputs asked for when read.
+            world: "action-on-demand",
             pub_export_macro: true,
             export_macro_name: "export_action_world",
             default_bindings_module: "flow_plugin_sdk::__private::bindings",

@@ -106,6 +106,33 @@ fn the_memory_limit_is_per_node() {
 }
 
 #[test]
+fn an_output_is_copied_into_a_dependent_only_when_it_reads_it() {
+    // A 12 MB output: `skim` (echo, in 8 MiB of memory) never reads it, `digest`
+    // reads it whole, `cramped` would read it in 8 MiB.
+    let env = Env::new();
+    let file = env.write(
+        "big.toml",
+        &workflow(
+            "[nodes.big]\naction = \"misbehave\"\ninput = { mode = \"big\", bytes = 12_000_000 }\n\
+             [nodes.skim]\naction = \"echo\"\nmemory = \"8MiB\"\ndepends_on = [\"big\"]\n\
+             [nodes.digest]\naction = \"hash\"\nmemory = \"64MiB\"\ndepends_on = [\"big\"]\n\
+             input = { from = \"big\" }\n\
+             [nodes.cramped]\naction = \"hash\"\nmemory = \"8MiB\"\ndepends_on = [\"big\"]\n\
+             input = { from = \"big\" }\n",
+        ),
+    );
+    let report = env
+        .run(&["run", file.to_str().unwrap(), "--json"])
+        .expect_code(1)
+        .json();
+    let skim = node(&report, "skim");
+    assert_eq!(skim["status"], "succeeded", "{}", skim["error"]);
+    assert_eq!(node(&report, "digest")["output"]["bytes"], 12_000_000);
+    let cramped = node(&report, "cramped");
+    assert_eq!(cramped["error"]["kind"], "memory", "{cramped}");
+}
+
+#[test]
 fn command_line_limits_override_the_file() {
     let env = Env::new();
     let file = env.write(

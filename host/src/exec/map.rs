@@ -128,6 +128,7 @@ impl MapRun {
                 element: Some(element),
                 id: element_id(&node.id, element),
                 input: shape::element(node, &self.context, item, position),
+                dependencies: Vec::new(),
                 previous_attempts: self.before.get(&element).copied().unwrap_or(0),
             });
         }

@@ -110,6 +110,9 @@ pub(super) struct NodeTask {
     /// `node[element]`.
     pub id: String,
     pub input: Result<String, Failure>,
+    /// The dependencies' outputs the plugin asks for, in id order, when
+    /// `input` names them instead of holding them.
+    pub dependencies: Vec<(String, JsonText)>,
     /// Attempts recorded before a resume.
     pub previous_attempts: u32,
 }
@@ -149,6 +152,7 @@ impl NodeTask {
             element: None,
             id: shared.workflow.nodes[index].id.clone(),
             input,
+            dependencies: Vec::new(),
             previous_attempts: 0,
         }
     }
@@ -425,6 +429,7 @@ impl NodeTask {
             node_id: &self.id,
             attempt: number,
             input,
+            dependencies: &self.dependencies,
             access: Access {
                 grants: &node.options.grants,
                 base: shared.workflow.base_dir(),

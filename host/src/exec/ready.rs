@@ -12,7 +12,7 @@ use jaq_json::Val;
 use super::scheduler::Prior;
 use crate::expr;
 use crate::options::Schedule;
-use crate::report::{Failure, FailureKind};
+use crate::report::{Failure, FailureKind, JsonText};
 use crate::report::{NodeReport, NodeStatus};
 use crate::spec::WorkflowSpec;
 
@@ -256,17 +256,45 @@ impl State {
     /// The JSON handed to the node: `{"input": ..., "deps": {...}}`, plus
     /// `"errors": {...}` for dependencies that failed with
     /// `continue_on_error`; built from the stored JSON texts without parsing
-    /// them again.
-    pub fn request(&self, workflow: &WorkflowSpec, index: usize) -> String {
+    /// them again. With `on_demand`, `"dependencies": [<ids>]` takes the
+    /// place of `deps`, and the outputs come back beside the text, in id
+    /// order, for the plugin to ask for.
+    pub fn request(
+        &self,
+        workflow: &WorkflowSpec,
+        index: usize,
+        on_demand: bool,
+    ) -> (String, Vec<(String, JsonText)>) {
         let node = &workflow.nodes[index];
         let deps = workflow.dag.dependencies(index);
+        let mut given: Vec<(String, JsonText)> = Vec::new();
+        if on_demand {
+            given = deps
+                .iter()
+                .filter_map(|&dep| {
+                    let output = self.reports[dep].output.clone()?;
+                    Some((workflow.nodes[dep].id.clone(), output))
+                })
+                .collect();
+            given.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        }
         let outputs: usize = deps
             .iter()
-            .map(|&dep| self.reports[dep].output.as_ref().map_or(64, |o| o.len()))
+            .map(|&dep| match &self.reports[dep].output {
+                Some(output) if !on_demand => output.len(),
+                _ => 64,
+            })
             .sum();
         let mut json = String::with_capacity(32 + node.input.len() + outputs + 16 * deps.len());
         json.push_str("{\"input\":");
         json.push_str(&node.input);
+        if on_demand {
+            // Node ids are [A-Za-z0-9_-]: no escaping needed.
+            let ids: Vec<String> = given.iter().map(|(id, _)| format!("\"{id}\"")).collect();
+            json.push_str(",\"dependencies\":[");
+            json.push_str(&ids.join(","));
+            json.push(']');
+        }
         let mut section = |name: &str, entries: &mut dyn Iterator<Item = (usize, Cow<'_, str>)>| {
             json.push_str(",\"");
             json.push_str(name);
@@ -284,12 +312,14 @@ impl State {
             json.push('}');
         };
         let reports = &self.reports;
-        section(
-            "deps",
-            &mut deps
-                .iter()
-                .filter_map(|&dep| Some((dep, Cow::Borrowed(reports[dep].output.as_deref()?)))),
-        );
+        if !on_demand {
+            section(
+                "deps",
+                &mut deps
+                    .iter()
+                    .filter_map(|&dep| Some((dep, Cow::Borrowed(reports[dep].output.as_deref()?)))),
+            );
+        }
         let mut errors = deps.iter().filter_map(|&dep| {
             let error = reports[dep].error.as_ref()?;
             Some((dep, Cow::Owned(json_string(&error.message))))
@@ -299,7 +329,7 @@ impl State {
             section("errors", &mut errors);
         }
         json.push('}');
-        json
+        (json, given)
     }
 }
 

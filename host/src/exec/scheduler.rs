@@ -165,7 +165,13 @@ impl Pool {
             node: &node.id,
             waited: state.waited(index),
         });
-        let request = state.request(workflow, index);
+        // Outputs are asked for by the plugin, unless the attempt goes to
+        // another host (which is sent them in the request).
+        let on_demand = shared.engine.dispatcher().is_none()
+            && shared.plugins[index]
+                .as_ref()
+                .is_some_and(|plugin| plugin.takes_outputs_on_demand());
+        let (request, dependencies) = state.request(workflow, index, on_demand);
         let started = shape::start(node, request, || {
             state.context(workflow, index, &shared.run_value)
         });
@@ -206,6 +212,7 @@ impl Pool {
         }
         let task = NodeTask {
             previous_attempts: state.previous_attempts[index],
+            dependencies,
             ..NodeTask::node(shared, index, input)
         };
         self.tasks.spawn(task.run());

@@ -421,6 +421,7 @@ impl Worker {
             node_id: &attempt.node_id,
             attempt: attempt.attempt,
             input: &attempt.input,
+            dependencies: &[],
             access: Access {
                 grants: &node.options.grants,
                 base: spec.base_dir(),

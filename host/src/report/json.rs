@@ -90,6 +90,11 @@ impl JsonText {
         Self(Arc::new(value.to_string()))
     }
 
+    /// The shared buffer itself, to hand on without a copy.
+    pub(crate) fn shared(&self) -> Arc<String> {
+        self.0.clone()
+    }
+
     /// The list of `items` in order, `null` for a missing one: the output
     /// of a map node, one level deeper than its elements' outputs.
     pub fn list<'a>(items: impl IntoIterator<Item = Option<&'a JsonText>>) -> Self {

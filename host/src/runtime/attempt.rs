@@ -12,7 +12,7 @@ use super::native;
 use super::registry::Implementation;
 use super::sandbox::{Capture, HostState, LogRecord};
 use super::{Limits, Plugin, Runtime};
-use crate::report::{Failure, FailureKind, HttpStats};
+use crate::report::{Failure, FailureKind, HttpStats, JsonText};
 
 /// What to run: the call's context and its JSON input.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +27,10 @@ pub struct Invocation<'a> {
     pub attempt: u32,
     /// The JSON text handed to `run`.
     pub input: &'a str,
+    /// The outputs of the node's dependencies, in id order, when `input`
+    /// names them instead of holding them (for a plugin whose
+    /// [`Plugin::takes_outputs_on_demand`]); empty otherwise.
+    pub dependencies: &'a [(String, JsonText)],
     /// What the node may reach beyond its input.
     pub access: Access<'a>,
 }
@@ -222,6 +226,7 @@ impl Runtime {
             Ok(store) => store,
             Err(message) => return AttemptReport::new(Err(AttemptError::Host { message })),
         };
+        store.data_mut().dependencies = call.dependencies.to_vec();
         let context = RunContext {
             workflow_id: call.workflow_id.to_string(),
             run_id: call.run_id.to_string(),

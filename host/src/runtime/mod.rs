@@ -10,6 +10,7 @@ mod access;
 mod attempt;
 mod bindings;
 mod cache;
+mod dependencies;
 mod error;
 mod host_memory;
 mod limits;
@@ -109,6 +110,7 @@ impl Runtime {
             state
         })
         .map_err(RuntimeError::engine)?;
+        dependencies::add_to_linker(&mut linker).map_err(RuntimeError::engine)?;
 
         let ticker = EpochTicker::start(engine.clone());
         Ok(Self {

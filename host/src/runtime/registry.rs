@@ -56,6 +56,13 @@ impl Plugin {
         matches!(self.implementation, Implementation::Native(_))
     }
 
+    /// Whether the plugin asks for its dependencies' outputs one by one
+    /// (it imports `flow:plugin/dependencies`) instead of taking them all
+    /// in its request.
+    pub fn takes_outputs_on_demand(&self) -> bool {
+        super::dependencies::on_demand(&self.imports)
+    }
+
     /// What beyond JSON in and out the plugin may try to reach, by the
     /// interfaces it imports: `http`, `filesystem`, `environment`,
     /// `sockets`. A node reaches only what its grants allow.

@@ -22,6 +22,7 @@ use super::Limits;
 use super::access::{Access, HttpAccess, SecretMode};
 use super::bindings::{LogLevel, flow};
 use super::limits::MemoryLimiter;
+use crate::report::JsonText;
 
 /// Longest log message kept; longer ones are cut.
 pub const MAX_LOG_MESSAGE: usize = 4 * 1024;
@@ -34,6 +35,8 @@ pub(crate) struct HostState {
     pub(crate) http: HttpAccess,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) logs: GuestLogs,
+    /// The outputs the attempt may ask for, in id order.
+    pub(crate) dependencies: Vec<(String, JsonText)>,
 }
 
 impl HostState {
@@ -108,6 +111,7 @@ impl HostState {
             http,
             limiter,
             logs: GuestLogs::new(limits.log),
+            dependencies: Vec::new(),
         })
     }
 }

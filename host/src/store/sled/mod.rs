@@ -11,6 +11,12 @@
 //!   `run id, 0, node id, 0, attempt number (4 bytes, big-endian)` -> attempt
 //!   record; one tree, so a node and its attempt are written in one atomic
 //!   batch;
+//! - tree `outputs`: `run id, 0, node id` -> an output of at least
+//!   [`SEPARATE_OUTPUT`] bytes, whose node record then holds none. sled
+//!   rewrites a page whole as the records in it change, and a large output
+//!   beside the records of running nodes would be rewritten with them. It
+//!   is written before its record, and sled makes writes durable in order,
+//!   so a record on disk has its output on disk;
 //! - tree `active`: ids of the runs in progress;
 //! - the default tree: `schema_version`.
 //!
@@ -24,14 +30,15 @@ use std::time::Duration;
 use super::{
     AttemptRecord, NodeHistory, NodeRecord, Records, RunRecord, StoreError, WorkflowStore,
 };
-use crate::report::{RunStatus, Timestamp};
+use crate::report::{NodeStatus, RunStatus, Timestamp};
 
 mod history;
 
-/// Version of the layout above; bumped on incompatible changes. Version 4
-/// stores failures as `{kind, message}`; version 3 databases, whose
-/// failures are plain text, are read as they are and marked 4 on opening.
-pub const SCHEMA_VERSION: u32 = 4;
+/// Version of the layout above; bumped on incompatible changes. Version 5
+/// keeps large outputs in tree `outputs`; version 4 stores failures as
+/// `{kind, message}`; databases of versions 3 (failures as plain text) and
+/// 4 are read as they are and marked 5 on opening.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Oldest schema version this flow reads.
 const OLDEST_READABLE: u32 = 3;
@@ -44,6 +51,9 @@ const SLED_FILES: &[&str] = &["conf", "db", "blobs", "snap"];
 pub fn default_path() -> Option<PathBuf> {
     dirs::data_local_dir().map(|dir| dir.join("flow").join("db"))
 }
+
+/// Outputs of at least this many bytes are kept in tree `outputs`.
+pub const SEPARATE_OUTPUT: usize = 64 << 10;
 
 /// Memory sled may use to cache pages.
 const CACHE_BYTES: u64 = 64 << 20;
@@ -61,6 +71,7 @@ pub struct SledStore {
     definitions: sled::Tree,
     sinks: sled::Tree,
     nodes: sled::Tree,
+    outputs: sled::Tree,
     active: sled::Tree,
     /// The last fire of each schedule: its name, and the time in
     /// milliseconds (8 bytes, big endian).
@@ -86,6 +97,7 @@ impl SledStore {
             definitions: tree("definitions")?,
             sinks: tree("sinks")?,
             nodes: tree("nodes")?,
+            outputs: tree("outputs")?,
             active: tree("active")?,
             schedules: tree("schedules")?,
             db,
@@ -331,6 +343,20 @@ fn encode_node(node: &NodeRecord) -> Result<Vec<u8>, StoreError> {
     Ok(bytes)
 }
 
+impl SledStore {
+    /// Puts back the output of a succeeded node kept in tree `outputs`.
+    fn separate_output(&self, run_id: &str, node: &mut NodeRecord) -> Result<(), StoreError> {
+        if node.output.is_some() || node.status != NodeStatus::Succeeded {
+            return Ok(());
+        }
+        let key = node_key(run_id, &node.node_id);
+        if let Some(bytes) = self.outputs.get(&key).map_err(io)? {
+            node.output = Some(decode(&key, &bytes)?);
+        }
+        Ok(())
+    }
+}
+
 impl WorkflowStore for SledStore {
     fn create_run(&self, run: &RunRecord, definition: &str) -> Result<(), StoreError> {
         self.definitions
@@ -377,7 +403,18 @@ impl WorkflowStore for SledStore {
             );
         }
         for node in nodes {
-            batch.insert(node_key(run_id, &node.node_id), encode_node(node)?);
+            let key = node_key(run_id, &node.node_id);
+            match &node.output {
+                Some(output) if output.len() >= SEPARATE_OUTPUT => {
+                    self.outputs.insert(&key, output.as_bytes()).map_err(io)?;
+                    let record = NodeRecord {
+                        output: None,
+                        ..node.clone()
+                    };
+                    batch.insert(key, encode_node(&record)?);
+                }
+                _ => batch.insert(key, encode_node(node)?),
+            }
         }
         self.nodes.apply_batch(batch).map_err(io)
     }
@@ -417,7 +454,9 @@ impl WorkflowStore for SledStore {
             if key[prefix.len()..].contains(&0) {
                 continue;
             }
-            nodes.push(decode::<NodeRecord>(&key, &bytes)?);
+            let mut node = decode::<NodeRecord>(&key, &bytes)?;
+            self.separate_output(run_id, &mut node)?;
+            nodes.push(node);
         }
         super::sort_records(&mut nodes, |node| node);
         Ok(nodes)
@@ -428,7 +467,8 @@ impl WorkflowStore for SledStore {
             let Some(bytes) = self.nodes.get(key).map_err(io)? else {
                 return Ok(None);
             };
-            let node: NodeRecord = decode(key, &bytes)?;
+            let mut node: NodeRecord = decode(key, &bytes)?;
+            self.separate_output(run_id, &mut node)?;
             Ok(Some(NodeHistory::new(node, self.attempts(run_id, id)?)))
         };
         let mut mine: Vec<NodeHistory> = read(&node_key(run_id, node_id), node_id)?
@@ -451,7 +491,10 @@ impl WorkflowStore for SledStore {
 
     fn history(&self, run_id: &str) -> Result<Vec<NodeHistory>, StoreError> {
         let prefix = run_prefix(run_id);
-        let nodes = history::read(self.nodes.scan_prefix(&prefix), prefix.len())?;
+        let mut nodes = history::read(self.nodes.scan_prefix(&prefix), prefix.len())?;
+        for history in &mut nodes {
+            self.separate_output(run_id, &mut history.node)?;
+        }
         Ok(super::nest(nodes))
     }
 
@@ -497,6 +540,11 @@ impl WorkflowStore for SledStore {
             batch.remove(key.map_err(io)?);
         }
         self.nodes.apply_batch(batch).map_err(io)?;
+        let mut batch = sled::Batch::default();
+        for key in self.outputs.scan_prefix(run_prefix(run_id)).keys() {
+            batch.remove(key.map_err(io)?);
+        }
+        self.outputs.apply_batch(batch).map_err(io)?;
         Ok(existed)
     }
 
@@ -580,6 +628,44 @@ mod tests {
             .unwrap();
         let error = store.history("01BIG").unwrap_err().to_string();
         assert!(error.contains("n2500"), "{error}");
+    }
+
+    #[test]
+    fn a_large_output_is_kept_apart_and_read_back_whole() {
+        use crate::report::JsonText;
+        let (_dir, store) = open();
+        let run = conformance::run_record("01L", RunStatus::Succeeded);
+        store.create_run(&run, "").unwrap();
+        let text = format!("\"{}\"", "x".repeat(SEPARATE_OUTPUT));
+        let big = JsonText::parse(&text, usize::MAX).unwrap();
+        let small = JsonText::parse("[1]", 64).unwrap();
+        let mut node = conformance::node_record("big", 0, NodeStatus::Succeeded);
+        node.output = Some(big.clone());
+        let mut other = conformance::node_record("small", 1, NodeStatus::Succeeded);
+        other.output = Some(small.clone());
+        store.put_batch("01L", &[node, other], &[]).unwrap();
+
+        let record = store.nodes.get(node_key("01L", "big")).unwrap().unwrap();
+        assert!(record.len() < 1024, "the record holds the output");
+        assert!(
+            store
+                .outputs
+                .get(node_key("01L", "small"))
+                .unwrap()
+                .is_none()
+        );
+        let nodes = store.nodes("01L").unwrap();
+        assert_eq!(nodes[0].output.as_ref(), Some(&big));
+        assert_eq!(nodes[1].output.as_ref(), Some(&small));
+        assert_eq!(
+            store.history("01L").unwrap()[0].node.output,
+            Some(big.clone())
+        );
+        let one = store.node("01L", "big").unwrap().unwrap();
+        assert_eq!(one.node.output, Some(big));
+
+        assert!(store.delete_run("01L").unwrap());
+        assert!(store.outputs.is_empty(), "deleted with its run");
     }
 
     #[test]
@@ -700,7 +786,7 @@ mod tests {
         let store = SledStore::open(&path).unwrap();
         let error = store.nodes("01A").unwrap()[0].error.clone().unwrap();
         assert_eq!(error.kind, crate::report::FailureKind::Retryable);
-        assert_eq!(&*store.db.get("schema_version").unwrap().unwrap(), b"4");
+        assert_eq!(&*store.db.get("schema_version").unwrap().unwrap(), b"5");
     }
 
     #[test]
