@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // flow-plugin-build: builds a JavaScript action into a component of the
-// `action` world, with the WIT this package carries.
+// `action-on-demand` world, with the WIT this package carries.
 //
 //   flow-plugin-build plugin.js -o plugin.wasm
 //
@@ -19,7 +19,7 @@ import { parseArgs } from "node:util";
 import { rolldown } from "rolldown";
 
 /**
- * What actions are built against: `action` (a copy of the project's
+ * What actions are built against: `action-on-demand` (a copy of the project's
  * wit/plugin.wit, kept identical by a test) plus `wasi:cli/environment`,
  * for the helper's `env` and `secret` (wit-env/world.wit).
  */

@@ -23,6 +23,7 @@
 // within the node's retry policy) and `Fatal` for those that will not. Any
 // other exception fails the attempt as a fatal error naming it.
 
+import { output as heldOutput } from "flow:plugin/dependencies@0.1.0";
 import { log as hostLog } from "flow:plugin/host@0.1.0";
 import { getEnvironment } from "wasi:cli/environment@0.2.12";
 
@@ -44,16 +45,37 @@ export class Retryable extends ActionError {
 export class Fatal extends ActionError {}
 
 /** Outputs of a node's dependencies, by node id, and the errors of those
- * that failed with `continue_on_error`. */
+ * that failed with `continue_on_error`. Outputs the host holds (`held`,
+ * the request's `dependencies`) are asked for with `fetch` when first
+ * read, so one the action does not read is never copied into it. */
 export class Deps {
-  constructor(outputs = {}, errors = {}) {
-    this.outputs = outputs;
+  constructor(outputs = {}, errors = {}, held = [], fetch = heldOutput) {
+    this.outputs = { ...outputs };
     this.failures = errors;
+    this.held = new Set(held.filter((node) => !Object.hasOwn(this.outputs, node)));
+    this.fetch = fetch;
+  }
+
+  #has(node) {
+    return Object.hasOwn(this.outputs, node) || this.held.has(node);
+  }
+
+  #value(node) {
+    if (this.held.has(node)) {
+      const text = this.fetch(node);
+      this.outputs[node] = text === undefined || text === null ? null : JSON.parse(text);
+      this.held.delete(node);
+    }
+    return this.outputs[node];
+  }
+
+  #ids() {
+    return [...new Set([...Object.keys(this.outputs), ...this.held])].sort();
   }
 
   /** The output of dependency `node`. */
   get(node) {
-    return this.outputs[node];
+    return this.#has(node) ? this.#value(node) : undefined;
   }
 
   /** The error of dependency `node`, if it failed. */
@@ -63,7 +85,7 @@ export class Deps {
 
   /** [id, output] pairs, in id order. */
   entries() {
-    return Object.entries(this.outputs).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return this.#ids().map((node) => [node, this.#value(node)]);
   }
 
   /** Follows a reference: a dependency id, optionally followed by a JSON
@@ -76,12 +98,12 @@ export class Deps {
     if (node in this.failures) {
       throw new Fatal(`\`${reference}\` refers to \`${node}\`, which failed: ${this.failures[node]}`);
     }
-    if (!(node in this.outputs)) {
-      const known = Object.keys(this.outputs).sort().join(", ");
+    if (!this.#has(node)) {
+      const known = this.#ids().join(", ");
       const which = known ? `its dependencies are: ${known}` : "this node has no dependencies";
       throw new Fatal(`\`${reference}\` refers to \`${node}\`, which is not a dependency of this node; ${which}`);
     }
-    let value = this.outputs[node];
+    let value = this.#value(node);
     for (const raw of pointer ? pointer.split("/") : []) {
       const part = raw.replaceAll("~1", "/").replaceAll("~0", "~");
       if (value !== null && typeof value === "object" && Object.hasOwn(value, part)) {
@@ -94,10 +116,12 @@ export class Deps {
   }
 }
 
-/** Parses the document the host hands to `run`: `{input, deps, errors}`. */
+/** Parses the document the host hands to `run`: `{input, deps, errors}`,
+ * or `dependencies` (ids) instead of `deps` for outputs the host holds. */
 export function parseRequest(text) {
   const document = JSON.parse(text);
-  return { input: document.input ?? {}, deps: new Deps(document.deps ?? {}, document.errors ?? {}) };
+  const deps = new Deps(document.deps ?? {}, document.errors ?? {}, document.dependencies ?? []);
+  return { input: document.input ?? {}, deps };
 }
 
 /** Writes a record to the host's log at `level` ("info", "warn", ...). */

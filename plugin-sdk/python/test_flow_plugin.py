@@ -19,6 +19,24 @@ class RequestTests(unittest.TestCase):
         self.assertEqual(list(request.deps.items()), [("x", {"v": [1, 2]})])
         self.assertEqual(len(request.deps), 1)
 
+    def test_outputs_the_host_holds_are_asked_for_when_first_read(self):
+        asked = []
+
+        def fetch(node):
+            asked.append(node)
+            return '{"xs": [1, 2, 3]}' if node == "big" else None
+
+        deps = flow.Deps({}, {}, ["big", "gone"], fetch)
+        self.assertEqual(len(deps), 2)
+        self.assertEqual(asked, [], "nothing asked before a read")
+        self.assertEqual(deps.resolve("big/xs/2"), 3)
+        self.assertEqual(deps.get("big"), {"xs": [1, 2, 3]})
+        self.assertEqual(asked, ["big"], "asked once")
+        self.assertIsNone(deps.get("gone"))
+        self.assertEqual(deps.get("other", "none"), "none")
+        self.assertEqual(list(deps.items()), [("big", {"xs": [1, 2, 3]}), ("gone", None)])
+        self.assertEqual(asked, ["big", "gone"])
+
     def test_resolve_follows_json_pointers(self):
         deps = flow.Deps({"order": {"items": [{"price": 3}], "a/b": 1}}, {})
         self.assertEqual(deps.resolve("order/items/0/price"), 3)

@@ -36,7 +36,7 @@ class FlowPluginBuildTest(unittest.TestCase):
 
     def test_the_command_names_the_world_the_module_and_the_helper(self):
         args = flow_plugin_build.command("plugins/words/app.py", "out.wasm", ["extra"])
-        self.assertEqual(args[1:7], ["-d", flow_plugin_build.WIT, "-w", "action", "componentize", "app"])
+        self.assertEqual(args[1:7], ["-d", flow_plugin_build.WIT, "-w", "action-on-demand", "componentize", "app"])
         paths = [args[i + 1] for i, arg in enumerate(args) if arg == "-p"]
         self.assertEqual(paths[0], os.path.abspath("plugins/words"))
         self.assertEqual(paths[1], HERE)

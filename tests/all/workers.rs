@@ -215,6 +215,11 @@ fn a_submitted_run_is_taken_up_by_a_worker_and_by_another_when_that_one_dies() {
             nodes.push_str(&format!("depends_on = [\"n{}\"]\n", i - 1));
         }
     }
+    // A worker's attempt carries the outputs it reads in its request.
+    nodes.push_str(
+        "[nodes.data]\naction = \"echo\"\ninput = { word = \"dispatched\" }\ndepends_on = [\"n2\"]\n\
+         [nodes.digest]\naction = \"hash\"\ninput = { from = \"data/word\" }\ndepends_on = [\"data\"]\n",
+    );
     let file = env.write("slow.toml", &nodes);
     let submitted = env
         .run(&["run", "--submit", file.to_str().unwrap(), "--json"])
@@ -256,6 +261,8 @@ fn a_submitted_run_is_taken_up_by_a_worker_and_by_another_when_that_one_dies() {
     // The node the first worker ran when it died: its attempt is lost.
     assert_eq!(one_success_each(&status), 1, "{status}");
     assert_eq!(status["resumes"], 2, "taken up twice: {status}");
+    let digest = node(&status, "digest");
+    assert_eq!(digest["output"]["bytes"], 10, "{digest}");
     drop(second);
 }
 

@@ -1,10 +1,11 @@
 //! `flow:plugin/dependencies`: the outputs of a node's dependencies, copied
 //! into an action only when it asks for one.
 //!
-//! An action whose component imports the interface (every Rust plugin built
-//! with the SDK) is handed the ids of its dependencies in the request
-//! instead of their outputs, so an output it never reads is never copied
-//! into its memory, and the host does not build a request holding them all.
+//! An action whose component imports the interface (every plugin built with
+//! the helpers of plugin-sdk/, in Rust, Python or JavaScript) is handed the
+//! ids of its dependencies in the request instead of their outputs, so an
+//! output it never reads is never copied into its memory, and the host
+//! does not build a request holding them all.
 
 use std::sync::Arc;
 

@@ -7,6 +7,23 @@ import { records } from "./host-stub.mjs";
 
 const ctx = { workflowId: "w", runId: "r", nodeId: "n", attempt: 1 };
 
+test("outputs the host holds are asked for when first read", () => {
+  const asked = [];
+  const fetch = (node) => {
+    asked.push(node);
+    return node === "big" ? '{"xs": [1, 2, 3]}' : undefined;
+  };
+  const deps = new Deps({}, {}, ["big", "gone"], fetch);
+  assert.deepEqual(asked, [], "nothing asked before a read");
+  assert.equal(deps.resolve("big/xs/2"), 3);
+  assert.deepEqual(deps.get("big"), { xs: [1, 2, 3] });
+  assert.deepEqual(asked, ["big"], "asked once");
+  assert.equal(deps.get("gone"), null);
+  assert.equal(deps.get("other"), undefined);
+  assert.deepEqual(deps.entries(), [["big", { xs: [1, 2, 3] }], ["gone", null]]);
+  assert.deepEqual(asked, ["big", "gone"]);
+});
+
 test("requests carry input, deps and errors", () => {
   const request = parseRequest('{"input": {"a": 1}, "deps": {"x": [1]}, "errors": {"y": "fatal error: no"}}');
   assert.deepEqual(request.input, { a: 1 });

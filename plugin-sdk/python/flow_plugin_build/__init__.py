@@ -21,7 +21,8 @@ from typing import List, Optional
 import re
 
 WIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wit")
-# The `action` world plus `wasi:http`, for actions that use flow_plugin.http.
+# The `action-on-demand` world plus `wasi:http`, for actions that use
+# flow_plugin.http.
 WIT_HTTP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wit-http")
 
 USES_HTTP = re.compile(r"flow_plugin\.http|from\s+flow_plugin\s+import\s+[^\n]*\bhttp\b|flow_plugin_http")
@@ -48,7 +49,7 @@ def command(module_file: str, output: str, paths: List[str], quiet: bool = False
     helper_dir = os.path.dirname(os.path.abspath(flow_plugin.__file__))
     tool = shutil.which("componentize-py", path=os.path.dirname(sys.executable))
     tool = tool or shutil.which("componentize-py") or "componentize-py"
-    wit, world = (WIT_HTTP, "action-http") if uses_http(module_dir) else (WIT, "action")
+    wit, world = (WIT_HTTP, "action-http") if uses_http(module_dir) else (WIT, "action-on-demand")
     args = [tool, *(["--quiet"] if quiet else []), "-d", wit, "-w", world, "componentize", module]
     for path in [module_dir, helper_dir, *paths]:
         args += ["-p", path]
