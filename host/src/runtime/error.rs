@@ -66,8 +66,8 @@ pub enum PluginError {
     /// The component imports an interface the host does not link.
     #[error(
         "{}: imports `{interface}`, which the host does not provide (it links wasi:cli, \
-         wasi:io, wasi:clocks, wasi:random, wasi:filesystem, wasi:sockets, wasi:http and \
-         flow:plugin/host); build the plugin without it",
+         wasi:io, wasi:clocks, wasi:random, wasi:filesystem, wasi:sockets, wasi:http, \
+         flow:plugin/host and flow:plugin/dependencies); build the plugin without it",
         path.display()
     )]
     UnknownImport {
