@@ -267,9 +267,8 @@ impl State {
     ) -> (String, Vec<(String, JsonText)>) {
         let node = &workflow.nodes[index];
         let deps = workflow.dag.dependencies(index);
-        let mut given: Vec<(String, JsonText)> = Vec::new();
-        if on_demand {
-            given = deps
+        let given: Vec<(String, JsonText)> = if on_demand {
+            let mut given: Vec<_> = deps
                 .iter()
                 .filter_map(|&dep| {
                     let output = self.reports[dep].output.clone()?;
@@ -277,7 +276,10 @@ impl State {
                 })
                 .collect();
             given.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        }
+            given
+        } else {
+            Vec::new()
+        };
         let outputs: usize = deps
             .iter()
             .map(|&dep| match &self.reports[dep].output {
@@ -289,10 +291,16 @@ impl State {
         json.push_str("{\"input\":");
         json.push_str(&node.input);
         if on_demand {
-            // Node ids are [A-Za-z0-9_-]: no escaping needed.
-            let ids: Vec<String> = given.iter().map(|(id, _)| format!("\"{id}\"")).collect();
             json.push_str(",\"dependencies\":[");
-            json.push_str(&ids.join(","));
+            for (i, (id, _)) in given.iter().enumerate() {
+                if i > 0 {
+                    json.push(',');
+                }
+                // Node ids are [A-Za-z0-9_-]: no escaping needed.
+                json.push('"');
+                json.push_str(id);
+                json.push('"');
+            }
             json.push(']');
         }
         let mut section = |name: &str, entries: &mut dyn Iterator<Item = (usize, Cow<'_, str>)>| {

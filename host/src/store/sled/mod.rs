@@ -535,16 +535,13 @@ impl WorkflowStore for SledStore {
         self.definitions.remove(run_id.as_bytes()).map_err(io)?;
         self.sinks.remove(run_id.as_bytes()).map_err(io)?;
         self.active.remove(run_id.as_bytes()).map_err(io)?;
-        let mut batch = sled::Batch::default();
-        for key in self.nodes.scan_prefix(run_prefix(run_id)).keys() {
-            batch.remove(key.map_err(io)?);
+        for tree in [&self.nodes, &self.outputs] {
+            let mut batch = sled::Batch::default();
+            for key in tree.scan_prefix(run_prefix(run_id)).keys() {
+                batch.remove(key.map_err(io)?);
+            }
+            tree.apply_batch(batch).map_err(io)?;
         }
-        self.nodes.apply_batch(batch).map_err(io)?;
-        let mut batch = sled::Batch::default();
-        for key in self.outputs.scan_prefix(run_prefix(run_id)).keys() {
-            batch.remove(key.map_err(io)?);
-        }
-        self.outputs.apply_batch(batch).map_err(io)?;
         Ok(existed)
     }
 
