@@ -12,12 +12,15 @@ PYTHON_PLUGINS := $(patsubst %/app.py,%,$(wildcard plugins/*/app.py))
 
 .PHONY: build demo test test-guests install-check lint bench toolchain browser postgres clean
 
-## build: the host (target/release/flow), every plugin (target/plugins/) and
-## the tests. One build serves build, test and bench: the same packages and
+## build: the host (target/release/flow), every plugin (target/plugins/,
+## target/test-plugins/) and the tests. One build serves build, test and bench: the same packages and
 ## features on the release profile, so that wasmtime compiles once.
 build: toolchain
-	$(CARGO) test --release --locked --workspace --no-run
-	plugins/build
+	@# The plugins build in a target directory of their own, beside the host
+	@# and the tests, so the two builds share the cores.
+	plugins/build --tests & plugins=$$!; \
+	$(CARGO) test --release --locked --workspace --no-run; host=$$?; \
+	wait $$plugins && exit $$host
 
 ## demo: build, run the example workflow of Rust, Python and JavaScript
 ## plugins, show the stored run, then run the report example (files, a
@@ -41,7 +44,7 @@ demo: build
 ## test: the whole suite: unit, integration, golden and doc tests, and the
 ## tests of the Python and JavaScript SDKs and plugins. On the release
 ## profile, like build and bench, so that wasmtime compiles once for all.
-test: toolchain browser postgres test-guests
+test: build browser postgres test-guests
 	$(CARGO) package --locked --allow-dirty --quiet -p flow-plugin-sdk
 	# The host package carries what it builds from (its WIT copy); verifying
 	# it would compile wasmtime once more, so it is only listed here.
