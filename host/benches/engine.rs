@@ -154,9 +154,11 @@ const SCENARIOS: &[&str] = &[
     "http-1000/nodes-sequential",
     "http-1000/nodes-16",
     "load/python-words/cold",
+    "load/python-fetch-py/after-words",
     "load/python-words/warm",
     "attempt/python-words",
     "load/js-template/cold",
+    "load/js-fetch-js/after-template",
     "load/js-template/warm",
     "attempt/js-template",
     "serve/api",
@@ -531,8 +533,9 @@ async fn flow_run_warm() -> serde_json::Value {
     whole_row(3, median(&mut walls))
 }
 
-/// Loading a plugin with an empty compile cache (`cold`) or a full one
-/// (`warm`), and one attempt of it (instantiation and call).
+/// Loading a plugin with an empty compile cache (`cold`), a full one
+/// (`warm`), or one holding only what another plugin of its language left
+/// (`after-<plugin>`), and one attempt of it (instantiation and call).
 async fn language(name: &str) -> serde_json::Value {
     let (plugin, input) = if name.contains("rust-echo") {
         ("echo", r#"{"input":{"greeting":"hi"},"deps":{}}"#)
@@ -550,7 +553,26 @@ async fn language(name: &str) -> serde_json::Value {
     let file = flow_test_artifacts::plugins_dir().join(format!("{plugin}.wasm"));
     let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
     let mut samples = Vec::new();
-    if name.ends_with("/cold") {
+    if let Some(after) = name.split("/after-").nth(1) {
+        // A second plugin of the language, compiled with an empty compile
+        // cache but for the functions the first one left there.
+        let first = flow_test_artifacts::plugins_dir().join(format!("{after}.wasm"));
+        let second = name
+            .split('/')
+            .nth(1)
+            .and_then(|n| n.split_once('-'))
+            .unwrap()
+            .1;
+        let second = flow_test_artifacts::test_plugins_dir().join(format!("{second}.wasm"));
+        for _ in 0..runs().min(3) {
+            let dir = tempfile::tempdir().unwrap();
+            let cache = CompileCache::open(runtime.engine(), dir.path().to_path_buf()).unwrap();
+            runtime.load_plugin(&first, &cache).await.unwrap();
+            let started = Instant::now();
+            runtime.load_plugin(&second, &cache).await.unwrap();
+            samples.push(started.elapsed());
+        }
+    } else if name.ends_with("/cold") {
         // Compiling takes seconds for Python and JavaScript: fewer runs.
         for _ in 0..runs().min(3) {
             let dir = tempfile::tempdir().unwrap();

@@ -49,6 +49,10 @@ fn a_second_start_loads_compiled_code_from_the_cache() {
     };
     assert_eq!(count("cwasm"), 8, "one compiled file per plugin");
     assert_eq!(count("listing"), 8, "and what each describes");
+    assert!(
+        cache.join("functions").is_dir(),
+        "and the compiled functions, for other components"
+    );
     assert_eq!(
         cached(&plugins(&env, &cache)),
         [true; 8],
@@ -61,9 +65,17 @@ fn a_damaged_cache_file_is_compiled_again() {
     let env = Env::new();
     let cache = env.path().join("cache");
     plugins(&env, &cache);
-    for entry in std::fs::read_dir(&cache).unwrap() {
-        std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
+    // Compiled components, listings and compiled functions alike.
+    fn damage(dir: &std::path::Path) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            match path.is_dir() {
+                true => damage(&path),
+                false => std::fs::write(path, b"garbage").unwrap(),
+            }
+        }
     }
+    damage(&cache);
     let listing = plugins(&env, &cache);
     assert_eq!(cached(&listing), [false; 8]);
     assert_eq!(

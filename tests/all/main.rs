@@ -1,6 +1,6 @@
 //! Integration tests: the plugins are built from source for wasm32-wasip2
-//! (by the `flow-test-artifacts` build script) and the real `flow` binary
-//! runs them.
+//! (by `flow-test-artifacts`, when a test first needs one) and the real
+//! `flow` binary runs them.
 
 mod http_server;
 mod support;

@@ -8,6 +8,9 @@
 //! processes never see half a file. A cached file that fails to load is
 //! compiled again and replaced.
 //!
+//! Under `functions/<engine key>/`, compiled functions serve every later
+//! component that contains them (see `functions.rs`).
+//!
 //! Beside them, `<file key>-<engine key>.listing` remembers what a plugin
 //! file's `describe` returned, keyed by the file's identity (path, device,
 //! inode, size, modification and change times): a run that does not use a
@@ -106,6 +109,13 @@ impl CompileCache {
     /// The cache directory, if caching is on.
     pub fn dir(&self) -> Option<&Path> {
         self.dir.as_deref()
+    }
+
+    /// Where compiled functions are shared between components (see
+    /// `functions.rs`), if caching is on.
+    pub(crate) fn functions_dir(&self) -> Option<PathBuf> {
+        let dir = self.dir.as_ref()?;
+        Some(dir.join("functions").join(&self.engine_key))
     }
 
     /// Returns the compiled component for `bytes`, whose SHA-256 is `digest`.
@@ -248,7 +258,9 @@ fn check_private(dir: &Path) -> Result<(), CacheError> {
     Ok(())
 }
 
-fn store(dir: &Path, path: &Path, compiled: &[u8]) -> std::io::Result<()> {
+/// Writes `compiled` to `path` in `dir` by a rename, so that a reader never
+/// sees half a file.
+pub(super) fn store(dir: &Path, path: &Path, compiled: &[u8]) -> std::io::Result<()> {
     let mut file = tempfile::NamedTempFile::new_in(dir)?;
     file.write_all(compiled)?;
     file.persist(path).map_err(|e| e.error)?;

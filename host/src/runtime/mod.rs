@@ -12,12 +12,15 @@ mod bindings;
 mod cache;
 mod dependencies;
 mod error;
+mod functions;
 mod host_memory;
 mod limits;
 mod native;
 mod registry;
 mod sandbox;
 mod ticker;
+
+use std::sync::Arc;
 
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine};
@@ -30,12 +33,14 @@ pub use attempt::{AttemptError, AttemptReport, Invocation};
 pub use bindings::{ActionError, LogLevel, PluginInfo, RunContext};
 pub use cache::{CacheError, CacheOutcome, CompileCache};
 pub use error::{Cause, PluginError, RegistryError, RuntimeError};
+pub use functions::FunctionCacheStats;
 pub use host_memory::return_large_buffers;
 pub use limits::{DEFAULT_FUEL, DEFAULT_MAX_OUTPUT, Limits, MemoryLimitExceeded};
 pub use native::{Action, ActionContext};
 pub use registry::{Capability, Plugin, PluginRegistry, Shadowed};
 pub use sandbox::{LogRecord, MAX_LOG_MESSAGE};
 
+use functions::FunctionCache;
 use sandbox::HostState;
 use ticker::EpochTicker;
 
@@ -84,6 +89,7 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     config: RuntimeConfig,
+    functions: Arc<FunctionCache>,
     _ticker: EpochTicker,
 }
 
@@ -97,6 +103,11 @@ impl Runtime {
         if config.max_instances > 0 {
             wasm.allocation_strategy(pool(config.max_instances));
         }
+        // Functions compiled for one component serve the next that has
+        // them, once plugins load with a compile cache (see `functions`).
+        let functions = Arc::new(FunctionCache::default());
+        wasm.enable_incremental_compilation(functions.clone())
+            .map_err(RuntimeError::engine)?;
 
         let engine = Engine::new(&wasm).map_err(RuntimeError::engine)?;
 
@@ -117,6 +128,7 @@ impl Runtime {
             engine,
             linker,
             config,
+            functions,
             _ticker: ticker,
         })
     }
@@ -129,6 +141,12 @@ impl Runtime {
     /// How the engine was set up.
     pub fn config(&self) -> &RuntimeConfig {
         &self.config
+    }
+
+    /// How many compiled functions plugins loaded so far reused from the
+    /// compile cache, and how many they added to it.
+    pub fn function_cache_stats(&self) -> FunctionCacheStats {
+        self.functions.stats()
     }
 }
 

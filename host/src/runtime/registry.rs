@@ -451,6 +451,7 @@ impl Runtime {
         let size = bytes.len() as u64;
         // Compiling takes milliseconds to seconds of CPU: keep it off the
         // async workers.
+        self.functions.use_dir(cache.functions_dir());
         let (engine, cache, key) = (self.engine.clone(), cache.clone(), digest.clone());
         let compiled = tokio::task::spawn_blocking(move || cache.load(&engine, &bytes, &key))
             .await
