@@ -116,8 +116,10 @@ mod tests {
         out
     }
 
-    #[tokio::test]
-    async fn a_component_reuses_the_functions_another_compiled_and_runs() {
+    /// A runtime, a compile cache in a scratch directory, and two plugin
+    /// files there with the same code: `echo` and `echo` with a custom
+    /// section.
+    fn two_echoes() -> (Runtime, CompileCache, tempfile::TempDir, PathBuf, PathBuf) {
         let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
         let scratch = tempfile::tempdir().unwrap();
         let cache = CompileCache::open(runtime.engine(), scratch.path().join("cache")).unwrap();
@@ -126,7 +128,12 @@ mod tests {
         let second = scratch.path().join("second.wasm");
         std::fs::write(&first, &echo).unwrap();
         std::fs::write(&second, with_custom_section(&echo)).unwrap();
+        (runtime, cache, scratch, first, second)
+    }
 
+    #[tokio::test]
+    async fn a_component_reuses_the_functions_another_compiled_and_runs() {
+        let (runtime, cache, _scratch, first, second) = two_echoes();
         runtime.load_plugin(&first, &cache).await.unwrap();
         let compiled = runtime.function_cache_stats();
         assert!(compiled.stored > 100, "{compiled:?}");
@@ -148,12 +155,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_damaged_entry_is_compiled_again_and_replaced() {
-        let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
-        let scratch = tempfile::tempdir().unwrap();
-        let cache = CompileCache::open(runtime.engine(), scratch.path().join("cache")).unwrap();
-        let echo = std::fs::read(flow_test_artifacts::plugins_dir().join("echo.wasm")).unwrap();
-        let first = scratch.path().join("first.wasm");
-        std::fs::write(&first, &echo).unwrap();
+        let (runtime, cache, _scratch, first, second) = two_echoes();
         runtime.load_plugin(&first, &cache).await.unwrap();
         let stored = runtime.function_cache_stats().stored;
 
@@ -168,8 +170,6 @@ mod tests {
             std::fs::write(entry, b"not a function").unwrap();
         }
 
-        let second = scratch.path().join("second.wasm");
-        std::fs::write(&second, with_custom_section(&echo)).unwrap();
         let plugin = runtime.load_plugin(&second, &cache).await.unwrap();
         assert_eq!(plugin.info.name, "echo");
         // What was read was found unusable, compiled and stored again.
