@@ -13,8 +13,9 @@ PYTHON_PLUGINS := $(patsubst %/app.py,%,$(wildcard plugins/*/app.py))
 .PHONY: build demo test test-guests install-check lint bench toolchain browser postgres clean
 
 ## build: the host (target/release/flow), every plugin (target/plugins/,
-## target/test-plugins/) and the tests. One build serves build, test and bench: the same packages and
-## features on the release profile, so that wasmtime compiles once.
+## target/test-plugins/) and the tests. One build serves build, test and
+## bench: the same packages and features on the release profile, so that
+## wasmtime compiles once.
 build: toolchain
 	@# The plugins build in a target directory of their own, beside the host
 	@# and the tests, so the two builds share the cores.
