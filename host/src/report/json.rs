@@ -66,22 +66,17 @@ impl JsonText {
                 limit: max_bytes,
             });
         }
-        if depth(text) > MAX_DEPTH {
+        let shape = Shape::of(text);
+        if shape.depth > MAX_DEPTH {
             return Err(OutputError::TooDeep);
         }
-        let mut compact = Vec::with_capacity(text.len());
-        let mut reader = serde_json::Deserializer::from_str(text);
-        let mut writer = serde_json::Serializer::new(&mut compact);
-        serde_transcode::transcode(&mut reader, &mut writer)
-            .map_err(|error| OutputError::Invalid(error.to_string()))?;
-        reader
-            .end()
-            .map_err(|error| OutputError::Invalid(error.to_string()))?;
-        // serde_json writes UTF-8.
-        let compact =
-            String::from_utf8(compact).map_err(|error| OutputError::Invalid(error.to_string()))?;
-        // Moved into the Arc, not copied: an output may be large.
-        Ok(Self(Arc::new(compact)))
+        let invalid = |error: serde_json::Error| OutputError::Invalid(error.to_string());
+        if shape.canonical {
+            // Already what the transcoder would write: checked, kept as is.
+            serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(invalid)?;
+            return Ok(Self(Arc::new(text.to_string())));
+        }
+        transcoded(text).map(|compact| Self(Arc::new(compact)))
     }
 
     /// JSON text that is known to be valid and compact, such as a value
@@ -131,32 +126,90 @@ impl JsonText {
     }
 }
 
-/// The deepest nesting of arrays and objects in `text`, read without
-/// parsing: brackets inside strings do not count.
-fn depth(text: &str) -> usize {
-    let (mut depth, mut deepest) = (0usize, 0usize);
-    let (mut in_string, mut escaped) = (false, false);
-    for &byte in text.as_bytes() {
-        if in_string {
+/// `text` in canonical form: read and written again by serde_json.
+fn transcoded(text: &str) -> Result<String, OutputError> {
+    let invalid = |error: serde_json::Error| OutputError::Invalid(error.to_string());
+    let mut compact = Vec::with_capacity(text.len());
+    let mut reader = serde_json::Deserializer::from_str(text);
+    let mut writer = serde_json::Serializer::new(&mut compact);
+    serde_transcode::transcode(&mut reader, &mut writer).map_err(invalid)?;
+    reader.end().map_err(invalid)?;
+    // serde_json writes UTF-8.
+    String::from_utf8(compact).map_err(|error| OutputError::Invalid(error.to_string()))
+}
+
+/// What one pass over an output's bytes tells without parsing it.
+#[derive(Debug, PartialEq, Eq)]
+struct Shape {
+    /// The deepest nesting of arrays and objects (brackets inside strings
+    /// do not count).
+    depth: usize,
+    /// Whether the text, if it is valid JSON, is already in canonical form:
+    /// no spaces outside strings, only the escapes serde_json writes
+    /// itself, and numbers that are integers it writes back digit for digit.
+    canonical: bool,
+}
+
+impl Shape {
+    fn of(text: &str) -> Self {
+        let bytes = text.as_bytes();
+        let (mut depth, mut deepest) = (0usize, 0usize);
+        let mut canonical = true;
+        let mut i = 0;
+        while let Some(&byte) = bytes.get(i) {
+            i += 1;
             match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
+                b'"' => {
+                    // To the closing quote, over escapes.
+                    loop {
+                        let Some(at) = memchr::memchr2(b'"', b'\\', &bytes[i..]) else {
+                            // Unterminated: not JSON.
+                            i = bytes.len();
+                            break;
+                        };
+                        i += at + 1;
+                        if bytes[i - 1] == b'"' {
+                            break;
+                        }
+                        // serde_json writes these escapes itself; others
+                        // (`\/`, `\u00e9`) it writes otherwise.
+                        canonical &= matches!(
+                            bytes.get(i),
+                            Some(b'"' | b'\\' | b'n' | b'r' | b't' | b'b' | b'f')
+                        );
+                        i += 1;
+                    }
+                }
+                b'[' | b'{' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                b' ' | b'\t' | b'\n' | b'\r' => canonical = false,
+                b'-' | b'0'..=b'9' => {
+                    let start = i - 1;
+                    while bytes.get(i).is_some_and(|b| {
+                        matches!(b, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                    }) {
+                        i += 1;
+                    }
+                    // An integer of up to 18 digits fits 64 bits and is
+                    // written back as it is; `-0` becomes `-0.0`.
+                    let digits = bytes[start..i]
+                        .strip_prefix(b"-")
+                        .unwrap_or(&bytes[start..i]);
+                    canonical &= digits.len() <= 18
+                        && digits.iter().all(u8::is_ascii_digit)
+                        && !bytes[start..i].starts_with(b"-0");
+                }
                 _ => {}
             }
-            continue;
         }
-        match byte {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
+        Self {
+            depth: deepest,
+            canonical,
         }
     }
-    deepest
 }
 
 impl Deref for JsonText {
@@ -247,6 +300,77 @@ mod tests {
         assert!(parse(r#""\ud83d\ude00""#).is_ok(), "a pair is a character");
         assert!(matches!(parse("{} {}"), Err(OutputError::Invalid(m)) if m.contains("trailing")));
         assert!(matches!(parse("nope"), Err(OutputError::Invalid(_))));
+    }
+
+    #[test]
+    fn text_already_canonical_is_kept_as_the_transcoder_would_write_it() {
+        for (text, canonical) in [
+            (r#"{"a":[1,-2,true,false,null],"b":{"c":"d"}}"#, true),
+            (r#"["\"\\\n\r\t\b\f","é😀",123456789012345678]"#, true),
+            ("-0", false),
+            ("[-0]", false),
+            ("1234567890123456789", false),
+            ("18446744073709551616", false),
+            ("1.0", false),
+            ("1e2", false),
+            (r#""\/""#, false),
+            (r#""\u00e9""#, false),
+            (r#""\u001f""#, false),
+            ("[1, 2]", false),
+        ] {
+            assert_eq!(Shape::of(text).canonical, canonical, "{text}");
+            assert_eq!(parse(text).unwrap(), transcoded(text).unwrap(), "{text}");
+        }
+        // Refused on either path.
+        for bad in [
+            "\"a\u{1}b\"",
+            "[1,]",
+            "{\"a\"}",
+            "01",
+            "[1]x",
+            "\"\\x\"",
+            "nul",
+            "",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        #[test]
+        fn the_fast_path_writes_what_the_transcoder_writes(text in json_text()) {
+            proptest::prop_assert_eq!(parse(&text).ok(), transcoded(&text).ok(), "{}", text);
+        }
+    }
+
+    /// JSON text with the spellings that have more than one form: numbers
+    /// with fractions, exponents, signs and many digits, escapes of every
+    /// kind, spaces between tokens.
+    fn json_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            1 => Just("null".to_string()),
+            1 => Just("true".to_string()),
+            3 => "-?(0|[1-9][0-9]{0,20})",
+            3 => "-?(0|[1-9][0-9]{0,3})(\\.[0-9]{1,4})?([eE][+-]?[0-9]{1,3})?",
+            3 => r#""([a-z é]|\\["\\/bfnrt]|\\u00[0-9a-fA-F]{2})*""#,
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            // Mostly none, so that many documents take the fast path.
+            let space = || prop_oneof![4 => Just(""), 1 => Just(" "), 1 => Just("\n")];
+            prop_oneof![
+                (prop::collection::vec(inner.clone(), 0..6), space())
+                    .prop_map(|(items, space)| format!("[{}]", items.join(&format!(",{space}")))),
+                prop::collection::vec(("[a-z]{0,3}", space(), inner), 0..6).prop_map(|fields| {
+                    let fields: Vec<String> = fields
+                        .into_iter()
+                        .map(|(key, space, value)| format!("\"{key}\":{space}{value}"))
+                        .collect();
+                    format!("{{{}}}", fields.join(","))
+                }),
+            ]
+        })
     }
 
     #[test]
