@@ -113,6 +113,13 @@ fn main() {
                 .map_or("-".into(), |f| format!("{f:.2}")),
             sandbox,
         );
+        if let Some(ratio) = result["ratio"].as_f64() {
+            println!(
+                "  {:<26} plugin {ratio:.2} times native ({:.2} ms), run by turns",
+                "",
+                result["native_ms"].as_f64().unwrap_or_default()
+            );
+        }
     }
 }
 
@@ -151,6 +158,8 @@ const SCENARIOS: &[&str] = &[
     "http-1000/wasm-sequential",
     "http-1000/native-16",
     "http-1000/wasm-16",
+    "http-1000/by-turns-sequential",
+    "http-1000/by-turns-16",
     "http-1000/nodes-sequential",
     "http-1000/nodes-16",
     "load/python-words/cold",
@@ -309,6 +318,8 @@ async fn scenario(name: &str) -> serde_json::Value {
         "http-1000/native-16" => outbound::native(16).await,
         "http-1000/wasm-sequential" => outbound::wasm(1).await,
         "http-1000/wasm-16" => outbound::wasm(16).await,
+        "http-1000/by-turns-sequential" => outbound::by_turns(1).await,
+        "http-1000/by-turns-16" => outbound::by_turns(16).await,
         "http-1000/nodes-sequential" => outbound::nodes(1).await,
         "http-1000/nodes-16" => outbound::nodes(16).await,
         other if other.starts_with("load/") || other.starts_with("attempt/") => {
@@ -387,6 +398,12 @@ async fn engine_scenario_runs(
         }
     }
     let share = median(&mut engine_share);
+    if std::env::var("XW").is_ok() {
+        eprintln!(
+            "{:?}",
+            walls.iter().map(|w| w.as_millis()).collect::<Vec<_>>()
+        );
+    }
     let median = median(&mut walls);
     serde_json::json!({
         "nodes": nodes,

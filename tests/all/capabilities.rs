@@ -537,19 +537,21 @@ input = {{ in_flight = 3, requests = [
   {{ url = "{origin}/gather?n=3" }},
   {{ url = "{origin}/redirect?to={origin}/json" }},
   {{ url = "{origin}/gather?n=3" }},
+  {{ url = "{origin}/big?bytes=150000" }},
+  {{ url = "{origin}/stream?bytes=150000" }},
 ] }}
 
 [nodes.refused]
 action = "http"
 http = ["{origin}"]
-input = {{ requests = [{{ url = "{origin}/json" }}, {{ url = "http://127.0.0.2:9/x" }}] }}
+input = {{ requests = [{{ url = "{origin}/json" }}, {{ url = "http://127.0.0.2:9/x" }}, {{ url = "http://127.0.0.3:9/y" }}] }}
 "#
     );
     let report = run(&env, &nodes);
     let many = node(&report, "many");
     assert_eq!(many["status"], "succeeded", "{many}");
     let responses = many["output"]["responses"].as_array().unwrap();
-    assert_eq!(responses.len(), 5);
+    assert_eq!(responses.len(), 7);
     for i in [0, 2, 4] {
         assert_eq!(responses[i]["body"], serde_json::json!({ "together": 3 }));
     }
@@ -557,9 +559,19 @@ input = {{ requests = [{{ url = "{origin}/json" }}, {{ url = "http://127.0.0.2:9
     assert_eq!(responses[1]["body"]["body"], "{\"n\":1}");
     assert_eq!(responses[3]["status"], 200, "the redirect is followed");
     assert_eq!(responses[3]["body"]["items"].as_array().unwrap().len(), 16);
-    // Five requests and the redirect's second.
-    assert_eq!(many["attempt_records"][0]["http"]["requests"], 6);
+    // Bodies of several reads each, with a length and without (chunked).
+    for i in [5, 6] {
+        assert_eq!(responses[i]["body"].as_str().unwrap().len(), 150_000);
+    }
+    // Seven requests and the redirect's second.
+    assert_eq!(many["attempt_records"][0]["http"]["requests"], 8);
+    assert!(
+        logs(&report, "many").contains("7 requests, 3 at once: "),
+        "{}",
+        logs(&report, "many")
+    );
 
+    // The first failure by place fails the node.
     let error = error(&report, "refused");
     assert!(
         error.contains("requests[1]: request refused by the host"),

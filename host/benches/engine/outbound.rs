@@ -1,16 +1,21 @@
 //! Outbound HTTP: a thousand GETs of a 1 KiB JSON body from a local server,
 //! by the `http` plugin (all from one attempt, and one node per request)
 //! and by native Rust (hyper, a connection per request, as the host makes
-//! them).
+//! them), each in a process of its own and, for their ratio, both by turns
+//! in one.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Empty};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{Keep, engine_scenario_runs, header, median, runs, whole_row};
+use flow_host::{MemoryStore, RunStatus, WorkflowEngine, WorkflowSpec};
+
+use super::{Keep, engine_scenario_runs, header, median, runs, setup, whole_row};
 
 /// Requests per run.
 pub const REQUESTS: usize = 1000;
@@ -107,23 +112,64 @@ pub async fn native(concurrency: usize) -> serde_json::Value {
     let addr = serve().await;
     let mut samples = Vec::new();
     for _ in 0..runs() {
-        let started = Instant::now();
-        let per_task = REQUESTS / concurrency;
-        let tasks: Vec<_> = (0..concurrency)
-            .map(|_| {
-                tokio::spawn(async move {
-                    for _ in 0..per_task {
-                        get(addr).await;
-                    }
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
-        }
-        samples.push(started.elapsed());
+        samples.push(native_run(addr, concurrency).await);
     }
     whole_row(REQUESTS, median(&mut samples))
+}
+
+/// One run of the native requests, `concurrency` at once.
+async fn native_run(addr: SocketAddr, concurrency: usize) -> Duration {
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|task| {
+            // Every request once: the first tasks take one more when the
+            // count does not divide evenly.
+            let count = REQUESTS / concurrency + usize::from(task < REQUESTS % concurrency);
+            tokio::spawn(async move {
+                for _ in 0..count {
+                    get(addr).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    started.elapsed()
+}
+
+/// The plugin's requests and the native ones by turns, in one process: a
+/// run of each, again and again. The ratio is the median of each pair's,
+/// so that the machine's drift over the minutes of a run (large on shared
+/// machines) cancels out.
+pub async fn by_turns(in_flight: usize) -> serde_json::Value {
+    let addr = serve().await;
+    let setup = setup(true).await;
+    let spec = Arc::new(
+        WorkflowSpec::parse(Path::new("bench.toml"), batch_workflow(addr, in_flight)).unwrap(),
+    );
+    let store = Arc::new(MemoryStore::new());
+    let (mut plugin, mut native, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    // Three times the usual runs: each is short, and pairs are what count.
+    for _ in 0..runs() * 3 {
+        let native_wall = native_run(addr, in_flight).await;
+        let engine = WorkflowEngine::new(setup.runtime.clone(), store.clone());
+        let started = Instant::now();
+        let report = engine
+            .execute(spec.clone(), setup.plugins.clone())
+            .await
+            .unwrap();
+        let plugin_wall = started.elapsed();
+        assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+        ratios.push(plugin_wall.as_secs_f64() / native_wall.as_secs_f64());
+        plugin.push(plugin_wall);
+        native.push(native_wall);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let mut row = whole_row(REQUESTS, median(&mut plugin));
+    row["ratio"] = ratios[ratios.len() / 2].into();
+    row["native_ms"] = (median(&mut native).as_secs_f64() * 1e3).into();
+    row
 }
 
 /// One GET on a connection of its own, its body read whole.

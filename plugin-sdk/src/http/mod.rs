@@ -21,7 +21,8 @@
 //! checked by the host like the first request.
 //!
 //! [`send_all`] sends many requests with several in flight at once, which
-//! is much faster than one after the other when each waits on the network:
+//! is much faster than one after the other when each waits on the network
+//! ([`send_each`] hands over each response as it arrives):
 //!
 //! ```no_run
 //! use flow_plugin_sdk::http;
@@ -191,6 +192,17 @@ impl Request {
         self.follow(response)
     }
 
+    /// `response` to this request, or, when it redirects, the response at
+    /// the end of its redirects.
+    fn then(&self, response: Response) -> Result<Response, HttpError> {
+        let redirect = matches!(response.status, 301 | 302 | 303 | 307 | 308);
+        if redirect && self.follow_redirects && response.header("location").is_some() {
+            self.clone().follow(response)
+        } else {
+            Ok(response)
+        }
+    }
+
     /// `response` to this request, or the response at the end of its
     /// redirects.
     fn follow(mut self, mut response: Response) -> Result<Response, HttpError> {
@@ -241,12 +253,48 @@ pub fn send_all(
     in_flight: usize,
 ) -> Vec<Result<Response, HttpError>> {
     let requests: Vec<Request> = requests.into_iter().collect();
-    let firsts = send_concurrently(&requests, in_flight.max(1));
-    requests
+    let mut results: Vec<Option<Result<Response, HttpError>>> =
+        requests.iter().map(|_| None).collect();
+    send_each(requests, in_flight, |index, result| {
+        results[index] = Some(result);
+    });
+    results
         .into_iter()
-        .zip(firsts)
-        .map(|(request, first)| request.follow(first?))
+        .map(|result| result.unwrap_or_else(|| Err(HttpError::Failed("not sent".into()))))
         .collect()
+}
+
+/// Sends every request, `in_flight` at a time (at least one), and hands
+/// each result to `each` with the request's place in `requests`, in the
+/// order the responses arrive.
+///
+/// Like [`send_all`], but the work on one response (parsing it, say) runs
+/// while the requests after it wait on the network, instead of after the
+/// last one:
+///
+/// ```no_run
+/// use flow_plugin_sdk::http;
+/// let pages: Vec<_> = (1..=50)
+///     .map(|page| http::request("GET", &format!("https://api.example.com/v1/users?page={page}")))
+///     .collect();
+/// let mut users = vec![0; pages.len()];
+/// http::send_each(pages, 16, |page, result| {
+///     let count = result
+///         .and_then(|response| response.json::<Vec<flow_plugin_sdk::serde_json::Value>>())
+///         .map_or(0, |list| list.len());
+///     users[page] = count;
+/// });
+/// ```
+pub fn send_each(
+    requests: impl IntoIterator<Item = Request>,
+    in_flight: usize,
+    mut each: impl FnMut(usize, Result<Response, HttpError>),
+) {
+    let requests: Vec<Request> = requests.into_iter().collect();
+    send_concurrently(&requests, in_flight.max(1), |index, first| {
+        let request = &requests[index];
+        each(index, first.and_then(|response| request.then(response)));
+    });
 }
 
 /// The parts of an `http://` or `https://` URL.
@@ -315,8 +363,14 @@ fn send_once(request: &Request) -> Result<Response, HttpError> {
 }
 
 #[cfg(not(target_family = "wasm"))]
-fn send_concurrently(requests: &[Request], _: usize) -> Vec<Result<Response, HttpError>> {
-    requests.iter().map(send_once).collect()
+fn send_concurrently(
+    requests: &[Request],
+    _: usize,
+    mut each: impl FnMut(usize, Result<Response, HttpError>),
+) {
+    for (index, request) in requests.iter().enumerate() {
+        each(index, send_once(request));
+    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 
 use wasip2::http::outgoing_handler::{self, FutureIncomingResponse};
 use wasip2::http::types::{
-    ErrorCode, Fields, IncomingBody, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
-    RequestOptions, Scheme,
+    ErrorCode, Fields, IncomingResponse, Method, OutgoingBody, OutgoingRequest, RequestOptions,
+    Scheme,
 };
 use wasip2::io::poll::{Pollable, poll};
 use wasip2::io::streams::StreamError;
@@ -19,43 +19,62 @@ pub(super) fn send_once(request: &Request) -> Result<Response, HttpError> {
 }
 
 /// Sends `requests`, at most `in_flight` waiting for their responses at
-/// once; their results in the same order.
+/// once, and hands each result to `each` as it arrives.
 pub(super) fn send_concurrently(
     requests: &[Request],
     in_flight: usize,
-) -> Vec<Result<Response, HttpError>> {
-    let mut results: Vec<Option<Result<Response, HttpError>>> =
-        requests.iter().map(|_| None).collect();
-    // (index of the request, what its response is awaited by, the response)
-    let mut waiting: Vec<(usize, Pollable, FutureIncomingResponse)> = Vec::new();
+    mut each: impl FnMut(usize, Result<Response, HttpError>),
+) {
+    let mut waiting: Vec<Waiting> = Vec::new();
     let mut next = 0;
-    while next < requests.len() || !waiting.is_empty() {
-        while waiting.len() < in_flight && next < requests.len() {
-            match start(&requests[next]) {
-                Ok(pending) => waiting.push((next, pending.subscribe(), pending)),
-                Err(error) => results[next] = Some(Err(error)),
-            }
-            next += 1;
-        }
+    loop {
+        start_more(requests, in_flight, &mut next, &mut waiting, &mut each);
         if waiting.is_empty() {
-            continue;
+            return;
         }
         let pollables: Vec<&Pollable> = waiting.iter().map(|(_, pollable, _)| pollable).collect();
         let mut ready = poll(&pollables);
         // Removed from the back, so that the indices still to remove stay
         // where they are.
         ready.sort_unstable_by(|a, b| b.cmp(a));
-        for position in ready {
-            let (index, pollable, pending) = waiting.swap_remove(position as usize);
-            // The pollable is a child of the response: it goes first.
-            drop(pollable);
-            results[index] = Some(finish(&requests[index], pending));
+        let arrived: Vec<(usize, Result<Response, HttpError>)> = ready
+            .into_iter()
+            .map(|position| {
+                let (index, pollable, pending) = waiting.swap_remove(position as usize);
+                // The pollable is a child of the response: it goes first.
+                drop(pollable);
+                (index, finish(&requests[index], pending))
+            })
+            .collect();
+        // The next requests go out first, so that they wait on the network
+        // while `each` works.
+        start_more(requests, in_flight, &mut next, &mut waiting, &mut each);
+        for (index, result) in arrived {
+            each(index, result);
         }
     }
-    results
-        .into_iter()
-        .map(|result| result.unwrap_or_else(|| Err(HttpError::Failed("not sent".into()))))
-        .collect()
+}
+
+/// A request sent: its index, what its response is awaited by, the
+/// response.
+type Waiting = (usize, Pollable, FutureIncomingResponse);
+
+/// Starts the requests from `next` on until `in_flight` wait for their
+/// responses; one that cannot start goes to `each` at once.
+fn start_more(
+    requests: &[Request],
+    in_flight: usize,
+    next: &mut usize,
+    waiting: &mut Vec<Waiting>,
+    each: &mut impl FnMut(usize, Result<Response, HttpError>),
+) {
+    while waiting.len() < in_flight && *next < requests.len() {
+        match start(&requests[*next]) {
+            Ok(pending) => waiting.push((*next, pending.subscribe(), pending)),
+            Err(error) => each(*next, Err(error)),
+        }
+        *next += 1;
+    }
 }
 
 /// Sends the head and body of `request`; its response comes later.
@@ -87,9 +106,12 @@ fn start(request: &Request) -> Result<FutureIncomingResponse, HttpError> {
         other => Method::Other(other.to_string()),
     };
     let invalid = |what: &str| HttpError::Url(format!("{}: bad {what}", request.url));
-    outgoing
-        .set_method(&method)
-        .map_err(|()| invalid("method"))?;
+    // GET is what a new request has: one call fewer for the usual case.
+    if !matches!(method, Method::Get) {
+        outgoing
+            .set_method(&method)
+            .map_err(|()| invalid("method"))?;
+    }
     let scheme = if url.https {
         Scheme::Https
     } else {
@@ -139,7 +161,7 @@ fn finish(request: &Request, pending: FutureIncomingResponse) -> Result<Response
         None => return Err(HttpError::Failed("the response is not there yet".into())),
     };
     let status = response.status();
-    let headers = response
+    let headers: Vec<(String, String)> = response
         .headers()
         .entries()
         .into_iter()
@@ -151,8 +173,14 @@ fn finish(request: &Request, pending: FutureIncomingResponse) -> Result<Response
     let stream = incoming
         .stream()
         .map_err(|()| HttpError::Failed("no body stream".into()))?;
-    let mut bytes = Vec::new();
-    loop {
+    // A body of a known length is whole once that many bytes came: no call
+    // more to learn that it ended.
+    let length: Option<usize> = headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.trim().parse().ok());
+    let mut bytes = Vec::with_capacity(length.unwrap_or(0).min(1 << 20));
+    while length.is_none_or(|length| bytes.len() < length) {
         match stream.blocking_read(64 * 1024) {
             Ok(chunk) => bytes.extend_from_slice(&chunk),
             Err(StreamError::Closed) => break,
@@ -166,7 +194,7 @@ fn finish(request: &Request, pending: FutureIncomingResponse) -> Result<Response
         }
     }
     drop(stream);
-    let _ = IncomingBody::finish(incoming);
+    drop(incoming);
     Ok(Response {
         status,
         headers,

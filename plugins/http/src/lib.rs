@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use flow_plugin_sdk::serde::de::{Deserializer, Error as _};
 use flow_plugin_sdk::serde::{Deserialize, Serialize};
 use flow_plugin_sdk::serde_json::Value;
-use flow_plugin_sdk::serde_json::value::RawValue;
+use flow_plugin_sdk::serde_json::value::{RawValue, to_raw_value};
 use flow_plugin_sdk::{ActionError, Context, Request, export_action, http, log, secret};
 
 /// The node's `input` table.
@@ -167,8 +167,8 @@ pub enum Outputs {
     One(Output),
     /// For `requests`.
     Many {
-        /// In the order of the requests.
-        responses: Vec<Output>,
+        /// In the order of the requests, each made as it arrived.
+        responses: Vec<Box<RawValue>>,
     },
 }
 
@@ -230,16 +230,43 @@ fn run(_: &Context, request: Request<Input>) -> Result<Outputs, ActionError> {
             in_flight,
         } => {
             let built = requests.iter().map(build).collect::<Result<Vec<_>, _>>()?;
-            let responses = http::send_all(built, in_flight)
+            // Each output is made as its response arrives, while the
+            // requests after it wait on the network.
+            let mut responses: Vec<Option<Box<RawValue>>> = requests.iter().map(|_| None).collect();
+            let mut first_failure: Option<(usize, ActionError)> = None;
+            let mut received = 0;
+            http::send_each(built, in_flight, |i, result| {
+                let params = &requests[i];
+                let made = result
+                    .map_err(ActionError::from)
+                    .and_then(|response| {
+                        received += response.body.len();
+                        output(params, response)
+                    })
+                    .and_then(|output| {
+                        to_raw_value(&output).map_err(|e| ActionError::fatal(e.to_string()))
+                    });
+                match made {
+                    Ok(raw) => responses[i] = Some(raw),
+                    Err(error) if first_failure.as_ref().is_none_or(|(at, _)| i < *at) => {
+                        first_failure = Some((i, error));
+                    }
+                    Err(_) => {}
+                }
+            });
+            // One line for the batch, not one per request.
+            log::debug(&format!(
+                "{} requests, {in_flight} at once: {received} bytes received",
+                requests.len()
+            ));
+            if let Some((i, error)) = first_failure {
+                return Err(in_batch(i, error));
+            }
+            let responses = responses
                 .into_iter()
-                .zip(&requests)
                 .enumerate()
-                .map(|(i, (result, params))| {
-                    let response = result.map_err(|e| in_batch(i, e.into()))?;
-                    logged(params, &response);
-                    output(params, response).map_err(|e| in_batch(i, e))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|(i, raw)| raw.ok_or_else(|| in_batch(i, ActionError::fatal("not sent"))))
+                .collect::<Result<_, _>>()?;
             Ok(Outputs::Many { responses })
         }
     }
