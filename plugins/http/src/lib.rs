@@ -12,8 +12,10 @@
 //!
 //! Many requests: `requests`, a list of such inputs, and optionally
 //! `in_flight` (how many wait for their responses at once, default 8, at
-//! most 64). Output: `responses`, the outputs in the order of `requests`.
-//! The first request that fails fails the node, named by its place.
+//! most 64). Output: `responses`, the outputs in the order of `requests`,
+//! each made as its response arrives. The first request that fails fails
+//! the node, named by its place. The attempt's log has one line for the
+//! batch (requests, bytes received), not one per request.
 //!
 //! ```toml
 //! [nodes.rates]
