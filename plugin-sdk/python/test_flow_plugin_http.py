@@ -36,6 +36,14 @@ class HttpTest(unittest.TestCase):
         with self.assertRaisesRegex(flow_plugin.Retryable, "needs the flow host"):
             http.get("https://a.example/")
 
+    def test_send_all_gives_each_request_its_result_in_order(self):
+        results = http.send_all([{"url": "https://a.example/"}, {"url": "ftp://b.example/"}], in_flight=2)
+        self.assertEqual(len(results), 2)
+        self.assertIsInstance(results[0], flow_plugin.Retryable)
+        self.assertIn("needs the flow host", str(results[0]))
+        self.assertIsInstance(results[1], flow_plugin.Fatal)
+        self.assertIn("ftp://b.example/", str(results[1]))
+
 
 if __name__ == "__main__":
     unittest.main()

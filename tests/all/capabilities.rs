@@ -446,7 +446,49 @@ fn a_javascript_plugin_fetches_and_reads_as_far_as_its_node_is_granted() {
 
 #[test]
 fn a_python_plugin_requests_as_far_as_its_node_is_granted() {
-    requests_from("fetch-py", "request refused by the host");
+    let env = requests_from("fetch-py", "request refused by the host");
+    // Several at once: the `/gather` requests are answered only once three
+    // wait at the server together (one alone gets a 503 after 10 s).
+    let server = TestServer::start();
+    let origin = server.origin();
+    let nodes = format!(
+        r#"[nodes.many]
+action = "fetch-py"
+http = ["{origin}"]
+input = {{ mode = "many", in_flight = 3, urls = [
+  "{origin}/gather?n=3", "{origin}/redirect?to={origin}/gather?n=3", "http://127.0.0.2:9/x", "{origin}/gather?n=3",
+] }}
+"#
+    );
+    // Redirects are followed five deep and no further.
+    let chain = |hops: usize| {
+        (0..hops).fold(format!("{origin}/json"), |to, _| {
+            format!("{origin}/redirect?to={to}")
+        })
+    };
+    let nodes = nodes
+        + &format!(
+            "[nodes.five]\naction = \"fetch-py\"\nhttp = [\"{origin}\"]\ninput = {{ url = \"{}\" }}\n\n\
+             [nodes.six]\naction = \"fetch-py\"\nhttp = [\"{origin}\"]\ninput = {{ url = \"{}\" }}\n",
+            chain(5),
+            chain(6)
+        );
+    let report = run(&env, &nodes);
+    let results = &node(&report, "many")["output"]["results"];
+    // Two wait together; the third arrives when the redirect is followed.
+    for i in [0, 1, 3] {
+        assert_eq!(results[i]["body"], "{\"together\":3}", "{results}");
+    }
+    assert!(
+        results[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("request refused by the host"),
+        "{results}"
+    );
+    assert_eq!(node(&report, "five")["output"]["status"], 200);
+    let error = error(&report, "six");
+    assert!(error.contains("more than 5 redirects"), "{error}");
 }
 
 #[test]

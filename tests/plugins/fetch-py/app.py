@@ -3,7 +3,9 @@
 Input ``mode``: ``get`` (the default) GETs ``url`` with flow_plugin.http and
 returns the status and the body's text; ``env`` returns the environment;
 ``read`` returns the text of the file ``path``; ``write`` writes ``text`` to
-``path``.
+``path``; ``many`` GETs every URL of ``urls`` with ``in_flight`` at once
+(flow_plugin.http.send_all) and returns, in order, each body's text or the
+error.
 """
 
 import os
@@ -24,5 +26,12 @@ def fetch(ctx: flow.Context, request: flow.Request):
         with open(request.input["path"], "w") as file:
             file.write(request.input["text"])
         return {}
+    if mode == "many":
+        results = http.send_all([{"url": url} for url in request.input["urls"]], request.input["in_flight"])
+        return {
+            "results": [
+                {"body": r.text()} if isinstance(r, http.Response) else {"error": str(r)} for r in results
+            ]
+        }
     response = http.get(request.input["url"])
     return {"status": response.status, "body": response.text()}
