@@ -461,11 +461,7 @@ input = {{ mode = "many", in_flight = 3, urls = [
 "#
     );
     // Redirects are followed five deep and no further.
-    let chain = |hops: usize| {
-        (0..hops).fold(format!("{origin}/json"), |to, _| {
-            format!("{origin}/redirect?to={to}")
-        })
-    };
+    let chain = |hops| redirect_chain(&origin, hops);
     let nodes = nodes
         + &format!(
             "[nodes.five]\naction = \"fetch-py\"\nhttp = [\"{origin}\"]\ninput = {{ url = \"{}\" }}\n\n\
@@ -626,17 +622,19 @@ input = {{ requests = [{{ url = "{origin}/json" }}, {{ url = "http://127.0.0.2:9
     );
 }
 
+/// A URL of `origin` that redirects `hops` times before it reaches `/json`.
+fn redirect_chain(origin: &str, hops: usize) -> String {
+    (0..hops).fold(format!("{origin}/json"), |to, _| {
+        format!("{origin}/redirect?to={to}")
+    })
+}
+
 #[test]
 fn redirects_are_followed_five_deep_and_no_further() {
     let env = env();
     let server = TestServer::start();
     let origin = server.origin();
-    // A URL that redirects `hops` times before it reaches `/json`.
-    let chain = |hops: usize| {
-        (0..hops).fold(format!("{origin}/json"), |to, _| {
-            format!("{origin}/redirect?to={to}")
-        })
-    };
+    let chain = |hops| redirect_chain(&origin, hops);
     let grant = format!("\"{origin}\"");
     let nodes = get("five", &chain(5), &grant) + &get("six", &chain(6), &grant);
     let report = run(&env, &nodes);
