@@ -398,12 +398,6 @@ async fn engine_scenario_runs(
         }
     }
     let share = median(&mut engine_share);
-    if std::env::var("XW").is_ok() {
-        eprintln!(
-            "{:?}",
-            walls.iter().map(|w| w.as_millis()).collect::<Vec<_>>()
-        );
-    }
     let median = median(&mut walls);
     serde_json::json!({
         "nodes": nodes,

@@ -69,9 +69,10 @@ fn a_damaged_cache_file_is_compiled_again() {
     fn damage(dir: &std::path::Path) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
-            match path.is_dir() {
-                true => damage(&path),
-                false => std::fs::write(path, b"garbage").unwrap(),
+            if path.is_dir() {
+                damage(&path);
+            } else {
+                std::fs::write(path, b"garbage").unwrap();
             }
         }
     }

@@ -70,7 +70,6 @@ impl JsonText {
         if shape.depth > MAX_DEPTH {
             return Err(OutputError::TooDeep);
         }
-        let invalid = |error: serde_json::Error| OutputError::Invalid(error.to_string());
         if shape.canonical {
             // Already what the transcoder would write: checked, kept as is.
             serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(invalid)?;
@@ -126,20 +125,24 @@ impl JsonText {
     }
 }
 
+/// Why serde_json refused an output.
+fn invalid(error: impl fmt::Display) -> OutputError {
+    OutputError::Invalid(error.to_string())
+}
+
 /// `text` in canonical form: read and written again by serde_json.
 fn transcoded(text: &str) -> Result<String, OutputError> {
-    let invalid = |error: serde_json::Error| OutputError::Invalid(error.to_string());
     let mut compact = Vec::with_capacity(text.len());
     let mut reader = serde_json::Deserializer::from_str(text);
     let mut writer = serde_json::Serializer::new(&mut compact);
     serde_transcode::transcode(&mut reader, &mut writer).map_err(invalid)?;
     reader.end().map_err(invalid)?;
     // serde_json writes UTF-8.
-    String::from_utf8(compact).map_err(|error| OutputError::Invalid(error.to_string()))
+    String::from_utf8(compact).map_err(invalid)
 }
 
 /// What one pass over an output's bytes tells without parsing it.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 struct Shape {
     /// The deepest nesting of arrays and objects (brackets inside strings
     /// do not count).
@@ -195,12 +198,11 @@ impl Shape {
                     }
                     // An integer of up to 18 digits fits 64 bits and is
                     // written back as it is; `-0` becomes `-0.0`.
-                    let digits = bytes[start..i]
-                        .strip_prefix(b"-")
-                        .unwrap_or(&bytes[start..i]);
+                    let number = &bytes[start..i];
+                    let digits = number.strip_prefix(b"-").unwrap_or(number);
                     canonical &= digits.len() <= 18
                         && digits.iter().all(u8::is_ascii_digit)
-                        && !bytes[start..i].starts_with(b"-0");
+                        && !number.starts_with(b"-0");
                 }
                 _ => {}
             }

@@ -195,8 +195,7 @@ impl Request {
     /// `response` to this request, or, when it redirects, the response at
     /// the end of its redirects.
     fn then(&self, response: Response) -> Result<Response, HttpError> {
-        let redirect = matches!(response.status, 301 | 302 | 303 | 307 | 308);
-        if redirect && self.follow_redirects && response.header("location").is_some() {
+        if self.location(&response).is_some() {
             self.clone().follow(response)
         } else {
             Ok(response)
@@ -220,16 +219,21 @@ impl Request {
         Ok(response)
     }
 
+    /// Where `response` redirects this request, if it is a redirect to
+    /// follow.
+    fn location<'r>(&self, response: &'r Response) -> Option<&'r str> {
+        let redirect = matches!(response.status, 301 | 302 | 303 | 307 | 308);
+        (redirect && self.follow_redirects)
+            .then(|| response.header("location"))
+            .flatten()
+    }
+
     /// Turns this request into the one `response` redirects to, if it is a
     /// redirect to follow.
     fn redirect(&mut self, response: &Response) -> Result<bool, HttpError> {
-        let redirect = matches!(response.status, 301 | 302 | 303 | 307 | 308);
-        let Some(location) = response.header("location") else {
+        let Some(location) = self.location(response) else {
             return Ok(false);
         };
-        if !redirect || !self.follow_redirects {
-            return Ok(false);
-        }
         self.url = resolve(&self.url, location)?;
         if response.status == 303 || (matches!(response.status, 301 | 302) && self.method == "POST")
         {
