@@ -29,6 +29,11 @@ use flow_host::{
     WorkflowSpec, WorkflowStore,
 };
 
+/// The allocator of the `flow` binary, so that the rows run in this process
+/// measure what `flow` does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Runs of each scenario; the median is reported. `BENCH_RUNS` overrides.
 fn runs() -> usize {
     std::env::var("BENCH_RUNS")
@@ -41,8 +46,6 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == "--scenario") {
         let name = &args[at + 1];
-        // As the `flow` binary does.
-        flow_host::runtime::return_large_buffers();
         let result = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

@@ -49,7 +49,9 @@ pub fn run(context: &Context, args: GraphArgs) -> anyhow::Result<Exit> {
                 ))
                 .into());
             }
-            store.nodes(&run.run_id)?
+            let nodes = store.nodes(&run.run_id)?;
+            context.close_reader(store)?;
+            nodes
         }
         None => Vec::new(),
     };

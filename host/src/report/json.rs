@@ -249,7 +249,7 @@ impl Serialize for JsonText {
 impl<'de> Deserialize<'de> for JsonText {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = Box::<RawValue>::deserialize(deserializer)?;
-        Ok(Self(Arc::new(raw.get().to_string())))
+        Ok(Self(Arc::new(Box::<str>::from(raw).into_string())))
     }
 }
 

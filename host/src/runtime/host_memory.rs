@@ -12,8 +12,9 @@ const OWN_MAPPING_FROM: usize = 4 << 20;
 /// run whose nodes exchange 20 MB outputs then holds several freed copies
 /// per worker thread, and its peak memory is three times what the run
 /// needs. With a fixed threshold each large buffer is its own mapping. Small
-/// allocations are unaffected. Call it once, at the start of the process;
-/// the `flow` binary does. Elsewhere than glibc it does nothing.
+/// allocations are unaffected. Call it once, at the start of a process
+/// whose global allocator is glibc's (the `flow` binary's is mimalloc,
+/// which returns them by itself). Elsewhere than glibc it does nothing.
 pub fn return_large_buffers() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes a tuning parameter of the allocator; it

@@ -75,7 +75,8 @@ const WRITE_IN_TWO_FROM: usize = 4096;
 impl RunDocument<'_> {
     /// Writes the document as JSON, the same text as serde_json makes of
     /// it. A big run's nodes are rendered by two threads, the second half
-    /// into a buffer while the first is written out.
+    /// into a buffer while the first is written out, and its outputs by a
+    /// third.
     pub fn write_json(&self, out: &mut impl std::io::Write) -> serde_json::Result<()> {
         if self.nodes.len() < WRITE_IN_TWO_FROM {
             return serde_json::to_writer(out, self);
@@ -83,9 +84,10 @@ impl RunDocument<'_> {
         let (first, second) = self.nodes.split_at(self.nodes.len() / 2);
         std::thread::scope(|scope| {
             let rendered = scope.spawn(|| {
-                let mut bytes = Vec::new();
-                write_elements(&mut bytes, second).map(|()| bytes)
+                let mut pieces = Pieces::default();
+                write_elements(&mut pieces, second).map(|()| pieces.0)
             });
+            let outputs = scope.spawn(|| serde_json::to_vec(&self.outputs()));
             // The header as an object, left open for the other entries.
             let header = serde_json::to_vec(&Header(*self))?;
             put(out, header.strip_suffix(b"}").unwrap_or(&header))?;
@@ -95,9 +97,14 @@ impl RunDocument<'_> {
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
             put(out, b",")?;
-            put(out, &rest)?;
+            for piece in &rest {
+                put(out, piece)?;
+            }
             put(out, b"],\"outputs\":")?;
-            serde_json::to_writer(&mut *out, &self.outputs())?;
+            let outputs = outputs
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            put(out, &outputs)?;
             put(out, b"}")
         })
     }
@@ -141,6 +148,33 @@ impl Serialize for Header<'_> {
         let mut map = serializer.serialize_map(None)?;
         self.0.header_entries(&mut map)?;
         map.end()
+    }
+}
+
+/// Bytes written in pieces of [`PIECE`] or more, so that a big document
+/// is never copied to make room.
+#[derive(Default)]
+struct Pieces(Vec<Vec<u8>>);
+
+const PIECE: usize = 1 << 20;
+
+impl std::io::Write for Pieces {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match self.0.last_mut() {
+            Some(piece) if piece.capacity() - piece.len() >= bytes.len() => {
+                piece.extend_from_slice(bytes);
+            }
+            _ => {
+                let mut piece = Vec::with_capacity(PIECE.max(bytes.len()));
+                piece.extend_from_slice(bytes);
+                self.0.push(piece);
+            }
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -30,10 +30,10 @@ struct Grouped {
 }
 
 impl Grouped {
-    fn new(prefix: usize) -> Self {
+    fn new(prefix: usize, nodes: usize) -> Self {
         Self {
             prefix,
-            nodes: Vec::new(),
+            nodes: Vec::with_capacity(nodes),
             attempts: Vec::new(),
             current: None,
         }
@@ -68,9 +68,14 @@ impl Grouped {
 }
 
 /// The nodes of a run, each with its attempts, in key order, from
-/// `entries` (the run's keys, whose first `prefix` bytes are the run's).
-pub(super) fn read(mut entries: sled::Iter, prefix: usize) -> Result<Vec<NodeHistory>, StoreError> {
-    let mut grouped = Grouped::new(prefix);
+/// `entries` (the run's keys, whose first `prefix` bytes are the run's);
+/// the run has about `nodes` nodes.
+pub(super) fn read(
+    mut entries: sled::Iter,
+    prefix: usize,
+    nodes: usize,
+) -> Result<Vec<NodeHistory>, StoreError> {
+    let mut grouped = Grouped::new(prefix, nodes);
     let first = next_batch(&mut entries)?;
     if first.len() < HISTORY_BATCH {
         for (key, bytes) in &first {
