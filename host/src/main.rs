@@ -8,7 +8,7 @@ mod cli;
 
 /// mimalloc instead of the C library's allocator: the engine and the
 /// reading commands allocate many small records from several threads, and
-/// a run of 100,000 nodes takes a fifth less time with it (see the README's
+/// a run of 100,000 nodes uses a tenth less CPU with it (see the README's
 /// Performance). Without transparent huge pages (`no_thp`): with them a
 /// sparsely used buffer holds memory 2 MiB at a time, and a run whose
 /// nodes exchange a 20 MB output peaked 50 % higher. Freed large buffers go
