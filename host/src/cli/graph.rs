@@ -50,7 +50,7 @@ pub fn run(context: &Context, args: GraphArgs) -> anyhow::Result<Exit> {
                 .into());
             }
             let nodes = store.nodes(&run.run_id)?;
-            context.close_reader(store)?;
+            super::close_reader(store)?;
             nodes
         }
         None => Vec::new(),

@@ -104,7 +104,7 @@ pub fn run(context: &Context, args: ListArgs) -> anyhow::Result<Exit> {
         table::print(&mut out, &mut rows)?;
     }
     out.flush()?;
-    context.close_reader(store)?;
+    super::close_reader(store)?;
     Ok(Exit::Success)
 }
 

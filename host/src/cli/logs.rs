@@ -88,7 +88,7 @@ pub fn run(context: &Context, args: LogsArgs) -> anyhow::Result<Exit> {
         };
         out::eprint(format_args!("nothing logged or printed by {whom}"));
     }
-    context.close_reader(store)?;
+    super::close_reader(store)?;
     Ok(Exit::Success)
 }
 

@@ -220,17 +220,6 @@ impl Context {
         }
     }
 
-    /// Ends a reading command's use of its store, the last thing before
-    /// the process exits: anything opening it wrote is made durable, and
-    /// the rest is left to the exit. Freeing a sled database that cached a
-    /// big run's pages would take a quarter of `flow status` of 100,000
-    /// nodes.
-    pub fn close_reader(&self, store: Arc<dyn flow_host::WorkflowStore>) -> anyhow::Result<()> {
-        store.flush()?;
-        std::mem::forget(store);
-        Ok(())
-    }
-
     /// The wasm runtime, sized for `workers` attempts at once, and the
     /// compile cache.
     pub fn runtime(&self, workers: usize) -> anyhow::Result<(Arc<Runtime>, CompileCache)> {
@@ -476,4 +465,14 @@ fn advice(error: &anyhow::Error, context: &Context) -> Option<String> {
         }
     }
     None
+}
+
+/// Ends a reading command's use of its store, the last thing before the
+/// process exits: anything opening it wrote is made durable, and the rest
+/// is left to the exit. Freeing a sled database that cached a big run's
+/// pages would take a quarter of `flow status` of 100,000 nodes.
+pub fn close_reader(store: Arc<dyn flow_host::WorkflowStore>) -> anyhow::Result<()> {
+    store.flush()?;
+    std::mem::forget(store);
+    Ok(())
 }

@@ -31,7 +31,7 @@ pub fn run(context: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
             .ok_or_else(|| UsageError(format!("no runs recorded in {} yet", context.db_name())))?,
     };
     show(context, &*store, &run, args.json)?;
-    context.close_reader(store)?;
+    super::close_reader(store)?;
     Ok(Exit::Success)
 }
 

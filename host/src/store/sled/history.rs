@@ -30,10 +30,10 @@ struct Grouped {
 }
 
 impl Grouped {
-    fn new(prefix: usize, nodes: usize) -> Self {
+    fn new(prefix: usize) -> Self {
         Self {
             prefix,
-            nodes: Vec::with_capacity(nodes),
+            nodes: Vec::new(),
             attempts: Vec::new(),
             current: None,
         }
@@ -68,14 +68,15 @@ impl Grouped {
 }
 
 /// The nodes of a run, each with its attempts, in key order, from
-/// `entries` (the run's keys, whose first `prefix` bytes are the run's);
-/// the run has about `nodes` nodes.
+/// `entries` (the run's keys, whose first `prefix` bytes are the run's).
+/// `nodes` tells, when the run turns out to be big, about how many nodes
+/// it has.
 pub(super) fn read(
     mut entries: sled::Iter,
     prefix: usize,
-    nodes: usize,
+    nodes: impl FnOnce() -> usize,
 ) -> Result<Vec<NodeHistory>, StoreError> {
-    let mut grouped = Grouped::new(prefix, nodes);
+    let mut grouped = Grouped::new(prefix);
     let first = next_batch(&mut entries)?;
     if first.len() < HISTORY_BATCH {
         for (key, bytes) in &first {
@@ -83,6 +84,9 @@ pub(super) fn read(
         }
         return Ok(grouped.finish());
     }
+    // Room for every node at once: a big run's records are not moved
+    // again and again while they are read.
+    grouped.nodes.reserve(nodes());
     // A big run: its records are decoded on a thread of their own
     // while this one reads on (the two take about as long).
     std::thread::scope(|scope| {

@@ -491,11 +491,15 @@ impl WorkflowStore for SledStore {
 
     fn history(&self, run_id: &str) -> Result<Vec<NodeHistory>, StoreError> {
         let prefix = run_prefix(run_id);
-        // Room for every node at once: a big run's records are not moved
-        // again and again while they are read. (A damaged header's count
-        // must not reserve more than a very big run needs.)
-        let nodes = self.run(run_id)?.map_or(0, |run| run.nodes.min(1 << 20));
-        let mut nodes = history::read(self.nodes.scan_prefix(&prefix), prefix.len(), nodes)?;
+        // The header's count is only a hint: a damaged one must neither
+        // fail the read nor reserve more than a very big run needs.
+        let count = || {
+            self.run(run_id)
+                .ok()
+                .flatten()
+                .map_or(0, |run| run.nodes.min(1 << 20))
+        };
+        let mut nodes = history::read(self.nodes.scan_prefix(&prefix), prefix.len(), count)?;
         for history in &mut nodes {
             self.separate_output(run_id, &mut history.node)?;
         }
