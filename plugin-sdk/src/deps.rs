@@ -68,17 +68,13 @@ impl<I: DeserializeOwned> Request<I> {
     /// that the action does not read costs nothing more than the text.
     pub fn from_text(json: String) -> Result<Self, ActionError> {
         let (input, outputs, errors, element) = {
-            let mut deserializer = serde_json::Deserializer::from_str(&json);
+            // Read without tracking where it is, which costs on every field;
+            // only a request that fails is read again to name the field.
             let wire: Wire<'_, I> =
-                serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-                    let path = error.path().to_string();
-                    let inner = without_position(&error.into_inner());
-                    if path == "." {
-                        ActionError::fatal(format!("invalid input: {inner}"))
-                    } else {
-                        ActionError::fatal(format!("invalid input: {path}: {inner}"))
-                    }
-                })?;
+                match Wire::deserialize(&mut serde_json::Deserializer::from_str(&json)) {
+                    Ok(wire) => wire,
+                    Err(error) => return Err(invalid_input::<I>(&json, &error)),
+                };
             let base = json.as_ptr() as usize;
             let inline = wire.deps.into_iter().map(|(id, raw)| {
                 let start = raw.get().as_ptr() as usize - base;
@@ -117,6 +113,24 @@ impl<I: DeserializeOwned> Request<I> {
 /// A parser error without its "at line 1 column 22": the position is in
 /// the document the host built, which the workflow's author never sees;
 /// the field path says where the problem is.
+/// Why `json` is not a request for an input of type `I`, the field named.
+fn invalid_input<I: DeserializeOwned>(json: &str, error: &serde_json::Error) -> ActionError {
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    match serde_path_to_error::deserialize::<_, Wire<'_, I>>(&mut deserializer) {
+        Err(error) => {
+            let path = error.path().to_string();
+            let inner = without_position(error.inner());
+            if path == "." {
+                ActionError::fatal(format!("invalid input: {inner}"))
+            } else {
+                ActionError::fatal(format!("invalid input: {path}: {inner}"))
+            }
+        }
+        // Not expected: the same text read the same way.
+        Ok(_) => ActionError::fatal(format!("invalid input: {}", without_position(error))),
+    }
+}
+
 fn without_position(error: &serde_json::Error) -> String {
     let text = error.to_string();
     let suffix = format!(" at line {} column {}", error.line(), error.column());

@@ -296,10 +296,11 @@ impl NodeTask {
         attempt.fuel_used = report.fuel_used;
         let max_output = node.options.limits.max_output;
         let result = report.result.and_then(|output| {
-            let output =
-                JsonText::parse(&output, max_output).map_err(|error| AttemptError::Output {
+            let output = JsonText::parse_owned(output, max_output).map_err(|error| {
+                AttemptError::Output {
                     message: error.to_string(),
-                })?;
+                }
+            })?;
             redact_output(redactor, output, max_output)
         });
         let failure = result.as_ref().err().map(AttemptError::to_failure);

@@ -16,12 +16,15 @@
 //! [`FailureKind::Output`](super::FailureKind::Output), since the same
 //! input would produce it again.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
+
+mod canonical;
 
 /// Deepest nesting of arrays and objects accepted in an output. The host
 /// wraps outputs a few levels deeper when it hands them to dependents or
@@ -60,22 +63,37 @@ impl JsonText {
     /// Checks an action's output (see the module docs) and returns it in
     /// canonical form.
     pub fn parse(text: &str, max_bytes: usize) -> Result<Self, OutputError> {
+        Self::check(Cow::Borrowed(text), max_bytes)
+    }
+
+    /// [`JsonText::parse`] of text the caller no longer needs: kept without
+    /// a copy when it is canonical already.
+    pub fn parse_owned(text: String, max_bytes: usize) -> Result<Self, OutputError> {
+        Self::check(Cow::Owned(text), max_bytes)
+    }
+
+    fn check(text: Cow<'_, str>, max_bytes: usize) -> Result<Self, OutputError> {
         if text.len() > max_bytes {
             return Err(OutputError::TooLarge {
                 size: text.len(),
                 limit: max_bytes,
             });
         }
-        let shape = Shape::of(text);
+        // What serde_json writes itself (Rust actions, and the SDKs of the
+        // other languages) passes in one pass over its bytes.
+        if canonical::is_canonical(text.as_bytes()) {
+            return Ok(Self(Arc::new(text.into_owned())));
+        }
+        let shape = Shape::of(&text);
         if shape.depth > MAX_DEPTH {
             return Err(OutputError::TooDeep);
         }
         if shape.canonical {
             // Already what the transcoder would write: checked, kept as is.
-            serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(invalid)?;
-            return Ok(Self(Arc::new(text.to_string())));
+            serde_json::from_str::<serde::de::IgnoredAny>(&text).map_err(invalid)?;
+            return Ok(Self(Arc::new(text.into_owned())));
         }
-        transcoded(text).map(|compact| Self(Arc::new(compact)))
+        transcoded(&text).map(|compact| Self(Arc::new(compact)))
     }
 
     /// JSON text that is known to be valid and compact, such as a value
@@ -321,6 +339,11 @@ mod tests {
             ("[1, 2]", false),
         ] {
             assert_eq!(Shape::of(text).canonical, canonical, "{text}");
+            assert_eq!(
+                canonical::is_canonical(text.as_bytes()),
+                canonical,
+                "{text}"
+            );
             assert_eq!(parse(text).unwrap(), transcoded(text).unwrap(), "{text}");
         }
         // Refused on either path.
@@ -349,7 +372,7 @@ mod tests {
     /// JSON text with the spellings that have more than one form: numbers
     /// with fractions, exponents, signs and many digits, escapes of every
     /// kind, spaces between tokens.
-    fn json_text() -> impl proptest::strategy::Strategy<Value = String> {
+    pub(super) fn json_text() -> impl proptest::strategy::Strategy<Value = String> {
         use proptest::prelude::*;
         let leaf = prop_oneof![
             1 => Just("null".to_string()),

@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use flow_plugin_sdk::serde::de::{Deserializer, Error as _};
 use flow_plugin_sdk::serde::{Deserialize, Serialize};
 use flow_plugin_sdk::serde_json::Value;
-use flow_plugin_sdk::serde_json::value::{RawValue, to_raw_value};
+use flow_plugin_sdk::serde_json::value::RawValue;
 use flow_plugin_sdk::{ActionError, Context, Request, export_action, http, log, secret};
 
 /// The node's `input` table.
@@ -170,7 +170,7 @@ pub enum Outputs {
     /// For `requests`.
     Many {
         /// In the order of the requests, each made as it arrived.
-        responses: Vec<Box<RawValue>>,
+        responses: Vec<Output>,
     },
 }
 
@@ -234,22 +234,17 @@ fn run(_: &Context, request: Request<Input>) -> Result<Outputs, ActionError> {
             let built = requests.iter().map(build).collect::<Result<Vec<_>, _>>()?;
             // Each output is made as its response arrives, while the
             // requests after it wait on the network.
-            let mut responses: Vec<Option<Box<RawValue>>> = requests.iter().map(|_| None).collect();
+            let mut responses: Vec<Option<Output>> = requests.iter().map(|_| None).collect();
             let mut first_failure: Option<(usize, ActionError)> = None;
             let mut received = 0;
             http::send_each(built, in_flight, |i, result| {
                 let params = &requests[i];
-                let made = result
-                    .map_err(ActionError::from)
-                    .and_then(|response| {
-                        received += response.body.len();
-                        output(params, response)
-                    })
-                    .and_then(|output| {
-                        to_raw_value(&output).map_err(|e| ActionError::fatal(e.to_string()))
-                    });
+                let made = result.map_err(ActionError::from).and_then(|response| {
+                    received += response.body.len();
+                    output(params, response)
+                });
                 match made {
-                    Ok(raw) => responses[i] = Some(raw),
+                    Ok(output) => responses[i] = Some(output),
                     Err(error) if first_failure.as_ref().is_none_or(|(at, _)| i < *at) => {
                         first_failure = Some((i, error));
                     }
@@ -267,7 +262,9 @@ fn run(_: &Context, request: Request<Input>) -> Result<Outputs, ActionError> {
             let responses = responses
                 .into_iter()
                 .enumerate()
-                .map(|(i, raw)| raw.ok_or_else(|| in_batch(i, ActionError::fatal("not sent"))))
+                .map(|(i, output)| {
+                    output.ok_or_else(|| in_batch(i, ActionError::fatal("not sent")))
+                })
                 .collect::<Result<_, _>>()?;
             Ok(Outputs::Many { responses })
         }
