@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "engine/checks.rs"]
+mod checks;
 #[path = "engine/expressions.rs"]
 mod expressions;
 #[path = "engine/native.rs"]
@@ -149,6 +151,8 @@ const SCENARIOS: &[&str] = &[
     "map-10000/strict",
     "output-20MB+200-readers",
     "output-20MB+0-readers",
+    "output-check-1MB/compact",
+    "output-check-1MB/spaced",
     "chain-100000/batched",
     "chain-100000/resume-last",
     "status-100000/json",
@@ -293,6 +297,8 @@ async fn scenario(name: &str) -> serde_json::Value {
         "slow-branch/eager" => engine_scenario(12, slow_branch("eager"), true).await,
         "slow-branch/levels" => engine_scenario(12, slow_branch("levels"), true).await,
         "flow-run-3-nodes/warm" => flow_run_warm().await,
+        "output-check-1MB/compact" => checks::compact(),
+        "output-check-1MB/spaced" => checks::spaced(),
         "expressions/path" => expressions::path(),
         "expressions/template" => expressions::template(),
         "expressions/input_jq" => expressions::program(),

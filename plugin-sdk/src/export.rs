@@ -1,10 +1,9 @@
 //! The glue between the generated bindings and an author's function.
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::__private::{PluginInfo, RunContext};
-use crate::{ActionError, Request};
+use crate::{ActionError, IntoOutput, Request};
 
 /// Where an attempt runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +58,7 @@ pub fn run<I, O, F>(
 ) -> Result<String, crate::__private::ActionError>
 where
     I: DeserializeOwned,
-    O: Serialize,
+    O: IntoOutput,
     F: FnOnce(&Context, Request<I>) -> Result<O, ActionError>,
 {
     // The import stays in the component even when the action reads no
@@ -68,7 +67,5 @@ where
     let ctx = Context::from(ctx);
     let request = Request::from_text(input)?;
     let output = action(&ctx, request)?;
-    serde_json::to_string(&output).map_err(|error| {
-        ActionError::fatal(format!("the action's output is not valid JSON: {error}")).into()
-    })
+    Ok(output.into_json()?)
 }

@@ -83,11 +83,13 @@ mod error;
 mod export;
 pub mod http;
 pub mod log;
+mod output;
 mod secret;
 
 pub use deps::{Deps, Element, Request};
 pub use error::ActionError;
 pub use export::Context;
+pub use output::{IntoOutput, JsonOutput};
 pub use secret::secret;
 
 /// The `serde` this crate uses, so a plugin needs no dependency of its own.
@@ -129,7 +131,8 @@ pub mod __private {
 /// be unique within a plugins directory. `version` defaults to the crate's
 /// version. `run` names a function
 /// `fn(&Context, Request<I>) -> Result<O, ActionError>` where `I` is any
-/// `serde::Deserialize` type and `O` any `serde::Serialize` type.
+/// `serde::Deserialize` type and `O` any `serde::Serialize` type (or a
+/// [`JsonOutput`], text the action wrote itself).
 ///
 /// ```
 /// use flow_plugin_sdk::{export_action, ActionError, Context, Request};

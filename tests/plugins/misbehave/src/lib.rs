@@ -27,10 +27,9 @@ use std::hint::black_box;
 use std::io::{Read, Write};
 
 use flow_plugin_sdk::serde::Deserialize;
-use flow_plugin_sdk::serde_json::value::RawValue;
 use flow_plugin_sdk::serde_json::{self as serde_json, Value, json};
 
-use flow_plugin_sdk::{ActionError, Context, Request, export_action, log};
+use flow_plugin_sdk::{ActionError, Context, JsonOutput, Request, export_action, log};
 
 #[derive(Clone, Copy, Deserialize)]
 #[serde(crate = "flow_plugin_sdk::serde", rename_all = "lowercase")]
@@ -73,50 +72,26 @@ struct Params {
     text: String,
 }
 
-fn misbehave(ctx: &Context, request: Request<Params>) -> Result<Output, ActionError> {
+fn misbehave(ctx: &Context, request: Request<Params>) -> Result<JsonOutput, ActionError> {
     let params = &request.input;
-    let raw = |text: String| RawValue::from_string(text).map(Output::Raw);
+    let value = |value: Value| JsonOutput::new(value.to_string());
     match params.mode {
         Mode::Exit => std::process::exit(params.code),
-        Mode::Deep => Ok(Output::Value(json!({"depth": deep(black_box(1))}))),
-        Mode::Raw => Ok(Output::Text(params.text.repeat(params.count.max(1)))),
-        Mode::Nest => raw(format!(
+        Mode::Deep => Ok(value(json!({"depth": deep(black_box(1))}))),
+        // Handed to the host as it is: not JSON at all, or JSON the host
+        // should refuse.
+        Mode::Raw => Ok(JsonOutput::new(params.text.repeat(params.count.max(1)))),
+        Mode::Nest => Ok(JsonOutput::new(format!(
             "{}{}",
             "[".repeat(params.count),
             "]".repeat(params.count)
-        ))
-        .map_err(|e| ActionError::fatal(e.to_string())),
-        Mode::Big => Ok(Output::Value(Value::String("x".repeat(params.bytes)))),
+        ))),
+        Mode::Big => Ok(value(Value::String("x".repeat(params.bytes)))),
         Mode::Fail => Err(ActionError::fatal(
             params.message.repeat(params.count.max(1)),
         )),
-        _ => behave(ctx, request).map(Output::Value),
+        _ => behave(ctx, request).map(value),
     }
-}
-
-/// What `misbehave` returns: a value, or text the host gets as it is.
-enum Output {
-    Value(Value),
-    Raw(Box<RawValue>),
-    /// Not JSON at all, or JSON the host should refuse.
-    Text(String),
-}
-
-impl flow_plugin_sdk::serde::Serialize for Output {
-    fn serialize<S: flow_plugin_sdk::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Output::Value(value) => value.serialize(s),
-            Output::Raw(raw) => raw.serialize(s),
-            // serde_json writes a RawValue's text as it is, unchecked.
-            Output::Text(text) => raw_text(text).serialize(s),
-        }
-    }
-}
-
-/// `text` as a RawValue, without the check `RawValue::from_string` makes.
-fn raw_text(text: &str) -> &RawValue {
-    // SAFETY: RawValue is a transparent wrapper around str.
-    unsafe { &*(text as *const str as *const RawValue) }
 }
 
 /// Recursion whose frames live in linear memory (a buffer the compiler
