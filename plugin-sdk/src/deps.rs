@@ -110,9 +110,6 @@ impl<I: DeserializeOwned> Request<I> {
     }
 }
 
-/// A parser error without its "at line 1 column 22": the position is in
-/// the document the host built, which the workflow's author never sees;
-/// the field path says where the problem is.
 /// Why `json` is not a request for an input of type `I`, the field named.
 fn invalid_input<I: DeserializeOwned>(json: &str, error: &serde_json::Error) -> ActionError {
     let mut deserializer = serde_json::Deserializer::from_str(json);
@@ -131,6 +128,9 @@ fn invalid_input<I: DeserializeOwned>(json: &str, error: &serde_json::Error) -> 
     }
 }
 
+/// A parser error without its "at line 1 column 22": the position is in
+/// the document the host built, which the workflow's author never sees;
+/// the field path says where the problem is.
 fn without_position(error: &serde_json::Error) -> String {
     let text = error.to_string();
     let suffix = format!(" at line {} column {}", error.line(), error.column());

@@ -79,8 +79,9 @@ impl JsonText {
                 limit: max_bytes,
             });
         }
-        // What serde_json writes itself (Rust actions, and the SDKs of the
-        // other languages) passes in one pass over its bytes.
+        // What serde_json writes itself (every Rust action's output, and
+        // most of what JavaScript's `JSON.stringify` writes) passes in one
+        // pass over its bytes; the rest takes the parser's path.
         if canonical::is_canonical(text.as_bytes()) {
             return Ok(Self(Arc::new(text.into_owned())));
         }
