@@ -32,7 +32,7 @@ pub use input::{DEFAULT_IN_FLIGHT, Input, MAX_IN_FLIGHT, Params};
 pub use output::{Body, InOrder, Output, output};
 
 use flow_plugin_sdk::{
-    ActionError, Context, JsonOutput, Request, export_action, http, log, secret, serde_json,
+    ActionError, Context, IntoOutput, JsonOutput, Request, export_action, http, log, secret,
 };
 
 /// The request `params` describe, ready to send.
@@ -57,10 +57,7 @@ fn run(_: &Context, request: Request<Input>) -> Result<JsonOutput, ActionError> 
         Input::One(params) => {
             let response = build(&params)?.send()?;
             logged(&params, &response);
-            let output = output(&params, response)?;
-            serde_json::to_string(&output)
-                .map(JsonOutput::new)
-                .map_err(|e| ActionError::fatal(e.to_string()))
+            output(&params, response)?.into_json().map(JsonOutput::new)
         }
         Input::Many {
             requests,
@@ -142,7 +139,7 @@ mod tests {
 
     #[test]
     fn one_body_at_most() {
-        let p: Params = serde_json::from_value(
+        let p: Params = flow_plugin_sdk::serde_json::from_value(
             json!({ "url": "https://a.example/x", "json": {}, "body": "x" }),
         )
         .unwrap();

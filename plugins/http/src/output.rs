@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use flow_plugin_sdk::serde::Serialize;
-use flow_plugin_sdk::serde_json::{self, value::RawValue};
-use flow_plugin_sdk::{ActionError, JsonOutput, http};
+use flow_plugin_sdk::serde_json::value::RawValue;
+use flow_plugin_sdk::{ActionError, IntoOutput, JsonOutput, http};
 
 use crate::Params;
 
@@ -115,7 +115,7 @@ impl InOrder {
     }
 
     fn write(&mut self, output: &Output) -> Result<(), ActionError> {
-        let json = serde_json::to_string(output).map_err(|e| ActionError::fatal(e.to_string()))?;
+        let json = output.into_json()?;
         if self.next == 0 {
             // Room for the rest, if they are like the first.
             self.text.reserve((json.len() + 1) * self.early.len() + 2);
@@ -140,7 +140,7 @@ impl InOrder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flow_plugin_sdk::serde_json::{Value, json};
+    use flow_plugin_sdk::serde_json::{self, Value, json};
 
     fn params(extra: Value) -> Params {
         let mut value = json!({ "url": "https://a.example/x" });

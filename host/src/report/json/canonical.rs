@@ -18,64 +18,36 @@ pub(super) fn is_canonical(text: &[u8]) -> bool {
     let mut depth = 0;
     loop {
         // A value starts at `at`.
-        let empty_close = match text.get(at) {
-            Some(&open @ (b'{' | b'[')) => {
-                if depth == MAX_DEPTH {
-                    return false;
-                }
-                let object = open == b'{';
-                objects = if object {
-                    objects | 1 << depth
-                } else {
-                    objects & !(1 << depth)
-                };
-                depth += 1;
-                at += 1;
-                let close = if object { b'}' } else { b']' };
-                if text.get(at) == Some(&close) {
-                    true
-                } else {
-                    if object {
-                        let Some(next) = key(text, at) else {
-                            return false;
-                        };
-                        at = next;
-                    }
-                    continue;
-                }
+        if let Some(&open @ (b'{' | b'[')) = text.get(at) {
+            if depth == MAX_DEPTH {
+                return false;
             }
-            Some(b'"') => match string(text, at) {
-                Some(next) => {
+            let object = open == b'{';
+            objects = if object {
+                objects | 1 << depth
+            } else {
+                objects & !(1 << depth)
+            };
+            depth += 1;
+            at += 1;
+            let close = if object { b'}' } else { b']' };
+            if text.get(at) != Some(&close) {
+                if object {
+                    let Some(next) = key(text, at) else {
+                        return false;
+                    };
                     at = next;
-                    false
                 }
-                None => return false,
-            },
-            Some(b'-' | b'0'..=b'9') => match integer(text, at) {
-                Some(next) => {
-                    at = next;
-                    false
-                }
-                None => return false,
-            },
-            Some(b't') if text[at..].starts_with(b"true") => {
-                at += 4;
-                false
+                continue;
             }
-            Some(b'f') if text[at..].starts_with(b"false") => {
-                at += 5;
-                false
-            }
-            Some(b'n') if text[at..].starts_with(b"null") => {
-                at += 4;
-                false
-            }
-            _ => return false,
-        };
-        if empty_close {
             // `{}` or `[]`: the container opened just now closes.
             depth -= 1;
             at += 1;
+        } else {
+            let Some(next) = scalar(text, at) else {
+                return false;
+            };
+            at = next;
         }
         // After a value: close containers until one goes on.
         loop {
@@ -106,6 +78,19 @@ pub(super) fn is_canonical(text: &[u8]) -> bool {
                 _ => return false,
             }
         }
+    }
+}
+
+/// Past the string, integer, `true`, `false` or `null` starting at `at`.
+fn scalar(text: &[u8], at: usize) -> Option<usize> {
+    let rest = &text[at..];
+    match rest.first()? {
+        b'"' => string(text, at),
+        b'-' | b'0'..=b'9' => integer(text, at),
+        _ => ["true", "false", "null"]
+            .iter()
+            .find(|word| rest.starts_with(word.as_bytes()))
+            .map(|word| at + word.len()),
     }
 }
 
