@@ -326,6 +326,10 @@ pub(crate) mod conformance {
             let numbers: Vec<u32> = node.attempts.iter().map(|a| a.number).collect();
             assert_eq!(numbers, tries(i), "attempts of n{i}");
         }
+        // The node records alone, in the same order.
+        let records = store.nodes("01BIG").unwrap();
+        assert_eq!(records.len(), n);
+        assert!(records.iter().zip(&history).all(|(a, b)| *a == b.node));
     }
 
     pub(crate) fn run_record(id: &str, status: RunStatus) -> RunRecord {

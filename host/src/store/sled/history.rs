@@ -3,7 +3,7 @@
 //! records are decoded on a second thread while the store reads on.
 
 use super::{decode, io};
-use crate::store::{AttemptRecord, NodeHistory, StoreError};
+use crate::store::{AttemptRecord, NodeHistory, NodeRecord, StoreError};
 
 /// Entries of the nodes tree, as read.
 type Entries = Vec<(sled::IVec, sled::IVec)>;
@@ -20,28 +20,46 @@ fn next_batch(entries: &mut sled::Iter) -> Result<Entries, StoreError> {
         .map_err(io)
 }
 
-/// Node records with their attempts, from a run's entries in key order: a
-/// node's key is followed by those of its attempts.
-struct Grouped {
-    prefix: usize,
+/// What a pass over a run's entries collects, in key order.
+pub(super) trait Collect: Send {
+    /// What the pass returns.
+    type Records: Send;
+
+    /// Makes room for about `nodes` nodes.
+    fn reserve(&mut self, nodes: usize);
+
+    /// Takes the entry at `key`, whose first `prefix` bytes are the run's.
+    fn add(&mut self, prefix: usize, key: &[u8], bytes: &[u8]) -> Result<(), StoreError>;
+
+    /// What was collected.
+    fn finish(self) -> Self::Records;
+}
+
+/// Whether `key`, past the run's `prefix`, is an attempt's (its node id is
+/// followed by a separator), and where its node id ends.
+fn node_id_end(prefix: usize, key: &[u8]) -> Option<usize> {
+    key[prefix..].iter().position(|&b| b == 0)
+}
+
+/// Node records with their attempts: a node's key is followed by those of
+/// its attempts.
+#[derive(Default)]
+pub(super) struct Grouped {
     nodes: Vec<NodeHistory>,
     attempts: Vec<AttemptRecord>,
     current: Option<Vec<u8>>,
 }
 
-impl Grouped {
-    fn new(prefix: usize) -> Self {
-        Self {
-            prefix,
-            nodes: Vec::new(),
-            attempts: Vec::new(),
-            current: None,
-        }
+impl Collect for Grouped {
+    type Records = Vec<NodeHistory>;
+
+    fn reserve(&mut self, nodes: usize) {
+        self.nodes.reserve(nodes);
     }
 
-    fn add(&mut self, key: &[u8], bytes: &[u8]) -> Result<(), StoreError> {
-        let rest = &key[self.prefix..];
-        match rest.iter().position(|&b| b == 0) {
+    fn add(&mut self, prefix: usize, key: &[u8], bytes: &[u8]) -> Result<(), StoreError> {
+        let rest = &key[prefix..];
+        match node_id_end(prefix, key) {
             Some(end) if self.current.as_deref() == Some(&rest[..end]) => {
                 self.attempts.push(decode(key, bytes)?);
             }
@@ -67,26 +85,48 @@ impl Grouped {
     }
 }
 
-/// The nodes of a run, each with its attempts, in key order, from
-/// `entries` (the run's keys, whose first `prefix` bytes are the run's).
-/// `nodes` tells, when the run turns out to be big, about how many nodes
-/// it has.
-pub(super) fn read(
+/// Node records only; attempts are passed over.
+#[derive(Default)]
+pub(super) struct Nodes(Vec<NodeRecord>);
+
+impl Collect for Nodes {
+    type Records = Vec<NodeRecord>;
+
+    fn reserve(&mut self, nodes: usize) {
+        self.0.reserve(nodes);
+    }
+
+    fn add(&mut self, prefix: usize, key: &[u8], bytes: &[u8]) -> Result<(), StoreError> {
+        if node_id_end(prefix, key).is_none() {
+            self.0.push(decode(key, bytes)?);
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Vec<NodeRecord> {
+        self.0
+    }
+}
+
+/// What `collect` gathers from `entries` (the run's keys, whose first
+/// `prefix` bytes are the run's), in key order. `nodes` tells, when the
+/// run turns out to be big, about how many nodes it has.
+pub(super) fn read<C: Collect>(
     mut entries: sled::Iter,
     prefix: usize,
+    mut collect: C,
     nodes: impl FnOnce() -> usize,
-) -> Result<Vec<NodeHistory>, StoreError> {
-    let mut grouped = Grouped::new(prefix);
+) -> Result<C::Records, StoreError> {
     let first = next_batch(&mut entries)?;
     if first.len() < HISTORY_BATCH {
         for (key, bytes) in &first {
-            grouped.add(key, bytes)?;
+            collect.add(prefix, key, bytes)?;
         }
-        return Ok(grouped.finish());
+        return Ok(collect.finish());
     }
     // Room for every node at once: a big run's records are not moved
     // again and again while they are read.
-    grouped.nodes.reserve(nodes());
+    collect.reserve(nodes());
     // A big run: its records are decoded on a thread of their own
     // while this one reads on (the two take about as long).
     std::thread::scope(|scope| {
@@ -94,10 +134,10 @@ pub(super) fn read(
         let decoding = scope.spawn(move || {
             for batch in receiver {
                 for (key, bytes) in &batch {
-                    grouped.add(key, bytes)?;
+                    collect.add(prefix, key, bytes)?;
                 }
             }
-            Ok::<_, StoreError>(grouped)
+            Ok::<_, StoreError>(collect)
         });
         let mut read = Ok(());
         let mut batch = first;
@@ -116,10 +156,10 @@ pub(super) fn read(
             }
         }
         drop(sender);
-        let grouped = decoding
+        let collected = decoding
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
         read?;
-        Ok(grouped.finish())
+        Ok(collected.finish())
     })
 }

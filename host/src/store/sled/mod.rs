@@ -343,10 +343,15 @@ fn encode_node(node: &NodeRecord) -> Result<Vec<u8>, StoreError> {
     Ok(bytes)
 }
 
+/// Whether a node record may have its output kept in tree `outputs`.
+fn output_may_be_apart(node: &NodeRecord) -> bool {
+    node.output.is_none() && node.status == NodeStatus::Succeeded
+}
+
 impl SledStore {
     /// Puts back the output of a succeeded node kept in tree `outputs`.
     fn separate_output(&self, run_id: &str, node: &mut NodeRecord) -> Result<(), StoreError> {
-        if node.output.is_some() || node.status != NodeStatus::Succeeded {
+        if !output_may_be_apart(node) {
             return Ok(());
         }
         let key = node_key(run_id, &node.node_id);
@@ -354,6 +359,59 @@ impl SledStore {
             node.output = Some(decode(&key, &bytes)?);
         }
         Ok(())
+    }
+
+    /// Puts back the outputs of a run's succeeded nodes kept in tree
+    /// `outputs`, with one pass over the run's few outputs there (not a
+    /// lookup per node: a succeeded node whose output is `null` has none
+    /// in its record either).
+    fn separate_outputs<'a>(
+        &self,
+        run_id: &str,
+        nodes: impl Iterator<Item = &'a mut NodeRecord>,
+    ) -> Result<(), StoreError> {
+        let prefix = run_prefix(run_id);
+        let mut apart = std::collections::HashMap::new();
+        for entry in self.outputs.scan_prefix(&prefix) {
+            let (key, bytes) = entry.map_err(io)?;
+            apart.insert(
+                key.subslice(prefix.len(), key.len() - prefix.len()),
+                (key, bytes),
+            );
+        }
+        if apart.is_empty() {
+            return Ok(());
+        }
+        for node in nodes.filter(|node| output_may_be_apart(node)) {
+            if let Some((key, bytes)) = apart.get(node.node_id.as_bytes()) {
+                node.output = Some(decode(key, bytes)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The run's records read by `collect`, a big run's decoded on a
+    /// second thread while the store reads on.
+    fn read_run<C: history::Collect>(
+        &self,
+        run_id: &str,
+        collect: C,
+    ) -> Result<C::Records, StoreError> {
+        let prefix = run_prefix(run_id);
+        // The header's count is only a hint: a damaged one must neither
+        // fail the read nor reserve more than a very big run needs.
+        let count = || {
+            self.run(run_id)
+                .ok()
+                .flatten()
+                .map_or(0, |run| run.nodes.min(1 << 20))
+        };
+        history::read(
+            self.nodes.scan_prefix(&prefix),
+            prefix.len(),
+            collect,
+            count,
+        )
     }
 }
 
@@ -446,18 +504,8 @@ impl WorkflowStore for SledStore {
     }
 
     fn nodes(&self, run_id: &str) -> Result<Vec<NodeRecord>, StoreError> {
-        let prefix = run_prefix(run_id);
-        let mut nodes = Vec::new();
-        for entry in self.nodes.scan_prefix(&prefix) {
-            let (key, bytes) = entry.map_err(io)?;
-            // Attempt keys have a second separator after the node id.
-            if key[prefix.len()..].contains(&0) {
-                continue;
-            }
-            let mut node = decode::<NodeRecord>(&key, &bytes)?;
-            self.separate_output(run_id, &mut node)?;
-            nodes.push(node);
-        }
+        let mut nodes = self.read_run(run_id, history::Nodes::default())?;
+        self.separate_outputs(run_id, nodes.iter_mut())?;
         super::sort_records(&mut nodes, |node| node);
         Ok(nodes)
     }
@@ -490,19 +538,8 @@ impl WorkflowStore for SledStore {
     }
 
     fn history(&self, run_id: &str) -> Result<Vec<NodeHistory>, StoreError> {
-        let prefix = run_prefix(run_id);
-        // The header's count is only a hint: a damaged one must neither
-        // fail the read nor reserve more than a very big run needs.
-        let count = || {
-            self.run(run_id)
-                .ok()
-                .flatten()
-                .map_or(0, |run| run.nodes.min(1 << 20))
-        };
-        let mut nodes = history::read(self.nodes.scan_prefix(&prefix), prefix.len(), count)?;
-        for history in &mut nodes {
-            self.separate_output(run_id, &mut history.node)?;
-        }
+        let mut nodes = self.read_run(run_id, history::Grouped::default())?;
+        self.separate_outputs(run_id, nodes.iter_mut().map(|history| &mut history.node))?;
         Ok(super::nest(nodes))
     }
 
@@ -633,6 +670,8 @@ mod tests {
             .unwrap();
         let error = store.history("01BIG").unwrap_err().to_string();
         assert!(error.contains("n2500"), "{error}");
+        let error = store.nodes("01BIG").unwrap_err().to_string();
+        assert!(error.contains("n2500"), "{error}");
     }
 
     #[test]
@@ -668,6 +707,17 @@ mod tests {
         );
         let one = store.node("01L", "big").unwrap().unwrap();
         assert_eq!(one.node.output, Some(big));
+        // A node of the same id in another run, whose output is `null`,
+        // does not take it.
+        store
+            .create_run(&conformance::run_record("01L2", RunStatus::Succeeded), "")
+            .unwrap();
+        let mut null = conformance::node_record("big", 0, NodeStatus::Succeeded);
+        null.output = Some(JsonText::parse("null", 64).unwrap());
+        store.put_batch("01L2", &[null], &[]).unwrap();
+        assert_eq!(store.nodes("01L2").unwrap()[0].output, None);
+        assert_eq!(store.history("01L2").unwrap()[0].node.output, None);
+        assert!(store.delete_run("01L2").unwrap());
 
         assert!(store.delete_run("01L").unwrap());
         assert!(store.outputs.is_empty(), "deleted with its run");
