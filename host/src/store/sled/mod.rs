@@ -362,28 +362,34 @@ impl SledStore {
     }
 
     /// Puts back the outputs of a run's succeeded nodes kept in tree
-    /// `outputs`, with one pass over the run's few outputs there (not a
-    /// lookup per node: a succeeded node whose output is `null` has none
-    /// in its record either).
+    /// `outputs`. `nodes` come in key order, as read, so one pass over the
+    /// run's few outputs there, each read and dropped in turn, finds them:
+    /// not a lookup per node (a succeeded node whose output is `null` has
+    /// none in its record either).
     fn separate_outputs<'a>(
         &self,
         run_id: &str,
         nodes: impl Iterator<Item = &'a mut NodeRecord>,
     ) -> Result<(), StoreError> {
-        let prefix = run_prefix(run_id);
-        let mut apart = std::collections::HashMap::new();
-        for entry in self.outputs.scan_prefix(&prefix) {
-            let (key, bytes) = entry.map_err(io)?;
-            apart.insert(
-                key.subslice(prefix.len(), key.len() - prefix.len()),
-                (key, bytes),
-            );
-        }
-        if apart.is_empty() {
-            return Ok(());
-        }
-        for node in nodes.filter(|node| output_may_be_apart(node)) {
-            if let Some((key, bytes)) = apart.get(node.node_id.as_bytes()) {
+        let prefix = run_prefix(run_id).len();
+        let mut apart = self.outputs.scan_prefix(run_prefix(run_id));
+        let mut next = apart.next().transpose().map_err(io)?;
+        for node in nodes {
+            if next.is_none() {
+                break;
+            }
+            if !output_may_be_apart(node) {
+                continue;
+            }
+            let id = node.node_id.as_bytes();
+            while let Some((key, _)) = &next
+                && &key[prefix..] < id
+            {
+                next = apart.next().transpose().map_err(io)?;
+            }
+            if let Some((key, bytes)) = &next
+                && &key[prefix..] == id
+            {
                 node.output = Some(decode(key, bytes)?);
             }
         }
@@ -687,7 +693,15 @@ mod tests {
         node.output = Some(big.clone());
         let mut other = conformance::node_record("small", 1, NodeStatus::Succeeded);
         other.output = Some(small.clone());
-        store.put_batch("01L", &[node, other], &[]).unwrap();
+        // In key order around them: a `null` output, and another kept apart.
+        let mut null = conformance::node_record("a", 2, NodeStatus::Succeeded);
+        null.output = Some(JsonText::parse("null", 64).unwrap());
+        let bigger = JsonText::parse(&format!("[{text}]"), usize::MAX).unwrap();
+        let mut second = conformance::node_record("bz", 3, NodeStatus::Succeeded);
+        second.output = Some(bigger.clone());
+        store
+            .put_batch("01L", &[node, other, null, second], &[])
+            .unwrap();
 
         let record = store.nodes.get(node_key("01L", "big")).unwrap().unwrap();
         assert!(record.len() < 1024, "the record holds the output");
@@ -701,10 +715,11 @@ mod tests {
         let nodes = store.nodes("01L").unwrap();
         assert_eq!(nodes[0].output.as_ref(), Some(&big));
         assert_eq!(nodes[1].output.as_ref(), Some(&small));
-        assert_eq!(
-            store.history("01L").unwrap()[0].node.output,
-            Some(big.clone())
-        );
+        assert_eq!(nodes[2].output, None);
+        assert_eq!(nodes[3].output.as_ref(), Some(&bigger));
+        let history = store.history("01L").unwrap();
+        let outputs: Vec<_> = history.iter().map(|h| h.node.output.as_ref()).collect();
+        assert_eq!(outputs, [Some(&big), Some(&small), None, Some(&bigger)]);
         let one = store.node("01L", "big").unwrap().unwrap();
         assert_eq!(one.node.output, Some(big));
         // A node of the same id in another run, whose output is `null`,
