@@ -371,8 +371,9 @@ impl SledStore {
         run_id: &str,
         nodes: impl Iterator<Item = &'a mut NodeRecord>,
     ) -> Result<(), StoreError> {
-        let prefix = run_prefix(run_id).len();
-        let mut apart = self.outputs.scan_prefix(run_prefix(run_id));
+        let prefix = run_prefix(run_id);
+        let mut apart = self.outputs.scan_prefix(&prefix);
+        let prefix = prefix.len();
         let mut next = apart.next().transpose().map_err(io)?;
         for node in nodes {
             if next.is_none() {
