@@ -458,9 +458,14 @@ async fn resume_last(n: usize) -> serde_json::Value {
             .unwrap();
         node.status = flow_host::NodeStatus::Failed;
         node.output = None;
+        node.error = Some(flow_host::Failure::new(
+            flow_host::FailureKind::Fatal,
+            "stopped here for the bench",
+        ));
         store.put_node(&report.run_id, &node, None).unwrap();
         let mut run = store.run(&report.run_id).unwrap().unwrap();
         run.status = flow_host::RunStatus::Failed;
+        run.failed_nodes = 1;
         store.update_run(&run).unwrap();
         store.flush().unwrap();
 
