@@ -238,9 +238,18 @@ def invoke(function: Callable[[Context, Request], Any], context: Context, text: 
     except Exception as exception:  # noqa: BLE001 - every failure is reported
         raise Fatal(f"{type(exception).__name__}: {exception}") from exception
     try:
-        return json.dumps(output)
+        # Compact, with text as UTF-8: the form the host keeps, which it
+        # checks in one pass instead of rewriting it.
+        text = json.dumps(output, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exception:
         raise Fatal(f"the action's output is not valid JSON: {exception}") from exception
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate cannot cross as UTF-8: escaped, it reaches the
+        # host, which refuses it with the message every language gets.
+        text = json.dumps(output, separators=(",", ":"))
+    return text
 
 
 def action(name: str, description: str, version: str = "0.1.0") -> Callable:

@@ -58,6 +58,20 @@ class InvokeTests(unittest.TestCase):
         output = flow.invoke(lambda ctx, request: {"seen": request.input}, CONTEXT, '{"input": 5}')
         self.assertEqual(json.loads(output), {"seen": 5})
 
+    def test_output_is_compact_utf8(self):
+        output = flow.invoke(
+            lambda ctx, request: {"word": "caf\u00e9", "list": [1, 2.5]}, CONTEXT, '{"input": {}}'
+        )
+        self.assertEqual(output, '{"word":"caf\u00e9","list":[1,2.5]}')
+
+    def test_lone_surrogate_is_left_escaped_for_the_host_to_refuse(self):
+        output = flow.invoke(lambda ctx, request: ["a\ud800"], CONTEXT, '{"input": {}}')
+        self.assertEqual(output, '["a\\ud800"]')
+
+    def test_non_finite_number_is_fatal(self):
+        with self.assertRaisesRegex(flow.Fatal, "not valid JSON: Out of range float"):
+            flow.invoke(lambda ctx, request: {"x": float("nan")}, CONTEXT, '{"input": {}}')
+
     def test_action_errors_pass_through(self):
         def busy(ctx, request):
             raise flow.Retryable("try later")
