@@ -183,13 +183,18 @@ fn put(out: &mut impl std::io::Write, bytes: &[u8]) -> serde_json::Result<()> {
     out.write_all(bytes).map_err(serde_json::Error::io)
 }
 
-/// `nodes` as the elements of a JSON array, without its brackets.
+/// `nodes` as the elements of a JSON array, without its brackets. Each
+/// node is rendered into a buffer first and handed on whole: serde_json
+/// writes a token at a time, which a `Vec` takes inline.
 fn write_elements(out: &mut impl std::io::Write, nodes: &[NodeHistory]) -> serde_json::Result<()> {
+    let mut node = Vec::with_capacity(1024);
     for (i, history) in nodes.iter().enumerate() {
+        node.clear();
         if i > 0 {
-            put(out, b",")?;
+            node.push(b',');
         }
-        serde_json::to_writer(&mut *out, &NodeView::from(history))?;
+        serde_json::to_writer(&mut node, &NodeView::from(history))?;
+        put(out, &node)?;
     }
     Ok(())
 }
@@ -223,7 +228,15 @@ impl Serialize for NodeDocument<'_> {
     }
 }
 
+/// Nodes as a JSON array, each rendered as it is written (a run's nodes, a
+/// map node's elements).
 struct Nodes<'a>(&'a [NodeHistory]);
+
+impl Nodes<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 impl Serialize for Nodes<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -252,13 +265,13 @@ struct NodeView<'a> {
     fuel_used: Option<u64>,
     output: Option<&'a JsonText>,
     error: Option<&'a Failure>,
-    attempt_records: Vec<AttemptView<'a>>,
+    attempt_records: Attempts<'a>,
     /// For an element of a map node: its position in the list.
     #[serde(skip_serializing_if = "Option::is_none")]
     element: Option<u32>,
     /// For a map node: its elements that started, in list order.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    elements: Vec<NodeView<'a>>,
+    #[serde(skip_serializing_if = "Nodes::is_empty")]
+    elements: Nodes<'a>,
 }
 
 impl<'a> From<&'a NodeHistory> for NodeView<'a> {
@@ -289,10 +302,19 @@ impl<'a> From<&'a NodeHistory> for NodeView<'a> {
             fuel_used: node.fuel_used,
             output: node.output.as_ref(),
             error: node.error.as_ref(),
-            attempt_records: history.attempts.iter().map(AttemptView::from).collect(),
+            attempt_records: Attempts(&history.attempts),
             element: node.element,
-            elements: history.elements.iter().map(NodeView::from).collect(),
+            elements: Nodes(&history.elements),
         }
+    }
+}
+
+/// A node's attempts as a JSON array, each rendered as it is written.
+struct Attempts<'a>(&'a [AttemptRecord]);
+
+impl Serialize for Attempts<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(AttemptView::from))
     }
 }
 
