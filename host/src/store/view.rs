@@ -41,7 +41,7 @@
 
 use std::collections::HashSet;
 
-use serde::ser::{SerializeMap, SerializeSeq};
+use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use super::{AttemptRecord, GuestLine, NodeHistory, RunRecord};
@@ -240,11 +240,7 @@ impl Nodes<'_> {
 
 impl Serialize for Nodes<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
-        for history in self.0 {
-            seq.serialize_element(&NodeView::from(history))?;
-        }
-        seq.end()
+        serializer.collect_seq(self.0.iter().map(NodeView::from))
     }
 }
 
