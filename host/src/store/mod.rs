@@ -533,6 +533,23 @@ pub(crate) mod conformance {
         }
         assert_eq!(store.nodes("01A").unwrap().len(), 1);
         assert_eq!(store.attempts("01A", "n").unwrap().len(), 300);
+        // Attempts written before their node's first record are kept.
+        store
+            .put_batch("01A", &[], &[("early".into(), attempt_record(1))])
+            .unwrap();
+        let early = node_record("early", 1, NodeStatus::Running);
+        store
+            .put_node("01A", &early, Some(&attempt_record(2)))
+            .unwrap();
+        let numbers: Vec<u32> = store
+            .attempts("01A", "early")
+            .unwrap()
+            .iter()
+            .map(|a| a.number)
+            .collect();
+        assert_eq!(numbers, [1, 2]);
+        let history = store.history("01A").unwrap();
+        assert_eq!(history[1].attempts, store.attempts("01A", "early").unwrap());
     }
 
     pub(crate) fn sinks_are_kept_with_the_run(store: &dyn WorkflowStore) {

@@ -7,10 +7,12 @@
 //! - tree `sinks`: run id -> the ids of the nodes whose outputs are the
 //!   workflow's (apart from the header, which every listing reads: a
 //!   workflow of 10,000 independent nodes has 10,000 of them);
-//! - tree `nodes`: `run id, 0, node id` -> node record, and
-//!   `run id, 0, node id, 0, attempt number (4 bytes, big-endian)` -> attempt
-//!   record; one tree, so a node and its attempt are written in one atomic
-//!   batch;
+//! - tree `nodes`: `run id, 0, node id` -> the node's record with its
+//!   attempts, `[record, attempts, spill]`; a node whose attempts grew
+//!   heavy keeps those from number `spill` on in entries of their own,
+//!   `run id, 0, node id, 0, attempt number (4 bytes, big-endian)` ->
+//!   attempt record (see [`value`]). One tree, so a node and its attempts
+//!   are written in one atomic batch;
 //! - tree `outputs`: `run id, 0, node id` -> an output of at least
 //!   [`SEPARATE_OUTPUT`] bytes, whose node record then holds none. sled
 //!   rewrites a page whole as the records in it change, and a large output
@@ -24,6 +26,8 @@
 //! no other process runs anything in it: every run still listed as active
 //! was left by a process that stopped, and is marked interrupted.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -33,12 +37,14 @@ use super::{
 use crate::report::{NodeStatus, RunStatus, Timestamp};
 
 mod history;
+mod value;
 
-/// Version of the layout above; bumped on incompatible changes. Version 5
-/// keeps large outputs in tree `outputs`; version 4 stores failures as
-/// `{kind, message}`; databases of versions 3 (failures as plain text) and
-/// 4 are read as they are and marked 5 on opening.
-pub const SCHEMA_VERSION: u32 = 5;
+/// Version of the layout above; bumped on incompatible changes. Version 6
+/// keeps a node's attempts in its entry; version 5 keeps large outputs in
+/// tree `outputs`; version 4 stores failures as `{kind, message}`.
+/// Databases of versions 3 (failures as plain text) to 5 (each attempt in
+/// an entry of its own) are read as they are and marked 6 on opening.
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// Oldest schema version this flow reads.
 const OLDEST_READABLE: u32 = 3;
@@ -334,15 +340,6 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(StoreError::io)
 }
 
-/// A node's record, written into a buffer of about its size at once: a
-/// large output is not copied from buffer to bigger buffer as it grows.
-fn encode_node(node: &NodeRecord) -> Result<Vec<u8>, StoreError> {
-    let output = node.output.as_ref().map_or(0, |output| output.len());
-    let mut bytes = Vec::with_capacity(output + 512);
-    serde_json::to_writer(&mut bytes, node).map_err(StoreError::io)?;
-    Ok(bytes)
-}
-
 /// Whether a node record may have its output kept in tree `outputs`.
 fn output_may_be_apart(node: &NodeRecord) -> bool {
     node.output.is_none() && node.status == NodeStatus::Succeeded
@@ -397,13 +394,13 @@ impl SledStore {
         Ok(())
     }
 
-    /// The run's records read by `collect`, a big run's decoded on a
-    /// second thread while the store reads on.
+    /// What `collect` makes of the run's entries, a big run's decoded on
+    /// two threads.
     fn read_run<C: history::Collect>(
         &self,
         run_id: &str,
-        collect: C,
-    ) -> Result<C::Records, StoreError> {
+        collect: &C,
+    ) -> Result<Vec<C::Item>, StoreError> {
         let prefix = run_prefix(run_id);
         // The header's count is only a hint: a damaged one must neither
         // fail the read nor reserve more than a very big run needs.
@@ -419,6 +416,82 @@ impl SledStore {
             collect,
             count,
         )
+    }
+
+    /// The attempts a node keeps in entries of its own, by number.
+    fn spilled(&self, run_id: &str, node_id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
+        self.nodes
+            .scan_prefix(attempt_prefix(run_id, node_id))
+            .map(|entry| {
+                let (key, bytes) = entry.map_err(io)?;
+                decode(&key, &bytes)
+            })
+            .collect()
+    }
+
+    /// Adds to `batch` the value of `node` (replacing its stored record),
+    /// with `new` attempts (sorted by number) placed among those stored:
+    /// see [`value`].
+    fn put_node_value(
+        &self,
+        batch: &mut sled::Batch,
+        run_id: &str,
+        node: Option<&NodeRecord>,
+        node_id: &str,
+        new: &[&AttemptRecord],
+    ) -> Result<(), StoreError> {
+        let key = node_key(run_id, node_id);
+        let stored = self.nodes.get(&key).map_err(io)?;
+        let (node, inline, spill) = match (node, stored) {
+            (Some(node), Some(bytes)) => {
+                let (inline, spill) = value::attempts(&key, &bytes)?;
+                (Cow::Borrowed(node), inline, spill)
+            }
+            (Some(node), None) => {
+                // Attempts written before their node's first record were
+                // kept apart: so are the rest.
+                let prefix = attempt_prefix(run_id, node_id);
+                let apart = self.nodes.get_gt(&prefix).map_err(io)?;
+                let spill = apart
+                    .is_some_and(|(key, _)| key.starts_with(&prefix))
+                    .then_some(1);
+                (Cow::Borrowed(node), Vec::new(), spill)
+            }
+            (None, Some(bytes)) => {
+                let (node, inline, spill) = value::node_and_attempts(&key, &bytes)?;
+                (Cow::Owned(node), inline, spill)
+            }
+            (None, None) => {
+                // Attempts of a node without a record are kept apart, as
+                // all attempts were in version 5.
+                for attempt in new {
+                    batch.insert(
+                        attempt_key(run_id, node_id, attempt.number),
+                        encode(*attempt)?,
+                    );
+                }
+                return Ok(());
+            }
+        };
+        let (inline, spill, apart) = value::place(inline, spill, new);
+        for attempt in apart {
+            batch.insert(
+                attempt_key(run_id, node_id, attempt.number),
+                encode(attempt)?,
+            );
+        }
+        let record = match &node.output {
+            Some(output) if output.len() >= SEPARATE_OUTPUT => {
+                self.outputs.insert(&key, output.as_bytes()).map_err(io)?;
+                Cow::Owned(NodeRecord {
+                    output: None,
+                    ..node.into_owned()
+                })
+            }
+            _ => node,
+        };
+        batch.insert(key, value::encode(&record, &inline, spill)?);
+        Ok(())
     }
 }
 
@@ -460,38 +533,34 @@ impl WorkflowStore for SledStore {
         nodes: &[NodeRecord],
         attempts: &[(String, AttemptRecord)],
     ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for (node_id, attempt) in attempts {
-            batch.insert(
-                attempt_key(run_id, node_id, attempt.number),
-                encode(attempt)?,
-            );
-        }
+        // Each node once, with all of its attempts in this batch: a later
+        // record of the same node replaces an earlier one.
+        let mut writes: BTreeMap<&str, (Option<&NodeRecord>, Vec<&AttemptRecord>)> =
+            BTreeMap::new();
         for node in nodes {
-            let key = node_key(run_id, &node.node_id);
-            match &node.output {
-                Some(output) if output.len() >= SEPARATE_OUTPUT => {
-                    self.outputs.insert(&key, output.as_bytes()).map_err(io)?;
-                    let record = NodeRecord {
-                        output: None,
-                        ..node.clone()
-                    };
-                    batch.insert(key, encode_node(&record)?);
-                }
-                _ => batch.insert(key, encode_node(node)?),
-            }
+            writes.entry(&node.node_id).or_default().0 = Some(node);
+        }
+        for (node_id, attempt) in attempts {
+            writes.entry(node_id).or_default().1.push(attempt);
+        }
+        let mut batch = sled::Batch::default();
+        for (node_id, (node, mut new)) in writes {
+            new.sort_by_key(|attempt| attempt.number);
+            self.put_node_value(&mut batch, run_id, node, node_id, &new)?;
         }
         self.nodes.apply_batch(batch).map_err(io)
     }
 
     fn attempts(&self, run_id: &str, node_id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
-        self.nodes
-            .scan_prefix(attempt_prefix(run_id, node_id))
-            .map(|entry| {
-                let (key, bytes) = entry.map_err(io)?;
-                decode(&key, &bytes)
-            })
-            .collect()
+        let key = node_key(run_id, node_id);
+        let (mut attempts, spill) = match self.nodes.get(&key).map_err(io)? {
+            Some(bytes) => value::attempts(&key, &bytes)?,
+            None => (Vec::new(), Some(1)),
+        };
+        if spill.is_some() {
+            value::append(&mut attempts, self.spilled(run_id, node_id)?);
+        }
+        Ok(attempts)
     }
 
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
@@ -511,7 +580,7 @@ impl WorkflowStore for SledStore {
     }
 
     fn nodes(&self, run_id: &str) -> Result<Vec<NodeRecord>, StoreError> {
-        let mut nodes = self.read_run(run_id, history::Nodes::default())?;
+        let mut nodes = self.read_run(run_id, &history::Nodes)?;
         self.separate_outputs(run_id, nodes.iter_mut())?;
         super::sort_records(&mut nodes, |node| node);
         Ok(nodes)
@@ -522,9 +591,12 @@ impl WorkflowStore for SledStore {
             let Some(bytes) = self.nodes.get(key).map_err(io)? else {
                 return Ok(None);
             };
-            let mut node: NodeRecord = decode(key, &bytes)?;
+            let (mut node, mut attempts, spill) = value::node_and_attempts(key, &bytes)?;
             self.separate_output(run_id, &mut node)?;
-            Ok(Some(NodeHistory::new(node, self.attempts(run_id, id)?)))
+            if spill.is_some() {
+                value::append(&mut attempts, self.spilled(run_id, id)?);
+            }
+            Ok(Some(NodeHistory::new(node, attempts)))
         };
         let mut mine: Vec<NodeHistory> = read(&node_key(run_id, node_id), node_id)?
             .into_iter()
@@ -545,7 +617,7 @@ impl WorkflowStore for SledStore {
     }
 
     fn history(&self, run_id: &str) -> Result<Vec<NodeHistory>, StoreError> {
-        let mut nodes = self.read_run(run_id, history::Grouped::default())?;
+        let mut nodes = self.read_run(run_id, &history::Grouped)?;
         self.separate_outputs(run_id, nodes.iter_mut().map(|history| &mut history.node))?;
         Ok(super::nest(nodes))
     }
@@ -857,7 +929,147 @@ mod tests {
         let store = SledStore::open(&path).unwrap();
         let error = store.nodes("01A").unwrap()[0].error.clone().unwrap();
         assert_eq!(error.kind, crate::report::FailureKind::Retryable);
-        assert_eq!(&*store.db.get("schema_version").unwrap().unwrap(), b"5");
+        assert_eq!(&*store.db.get("schema_version").unwrap().unwrap(), b"6");
+    }
+
+    #[test]
+    fn a_version_5_database_is_read_as_it_is_and_written_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let node = conformance::node_record("n", 0, NodeStatus::Running);
+        {
+            let store = SledStore::open(&path).unwrap();
+            store.db.insert("schema_version", "5").unwrap();
+            // As version 5 wrote them: the record alone, each attempt apart.
+            store
+                .nodes
+                .insert(node_key("01A", "n"), encode(&node).unwrap())
+                .unwrap();
+            for number in [1, 2] {
+                let attempt = conformance::attempt_record(number);
+                store
+                    .nodes
+                    .insert(attempt_key("01A", "n", number), encode(&attempt).unwrap())
+                    .unwrap();
+            }
+            store.flush().unwrap();
+        }
+        let store = SledStore::open(&path).unwrap();
+        assert_eq!(&*store.db.get("schema_version").unwrap().unwrap(), b"6");
+        let numbers = |attempts: &[AttemptRecord]| -> Vec<u32> {
+            attempts.iter().map(|attempt| attempt.number).collect()
+        };
+        assert_eq!(numbers(&store.attempts("01A", "n").unwrap()), [1, 2]);
+        // The next attempt goes apart too, after the others.
+        let mut third = conformance::attempt_record(3);
+        third.error = Some(crate::report::Failure::lost());
+        store.put_node("01A", &node, Some(&third)).unwrap();
+        for attempts in [
+            store.attempts("01A", "n").unwrap(),
+            store.history("01A").unwrap()[0].attempts.clone(),
+            store.node("01A", "n").unwrap().unwrap().attempts,
+        ] {
+            assert_eq!(numbers(&attempts), [1, 2, 3]);
+            assert_eq!(attempts[2], third);
+        }
+        assert_eq!(store.nodes("01A").unwrap(), [node]);
+    }
+
+    #[test]
+    fn attempts_written_out_of_order_around_a_spill_are_read_in_order() {
+        use crate::store::{GuestLine, LineKind};
+        let (_dir, store) = open();
+        let node = conformance::node_record("n", 0, NodeStatus::Running);
+        let attempt = |number: u32, heavy: bool| {
+            let mut attempt = conformance::attempt_record(number);
+            if heavy {
+                attempt.logs = vec![GuestLine {
+                    kind: LineKind::Stdout,
+                    text: "x".repeat(40 << 10),
+                }];
+            }
+            attempt
+        };
+        let written = [
+            attempt(10, false),
+            attempt(1, false),
+            attempt(2, true),
+            attempt(3, true),
+            attempt(4, true),
+        ];
+        for one in &written {
+            store.put_node("01A", &node, Some(one)).unwrap();
+        }
+        assert_eq!(store.spilled("01A", "n").unwrap().len(), 1, "4 is apart");
+        let numbers = |attempts: &[AttemptRecord]| -> Vec<u32> {
+            attempts.iter().map(|attempt| attempt.number).collect()
+        };
+        assert_eq!(
+            numbers(&store.attempts("01A", "n").unwrap()),
+            [1, 2, 3, 4, 10]
+        );
+        assert_eq!(
+            numbers(&store.history("01A").unwrap()[0].attempts),
+            [1, 2, 3, 4, 10]
+        );
+        assert_eq!(
+            numbers(&store.node("01A", "n").unwrap().unwrap().attempts),
+            [1, 2, 3, 4, 10]
+        );
+    }
+
+    #[test]
+    fn heavy_attempts_spill_and_are_read_back_in_order_across_batches() {
+        use crate::store::{GuestLine, LineKind};
+        let (_dir, store) = open();
+        store
+            .create_run(&conformance::run_record("01S", RunStatus::Succeeded), "")
+            .unwrap();
+        let ids: Vec<String> = (0..1500).map(|i| format!("n{i}")).collect();
+        let nodes: Vec<NodeRecord> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| conformance::node_record(id, i, NodeStatus::Succeeded))
+            .collect();
+        store.put_batch("01S", &nodes, &[]).unwrap();
+        // The node whose entry ends the first batch a reader takes: its
+        // spilled attempts begin the second.
+        let mut sorted = ids.clone();
+        sorted.sort();
+        let heavy_id = &sorted[1023];
+        let heavy = |number: u32| {
+            let mut attempt = conformance::attempt_record(number);
+            attempt.logs = vec![GuestLine {
+                kind: LineKind::Stderr,
+                text: format!("{number}").repeat(40 << 10),
+            }];
+            attempt
+        };
+        for number in 1..=4 {
+            let record = &nodes[ids.iter().position(|id| id == heavy_id).unwrap()];
+            store.put_node("01S", record, Some(&heavy(number))).unwrap();
+        }
+        let spilled = store.spilled("01S", heavy_id).unwrap();
+        assert!(!spilled.is_empty(), "some attempts are kept apart");
+        let want: Vec<AttemptRecord> = (1..=4).map(heavy).collect();
+        assert_eq!(store.attempts("01S", heavy_id).unwrap(), want);
+        assert_eq!(store.node("01S", heavy_id).unwrap().unwrap().attempts, want);
+        let history = store.history("01S").unwrap();
+        assert_eq!(history.len(), 1500);
+        for (i, node) in history.iter().enumerate() {
+            assert_eq!(node.node.node_id, ids[i]);
+            let expected = if &ids[i] == heavy_id { 4 } else { 0 };
+            assert_eq!(node.attempts.len(), expected, "attempts of {}", ids[i]);
+        }
+        assert_eq!(
+            history
+                .iter()
+                .find(|h| &h.node.node_id == heavy_id)
+                .unwrap()
+                .attempts,
+            want
+        );
+        assert_eq!(store.nodes("01S").unwrap().len(), 1500);
     }
 
     #[test]
