@@ -149,6 +149,42 @@ impl NodeRecord {
         }
     }
 
+    /// A copy of this record without its output, which is not copied.
+    pub(crate) fn without_output(&self) -> Self {
+        let Self {
+            node_id,
+            index,
+            action,
+            status,
+            attempts,
+            started_at,
+            finished_at,
+            elapsed_us,
+            output: _,
+            error,
+            fuel_used,
+            reused_from,
+            element,
+            child_run,
+        } = self;
+        Self {
+            node_id: node_id.clone(),
+            index: *index,
+            action: action.clone(),
+            status: status.clone(),
+            attempts: *attempts,
+            started_at: *started_at,
+            finished_at: *finished_at,
+            elapsed_us: *elapsed_us,
+            output: None,
+            error: error.clone(),
+            fuel_used: *fuel_used,
+            reused_from: reused_from.clone(),
+            element: *element,
+            child_run: child_run.clone(),
+        }
+    }
+
     /// The id of the map node, for an element's record; its own id for a
     /// node's.
     pub fn map_node(&self) -> &str {

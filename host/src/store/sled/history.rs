@@ -51,7 +51,7 @@ impl Collect for Grouped {
     }
 
     fn attempt(&self, item: &mut NodeHistory, key: &[u8], bytes: &[u8]) -> Result<(), StoreError> {
-        value::append(&mut item.attempts, [decode(key, bytes)?]);
+        value::push(&mut item.attempts, decode(key, bytes)?);
         Ok(())
     }
 
@@ -137,8 +137,9 @@ fn join<C: Collect>(
     Ok(())
 }
 
-/// Decoded batches with their numbers, in the order they were done.
-type Done<T> = Vec<(usize, Part<T>)>;
+/// Decoded batches with their numbers, in the order they were done; or
+/// the first error met, with its batch's number.
+type Done<T> = Result<Vec<(usize, Part<T>)>, (usize, StoreError)>;
 
 /// Batches handed from the reading thread to the decoding ones, numbered.
 struct Queue {
@@ -147,31 +148,42 @@ struct Queue {
 }
 
 impl Queue {
-    /// Decodes batches until none are left. After an error it takes the
-    /// rest without decoding them, so that the reader never waits on a
-    /// full queue, and says so to the reader through `failed`.
-    fn work<C: Collect>(&self, collect: &C, prefix: usize) -> Result<Done<C::Item>, StoreError> {
+    /// The next batch, until the reader is done and none are left.
+    fn next(&self) -> Option<(usize, Entries)> {
+        self.receiver
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .recv()
+            .ok()
+    }
+
+    /// Decodes batches until none are left. After an error, or while a
+    /// panic unwinds, it takes the rest without decoding them, so that the
+    /// reader never waits on a full queue, and says so to the reader
+    /// through `failed`.
+    fn work<C: Collect>(&self, collect: &C, prefix: usize) -> Done<C::Item> {
+        let _drain = Drain(self);
         let mut done = Vec::new();
-        let mut error = None;
-        loop {
-            let next = self
-                .receiver
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .recv();
-            let Ok((index, batch)) = next else { break };
-            if error.is_some() {
-                continue;
-            }
+        while let Some((index, batch)) = self.next() {
             match decode_batch(collect, prefix, batch) {
                 Ok(part) => done.push((index, part)),
-                Err(failure) => {
-                    error = Some(failure);
+                Err(error) => {
                     self.failed.store(true, Ordering::Relaxed);
+                    return Err((index, error));
                 }
             }
         }
-        error.map_or(Ok(done), Err)
+        Ok(done)
+    }
+}
+
+/// Drains the queue when a decoding thread stops early.
+struct Drain<'a>(&'a Queue);
+
+impl Drop for Drain<'_> {
+    fn drop(&mut self) {
+        self.0.failed.store(true, Ordering::Relaxed);
+        while self.0.next().is_some() {}
     }
 }
 
@@ -229,8 +241,15 @@ pub(super) fn read<C: Collect>(
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (mine, theirs, read)
     });
-    let mut parts = mine?;
-    parts.extend(theirs?);
+    // Of two errors, the one earlier in key order.
+    let mut parts = match (mine, theirs) {
+        (Ok(mut mine), Ok(theirs)) => {
+            mine.extend(theirs);
+            mine
+        }
+        (Err((a, error)), Err((b, other))) => return Err(if a < b { error } else { other }),
+        (Err((_, error)), _) | (_, Err((_, error))) => return Err(error),
+    };
     read?;
     parts.sort_unstable_by_key(|(index, _)| *index);
     join(
@@ -240,4 +259,111 @@ pub(super) fn read<C: Collect>(
         &mut items,
     )?;
     Ok(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::AssertUnwindSafe;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Fails at some keys, by a panic or an error naming the key.
+    struct FailAt {
+        keys: Vec<Vec<u8>>,
+        panic: bool,
+    }
+
+    impl Collect for FailAt {
+        type Item = ();
+
+        fn node(&self, key: &[u8], _: &[u8]) -> Result<(), StoreError> {
+            if !self.keys.iter().any(|bad| bad == key) {
+                return Ok(());
+            }
+            let key = String::from_utf8_lossy(&key[2..]).into_owned();
+            if self.panic {
+                panic!("cannot decode {key}");
+            }
+            Err(StoreError::io_message(format!("cannot decode {key}")))
+        }
+
+        fn attempt(&self, _: &mut (), _: &[u8], _: &[u8]) -> Result<(), StoreError> {
+            Ok(())
+        }
+
+        fn id<'a>(&self, _: &'a ()) -> &'a str {
+            ""
+        }
+    }
+
+    fn key(i: usize) -> Vec<u8> {
+        format!("r\0n{i:06}").into_bytes()
+    }
+
+    /// A run of `batches` full batches of node entries.
+    fn run(batches: usize) -> (tempfile::TempDir, sled::Tree) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let tree = db.open_tree("nodes").unwrap();
+        let mut batch = sled::Batch::default();
+        for i in 0..batches * HISTORY_BATCH {
+            batch.insert(key(i), &b"{}"[..]);
+        }
+        tree.apply_batch(batch).unwrap();
+        (dir, tree)
+    }
+
+    /// What `read` gives for `collect`, on a thread of its own: a hang
+    /// fails the test instead of stopping it.
+    fn read_to_end(
+        tree: &sled::Tree,
+        collect: FailAt,
+    ) -> std::thread::Result<Result<Vec<()>, StoreError>> {
+        let (sender, receiver) = mpsc::channel();
+        let entries = tree.scan_prefix(b"r\0");
+        std::thread::spawn(move || {
+            let result =
+                std::panic::catch_unwind(AssertUnwindSafe(|| read(entries, 2, &collect, || 0)));
+            let _ = sender.send(result);
+        });
+        receiver
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the read returns")
+    }
+
+    #[test]
+    fn a_big_run_is_read_whole_in_order() {
+        let (_dir, tree) = run(12);
+        let collect = FailAt {
+            keys: Vec::new(),
+            panic: false,
+        };
+        let items = read_to_end(&tree, collect).unwrap().unwrap();
+        assert_eq!(items.len(), 12 * HISTORY_BATCH);
+    }
+
+    #[test]
+    fn a_panic_while_decoding_reaches_the_caller_instead_of_a_hang() {
+        let (_dir, tree) = run(30);
+        // In the first batch (the decoding thread's), and late.
+        for at in [0, 25 * HISTORY_BATCH] {
+            let collect = FailAt {
+                keys: vec![key(at)],
+                panic: true,
+            };
+            assert!(read_to_end(&tree, collect).is_err(), "the panic at {at}");
+        }
+    }
+
+    #[test]
+    fn of_two_errors_the_earlier_in_key_order_is_reported() {
+        let (_dir, tree) = run(30);
+        let collect = FailAt {
+            keys: vec![key(3 * HISTORY_BATCH), key(25 * HISTORY_BATCH)],
+            panic: false,
+        };
+        let error = read_to_end(&tree, collect).unwrap().unwrap_err();
+        assert!(error.to_string().contains("n003072"), "{error}");
+    }
 }

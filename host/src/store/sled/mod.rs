@@ -29,12 +29,13 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::{
     AttemptRecord, NodeHistory, NodeRecord, Records, RunRecord, StoreError, WorkflowStore,
 };
-use crate::report::{NodeStatus, RunStatus, Timestamp};
+use crate::report::{JsonText, NodeStatus, RunStatus, Timestamp};
 
 mod history;
 mod value;
@@ -82,6 +83,9 @@ pub struct SledStore {
     /// The last fire of each schedule: its name, and the time in
     /// milliseconds (8 bytes, big endian).
     schedules: sled::Tree,
+    /// Held by each write of node records, which reads the values it
+    /// rewrites: two writers of one node would drop each other's attempts.
+    writing: Arc<Mutex<()>>,
 }
 
 impl SledStore {
@@ -106,6 +110,7 @@ impl SledStore {
             outputs: tree("outputs")?,
             active: tree("active")?,
             schedules: tree("schedules")?,
+            writing: Arc::default(),
             db,
         };
         store.check_schema()?;
@@ -430,22 +435,28 @@ impl SledStore {
     }
 
     /// Adds to `batch` the value of `node` (replacing its stored record),
-    /// with `new` attempts (sorted by number) placed among those stored:
-    /// see [`value`].
-    fn put_node_value(
+    /// with `new` attempts (sorted by number) placed among those stored
+    /// (see [`value`]). Returns the node's output when it is to be kept in
+    /// tree `outputs`, with its key.
+    fn put_node_value<'a>(
         &self,
         batch: &mut sled::Batch,
         run_id: &str,
-        node: Option<&NodeRecord>,
+        node: Option<&'a NodeRecord>,
         node_id: &str,
         new: &[&AttemptRecord],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<Apart<'a>>, StoreError> {
         let key = node_key(run_id, node_id);
         let stored = self.nodes.get(&key).map_err(io)?;
         let (node, inline, spill) = match (node, stored) {
             (Some(node), Some(bytes)) => {
-                let (inline, spill) = value::attempts(&key, &bytes)?;
-                (Cow::Borrowed(node), inline, spill)
+                let (inline, spill) = value::attempts(&key, &bytes).unwrap_or_else(|error| {
+                    // Its attempts cannot be read anyway: the record is
+                    // replaced, and the attempts from now on kept apart.
+                    tracing::warn!("replacing a damaged record: {error}");
+                    (Vec::new(), Some(1))
+                });
+                (Some(Cow::Borrowed(node)), inline, spill)
             }
             (Some(node), None) => {
                 // Attempts written before their node's first record were
@@ -455,23 +466,18 @@ impl SledStore {
                 let spill = apart
                     .is_some_and(|(key, _)| key.starts_with(&prefix))
                     .then_some(1);
-                (Cow::Borrowed(node), Vec::new(), spill)
+                (Some(Cow::Borrowed(node)), Vec::new(), spill)
             }
-            (None, Some(bytes)) => {
-                let (node, inline, spill) = value::node_and_attempts(&key, &bytes)?;
-                (Cow::Owned(node), inline, spill)
-            }
-            (None, None) => {
-                // Attempts of a node without a record are kept apart, as
-                // all attempts were in version 5.
-                for attempt in new {
-                    batch.insert(
-                        attempt_key(run_id, node_id, attempt.number),
-                        encode(*attempt)?,
-                    );
+            // Attempts without their node's record: kept apart when it has
+            // no readable one, as all attempts were in version 5.
+            (None, None) => (None, Vec::new(), Some(1)),
+            (None, Some(bytes)) => match value::node_and_attempts(&key, &bytes) {
+                Ok((node, inline, spill)) => (Some(Cow::Owned(node)), inline, spill),
+                Err(error) => {
+                    tracing::warn!("keeping attempts apart from a damaged record: {error}");
+                    (None, Vec::new(), Some(1))
                 }
-                return Ok(());
-            }
+            },
         };
         let (inline, spill, apart) = value::place(inline, spill, new);
         for attempt in apart {
@@ -480,18 +486,34 @@ impl SledStore {
                 encode(attempt)?,
             );
         }
-        let record = match &node.output {
-            Some(output) if output.len() >= SEPARATE_OUTPUT => {
-                self.outputs.insert(&key, output.as_bytes()).map_err(io)?;
-                Cow::Owned(NodeRecord {
-                    output: None,
-                    ..node.into_owned()
-                })
-            }
-            _ => node,
+        let Some(node) = node else {
+            return Ok(None);
         };
-        batch.insert(key, value::encode(&record, &inline, spill)?);
-        Ok(())
+        let (record, output) = split_output(node);
+        batch.insert(key.as_slice(), value::encode(&record, &inline, spill)?);
+        Ok(output.map(|output| (key, output)))
+    }
+}
+
+/// A node's output to keep in tree `outputs`, with its key.
+type Apart<'a> = (Vec<u8>, Cow<'a, JsonText>);
+
+/// `node` without its output when that is to be kept in tree `outputs`,
+/// and that output.
+fn split_output(node: Cow<'_, NodeRecord>) -> (Cow<'_, NodeRecord>, Option<Cow<'_, JsonText>>) {
+    let large = |output: &JsonText| output.len() >= SEPARATE_OUTPUT;
+    match node {
+        Cow::Borrowed(node) => match &node.output {
+            Some(output) if large(output) => (
+                Cow::Owned(node.without_output()),
+                Some(Cow::Borrowed(output)),
+            ),
+            _ => (Cow::Borrowed(node), None),
+        },
+        Cow::Owned(mut node) => {
+            let output = node.output.take_if(|output| large(output));
+            (Cow::Owned(node), output.map(Cow::Owned))
+        }
     }
 }
 
@@ -543,10 +565,17 @@ impl WorkflowStore for SledStore {
         for (node_id, attempt) in attempts {
             writes.entry(node_id).or_default().1.push(attempt);
         }
+        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
         let mut batch = sled::Batch::default();
+        let mut outputs = Vec::new();
         for (node_id, (node, mut new)) in writes {
             new.sort_by_key(|attempt| attempt.number);
-            self.put_node_value(&mut batch, run_id, node, node_id, &new)?;
+            outputs.extend(self.put_node_value(&mut batch, run_id, node, node_id, &new)?);
+        }
+        // Before the records that lead to them: sled makes writes durable
+        // in order, so a record on disk has its output on disk.
+        for (key, output) in outputs {
+            self.outputs.insert(key, output.as_bytes()).map_err(io)?;
         }
         self.nodes.apply_batch(batch).map_err(io)
     }
@@ -973,6 +1002,49 @@ mod tests {
             assert_eq!(attempts[2], third);
         }
         assert_eq!(store.nodes("01A").unwrap(), [node]);
+    }
+
+    #[test]
+    fn writers_of_one_node_keep_each_others_attempts() {
+        let (_dir, store) = open();
+        let node = conformance::node_record("n", 0, NodeStatus::Running);
+        std::thread::scope(|scope| {
+            for first in [1, 2] {
+                let (store, node) = (&store, &node);
+                scope.spawn(move || {
+                    for number in (first..=400).step_by(2) {
+                        let attempt = conformance::attempt_record(number);
+                        store.put_node("01A", node, Some(&attempt)).unwrap();
+                    }
+                });
+            }
+        });
+        let numbers: Vec<u32> = store
+            .attempts("01A", "n")
+            .unwrap()
+            .iter()
+            .map(|attempt| attempt.number)
+            .collect();
+        assert_eq!(numbers, (1..=400).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn a_damaged_record_is_replaced_by_the_next_write() {
+        let (_dir, store) = open();
+        store
+            .nodes
+            .insert(node_key("01A", "n"), &b"[{\"node_id\":"[..])
+            .unwrap();
+        assert!(store.nodes("01A").is_err());
+        let node = conformance::node_record("n", 0, NodeStatus::Running);
+        let attempt = conformance::attempt_record(2);
+        store.put_node("01A", &node, Some(&attempt)).unwrap();
+        assert_eq!(store.nodes("01A").unwrap(), [node]);
+        assert_eq!(
+            store.attempts("01A", "n").unwrap(),
+            std::slice::from_ref(&attempt)
+        );
+        assert_eq!(store.history("01A").unwrap()[0].attempts, [attempt]);
     }
 
     #[test]

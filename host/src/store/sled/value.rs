@@ -5,11 +5,13 @@
 //! run's records in half as many entries are read with about half as many
 //! reads. But a value is rewritten whole on every change of its node, so it
 //! must not grow with each retry: once the attempts kept inline weigh
-//! [`INLINE_ATTEMPTS`], the next attempt's number becomes the node's
-//! `spill`, and that attempt and every later one are kept in entries of
-//! their own (`run id, 0, node id, 0, number`), right after the node's in
-//! key order. The spill never changes once set, so an attempt always
-//! lives in one place.
+//! [`INLINE_ATTEMPTS`], the next new attempt's number becomes the node's
+//! `spill`, and that attempt and every new one numbered from it on are
+//! kept in entries of their own (`run id, 0, node id, 0, number`), right
+//! after the node's in key order. The spill never changes once set, and an
+//! attempt stays where it was first written, so it lives in one place;
+//! only attempts written out of order can leave an inline one numbered
+//! past the spill, and readers put them in order.
 //!
 //! Databases of schema version 5 and older hold the record alone, as a
 //! JSON object, with every attempt in an entry of its own: they are read
@@ -22,8 +24,8 @@ use super::decode;
 use crate::store::{AttemptRecord, NodeRecord, StoreError};
 
 /// Attempts stay in their node's value while those already there weigh
-/// less than this (see [`weight`]); at most about one attempt's worth
-/// more, then.
+/// less than this (see [`weight`]: their text, before JSON escapes it);
+/// at most about one attempt's worth more, then.
 pub(super) const INLINE_ATTEMPTS: usize = 64 << 10;
 
 /// The number of the first attempt kept in an entry of its own, if any.
@@ -81,6 +83,16 @@ pub(super) fn append(
 ) {
     attempts.extend(apart);
     if !attempts.is_sorted_by_key(|attempt| attempt.number) {
+        attempts.sort_by_key(|attempt| attempt.number);
+    }
+}
+
+/// Adds one attempt kept apart, as [`append`] does.
+pub(super) fn push(attempts: &mut Vec<AttemptRecord>, attempt: AttemptRecord) {
+    let number = attempt.number;
+    attempts.push(attempt);
+    // The rest were in order already.
+    if attempts.len() > 1 && attempts[attempts.len() - 2].number > number {
         attempts.sort_by_key(|attempt| attempt.number);
     }
 }
