@@ -323,13 +323,17 @@ pub(crate) mod conformance {
                 (node.node.index, node.node.node_id.as_str()),
                 (i, format!("n{i}").as_str())
             );
-            let numbers: Vec<u32> = node.attempts.iter().map(|a| a.number).collect();
-            assert_eq!(numbers, tries(i), "attempts of n{i}");
+            assert_eq!(numbers(&node.attempts), tries(i), "attempts of n{i}");
         }
         // The node records alone, in the same order.
         let records = store.nodes("01BIG").unwrap();
         assert_eq!(records.len(), n);
         assert!(records.iter().zip(&history).all(|(a, b)| *a == b.node));
+    }
+
+    /// The numbers of `attempts`, in their order.
+    pub(crate) fn numbers(attempts: &[AttemptRecord]) -> Vec<u32> {
+        attempts.iter().map(|attempt| attempt.number).collect()
     }
 
     pub(crate) fn run_record(id: &str, status: RunStatus) -> RunRecord {
@@ -430,8 +434,7 @@ pub(crate) mod conformance {
         assert!(store.run("01B").unwrap().is_none());
         assert!(store.nodes("01B").unwrap().is_empty());
         let attempts = store.attempts("01A", "zeta").unwrap();
-        let numbers: Vec<u32> = attempts.iter().map(|a| a.number).collect();
-        assert_eq!(numbers, [1, 2, 10], "numeric order");
+        assert_eq!(numbers(&attempts), [1, 2, 10], "numeric order");
         assert_eq!(
             attempts[0].error.as_ref().map(|e| e.message.as_str()),
             Some("busy"),
@@ -541,13 +544,7 @@ pub(crate) mod conformance {
         store
             .put_node("01A", &early, Some(&attempt_record(2)))
             .unwrap();
-        let numbers: Vec<u32> = store
-            .attempts("01A", "early")
-            .unwrap()
-            .iter()
-            .map(|a| a.number)
-            .collect();
-        assert_eq!(numbers, [1, 2]);
+        assert_eq!(numbers(&store.attempts("01A", "early").unwrap()), [1, 2]);
         let history = store.history("01A").unwrap();
         assert_eq!(history[1].attempts, store.attempts("01A", "early").unwrap());
     }

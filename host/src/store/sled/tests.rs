@@ -2,7 +2,7 @@
 //! passes.
 
 use super::*;
-use crate::store::conformance;
+use crate::store::conformance::{self, numbers};
 
 fn open() -> (tempfile::TempDir, SledStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -264,9 +264,6 @@ fn a_version_5_database_is_read_as_it_is_and_written_on() {
     }
     let store = SledStore::open(&path).unwrap();
     assert_eq!(&*store.db.get("schema_version").unwrap().unwrap(), b"6");
-    let numbers = |attempts: &[AttemptRecord]| -> Vec<u32> {
-        attempts.iter().map(|attempt| attempt.number).collect()
-    };
     assert_eq!(numbers(&store.attempts("01A", "n").unwrap()), [1, 2]);
     // The next attempt goes apart too, after the others.
     let mut third = conformance::attempt_record(3);
@@ -298,13 +295,10 @@ fn writers_of_one_node_keep_each_others_attempts() {
             });
         }
     });
-    let numbers: Vec<u32> = store
-        .attempts("01A", "n")
-        .unwrap()
-        .iter()
-        .map(|attempt| attempt.number)
-        .collect();
-    assert_eq!(numbers, (1..=400).collect::<Vec<u32>>());
+    assert_eq!(
+        numbers(&store.attempts("01A", "n").unwrap()),
+        (1..=400).collect::<Vec<u32>>()
+    );
 }
 
 #[test]
@@ -352,9 +346,6 @@ fn attempts_written_out_of_order_around_a_spill_are_read_in_order() {
         store.put_node("01A", &node, Some(one)).unwrap();
     }
     assert_eq!(store.spilled("01A", "n").unwrap().len(), 1, "4 is apart");
-    let numbers = |attempts: &[AttemptRecord]| -> Vec<u32> {
-        attempts.iter().map(|attempt| attempt.number).collect()
-    };
     assert_eq!(
         numbers(&store.attempts("01A", "n").unwrap()),
         [1, 2, 3, 4, 10]

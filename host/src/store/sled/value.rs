@@ -151,7 +151,7 @@ pub(super) fn place<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::conformance::{attempt_record, node_record};
+    use crate::store::conformance::{attempt_record, node_record, numbers};
     use crate::store::{GuestLine, LineKind};
 
     fn heavy(number: u32) -> AttemptRecord {
@@ -161,10 +161,6 @@ mod tests {
             text: "x".repeat(INLINE_ATTEMPTS / 2),
         }];
         attempt
-    }
-
-    fn numbers(attempts: &[AttemptRecord]) -> Vec<u32> {
-        attempts.iter().map(|a| a.number).collect()
     }
 
     #[test]
