@@ -51,7 +51,7 @@ impl Collect for Grouped {
     }
 
     fn attempt(&self, item: &mut NodeHistory, key: &[u8], bytes: &[u8]) -> Result<(), StoreError> {
-        value::push(&mut item.attempts, decode(key, bytes)?);
+        value::append(&mut item.attempts, [decode(key, bytes)?]);
         Ok(())
     }
 

@@ -434,6 +434,21 @@ impl SledStore {
             .collect()
     }
 
+    /// All of a node's attempts, by number: those its value keeps
+    /// (`inline`), and when it has a `spill`, those kept apart.
+    fn all_attempts(
+        &self,
+        run_id: &str,
+        node_id: &str,
+        mut inline: Vec<AttemptRecord>,
+        spill: value::Spill,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        if spill.is_some() {
+            value::append(&mut inline, self.spilled(run_id, node_id)?);
+        }
+        Ok(inline)
+    }
+
     /// Adds to `batch` the value of `node` (replacing its stored record),
     /// with `new` attempts (sorted by number) placed among those stored
     /// (see [`value`]). Returns the node's output when it is to be kept in
@@ -582,14 +597,11 @@ impl WorkflowStore for SledStore {
 
     fn attempts(&self, run_id: &str, node_id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
         let key = node_key(run_id, node_id);
-        let (mut attempts, spill) = match self.nodes.get(&key).map_err(io)? {
+        let (inline, spill) = match self.nodes.get(&key).map_err(io)? {
             Some(bytes) => value::attempts(&key, &bytes)?,
             None => (Vec::new(), Some(1)),
         };
-        if spill.is_some() {
-            value::append(&mut attempts, self.spilled(run_id, node_id)?);
-        }
-        Ok(attempts)
+        self.all_attempts(run_id, node_id, inline, spill)
     }
 
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
@@ -620,11 +632,9 @@ impl WorkflowStore for SledStore {
             let Some(bytes) = self.nodes.get(key).map_err(io)? else {
                 return Ok(None);
             };
-            let (mut node, mut attempts, spill) = value::node_and_attempts(key, &bytes)?;
+            let (mut node, inline, spill) = value::node_and_attempts(key, &bytes)?;
             self.separate_output(run_id, &mut node)?;
-            if spill.is_some() {
-                value::append(&mut attempts, self.spilled(run_id, id)?);
-            }
+            let attempts = self.all_attempts(run_id, id, inline, spill)?;
             Ok(Some(NodeHistory::new(node, attempts)))
         };
         let mut mine: Vec<NodeHistory> = read(&node_key(run_id, node_id), node_id)?

@@ -74,25 +74,16 @@ pub(super) fn attempts(
     Ok((attempts, spill))
 }
 
-/// Adds attempts kept apart to those kept inline, keeping them in order
-/// by number (attempts written out of order may leave an inline one past
-/// the spill).
+/// Adds attempts kept apart to `attempts` (in order by number), keeping
+/// them in order: attempts written out of order may leave an inline one
+/// past the spill.
 pub(super) fn append(
     attempts: &mut Vec<AttemptRecord>,
     apart: impl IntoIterator<Item = AttemptRecord>,
 ) {
+    let joint = attempts.len().saturating_sub(1);
     attempts.extend(apart);
-    if !attempts.is_sorted_by_key(|attempt| attempt.number) {
-        attempts.sort_by_key(|attempt| attempt.number);
-    }
-}
-
-/// Adds one attempt kept apart, as [`append`] does.
-pub(super) fn push(attempts: &mut Vec<AttemptRecord>, attempt: AttemptRecord) {
-    let number = attempt.number;
-    attempts.push(attempt);
-    // The rest were in order already.
-    if attempts.len() > 1 && attempts[attempts.len() - 2].number > number {
+    if !attempts[joint..].is_sorted_by_key(|attempt| attempt.number) {
         attempts.sort_by_key(|attempt| attempt.number);
     }
 }
