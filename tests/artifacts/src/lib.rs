@@ -54,18 +54,72 @@ fn built() -> &'static Built {
     })
 }
 
-/// The cargo target directory this test binary was built in: the nearest
-/// directory above it that cargo marked with `CACHEDIR.TAG`, whatever the
-/// profile, target triple or `--target-dir`; `target/` at the top of the
-/// repository otherwise.
+/// The cargo target directory this test binary was built in, where
+/// `make build` (and `.ci/run`) already built the plugins.
 fn target_dir(root: &Path) -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| {
-            exe.ancestors()
-                .skip(1)
-                .find(|dir| dir.join("CACHEDIR.TAG").is_file())
-                .map(Path::to_path_buf)
-        })
+    let exe = std::env::current_exe().unwrap_or_default();
+    let from_env = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from);
+    find_target_dir(&exe, from_env, root)
+}
+
+/// The target directory of a binary at `exe`: the nearest directory above
+/// it that is marked with `CACHEDIR.TAG` (whatever the profile, target
+/// triple or `--target-dir`), else `CARGO_TARGET_DIR` (a relative one
+/// from the top of the repository, as `plugins/build` reads it), else
+/// `target/` at the top of the repository.
+///
+/// Cargo marks a target directory only when it creates it. One that
+/// `plugins/build --tools` made first (as `.ci/run` does) went unmarked
+/// before that script marked its own, and the tests then built every plugin
+/// a second time under `target/`.
+fn find_target_dir(exe: &Path, from_env: Option<PathBuf>, root: &Path) -> PathBuf {
+    exe.ancestors()
+        .skip(1)
+        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+        .map(Path::to_path_buf)
+        .or_else(|| from_env.map(|dir| root.join(dir)))
         .unwrap_or_else(|| root.join("target"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `<dir>/release/deps/tests-0123`, with `dir` marked or not.
+    fn layout(marked: bool) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let deps = dir.path().join("release").join("deps");
+        std::fs::create_dir_all(&deps).unwrap();
+        if marked {
+            std::fs::write(
+                dir.path().join("CACHEDIR.TAG"),
+                "Signature: 8a477f597d28d172789f06886806bc55\n",
+            )
+            .unwrap();
+        }
+        (dir, deps.join("tests-0123"))
+    }
+
+    #[test]
+    fn a_marked_directory_above_the_binary_wins() {
+        let (dir, exe) = layout(true);
+        let found = find_target_dir(&exe, Some("elsewhere".into()), Path::new("/repo"));
+        assert_eq!(found, dir.path());
+    }
+
+    #[test]
+    fn an_unmarked_target_directory_is_found_from_the_environment() {
+        let (dir, exe) = layout(false);
+        let found = find_target_dir(&exe, Some(dir.path().into()), Path::new("/repo"));
+        assert_eq!(found, dir.path());
+        let relative = find_target_dir(&exe, Some("out".into()), Path::new("/repo"));
+        assert_eq!(relative, Path::new("/repo/out"));
+    }
+
+    #[test]
+    fn without_either_it_is_target_at_the_top_of_the_repository() {
+        let (_dir, exe) = layout(false);
+        let found = find_target_dir(&exe, None, Path::new("/repo"));
+        assert_eq!(found, Path::new("/repo/target"));
+    }
 }
