@@ -9,7 +9,7 @@
 //! compiled again and replaced.
 //!
 //! Under `functions/<engine key>/`, compiled functions serve every later
-//! component that contains them (see `functions.rs`).
+//! component that contains them, in packs (see `functions/`).
 //!
 //! Beside them, `<file key>-<engine key>.listing` remembers what a plugin
 //! file's `describe` returned, keyed by the file's identity (path, device,
@@ -112,7 +112,7 @@ impl CompileCache {
     }
 
     /// Where compiled functions are shared between components (see
-    /// `functions.rs`), if caching is on.
+    /// `functions/`), if caching is on.
     pub(crate) fn functions_dir(&self) -> Option<PathBuf> {
         let dir = self.dir.as_ref()?;
         Some(dir.join("functions").join(&self.engine_key))

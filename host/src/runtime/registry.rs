@@ -453,9 +453,14 @@ impl Runtime {
         // async workers.
         self.functions.use_dir(cache.functions_dir());
         let (engine, cache, key) = (self.engine.clone(), cache.clone(), digest.clone());
-        let compiled = tokio::task::spawn_blocking(move || cache.load(&engine, &bytes, &key))
-            .await
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+        let functions = self.functions.clone();
+        let compiled = tokio::task::spawn_blocking(move || {
+            let compiled = cache.load(&engine, &bytes, &key);
+            functions.flush();
+            compiled
+        })
+        .await
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
         let (component, outcome) = compiled.map_err(|error| PluginError::Compile {
             path: path.to_path_buf(),
             message: format!("{error:#}"),
