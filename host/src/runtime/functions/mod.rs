@@ -10,10 +10,10 @@
 //!
 //! Entries live beside the compile cache, in `<dir>/functions/<engine
 //! key>/`, in *packs*: each compilation that added functions writes them in
-//! one file, with an index in front (see `pack.rs`), named at random and
-//! written by a rename (several `flow` processes may share the directory).
-//! A runtime reads the indexes of the packs there when it first compiles,
-//! and reads a function's code when cranelift asks for it. One file per
+//! one file, with an index in front (see `pack.rs`), named by the time it
+//! was written and written by a rename (several `flow` processes may share
+//! the directory). A runtime reads the indexes of the packs there when it
+//! first compiles, and a function's code when cranelift asks for it. One file per
 //! compilation instead of one per function: a Python plugin compiles some
 //! 13,000 functions, and as many files cost a first compile seconds.
 //!
@@ -23,11 +23,11 @@
 //! index is damaged is removed.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{OnceLock, RwLock};
+use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 mod pack;
 
@@ -53,6 +53,20 @@ struct State {
     index: Index,
     /// Functions compiled since the last [`FunctionCache::flush`].
     pending: HashMap<Vec<u8>, Vec<u8>>,
+}
+
+impl State {
+    /// Adds a pack whose entries replace those of earlier ones.
+    fn add_pack(&mut self, path: PathBuf, index: Vec<(Vec<u8>, pack::Span)>) {
+        let number = self.packs.len();
+        self.packs.push(Pack {
+            path,
+            file: OnceLock::new(),
+        });
+        for (key, span) in index {
+            self.index.insert(key, (number, span));
+        }
+    }
 }
 
 /// A pack in the directory. Its file is opened when a function is first
@@ -96,7 +110,7 @@ pub struct FunctionCacheStats {
 impl FunctionCache {
     /// Keeps functions in `dir` from now on; `None` keeps none.
     pub(crate) fn use_dir(&self, dir: Option<PathBuf>) {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state_mut();
         if state.dir != dir {
             *state = State {
                 dir,
@@ -113,51 +127,91 @@ impl FunctionCache {
         }
     }
 
-    /// Writes the functions compiled since the last call as one pack.
-    /// Called once a compilation ends.
+    /// Writes the functions compiled since the last call, by this
+    /// compilation and any running beside it, as one pack, and closes the
+    /// packs' files until a compilation reads from them again (a runtime
+    /// that lives long holds no file open between compilations). Called
+    /// once a compilation ends.
+    ///
+    /// Functions that another process stored meanwhile, compiling the same
+    /// plugin at the same time, are left out: its packs are read first.
     pub(crate) fn flush(&self) {
-        self.read_packs();
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        let Some(dir) = state.dir.clone() else {
-            return;
+        let (dir, mut entries, known) = {
+            let mut state = self.state_mut();
+            for pack in &mut state.packs {
+                pack.file = OnceLock::new();
+            }
+            let Some(dir) = state.dir.clone() else {
+                return;
+            };
+            if state.pending.is_empty() {
+                return;
+            }
+            let entries: Vec<(Vec<u8>, Vec<u8>)> = state.pending.drain().collect();
+            let known: HashSet<PathBuf> =
+                state.packs.iter().map(|pack| pack.path.clone()).collect();
+            (dir, entries, known)
         };
-        if state.pending.is_empty() {
-            return;
-        }
-        let entries: Vec<(Vec<u8>, Vec<u8>)> = state.pending.drain().collect();
-        match create_private(&dir).and_then(|()| pack::write(&dir, &entries)) {
-            Ok((path, file, spans)) => {
-                let number = state.packs.len();
-                state.packs.push(Pack {
-                    path,
-                    file: OnceLock::from(Some(file)),
-                });
-                self.stored
-                    .fetch_add(entries.len() as u64, Ordering::Relaxed);
-                for ((key, _), span) in entries.into_iter().zip(spans) {
-                    state.index.insert(key, (number, span));
+        // Read and written without the lock, so that compilations beside
+        // this one go on meanwhile.
+        let newer: Vec<_> = list_packs(&dir)
+            .into_iter()
+            .filter(|path| !known.contains(path))
+            .filter_map(|path| Some((read_pack(&path)?, path)))
+            .collect();
+        let present: HashSet<&[u8]> = newer
+            .iter()
+            .flat_map(|(index, _)| index.iter().map(|(key, _)| key.as_slice()))
+            .collect();
+        entries.retain(|(key, _)| !present.contains(key.as_slice()));
+        let mut written = None;
+        if !entries.is_empty() {
+            match create_private(&dir).and_then(|()| pack::write(&dir, &entries)) {
+                Ok((path, spans)) => {
+                    self.stored
+                        .fetch_add(entries.len() as u64, Ordering::Relaxed);
+                    let keys = entries.into_iter().map(|(key, _)| key);
+                    written = Some((keys.zip(spans).collect(), path));
+                }
+                Err(error) => {
+                    tracing::debug!(dir = %dir.display(), "cannot store compiled functions: {error}");
                 }
             }
-            Err(error) => {
-                tracing::debug!(dir = %dir.display(), "cannot store compiled functions: {error}");
+        }
+        let mut state = self.state_mut();
+        // A directory not read yet shows the packs when it is; one given
+        // up meanwhile (another compile cache) does not want them.
+        if state.read && state.dir.as_ref() == Some(&dir) {
+            for (index, path) in newer.into_iter().chain(written) {
+                state.add_pack(path, index);
             }
         }
     }
 
+    fn state(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn state_mut(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Reads the indexes of the packs in the directory, once.
     fn read_packs(&self) {
-        if self.state.read().unwrap_or_else(|e| e.into_inner()).read {
+        if self.state().read {
             return;
         }
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state_mut();
         if state.read {
             return;
         }
         state.read = true;
         if let Some(dir) = state.dir.clone() {
-            let (packs, index) = read_dir(&dir);
-            state.packs = packs;
-            state.index = index;
+            for path in list_packs(&dir) {
+                if let Some(index) = read_pack(&path) {
+                    state.add_pack(path, index);
+                }
+            }
         }
     }
 }
@@ -165,7 +219,7 @@ impl FunctionCache {
 impl wasmtime::CacheStore for FunctionCache {
     fn get(&self, key: &[u8]) -> Option<Cow<'_, [u8]>> {
         self.read_packs();
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let state = self.state();
         let value = match state.pending.get(key) {
             Some(value) => value.clone(),
             None => {
@@ -178,7 +232,7 @@ impl wasmtime::CacheStore for FunctionCache {
     }
 
     fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state_mut();
         if state.dir.is_none() {
             return false;
         }
@@ -187,52 +241,45 @@ impl wasmtime::CacheStore for FunctionCache {
     }
 }
 
-/// The packs in `dir` and the index of all of them, a later pack's entry
-/// replacing an earlier one's. Removes packs whose index is damaged, and
-/// the one-file-per-function shards that earlier versions of flow wrote.
-fn read_dir(dir: &Path) -> (Vec<Pack>, Index) {
+/// The packs in `dir`, in the order they were written (a pack's name
+/// begins with the time). Removes the one-file-per-function shards that
+/// earlier versions of flow wrote.
+fn list_packs(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        let Ok(meta) = entry.metadata() else {
+        let Ok(kind) = entry.file_type() else {
             continue;
         };
-        if meta.is_dir() && name.len() == 2 && name.chars().all(|c| c.is_ascii_hexdigit()) {
+        if kind.is_dir() && name.len() == 2 && name.chars().all(|c| c.is_ascii_hexdigit()) {
             let _ = std::fs::remove_dir_all(&path);
-        } else if meta.is_file() && name.ends_with(".pack") {
-            found.push((meta.modified().ok(), path));
+        } else if kind.is_file() && name.ends_with(".pack") {
+            found.push(path);
         }
     }
     found.sort();
-    let (mut packs, mut index) = (Vec::new(), Index::new());
-    for (_, path) in found {
-        let read = File::open(&path)
-            .map_err(pack::PackError::from)
-            .and_then(|file| pack::read_index(&file));
-        match read {
-            Ok(entries) => {
-                let number = packs.len();
-                packs.push(Pack {
-                    path,
-                    file: OnceLock::new(),
-                });
-                for (key, span) in entries {
-                    index.insert(key, (number, span));
-                }
-            }
-            Err(pack::PackError::Damaged) => {
-                tracing::debug!(path = %path.display(), "removing a damaged pack of compiled functions");
-                let _ = std::fs::remove_file(&path);
-            }
-            Err(pack::PackError::OtherVersion) => {}
-            Err(error) => {
-                tracing::debug!(path = %path.display(), "cannot read compiled functions: {error}");
-            }
+    found
+}
+
+/// The index of the pack at `path`. Removes the pack if it is damaged.
+fn read_pack(path: &Path) -> Option<Vec<(Vec<u8>, pack::Span)>> {
+    let read = File::open(path)
+        .map_err(pack::PackError::from)
+        .and_then(|file| pack::read_index(&file));
+    match read {
+        Ok(index) => return Some(index),
+        Err(pack::PackError::Damaged) => {
+            tracing::debug!(path = %path.display(), "removing a damaged pack of compiled functions");
+            let _ = std::fs::remove_file(path);
+        }
+        Err(pack::PackError::OtherVersion) => {}
+        Err(error) => {
+            tracing::debug!(path = %path.display(), "cannot read compiled functions: {error}");
         }
     }
-    (packs, index)
+    None
 }
 
 /// Creates `dir` (and its parents) private, if missing.
@@ -331,6 +378,8 @@ mod tests {
         let again = runtime.function_cache_stats().stored;
         assert!(again > stored / 2, "{again} of {stored}");
         assert_eq!(packs(&cache).len(), 2);
+        let closed = (runtime.functions.state().packs.iter()).all(|pack| pack.file.get().is_none());
+        assert!(closed, "no pack is held open between compilations");
 
         // A third finds the newer code first. It also removes a damaged
         // pack and the one-file-per-function entries of earlier versions,
@@ -354,6 +403,25 @@ mod tests {
         assert!(!functions.join("0123456789abcdef.pack").exists());
         assert!(!functions.join("ab").exists());
         assert!(functions.join("fedcba9876543210.pack").exists());
+    }
+
+    #[tokio::test]
+    async fn functions_another_process_stored_meanwhile_are_not_stored_again() {
+        let (runtime, cache, _scratch, first, second) = two_echoes();
+        // Another runtime, as another process would, reads the directory
+        // while it is empty; then the first stores the functions of `first`.
+        let other = Runtime::new(RuntimeConfig::default()).unwrap();
+        other.functions.use_dir(cache.functions_dir());
+        other.functions.read_packs();
+        runtime.load_plugin(&first, &cache).await.unwrap();
+        let stored = runtime.function_cache_stats().stored;
+
+        // The other compiles the same code, knowing nothing of them, and
+        // stores only what they lack.
+        other.load_plugin(&second, &cache).await.unwrap();
+        let also = other.function_cache_stats().stored;
+        assert!(also < stored / 2, "{also} after {stored}");
+        assert_eq!(other.functions.state().packs.len(), packs(&cache).len());
     }
 
     #[tokio::test]

@@ -13,7 +13,7 @@
 //! renamed, so a reader sees all of it or none.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 /// Marks a pack of this format.
@@ -79,6 +79,11 @@ pub(super) fn read_index(file: &File) -> Result<Vec<(Vec<u8>, Span)>, PackError>
         }
         entries.push((key, Span { offset, len }));
     }
+    // Values begin where the index ends.
+    let values = reader.stream_position()?;
+    if entries.iter().any(|(_, span)| span.offset < values) {
+        return Err(PackError::Damaged);
+    }
     Ok(entries)
 }
 
@@ -91,12 +96,13 @@ pub(super) fn read_value(file: &File, span: Span) -> std::io::Result<Vec<u8>> {
     Ok(value)
 }
 
-/// Writes `entries` as a new pack in `dir`, and returns its file (open
-/// for reading) and where each value went, in the order given.
+/// Writes `entries` as a new pack in `dir`, and returns its path and where
+/// each value went, in the order given. The name begins with the time, so
+/// that packs sort in the order they were written.
 pub(super) fn write(
     dir: &Path,
     entries: &[(Vec<u8>, Vec<u8>)],
-) -> std::io::Result<(PathBuf, File, Vec<Span>)> {
+) -> std::io::Result<(PathBuf, Vec<Span>)> {
     let index_len: u64 = entries
         .iter()
         .map(|(key, _)| 2 + key.len() as u64 + 8 + 4)
@@ -126,9 +132,12 @@ pub(super) fn write(
         out.write_all(value)?;
     }
     let temp = out.into_inner().map_err(|error| error.into_error())?;
-    let path = dir.join(format!("{:016x}.pack", fastrand::u64(..)));
-    let file = temp.persist(&path).map_err(|error| error.error)?;
-    Ok((path, file, spans))
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos() as u64);
+    let path = dir.join(format!("{nanos:016x}-{:08x}.pack", fastrand::u32(..)));
+    temp.persist(&path).map_err(|error| error.error)?;
+    Ok((path, spans))
 }
 
 fn array<const N: usize>(reader: &mut impl Read) -> std::io::Result<[u8; N]> {
@@ -152,9 +161,10 @@ mod tests {
     #[test]
     fn a_pack_gives_back_every_key_and_value() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, file, spans) = write(dir.path(), &entries()).unwrap();
+        let (path, spans) = write(dir.path(), &entries()).unwrap();
         assert_eq!(path.extension().unwrap(), "pack");
-        let index = read_index(&File::open(&path).unwrap()).unwrap();
+        let file = File::open(&path).unwrap();
+        let index = read_index(&file).unwrap();
         assert_eq!(
             index.iter().map(|(_, span)| *span).collect::<Vec<_>>(),
             spans
@@ -170,7 +180,7 @@ mod tests {
     #[test]
     fn a_damaged_or_cut_pack_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, _, _) = write(dir.path(), &entries()).unwrap();
+        let (path, _) = write(dir.path(), &entries()).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         let refused = |bytes: &[u8]| {
             std::fs::write(&path, bytes).unwrap();
@@ -192,6 +202,10 @@ mod tests {
         let mut huge = bytes.clone();
         huge[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(refused(&huge), "a count no file of this size holds");
+        let mut inside = bytes.clone();
+        // The first entry's offset (after magic, count, key length, key).
+        inside[8 + 4 + 2 + 5..][..8].copy_from_slice(&0u64.to_le_bytes());
+        assert!(refused(&inside), "a value inside the index");
         assert!(!refused(&bytes));
     }
 }
