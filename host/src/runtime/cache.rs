@@ -218,19 +218,13 @@ impl CompileCache {
 /// Creates `dir` private if missing, and checks that only this user (or
 /// root) can write to it.
 fn check_private(dir: &Path) -> Result<(), CacheError> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    use std::os::unix::fs::MetadataExt;
 
     let io = |source| CacheError::Io {
         dir: dir.to_path_buf(),
         source,
     };
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io)?;
-    }
+    create_private(dir).map_err(io)?;
     let meta = std::fs::metadata(dir).map_err(io)?;
     let unsafe_because = |why: String| CacheError::Unsafe {
         dir: dir.to_path_buf(),
@@ -258,9 +252,19 @@ fn check_private(dir: &Path) -> Result<(), CacheError> {
     Ok(())
 }
 
+/// Creates `dir` (and its parents) private (mode 0700), if missing.
+pub(super) fn create_private(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 /// Writes `compiled` to `path` in `dir` by a rename, so that a reader never
 /// sees half a file.
-pub(super) fn store(dir: &Path, path: &Path, compiled: &[u8]) -> std::io::Result<()> {
+fn store(dir: &Path, path: &Path, compiled: &[u8]) -> std::io::Result<()> {
     let mut file = tempfile::NamedTempFile::new_in(dir)?;
     file.write_all(compiled)?;
     file.persist(path).map_err(|e| e.error)?;

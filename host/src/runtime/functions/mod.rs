@@ -13,9 +13,10 @@
 //! one file, with an index in front (see `pack.rs`), named by the time it
 //! was written and written by a rename (several `flow` processes may share
 //! the directory). A runtime reads the indexes of the packs there when it
-//! first compiles, and a function's code when cranelift asks for it. One file per
-//! compilation instead of one per function: a Python plugin compiles some
-//! 13,000 functions, and as many files cost a first compile seconds.
+//! first compiles, and a function's code when cranelift asks for it. One
+//! file per compilation instead of one per function: a Python plugin
+//! compiles some 13,000 functions, and as many files cost a first compile
+//! seconds.
 //!
 //! Like the compiled components, entries are machine code, trusted because
 //! the directory is private to flow. An entry cranelift cannot read (a
@@ -30,6 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 mod pack;
+
+use super::cache::create_private;
 
 /// The store cranelift asks for compiled functions: the directory of the
 /// compile cache a runtime last loaded a plugin with, or nothing.
@@ -280,16 +283,6 @@ fn read_pack(path: &Path) -> Option<Vec<(Vec<u8>, pack::Span)>> {
         }
     }
     None
-}
-
-/// Creates `dir` (and its parents) private, if missing.
-fn create_private(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
 }
 
 #[cfg(test)]
