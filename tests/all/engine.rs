@@ -165,3 +165,27 @@ async fn a_runtime_smaller_than_the_pool_of_workers_is_refused() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durations_longer_than_a_clock_counts_are_no_crash_for_library_callers() {
+    // A file refuses durations over 100 years; a program sets the fields
+    // itself, so the engine must bear any `Duration`.
+    let library = crate::support::Library::new().await;
+    let mut spec = (*library.workflow(
+        "[workflow]\nid = \"w\"\ndurability = \"batched\"\n[nodes.a]\naction = \"echo\"\n",
+    ))
+    .clone();
+    spec.options.persistence_interval = std::time::Duration::MAX;
+    for node in &mut spec.nodes {
+        node.options.limits.timeout = std::time::Duration::MAX;
+    }
+    let (engine, store) = library.engine();
+    let report = engine
+        .execute(Arc::new(spec), library.plugins.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.run(&report.run_id).unwrap().unwrap().status,
+        RunStatus::Succeeded
+    );
+}

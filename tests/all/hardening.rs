@@ -40,6 +40,11 @@ fn outputs_readers_cannot_read_are_refused_and_readers_never_crash() {
             r#"{ mode = "raw", text = "not json" }"#,
             "the output is not valid JSON",
         ),
+        // Cut right after a backslash inside a string.
+        (
+            r#"{ mode = "raw", text = '{"a":"\' }"#,
+            "the output is not valid JSON",
+        ),
     ];
     for (input, expected) in cases {
         let report = misbehave(&env, input, "");

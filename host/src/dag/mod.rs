@@ -4,9 +4,10 @@
 //! built with petgraph, which finds the topological order and, when there is
 //! none, the strongly connected components that hold the cycles.
 
-use petgraph::algo::{tarjan_scc, toposort};
+use petgraph::algo::{kosaraju_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
-use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 
 /// A validated, acyclic dependency graph.
 #[derive(Debug, Clone)]
@@ -139,49 +140,67 @@ impl Dag {
 }
 
 /// One cycle per strongly connected component that has one.
+///
+/// Kosaraju's algorithm, as petgraph writes it, walks the graph with a
+/// stack of its own: a cycle through 100,000 nodes does not overflow the
+/// thread's stack as a recursive walk would.
 fn cycles(graph: &DiGraph<(), ()>, dependencies: &[Vec<usize>]) -> Vec<Vec<usize>> {
-    let mut found = Vec::new();
-    for component in tarjan_scc(graph) {
-        let members: Vec<usize> = component.iter().map(|i| i.index()).collect();
-        let start = *members.iter().min().expect("components are not empty");
-        if members.len() == 1 && !dependencies[start].contains(&start) {
+    let mut component = vec![0; dependencies.len()];
+    let mut cyclic = Vec::new();
+    for (index, members) in kosaraju_scc(graph).into_iter().enumerate() {
+        let Some(start) = members.iter().map(|node| node.index()).min() else {
             continue;
+        };
+        for node in &members {
+            component[node.index()] = index;
         }
-        found.push(shortest_cycle(start, &members, dependencies));
+        if members.len() > 1 || dependencies[start].contains(&start) {
+            cyclic.push(start);
+        }
     }
+    let mut found: Vec<Vec<usize>> = cyclic
+        .into_iter()
+        .filter_map(|start| shortest_cycle(start, &component, dependencies))
+        .collect();
     found.sort();
     found
 }
 
 /// The shortest path start -> ... -> start along "depends on" edges that
-/// stays inside the component.
-fn shortest_cycle(start: usize, members: &[usize], dependencies: &[Vec<usize>]) -> Vec<usize> {
-    let mut parent: Vec<Option<usize>> = vec![None; dependencies.len()];
+/// stays inside start's component (`component` numbers each node's); it
+/// exists for every node of a component with an edge.
+fn shortest_cycle(
+    start: usize,
+    component: &[usize],
+    dependencies: &[Vec<usize>],
+) -> Option<Vec<usize>> {
+    let inside = component[start];
+    let mut parent: HashMap<usize, usize> = HashMap::new();
     let mut queue = VecDeque::from([start]);
     while let Some(node) = queue.pop_front() {
         let mut deps = dependencies[node].clone();
         deps.sort_unstable();
         for dep in deps {
-            if !members.contains(&dep) {
+            if component[dep] != inside {
                 continue;
             }
             if dep == start {
                 let mut path = vec![node];
                 let mut at = node;
-                while let Some(p) = parent[at] {
+                while let Some(&p) = parent.get(&at) {
                     path.push(p);
                     at = p;
                 }
                 path.reverse();
-                return path;
+                return Some(path);
             }
-            if parent[dep].is_none() && dep != start {
-                parent[dep] = Some(node);
+            if let Entry::Vacant(entry) = parent.entry(dep) {
+                entry.insert(node);
                 queue.push_back(dep);
             }
         }
     }
-    unreachable!("a strongly connected component with an edge has a cycle through each member")
+    None
 }
 
 #[cfg(test)]
@@ -245,5 +264,24 @@ mod tests {
         // 0 -> 1 -> 2 -> 0 and a shortcut 0 -> 2.
         let cycles = Dag::new(vec![vec![1, 2], vec![2], vec![0]]).unwrap_err();
         assert_eq!(cycles, vec![vec![0, 2]]);
+    }
+
+    #[test]
+    fn a_cycle_through_many_nodes_is_found_without_deep_recursion() {
+        // A ring of 200,000 nodes, on a thread with a small stack, as a
+        // server's blocking threads have (a recursive walk needs far more).
+        let found = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(|| {
+                let n = 200_000;
+                let ring: Vec<Vec<usize>> = (0..n).map(|i| vec![(i + n - 1) % n]).collect();
+                Dag::new(ring).unwrap_err()
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].len(), 200_000);
+        assert_eq!(found[0][..3], [0, 199_999, 199_998]);
     }
 }

@@ -197,7 +197,8 @@ impl Persistence {
         }
         let this = self.clone();
         tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
+            // A library caller's interval may be longer than a clock counts.
+            let mut ticker = tokio::time::interval(interval.min(crate::options::MAX_DURATION));
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticker.tick().await;
             loop {

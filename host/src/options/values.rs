@@ -27,11 +27,22 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
     usize::try_from(bytes).map_err(|_| "the size is too large for this machine".to_string())
 }
 
-/// Parses a duration with a unit (`500ms`, `30s`, `2m`).
+/// The longest duration any option takes: 100 years. Longer ones are
+/// refused, as a clock cannot count that far past now.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
+
+/// Parses a duration with a unit (`500ms`, `30s`, `2m`) of at most
+/// [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|error| {
+    let duration = humantime::parse_duration(text).map_err(|error| {
         format!("invalid duration \"{text}\" ({error}); write a number and a unit, e.g. \"500ms\", \"30s\", \"2m\"")
-    })
+    })?;
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "duration \"{text}\" is longer than 100 years, the longest flow accepts"
+        ));
+    }
+    Ok(duration)
 }
 
 fn memory_limit(bytes: usize) -> Result<usize, String> {
@@ -293,6 +304,18 @@ mod tests {
         assert_eq!(
             parse::<PositiveDuration>("\"0s\"").unwrap_err(),
             "the duration must be more than zero"
+        );
+        // No clock counts this far past now: refused, not a crash later.
+        assert_eq!(parse::<HumanDuration>("\"100y\"").unwrap().0, MAX_DURATION);
+        assert!(
+            parse::<PositiveDuration>("\"10000000000000000000s\"")
+                .unwrap_err()
+                .contains("longer than 100 years")
+        );
+        assert!(
+            parse_duration("101y")
+                .unwrap_err()
+                .contains("longer than 100 years")
         );
     }
 

@@ -184,7 +184,9 @@ impl Shape {
                 b'"' => {
                     // To the closing quote, over escapes.
                     loop {
-                        let Some(at) = memchr::memchr2(b'"', b'\\', &bytes[i..]) else {
+                        // Past the end after a final backslash (`"\`).
+                        let rest = bytes.get(i..).unwrap_or_default();
+                        let Some(at) = memchr::memchr2(b'"', b'\\', rest) else {
                             // Unterminated: not JSON.
                             i = bytes.len();
                             break;
@@ -355,6 +357,8 @@ mod tests {
             "01",
             "[1]x",
             "\"\\x\"",
+            "\"\\",
+            "{\"a\":\"\\",
             "nul",
             "",
         ] {
@@ -367,6 +371,19 @@ mod tests {
         #[test]
         fn the_fast_path_writes_what_the_transcoder_writes(text in json_text()) {
             proptest::prop_assert_eq!(parse(&text).ok(), transcoded(&text).ok(), "{}", text);
+        }
+
+        #[test]
+        fn text_cut_anywhere_is_refused_as_the_transcoder_refuses_it(
+            text in json_text(),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let mut end = cut.index(text.len() + 1);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let text = &text[..end];
+            proptest::prop_assert_eq!(parse(text).ok(), transcoded(text).ok(), "{}", text);
         }
     }
 

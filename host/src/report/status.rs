@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
+    /// The last millisecond RFC 3339 can write: 9999-12-31T23:59:59.999Z.
+    /// Later times (only damaged data holds them) are shown as this one.
+    pub const LAST_WRITABLE: Timestamp = Timestamp(253_402_300_799_999);
+
     /// The current time.
     pub fn now() -> Self {
         let since = SystemTime::now()
@@ -28,22 +32,23 @@ impl Timestamp {
     /// [`Timestamp::to_rfc3339`] to be written somewhere, without a string
     /// of its own.
     pub fn rfc3339(self) -> impl fmt::Display {
-        humantime::format_rfc3339_millis(self.to_system_time())
+        humantime::format_rfc3339_millis(self.writable())
     }
 
     /// As a `SystemTime`.
     pub fn to_system_time(self) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(self.0)
     }
+
+    /// As a `SystemTime` that RFC 3339 can write.
+    fn writable(self) -> SystemTime {
+        self.min(Self::LAST_WRITABLE).to_system_time()
+    }
 }
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}",
-            humantime::format_rfc3339_seconds(self.to_system_time())
-        )
+        write!(f, "{}", humantime::format_rfc3339_seconds(self.writable()))
     }
 }
 
@@ -237,5 +242,20 @@ mod tests {
             NodeStatus::skipped_by_condition("a").to_string(),
             "skipped (`a` skipped)"
         );
+    }
+
+    #[test]
+    fn any_stored_time_can_be_written() {
+        assert_eq!(Timestamp(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp::LAST_WRITABLE.to_rfc3339(),
+            "9999-12-31T23:59:59.999Z"
+        );
+        // Beyond year 9999 (a damaged record): shown as the last time RFC
+        // 3339 writes, not a formatting error that stops the program.
+        for far in [Timestamp::LAST_WRITABLE.0 + 1, u64::MAX] {
+            assert_eq!(Timestamp(far).to_rfc3339(), "9999-12-31T23:59:59.999Z");
+            assert_eq!(Timestamp(far).to_string(), "9999-12-31T23:59:59Z");
+        }
     }
 }

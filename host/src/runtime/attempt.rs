@@ -308,7 +308,11 @@ impl Runtime {
         started: Instant,
         access: Access<'_>,
     ) -> Result<Store<HostState>, String> {
-        let deadline = started + limits.timeout;
+        // Options parsed from text are at most 100 years; a library caller's
+        // may be longer than a clock counts.
+        let deadline = started
+            .checked_add(limits.timeout)
+            .unwrap_or(started + crate::options::MAX_DURATION);
         let state = HostState::new(
             capture,
             MemoryLimiter::new(limits.memory),

@@ -160,7 +160,7 @@ impl WorkflowBuilder {
             origin: Origin::Code,
         });
         match (
-            super::validate::workflow(source.clone(), &[]),
+            super::validate::workflow(source.clone()),
             problems.is_empty(),
         ) {
             (Ok(workflow), true) => Ok(workflow),

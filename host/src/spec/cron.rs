@@ -243,14 +243,11 @@ impl<'a> Keys<'a> {
         if let Some(value) = self.catch_up
             && let Some(text) = text(value, "catch_up", problems)
         {
-            match humantime::parse_duration(&text) {
+            match crate::options::parse_duration(&text) {
                 Ok(duration) => catch_up = duration,
                 Err(error) => {
                     ok = false;
-                    problems.push(problem(
-                        value.span(),
-                        format!("catch_up = {text:?}: {error}; write a duration such as \"1h\" or \"30min\""),
-                    ));
+                    problems.push(problem(value.span(), format!("catch_up: {error}")));
                 }
             }
         }

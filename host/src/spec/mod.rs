@@ -209,7 +209,7 @@ impl WorkflowSpec {
             text,
             origin: Origin::File,
         });
-        validate::workflow(source, &[])
+        validate::workflow(source)
     }
 
     /// The workflows its nodes run (`workflow = "..."`), and theirs, each

@@ -20,12 +20,33 @@ const EXAMPLE_HEADER: &str = "start the file with:\n\n    [workflow]\n    id = \
 /// Most names a help text lists before "and N more".
 const LISTED: usize = 10;
 
+/// Validates a workflow, and the workflow files its nodes run.
+pub(super) fn workflow(source: Arc<Source>) -> Result<WorkflowSpec, SpecError> {
+    checked(source, &[], &mut HashMap::new())
+}
+
+/// The sub-workflow files checked in one validation, by canonical path:
+/// each file once however many nodes (or files) run it, so files that run
+/// others twice over cost their number, not two to the power of it. A
+/// file valid under one chain of files that run it is valid under any:
+/// a cycle through it is found from the file itself.
+type Checked = HashMap<PathBuf, Result<Arc<WorkflowSpec>, SubError>>;
+
+/// What a sub-workflow file's errors say at the node that runs it: how
+/// many there are and the first.
+#[derive(Clone)]
+struct SubError {
+    count: usize,
+    first: String,
+}
+
 /// Validates a workflow; `running` are the files of the workflows that run
 /// this one as a sub-workflow, outermost first (empty for a workflow run
 /// on its own), to refuse cycles of files.
-pub(super) fn workflow(
+fn checked(
     source: Arc<Source>,
     running: &[PathBuf],
+    done: &mut Checked,
 ) -> Result<WorkflowSpec, SpecError> {
     let mut problems = Vec::new();
     let Some(read) = document::read(&source.path, &source.text, &mut problems) else {
@@ -84,7 +105,7 @@ pub(super) fn workflow(
         children.push(
             node.workflow
                 .as_ref()
-                .and_then(|file| sub_workflow(&source, running, node, file, &mut problems)),
+                .and_then(|file| sub_workflow(&source, running, done, node, file, &mut problems)),
         );
         dependencies.push(resolve(position, node, &index, &read.nodes, &mut problems));
         undeclared_reads(node, &mut problems);
@@ -113,6 +134,7 @@ pub(super) fn workflow(
 fn sub_workflow(
     source: &Source,
     running: &[PathBuf],
+    done: &mut Checked,
     node: &RawNode,
     file: &Spanned<String>,
     problems: &mut Vec<Diagnostic>,
@@ -160,33 +182,46 @@ fn sub_workflow(
         ));
         return None;
     }
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(error) => {
-            problems.push(unreadable(error));
-            return None;
+    let checked = match done.get(&canonical) {
+        Some(checked) => checked.clone(),
+        None => {
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(error) => {
+                    problems.push(unreadable(error));
+                    return None;
+                }
+            };
+            let child = Arc::new(Source {
+                path: path.clone(),
+                text,
+                origin: super::Origin::File,
+            });
+            let checked =
+                checked(child, &chain, done)
+                    .map(Arc::new)
+                    .map_err(|error| match &error {
+                        SpecError::Invalid { diagnostics, .. } => SubError {
+                            count: diagnostics.len(),
+                            first: diagnostics
+                                .first()
+                                .map_or(String::new(), |d| d.message.clone()),
+                        },
+                        SpecError::Read { .. } => SubError {
+                            count: 1,
+                            first: error.to_string(),
+                        },
+                    });
+            done.insert(canonical, checked.clone());
+            checked
         }
     };
-    let child = Arc::new(Source {
-        path: path.clone(),
-        text,
-        origin: super::Origin::File,
-    });
-    match workflow(child, &chain) {
+    match checked {
         Ok(spec) => {
             static_params(&spec, node, file, problems);
-            Some(Arc::new(spec))
+            Some(spec)
         }
-        Err(error) => {
-            let (count, first) = match &error {
-                SpecError::Invalid { diagnostics, .. } => (
-                    diagnostics.len(),
-                    diagnostics
-                        .first()
-                        .map_or(String::new(), |d| d.message.clone()),
-                ),
-                SpecError::Read { .. } => (1, error.to_string()),
-            };
+        Err(SubError { count, first }) => {
             problems.push(problem(
                 format!(
                     "the workflow {} of node `{id}` has {count} error{}; the first: {first}",
@@ -622,10 +657,17 @@ pub fn suggest<'a>(
     let mut candidates: Vec<&str> = candidates.into_iter().collect();
     candidates.sort_unstable();
     candidates.dedup();
+    // A name is close when a few edits make it; names whose lengths
+    // differ by more are not compared (that costs length times length).
+    let length = name.chars().count();
     let close = candidates
         .iter()
-        .map(|c| (strsim::damerau_levenshtein(name, c), *c))
-        .filter(|(distance, c)| *distance <= (c.len() / 3).max(1))
+        .filter_map(|c| {
+            let most = (c.len() / 3).max(1);
+            (length.abs_diff(c.chars().count()) <= most)
+                .then(|| (strsim::damerau_levenshtein(name, c), *c))
+                .filter(|(distance, _)| *distance <= most)
+        })
         .min();
     match close {
         Some((_, c)) => format!("did you mean `{c}`?"),
@@ -773,6 +815,68 @@ mod tests {
             "{helps:?}"
         );
         assert!(spec.check_actions(["echo", "ehco", "zzz"]).is_ok());
+    }
+
+    #[test]
+    fn each_sub_workflow_file_is_checked_once_however_often_it_runs() {
+        // 40 files, each with two nodes that run the next: checked node by
+        // node, the last file would be read 2^40 times.
+        let dir = tempfile::tempdir().unwrap();
+        let files = 40;
+        for i in 0..files {
+            let text = if i + 1 < files {
+                format!(
+                    "[workflow]\nid = \"f{i}\"\n[nodes.a]\nworkflow = \"f{next}.toml\"\n\
+                     [nodes.b]\nworkflow = \"f{next}.toml\"\n",
+                    next = i + 1
+                )
+            } else {
+                "[workflow]\nid = \"last\"\n[nodes.a]\naction = \"echo\"\n".to_string()
+            };
+            std::fs::write(dir.path().join(format!("f{i}.toml")), text).unwrap();
+        }
+        let top = dir.path().join("f0.toml");
+        let text = std::fs::read_to_string(&top).unwrap();
+        let spec = WorkflowSpec::parse(&top, text.clone()).unwrap();
+        let mut depth = 0;
+        let mut at = Some(Arc::new(spec));
+        while let Some(spec) = at {
+            depth += 1;
+            at = spec.nodes[0].workflow.clone();
+        }
+        assert_eq!(depth, files);
+        // An error deep down is told at each node that runs its file.
+        std::fs::write(
+            dir.path().join(format!("f{}.toml", files - 1)),
+            "[workflow]\nid = \"last\"\n[nodes.a]\naction = \"echo\"\ndepends_on = [\"x\"]\n",
+        )
+        .unwrap();
+        let error = WorkflowSpec::parse(&top, text).unwrap_err();
+        let diagnostics = error.diagnostics();
+        assert_eq!(diagnostics.len(), 2, "{error}");
+        let message = &diagnostics[0].message;
+        assert!(
+            message.starts_with("the workflow f1.toml of node `a` has 2 errors")
+                && message.ends_with("depends on `x`, which is not a node of this workflow"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_huge_unknown_name_is_not_compared_with_every_candidate() {
+        // Comparing a 1 MB name with 2,000 names letter by letter would
+        // take minutes; no name that long is a few edits from a short one.
+        let names: Vec<String> = (0..2_000).map(|i| format!("node{i}")).collect();
+        let help = suggest(
+            &"n".repeat(1 << 20),
+            names.iter().map(String::as_str),
+            "nodes",
+        );
+        assert!(help.starts_with("the nodes are: node0, node1"), "{help}");
+        assert_eq!(
+            suggest("node12x", names.iter().map(String::as_str), "nodes"),
+            "did you mean `node12`?"
+        );
     }
 
     #[test]
