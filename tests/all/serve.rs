@@ -161,6 +161,31 @@ impl Served {
         self.request("DELETE", path, &[], None)
     }
 
+    /// Sends `head` (a request's line and headers, each ending in CRLF)
+    /// and `body` as they are, over a connection of its own; the reply's
+    /// status and body. For headers a client library writes itself, such
+    /// as `Host`.
+    pub fn raw(&self, head: &str, body: &str) -> (u16, String) {
+        use std::io::Write;
+        let address = self.url.strip_prefix("http://").unwrap();
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        write!(
+            stream,
+            "{head}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        let status = reply
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("not HTTP: {reply}"));
+        let body = reply.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+        (status, body.to_string())
+    }
+
     /// Starts a run of workflow file `name` with these parameters; its id.
     #[track_caller]
     pub fn start_run(&self, name: &str, params: Value) -> String {
@@ -699,6 +724,7 @@ fn bad_requests_get_problem_documents() {
             "whole id",
         ),
         (server.get("/api/v1/nothing"), 404, "no such path"),
+        (server.get("/api/v1/runs/%FF"), 400, "UTF-8"),
         (
             server.delete("/api/v1/workflows"),
             405,
@@ -712,6 +738,85 @@ fn bad_requests_get_problem_documents() {
     }
     let invalid = server.post("/api/v1/workflows/broken/runs", None).json();
     assert_eq!(invalid["errors"]["errors"][0]["line"], 5, "{invalid}");
+}
+
+#[test]
+fn connections_are_bounded_in_number_and_in_time() {
+    use std::io::{ErrorKind, Write};
+    use std::net::TcpStream;
+    let env = env();
+    let health = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    let connect = |server: &Served| {
+        let stream = TcpStream::connect(server.url.strip_prefix("http://").unwrap()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        stream
+    };
+
+    // A client that sends half a request's head, and no more, is cut off.
+    let server = served(&env, &["--header-timeout", "300ms"]);
+    let mut slow = connect(&server);
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: 1").unwrap();
+    let mut reply = String::new();
+    slow.read_to_string(&mut reply)
+        .expect("the server closes the connection");
+    assert!(!reply.contains("200 OK"), "{reply}");
+    drop(server);
+
+    // Two connections that send nothing take both slots: a third waits in
+    // the kernel's queue until one of them closes.
+    let server = served(&env, &["--max-connections", "2"]);
+    let mut idle: Vec<TcpStream> = (0..2).map(|_| connect(&server)).collect();
+    let mut third = connect(&server);
+    third.write_all(health.as_bytes()).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut byte = [0; 1];
+    let waiting = third.read(&mut byte).unwrap_err();
+    assert!(
+        matches!(waiting.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        "{waiting}"
+    );
+    idle.pop();
+    third
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut reply = String::new();
+    third.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+    drop(server);
+
+    // Bad values are refused when the server starts.
+    let refused = env.run(&["serve", "--max-connections", "0"]).expect_code(2);
+    assert!(
+        refused.stderr.contains("--max-connections"),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[test]
+fn following_a_run_the_server_hears_nothing_of_ends_with_the_run() {
+    // With observability off, a run tells no observer (nor the server's
+    // event stream) anything; a follower finds its end in the store.
+    let env = env();
+    let server = served(&env, &[]);
+    env.write(
+        "workflows/quiet.toml",
+        &SLEEPY.replace("id = \"sleepy\"", "id = \"quiet\"\nobservability = false"),
+    );
+    let id = server.start_run("quiet", json!({}));
+    let mut follow = server.stream(&format!("/api/v1/runs/{id}/nodes/nap/logs?follow=true"));
+    let reply = server.post(&format!("/api/v1/runs/{id}/cancel"), None);
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    assert_eq!(follow.next().unwrap().0, "end");
+    assert!(follow.next().is_none());
+    assert_eq!(
+        server.get(&format!("/api/v1/runs/{id}")).json()["status"],
+        "cancelled"
+    );
 }
 
 #[test]
@@ -904,6 +1009,75 @@ fn tokens_are_required_off_loopback_and_checked() {
     .unwrap();
     let refused = env.run(&["serve", "--token-file", "tokens"]).expect_code(3);
     assert!(refused.stderr.contains("chmod go-w"), "{}", refused.stderr);
+}
+
+#[test]
+fn without_tokens_what_web_pages_of_other_sites_could_send_is_refused() {
+    let env = env();
+    let server = served(&env, &[]);
+    let port = server.url.rsplit(':').next().unwrap().to_string();
+    let start = "POST /api/v1/workflows/greet/runs HTTP/1.1\r\n";
+    let body = r#"{"params":{"times":1}}"#;
+    // DNS rebinding: a page whose own name now resolves to 127.0.0.1
+    // reads the API as its own.
+    let (status, text) = server.raw(
+        &format!("GET /api/v1/runs HTTP/1.1\r\nHost: evil.example:{port}\r\n"),
+        "",
+    );
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("not to Host \\\"evil.example"), "{text}");
+    // Cross-site request forgery: a form-like POST (text/plain, no
+    // preflight) from a page of another site.
+    let (status, text) = server.raw(
+        &format!(
+            "{start}Host: 127.0.0.1:{port}\r\nOrigin: https://evil.example\r\nContent-Type: text/plain\r\n"
+        ),
+        body,
+    );
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("other sites"), "{text}");
+    assert_eq!(
+        server.get("/api/v1/runs").json()["runs"],
+        json!([]),
+        "nothing ran"
+    );
+    // The dashboard's own requests, and those of programs of the machine.
+    for host in ["127.0.0.1", "localhost"] {
+        let (status, text) = server.raw(
+            &format!(
+                "{start}Host: {host}:{port}\r\nOrigin: http://{host}:{port}\r\nContent-Type: application/json\r\n"
+            ),
+            body,
+        );
+        assert_eq!(status, 201, "{text}");
+    }
+    assert_eq!(
+        server.get("/api/v1/runs").json()["runs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(server.get("/healthz").status, 200);
+    drop(server);
+
+    // With a token, a request to any name is answered (behind a proxy,
+    // say): a page cannot present a token it does not know.
+    let token = token(&env);
+    let guarded = served(&env, &["--token-file", "tokens"]);
+    let port = guarded.url.rsplit(':').next().unwrap().to_string();
+    let (status, text) = guarded.raw(
+        &format!(
+            "GET /api/v1/runs HTTP/1.1\r\nHost: flow.example.com:{port}\r\nAuthorization: Bearer {token}\r\n"
+        ),
+        "",
+    );
+    assert_eq!(status, 200, "{text}");
+    let (status, _) = guarded.raw(
+        &format!("GET /api/v1/runs HTTP/1.1\r\nHost: flow.example.com:{port}\r\n"),
+        "",
+    );
+    assert_eq!(status, 401);
 }
 
 #[test]

@@ -99,13 +99,17 @@ impl Tokens {
         found
     }
 
-    /// The token a request presents in `Authorization: Bearer <token>`.
+    /// The token a request presents in `Authorization: Bearer <token>`
+    /// (the scheme's name in any case, as HTTP allows).
     pub fn presented(headers: &axum::http::HeaderMap) -> Option<&str> {
-        headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
+        let value = headers
+            .get(axum::http::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?;
+        let (scheme, token) = value.trim_start().split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then_some(token.trim())
     }
 
     /// How many tokens are accepted.
@@ -177,6 +181,22 @@ mod tests {
         assert_eq!(tokens.check(&alice), Some(""));
         assert_eq!(tokens.check("flow_00"), None);
         assert_eq!(tokens.check(""), None);
+    }
+
+    #[test]
+    fn the_token_is_read_from_the_authorization_header() {
+        let presented = |value: &str| {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert("authorization", value.parse().unwrap());
+            Tokens::presented(&headers).map(str::to_string)
+        };
+        for value in ["Bearer flow_1", "bearer flow_1", "BEARER  flow_1 "] {
+            assert_eq!(presented(value).as_deref(), Some("flow_1"), "{value}");
+        }
+        for value in ["Basic Zmxvdw==", "Bearerflow_1", "flow_1"] {
+            assert_eq!(presented(value), None, "{value}");
+        }
+        assert_eq!(Tokens::presented(&axum::http::HeaderMap::new()), None);
     }
 
     #[test]

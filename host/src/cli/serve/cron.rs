@@ -105,7 +105,6 @@ impl Plan {
         // Fires older than this were missed (beyond `catch_up`).
         let window = schedule.catch_up.max(LATE).as_millis() as u64;
         let earliest = Timestamp(now.0.saturating_sub(window));
-        let mut due_times = VecDeque::new();
         let mut from = last;
         if let Some(first) = schedule.next_after(last)
             && first.0 < earliest.0
@@ -122,20 +121,12 @@ impl Plan {
             });
             from = Timestamp(earliest.0.saturating_sub(1)).max(last);
         }
-        while let Some(due) = schedule.next_after(from) {
-            if due.0 > now.0 {
-                break;
-            }
-            due_times.push_back(due);
-            from = due;
-            // Only the newest are kept: a catch-up is bounded.
-            if due_times.len() > MAX_CATCH_UP + 1 {
-                due_times.pop_front();
-            }
-        }
-        if let Some(newest) = due_times.back() {
-            known.last = Some(*newest);
-        }
+        // Only the newest are kept: a catch-up is bounded.
+        let due_times = newest_fires(schedule, from, now, MAX_CATCH_UP + 1);
+        // Handled up to the newest due fire; with none, up to where the
+        // missed ones end, so that the next tick neither reports them
+        // again nor wakes at once to look at them.
+        known.last = Some(due_times.last().copied().unwrap_or(from));
         for due in due_times {
             let name = name.to_string();
             fires.push(match (running, schedule.overlap) {
@@ -166,6 +157,47 @@ impl Plan {
     pub fn queued(&self, name: &str) -> usize {
         self.known.get(name).map_or(0, |known| known.queue.len())
     }
+}
+
+/// The newest `most` fires of `schedule` after `after` and by `now`, in
+/// order. However many fires the span holds (a catch-up of a year of a
+/// fire a second), this asks the schedule for a few thousand at most.
+fn newest_fires(
+    schedule: &CronSchedule,
+    after: Timestamp,
+    now: Timestamp,
+    most: usize,
+) -> Vec<Timestamp> {
+    // Up to `most + 1` fires after `from`, so as to tell whether there
+    // are more than `most`.
+    let fires_after = |mut from: Timestamp| {
+        let mut fires = Vec::new();
+        while fires.len() <= most
+            && let Some(due) = schedule.next_after(from).filter(|due| due.0 <= now.0)
+        {
+            fires.push(due);
+            from = due;
+        }
+        fires
+    };
+    let fires = fires_after(after);
+    if fires.len() <= most {
+        return fires;
+    }
+    // The latest start that still leaves `most` fires: more than `most`
+    // after `low`, fewer after `high`.
+    let (mut low, mut high) = (after.0, now.0);
+    while high - low > 1 {
+        let middle = low + (high - low) / 2;
+        if fires_after(Timestamp(middle)).len() >= most {
+            low = middle;
+        } else {
+            high = middle;
+        }
+    }
+    let mut fires = fires_after(Timestamp(low));
+    fires.truncate(most);
+    fires
 }
 
 /// The loop: fires the schedules of the server's workflow files until the
@@ -407,5 +439,46 @@ mod tests {
         let fires = plan.tick("s", &schedule, at(600), false);
         assert_eq!(starts(&fires).len(), MAX_CATCH_UP + 1);
         assert_eq!(plan.last("s"), Some(at(600)));
+        // A catch-up over half a century of a fire a second: the newest
+        // fires, found without stepping through the 1.7 billion before.
+        schedule.catch_up = Duration::from_secs(100 * 31_557_600);
+        plan.remember("old", Some(Timestamp(0)));
+        let fires = plan.tick("old", &schedule, at(0), false);
+        let due: Vec<u64> = fires
+            .iter()
+            .filter_map(|fire| match fire {
+                Fire::Start { due, .. } => Some(due.0),
+                _ => None,
+            })
+            .collect();
+        let newest: Vec<u64> = (0..=MAX_CATCH_UP as u64)
+            .rev()
+            .map(|back| at(0).0 - back * 1_000)
+            .collect();
+        assert_eq!(due, newest);
+        assert_eq!(plan.last("old"), Some(at(0)));
+    }
+
+    #[test]
+    fn a_restart_between_fires_reports_the_missed_ones_once_and_waits_for_the_next() {
+        // Last fire at 0:00; back at 1:07 without catch_up: 0:15 to 1:00
+        // were missed, and nothing is due before 1:15.
+        let schedule = every_15(Overlap::Skip, Duration::ZERO);
+        let mut plan = Plan::default();
+        plan.remember("r", Some(at(0)));
+        let fires = plan.tick("r", &schedule, at(67), false);
+        assert!(
+            matches!(&fires[..], [Fire::Missed { from, .. }] if *from == at(15)),
+            "{fires:?}"
+        );
+        // The loop sleeps until the next fire after the last handled one:
+        // 1:15, not at once (which would spin until then).
+        let last = plan.last("r").unwrap();
+        assert_eq!(schedule.next_after(last), Some(at(75)));
+        assert!(
+            plan.tick("r", &schedule, Timestamp(at(67).0 + 1_000), false)
+                .is_empty()
+        );
+        assert_eq!(starts(&plan.tick("r", &schedule, at(75), false)), [75]);
     }
 }

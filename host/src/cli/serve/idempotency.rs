@@ -3,8 +3,9 @@
 //! request started, not a second one.
 //!
 //! Keys are kept in memory for a day, at most 100,000 of them (the oldest
-//! go first), so a server left running for months stays small; a restart
-//! forgets them.
+//! go first), each with the SHA-256 digest of its request rather than the
+//! request (up to the 2 MB a body may have), so a server left running for
+//! months stays small; a restart forgets them.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -23,10 +24,16 @@ pub struct Keys {
 /// What a key's first request asked for and started.
 #[derive(Debug, Clone)]
 pub struct Started {
-    /// The request: workflow and parameters, as text.
-    pub request: String,
+    /// The digest of the request: workflow and parameters, as text.
+    pub request: [u8; 32],
     /// The run it started.
     pub run_id: String,
+}
+
+/// The digest a request is remembered by.
+pub fn digest(request: &str) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(request.as_bytes()).into()
 }
 
 impl Keys {
@@ -68,7 +75,7 @@ mod tests {
 
     fn started(run_id: &str) -> Started {
         Started {
-            request: "r".into(),
+            request: digest("r"),
             run_id: run_id.into(),
         }
     }

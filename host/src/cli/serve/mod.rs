@@ -5,9 +5,11 @@
 //! - `workflows`, `runs`, `system`: the handlers, by resource;
 //! - `model`, `problem`: the documents they exchange, and errors as RFC
 //!   9457 problems;
-//! - `auth`: bearer tokens, stored hashed; `events`: the SSE stream;
+//! - `auth`: bearer tokens, stored hashed; `origin`: without tokens, what
+//!   web pages may not ask; `events`: the SSE stream;
 //! - `catalog`: the workflow files; `idempotency`: keys of run starts;
-//! - `openapi`: the OpenAPI document, generated from the handlers.
+//! - `openapi`: the OpenAPI document, generated from the handlers;
+//! - `listen`: connections, bounded in number and in time.
 
 pub mod auth;
 mod catalog;
@@ -16,10 +18,12 @@ mod dashboard;
 mod documents;
 mod events;
 mod idempotency;
+mod listen;
 pub mod model;
 mod node_cache;
 mod nodes;
 pub mod openapi;
+mod origin;
 mod problem;
 mod records;
 pub use records::PAGE as RECORDS_PAGE;
@@ -80,8 +84,17 @@ pub struct ServeArgs {
 
     /// On SIGTERM or Ctrl-C, how long runs may go on before they are
     /// cancelled (they can be resumed later)
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = flow_host::options::parse_duration)]
     shutdown_grace: Duration,
+
+    /// Connections served at once; more wait until one closes
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..))]
+    max_connections: u16,
+
+    /// How long a client may take to send a request's headers, and an
+    /// idle connection stays open
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = flow_host::options::parse_duration)]
+    header_timeout: Duration,
 
     /// Print the API's OpenAPI document and exit
     #[arg(long)]
@@ -226,15 +239,19 @@ pub fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
         let mut interrupt = signal(SignalKind::interrupt())?;
         let shutdown = app.shutdown.clone();
         let stopping = app.clone();
-        let server = axum::serve(listener, router(app.clone())).with_graceful_shutdown(async move {
+        let bounds = listen::Bounds {
+            connections: args.max_connections.into(),
+            header_timeout: args.header_timeout,
+        };
+        listen::serve(listener, router(app.clone()), bounds, async move {
             tokio::select! {
                 _ = terminate.recv() => {}
                 _ = interrupt.recv() => {}
             }
             stopping.stop_accepting();
             shutdown.cancel();
-        });
-        server.await.context("the server failed")?;
+        })
+        .await;
         let runs = app.active_runs();
         if runs > 0 {
             out::eprint(format_args!(
@@ -301,11 +318,15 @@ fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// Lets a request through when the server has no tokens, or when it
-/// carries one of them.
+/// Lets a request through when it carries one of the server's tokens,
+/// or, when the server has none, when no web page of another site could
+/// have sent it.
 async fn authorize(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let Some(tokens) = &app.tokens else {
-        return next.run(request).await;
+        return match origin::refused(request.headers()) {
+            None => next.run(request).await,
+            Some(why) => Problem::new(StatusCode::FORBIDDEN, why).into_response(),
+        };
     };
     match auth::Tokens::presented(request.headers()) {
         Some(token) if tokens.check(token).is_some() => next.run(request).await,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use flow_host::WorkflowSpec;
 use flow_host::report::{NodeStatus, RunStatus};
@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::model::RunSummary;
 use super::node_cache::{RunGraph, RunStates};
-use super::problem::{Problem, Query};
+use super::problem::{Path, Problem, Query};
 use super::state::App;
 
 /// Nodes per page unless the request says.

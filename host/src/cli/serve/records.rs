@@ -7,12 +7,12 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use flow_host::store::{NodeHistory, RunRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
-use super::problem::{Problem, Query};
+use super::problem::{Path, Problem, Query};
 use super::state::App;
 
 /// The most runs one request returns.

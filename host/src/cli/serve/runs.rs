@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -20,7 +20,7 @@ use tokio::sync::broadcast::error::RecvError;
 use utoipa::IntoParams;
 
 use super::model::{LogLine, Logs, Resume, Retry, RunFilter, RunPage, RunRef, RunSummary};
-use super::problem::{OptionalBody, Problem, Query};
+use super::problem::{OptionalBody, Path, Problem, Query};
 use super::state::App;
 
 const PAGE: usize = 50;
@@ -195,9 +195,10 @@ pub async fn logs(
     Path((id, node)): Path<(String, String)>,
     Query(follow): Query<Follow>,
 ) -> Result<Response, Problem> {
-    let run = find(&app, &id).await?;
-    // Subscribed before reading, so no line falls between.
+    // Subscribed before reading the run and its lines, so that neither
+    // its end nor a line falls between.
     let events = app.events.subscribe();
+    let run = find(&app, &id).await?;
     let lines = node_lines(&app, &run, &node, &mut HashSet::new()).await?;
     if !follow.follow.unwrap_or(false) {
         return Ok(Json(Logs {
@@ -271,12 +272,29 @@ async fn node_lines(
 /// Whether the run's workflow has this node (it may not have started).
 async fn has_node(app: &Arc<App>, run: &RunRecord, node: &str) -> bool {
     let wanted = node.split('[').next().unwrap_or(node).to_string();
-    let Ok(Some(text)) = app.store.definition(&run.run_id) else {
-        return false;
-    };
-    WorkflowSpec::parse(&run.workflow_path, text)
-        .is_ok_and(|spec| spec.nodes.iter().any(|n| n.id == wanted))
+    let (store, run) = (app.store.clone(), run.clone());
+    // Read and validated off the async workers.
+    tokio::task::spawn_blocking(move || {
+        let Ok(Some(text)) = store.definition(&run.run_id) else {
+            return false;
+        };
+        WorkflowSpec::parse(&run.workflow_path, text)
+            .is_ok_and(|spec| spec.nodes.iter().any(|n| n.id == wanted))
+    })
+    .await
+    .unwrap_or(false)
 }
+
+/// How long a follower waits for an event before it looks at the run
+/// itself: runs this server does not hear about (another host's, on a
+/// shared store, or one with `observability = false`) end all the same.
+const LOOK: Duration = Duration::from_secs(1);
+
+/// Lines are read again at most this often, however many events come (a
+/// map node's elements each end), and at least this often while nothing
+/// is heard.
+const READ_AT_MOST: Duration = Duration::from_millis(250);
+const READ_AT_LEAST: Duration = Duration::from_secs(10);
 
 fn follow_lines(
     app: Arc<App>,
@@ -292,6 +310,7 @@ fn follow_lines(
         sent: HashSet<(String, u32)>,
         pending: std::collections::VecDeque<SseEvent>,
         events: tokio::sync::broadcast::Receiver<super::events::Message>,
+        read: tokio::time::Instant,
         done: bool,
     }
     let mut pending: std::collections::VecDeque<SseEvent> = first.iter().map(line_event).collect();
@@ -299,7 +318,7 @@ fn follow_lines(
         .iter()
         .map(|line| (line.node.clone(), line.attempt))
         .collect();
-    let ended = run.status != RunStatus::Running;
+    let ended = run.status.is_finished();
     if ended {
         pending.push_back(SseEvent::default().event("end").data("{}"));
     }
@@ -310,6 +329,7 @@ fn follow_lines(
         sent,
         pending,
         events,
+        read: tokio::time::Instant::now(),
         done: ended,
     };
     futures_util::stream::unfold(state, |mut state| async move {
@@ -321,8 +341,8 @@ fn follow_lines(
                 return None;
             }
             let mut finished = false;
-            match state.events.recv().await {
-                Ok(message) => {
+            match tokio::time::timeout(LOOK, state.events.recv()).await {
+                Ok(Ok(message)) => {
                     if *message.run_id != *state.run.run_id {
                         continue;
                     }
@@ -335,9 +355,19 @@ fn follow_lines(
                         continue;
                     }
                 }
-                Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => finished = true,
+                Ok(Err(RecvError::Lagged(_))) => {}
+                Ok(Err(RecvError::Closed)) => finished = true,
+                Err(_) => {
+                    finished = run_ended(&state.app, &state.run.run_id).await;
+                    if !finished && state.read.elapsed() < READ_AT_LEAST {
+                        continue;
+                    }
+                }
             }
+            // Events that come meanwhile wait in the channel; the next
+            // read gathers their lines.
+            tokio::time::sleep_until(state.read + READ_AT_MOST).await;
+            state.read = tokio::time::Instant::now();
             let (app, run, node) = (state.app.clone(), state.run.clone(), state.node.clone());
             if let Ok(lines) = node_lines(&app, &run, &node, &mut state.sent).await {
                 state.pending.extend(lines.iter().map(line_event));
@@ -350,6 +380,15 @@ fn follow_lines(
             }
         }
     })
+}
+
+/// Whether run `id` has ended, as the store says (an error reads as not).
+async fn run_ended(app: &Arc<App>, id: &str) -> bool {
+    let store = app.store.clone();
+    let id = id.to_string();
+    tokio::task::spawn_blocking(move || store.run(&id))
+        .await
+        .is_ok_and(|run| matches!(run, Ok(Some(run)) if run.status.is_finished()))
 }
 
 fn line_event(line: &LogLine) -> SseEvent {
@@ -407,7 +446,7 @@ pub async fn resume(
 ) -> Result<Response, Problem> {
     let Resume { force } = body;
     let run = find(&app, &id).await?;
-    let (spec, dirs) = recorded(&app, &run)?;
+    let (spec, dirs) = recorded(&app, &run).await?;
     let run_id = run.run_id.clone();
     let started = app
         .launch(Arc::new(spec), &dirs, |engine, spec, plugins| {
@@ -438,7 +477,7 @@ pub async fn retry(
 ) -> Result<Response, Problem> {
     let Retry { from, force } = body;
     let run = find(&app, &id).await?;
-    let (spec, dirs) = recorded(&app, &run)?;
+    let (spec, dirs) = recorded(&app, &run).await?;
     let run_id = run.run_id.clone();
     let started = app
         .launch(Arc::new(spec), &dirs, |engine, spec, plugins| {
@@ -497,8 +536,18 @@ pub(super) async fn find(app: &Arc<App>, id: &str) -> Result<RunRecord, Problem>
 
 /// A recorded run's workflow, as its file says now (or as stored with
 /// the run when the file is gone), with the run's option overrides, and
-/// its plugins search path.
-fn recorded(app: &App, run: &RunRecord) -> Result<(WorkflowSpec, Vec<PathBuf>), Problem> {
+/// its plugins search path; read and validated off the async workers.
+async fn recorded(
+    app: &Arc<App>,
+    run: &RunRecord,
+) -> Result<(WorkflowSpec, Vec<PathBuf>), Problem> {
+    let (app, run) = (app.clone(), run.clone());
+    tokio::task::spawn_blocking(move || read_recorded(&app, &run))
+        .await
+        .map_err(Problem::internal)?
+}
+
+fn read_recorded(app: &App, run: &RunRecord) -> Result<(WorkflowSpec, Vec<PathBuf>), Problem> {
     let path = &run.workflow_path;
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,

@@ -4,18 +4,18 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use flow_host::WorkflowSpec;
 use flow_host::report::Timestamp;
 
 use super::catalog::Entry;
-use super::idempotency::Started;
+use super::idempotency::{self, Started};
 use super::model::{
     GraphNode, ParamInfo, RunRef, ScheduleInfo, StartRun, WorkflowDetail, WorkflowSummary,
 };
-use super::problem::{OptionalBody, Problem};
+use super::problem::{OptionalBody, Path, Problem};
 use super::state::App;
 
 /// The longest idempotency key taken.
@@ -110,10 +110,10 @@ pub async fn start(
     // Held while the run starts: a second request with the key waits for
     // the first and gets its run.
     let mut keys = app.keys.lock().await;
-    let asked = format!(
+    let asked = idempotency::digest(&format!(
         "{name}\n{}",
         serde_json::to_string(&request).unwrap_or_default()
-    );
+    ));
     if let Some(started) = keys.get(&key) {
         if started.request != asked {
             return Err(Problem::invalid(format!(
