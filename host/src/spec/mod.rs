@@ -213,16 +213,23 @@ impl WorkflowSpec {
     }
 
     /// The workflows its nodes run (`workflow = "..."`), and theirs, each
-    /// once per node that runs it.
+    /// once however many nodes run it (files whose nodes each run the next
+    /// twice over are as many, not two to the power of their number).
     pub fn sub_workflows(&self) -> Vec<&WorkflowSpec> {
-        let mut found = Vec::new();
-        for child in self
-            .nodes
-            .iter()
-            .filter_map(|node| node.workflow.as_deref())
-        {
-            found.push(child);
-            found.extend(child.sub_workflows());
+        let mut found: Vec<&WorkflowSpec> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![self];
+        while let Some(spec) = stack.pop() {
+            for child in spec
+                .nodes
+                .iter()
+                .filter_map(|node| node.workflow.as_deref())
+            {
+                if seen.insert(std::ptr::from_ref(child)) {
+                    found.push(child);
+                    stack.push(child);
+                }
+            }
         }
         found
     }

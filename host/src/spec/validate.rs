@@ -25,11 +25,11 @@ pub(super) fn workflow(source: Arc<Source>) -> Result<WorkflowSpec, SpecError> {
     checked(source, &[], &mut HashMap::new())
 }
 
-/// The sub-workflow files checked in one validation, by canonical path:
-/// each file once however many nodes (or files) run it, so files that run
-/// others twice over cost their number, not two to the power of it. A
-/// file valid under one chain of files that run it is valid under any:
-/// a cycle through it is found from the file itself.
+/// The sub-workflow files checked in one validation, by path: each file
+/// once however many nodes (or files) run it, so files that run others
+/// twice over cost their number, not two to the power of it. A file valid
+/// under one chain of files that run it is valid under any: a cycle
+/// through it is found from the file itself.
 type Checked = HashMap<PathBuf, Result<Arc<WorkflowSpec>, SubError>>;
 
 /// What a sub-workflow file's errors say at the node that runs it: how
@@ -182,7 +182,9 @@ fn sub_workflow(
         ));
         return None;
     }
-    let checked = match done.get(&canonical) {
+    // Keyed by the path as written from the file that runs it (the
+    // checked file's own relative paths start from there).
+    let checked = match done.get(&path) {
         Some(checked) => checked.clone(),
         None => {
             let text = match std::fs::read_to_string(&path) {
@@ -212,7 +214,7 @@ fn sub_workflow(
                             first: error.to_string(),
                         },
                     });
-            done.insert(canonical, checked.clone());
+            done.insert(path.clone(), checked.clone());
             checked
         }
     };
@@ -544,17 +546,22 @@ fn build(
     }
 }
 
+/// Checks the actions of the workflow's sub-workflows (each once), then
+/// its own.
 pub(super) fn actions<'a>(
     spec: &WorkflowSpec,
     available: impl IntoIterator<Item = &'a str> + Clone,
 ) -> Result<(), SpecError> {
-    for child in spec
-        .nodes
-        .iter()
-        .filter_map(|node| node.workflow.as_deref())
-    {
-        actions(child, available.clone())?;
+    for child in spec.sub_workflows() {
+        own_actions(child, available.clone())?;
     }
+    own_actions(spec, available)
+}
+
+fn own_actions<'a>(
+    spec: &WorkflowSpec,
+    available: impl IntoIterator<Item = &'a str> + Clone,
+) -> Result<(), SpecError> {
     let uses: Vec<ActionUse> = spec
         .nodes
         .iter()
@@ -838,6 +845,11 @@ mod tests {
         let top = dir.path().join("f0.toml");
         let text = std::fs::read_to_string(&top).unwrap();
         let spec = WorkflowSpec::parse(&top, text.clone()).unwrap();
+        // Walked once per file, not once per path through the files.
+        assert_eq!(spec.sub_workflows().len(), files - 1);
+        assert!(spec.check_actions(["echo"]).is_ok());
+        assert!(spec.check_actions(["other"]).is_err());
+        assert_eq!(spec.actions().into_iter().collect::<Vec<_>>(), ["echo"]);
         let mut depth = 0;
         let mut at = Some(Arc::new(spec));
         while let Some(spec) = at {

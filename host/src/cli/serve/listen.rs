@@ -7,7 +7,7 @@
 //!
 //! On shutdown the listener closes, each connection finishes the request
 //! it serves (event streams end with the server), and [`serve`] returns
-//! when the last one closed.
+//! when the last one closed, or after the shutdown grace at most.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -28,16 +28,20 @@ pub struct Bounds {
     pub connections: usize,
     /// Time to send a request's head.
     pub header_timeout: Duration,
+    /// After shutdown, how long requests in flight may take to finish
+    /// (a client that stops sending a body, or reading an answer, holds
+    /// its connection no longer than this).
+    pub grace: Duration,
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then waits
-/// for the connections to close.
+/// for the connections to close; when shutdown began.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     bounds: Bounds,
     shutdown: impl Future<Output = ()>,
-) {
+) -> tokio::time::Instant {
     let slots = Arc::new(Semaphore::new(bounds.connections));
     let (closing, closed) = watch::channel(());
     let connections = TaskTracker::new();
@@ -71,25 +75,48 @@ pub async fn serve(
             }
         });
     }
+    let began = tokio::time::Instant::now();
     drop(listener);
     drop(closing);
     connections.close();
-    connections.wait().await;
+    if tokio::time::timeout(bounds.grace, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            target: "flow::serve",
+            "{} connection(s) still open after the shutdown grace; they are dropped",
+            connections.len()
+        );
+    }
+    began
 }
 
 /// The next connection, once a slot is free; `None` after an error of
-/// `accept` (logged, and retried after a pause when the process is out of
-/// files).
+/// `accept`: a connection the client gave up on is passed over, any other
+/// error (the process is out of files, say) is logged and retried after a
+/// pause.
 async fn accept(
     listener: &TcpListener,
     slots: &Arc<Semaphore>,
 ) -> Option<(tokio::net::TcpStream, tokio::sync::OwnedSemaphorePermit)> {
+    use std::io::ErrorKind;
     let slot = slots.clone().acquire_owned().await.ok()?;
     match listener.accept().await {
         Ok((stream, _)) => Some((stream, slot)),
+        Err(error)
+            if matches!(
+                error.kind(),
+                ErrorKind::ConnectionAborted
+                    | ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionRefused
+            ) =>
+        {
+            None
+        }
         Err(error) => {
-            tracing::warn!(target: "flow::serve", "cannot accept a connection: {error}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tracing::warn!(target: "flow::serve", "cannot accept a connection: {error}; trying again in a second");
+            tokio::time::sleep(Duration::from_secs(1)).await;
             None
         }
     }

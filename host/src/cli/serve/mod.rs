@@ -93,7 +93,7 @@ pub struct ServeArgs {
 
     /// How long a client may take to send a request's headers, and an
     /// idle connection stays open
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = flow_host::options::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = positive_duration)]
     header_timeout: Duration,
 
     /// Print the API's OpenAPI document and exit
@@ -111,6 +111,14 @@ pub struct TokenArgs {
     /// A name for the token, kept beside its hash
     #[arg(long, default_value = "")]
     name: String,
+}
+
+/// A duration of more than zero, for a flag.
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match flow_host::options::parse_duration(text)? {
+        Duration::ZERO => Err("the duration must be more than zero".into()),
+        duration => Ok(duration),
+    }
 }
 
 /// Makes a token, prints it once and keeps only its hash.
@@ -242,8 +250,9 @@ pub fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
         let bounds = listen::Bounds {
             connections: args.max_connections.into(),
             header_timeout: args.header_timeout,
+            grace: args.shutdown_grace,
         };
-        listen::serve(listener, router(app.clone()), bounds, async move {
+        let began = listen::serve(listener, router(app.clone()), bounds, async move {
             tokio::select! {
                 _ = terminate.recv() => {}
                 _ = interrupt.recv() => {}
@@ -252,16 +261,18 @@ pub fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
             shutdown.cancel();
         })
         .await;
+        // The grace counts from the signal, requests' time included.
+        let left = args.shutdown_grace.saturating_sub(began.elapsed());
         let runs = app.active_runs();
         if runs > 0 {
             out::eprint(format_args!(
                 "stopping: {runs} run(s) going on may finish within {}; then they are cancelled (resume them later)",
-                humantime::format_duration(args.shutdown_grace)
+                humantime::format_duration(Duration::from_millis(left.as_millis() as u64))
             ));
         }
         let mut again = signal(SignalKind::interrupt())?;
         tokio::select! {
-            () = app.drain(args.shutdown_grace) => {}
+            () = app.drain(left) => {}
             _ = again.recv() => {
                 app.cancel_all();
                 app.tasks.wait().await;

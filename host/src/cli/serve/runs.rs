@@ -285,8 +285,8 @@ async fn has_node(app: &Arc<App>, run: &RunRecord, node: &str) -> bool {
     .unwrap_or(false)
 }
 
-/// How long a follower waits for an event before it looks at the run
-/// itself: runs this server does not hear about (another host's, on a
+/// How often a follower looks at the run in the store, whatever events
+/// come: runs this server does not hear about (another host's, on a
 /// shared store, or one with `observability = false`) end all the same.
 const LOOK: Duration = Duration::from_secs(1);
 
@@ -311,6 +311,8 @@ fn follow_lines(
         pending: std::collections::VecDeque<SseEvent>,
         events: tokio::sync::broadcast::Receiver<super::events::Message>,
         read: tokio::time::Instant,
+        /// When to look at the run in the store, whatever else is heard.
+        look: tokio::time::Instant,
         done: bool,
     }
     let mut pending: std::collections::VecDeque<SseEvent> = first.iter().map(line_event).collect();
@@ -330,6 +332,7 @@ fn follow_lines(
         pending,
         events,
         read: tokio::time::Instant::now(),
+        look: tokio::time::Instant::now() + LOOK,
         done: ended,
     };
     futures_util::stream::unfold(state, |mut state| async move {
@@ -341,8 +344,12 @@ fn follow_lines(
                 return None;
             }
             let mut finished = false;
-            match tokio::time::timeout(LOOK, state.events.recv()).await {
-                Ok(Ok(message)) => {
+            let heard = tokio::select! {
+                heard = state.events.recv() => Some(heard),
+                () = tokio::time::sleep_until(state.look) => None,
+            };
+            match heard {
+                Some(Ok(message)) => {
                     if *message.run_id != *state.run.run_id {
                         continue;
                     }
@@ -355,9 +362,10 @@ fn follow_lines(
                         continue;
                     }
                 }
-                Ok(Err(RecvError::Lagged(_))) => {}
-                Ok(Err(RecvError::Closed)) => finished = true,
-                Err(_) => {
+                Some(Err(RecvError::Lagged(_))) => {}
+                Some(Err(RecvError::Closed)) => finished = true,
+                None => {
+                    state.look = tokio::time::Instant::now() + LOOK;
                     finished = run_ended(&state.app, &state.run.run_id).await;
                     if !finished && state.read.elapsed() < READ_AT_LEAST {
                         continue;
