@@ -8,16 +8,23 @@
 //! months stays small; a restart forgets them.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a key is remembered.
 pub const KEEP: Duration = Duration::from_secs(24 * 3600);
 const MAX_KEYS: usize = 100_000;
 
+/// What one key started: empty until its first request's run started
+/// (or after that start failed). Held while a run starts, so that a second
+/// request with the same key waits for the first and gets its run, while
+/// requests with other keys go on.
+pub type Slot = Arc<tokio::sync::Mutex<Option<Started>>>;
+
 /// The keys seen, with what each started.
 #[derive(Debug, Default)]
 pub struct Keys {
-    runs: HashMap<String, Started>,
+    runs: HashMap<String, Slot>,
     order: VecDeque<(Instant, String)>,
 }
 
@@ -37,24 +44,23 @@ pub fn digest(request: &str) -> [u8; 32] {
 }
 
 impl Keys {
-    /// What `key` started, if it was seen within a day.
-    pub fn get(&mut self, key: &str) -> Option<&Started> {
-        self.expire(Instant::now());
-        self.runs.get(key)
-    }
-
-    /// Remembers what `key` started.
-    pub fn insert(&mut self, key: String, started: Started) {
+    /// The slot of `key`: the one of a request within a day, or a new one.
+    pub fn slot(&mut self, key: &str) -> Slot {
         let now = Instant::now();
         self.expire(now);
+        if let Some(slot) = self.runs.get(key) {
+            return slot.clone();
+        }
         while self.runs.len() >= MAX_KEYS {
             match self.order.pop_front() {
                 Some((_, old)) => self.runs.remove(&old),
                 None => break,
             };
         }
-        self.order.push_back((now, key.clone()));
-        self.runs.insert(key, started);
+        let slot = Slot::default();
+        self.order.push_back((now, key.to_string()));
+        self.runs.insert(key.to_string(), slot.clone());
+        slot
     }
 
     fn expire(&mut self, now: Instant) {
@@ -73,33 +79,52 @@ impl Keys {
 mod tests {
     use super::*;
 
-    fn started(run_id: &str) -> Started {
-        Started {
-            request: digest("r"),
-            run_id: run_id.into(),
-        }
-    }
-
     #[test]
     fn keys_are_remembered_and_bounded() {
         let mut keys = Keys::default();
-        keys.insert("a".into(), started("1"));
-        assert_eq!(keys.get("a").map(|s| s.run_id.as_str()), Some("1"));
-        assert!(keys.get("b").is_none());
+        let slot = keys.slot("a");
+        assert!(
+            Arc::ptr_eq(&slot, &keys.slot("a")),
+            "the same key, the same slot"
+        );
+        assert!(!Arc::ptr_eq(&slot, &keys.slot("b")));
         for i in 0..MAX_KEYS {
-            keys.insert(format!("k{i}"), started("2"));
+            keys.slot(&format!("k{i}"));
         }
         assert_eq!(keys.runs.len(), MAX_KEYS);
-        assert!(keys.get("a").is_none(), "the oldest goes first");
-        assert!(keys.get(&format!("k{}", MAX_KEYS - 1)).is_some());
+        assert!(!keys.runs.contains_key("a"), "the oldest goes first");
+        assert!(keys.runs.contains_key(&format!("k{}", MAX_KEYS - 1)));
     }
 
     #[test]
     fn keys_expire_after_a_day() {
         let mut keys = Keys::default();
-        keys.insert("a".into(), started("1"));
+        keys.slot("a");
         let later = Instant::now() + KEEP + Duration::from_secs(1);
         keys.expire(later);
         assert!(keys.runs.is_empty() && keys.order.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_key_waits_only_for_its_own_start() {
+        let mut keys = Keys::default();
+        let first = keys.slot("a");
+        let held = first.lock().await;
+        // Another key's slot is free while the first start goes on.
+        assert!(keys.slot("b").try_lock().is_ok());
+        assert!(keys.slot("a").try_lock().is_err(), "the same key waits");
+        drop(held);
+        *keys.slot("a").lock().await = Some(Started {
+            request: digest("r"),
+            run_id: "1".into(),
+        });
+        assert_eq!(
+            keys.slot("a")
+                .lock()
+                .await
+                .as_ref()
+                .map(|s| s.run_id.as_str()),
+            Some("1")
+        );
     }
 }

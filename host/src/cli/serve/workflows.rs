@@ -107,14 +107,15 @@ pub async fn start(
         let run_id = start_run(&app, &name, request).await?;
         return Ok(created(&run_id));
     };
-    // Held while the run starts: a second request with the key waits for
-    // the first and gets its run.
-    let mut keys = app.keys.lock().await;
+    // The key's slot is held while the run starts: a second request with
+    // the key waits for the first and gets its run; other keys go on.
+    let slot = app.keys.lock().await.slot(&key);
+    let mut entry = slot.lock().await;
     let asked = idempotency::digest(&format!(
         "{name}\n{}",
         serde_json::to_string(&request).unwrap_or_default()
     ));
-    if let Some(started) = keys.get(&key) {
+    if let Some(started) = entry.as_ref() {
         if started.request != asked {
             return Err(Problem::invalid(format!(
                 "Idempotency-Key {key:?} was used for another request (run {}); use a new key for a new run",
@@ -129,13 +130,10 @@ pub async fn start(
         return Ok(response);
     }
     let run_id = start_run(&app, &name, request).await?;
-    keys.insert(
-        key,
-        Started {
-            request: asked,
-            run_id: run_id.clone(),
-        },
-    );
+    *entry = Some(Started {
+        request: asked,
+        run_id: run_id.clone(),
+    });
     Ok(created(&run_id))
 }
 
