@@ -70,7 +70,8 @@ pub enum Overlap {
     /// The run starts when the one before ended (at most
     /// [`MAX_QUEUED`] wait).
     Queue,
-    /// The run starts anyway.
+    /// The run starts anyway, while fewer than [`MAX_RUNNING`] of the
+    /// schedule's runs go.
     Allow,
 }
 
@@ -88,6 +89,11 @@ impl Overlap {
 /// At most this many fires wait with `overlap = "queue"`; more are
 /// skipped.
 pub const MAX_QUEUED: usize = 10;
+
+/// At most this many runs of a schedule go at once with
+/// `overlap = "allow"`; fires beyond are skipped, so that runs slower
+/// than the schedule do not pile up without end.
+pub const MAX_RUNNING: usize = 100;
 
 impl CronSchedule {
     /// A schedule in UTC, skipping overlaps, without catch-up.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flow_host::report::Timestamp;
-use flow_host::spec::cron::{MAX_CATCH_UP, MAX_QUEUED};
+use flow_host::spec::cron::{MAX_CATCH_UP, MAX_QUEUED, MAX_RUNNING};
 use flow_host::spec::{CronSchedule, Overlap};
 
 use super::state::App;
@@ -21,6 +21,9 @@ use super::state::App;
 /// A fire that came later than its time by less than this is on time
 /// (the server was busy, or its timer late), not missed.
 const LATE: Duration = Duration::from_secs(60);
+
+// The message of a fire skipped for MAX_RUNNING spells the number.
+const _: () = assert!(MAX_RUNNING == 100);
 
 /// How often the loop looks at the workflow files again, at least.
 const RESCAN: Duration = Duration::from_secs(10);
@@ -79,23 +82,25 @@ impl Plan {
     }
 
     /// The fires of schedule `name` due by `now`, in order, and what each
-    /// does; `running` says whether a run the schedule started still
-    /// goes. Queued fires of a schedule whose run ended come first.
+    /// does; `running` says how many runs the schedule started still go.
+    /// Queued fires of a schedule whose run ended come first.
     pub fn tick(
         &mut self,
         name: &str,
         schedule: &CronSchedule,
         now: Timestamp,
-        mut running: bool,
+        mut running: usize,
     ) -> Vec<Fire> {
         let known = self.known.entry(name.to_string()).or_default();
         let mut fires = Vec::new();
-        if !running && let Some(due) = known.queue.pop_front() {
+        if running == 0
+            && let Some(due) = known.queue.pop_front()
+        {
             fires.push(Fire::Start {
                 name: name.to_string(),
                 due,
             });
-            running = true;
+            running = 1;
         }
         let Some(last) = known.last else {
             // A new schedule counts from now.
@@ -130,20 +135,29 @@ impl Plan {
         for due in due_times {
             let name = name.to_string();
             fires.push(match (running, schedule.overlap) {
-                (false, _) | (true, Overlap::Allow) => {
-                    running = true;
+                (0, _) => {
+                    running = 1;
                     Fire::Start { name, due }
                 }
-                (true, Overlap::Queue) if known.queue.len() < MAX_QUEUED => {
+                (_, Overlap::Allow) if running < MAX_RUNNING => {
+                    running += 1;
+                    Fire::Start { name, due }
+                }
+                (_, Overlap::Allow) => Fire::Skipped {
+                    name,
+                    due,
+                    why: "100 runs it started still go, the most overlap = \"allow\" lets go at once",
+                },
+                (_, Overlap::Queue) if known.queue.len() < MAX_QUEUED => {
                     known.queue.push_back(due);
                     Fire::Queued { name, due }
                 }
-                (true, Overlap::Queue) => Fire::Skipped {
+                (_, Overlap::Queue) => Fire::Skipped {
                     name,
                     due,
                     why: "its queue is full",
                 },
-                (true, Overlap::Skip) => Fire::Skipped {
+                (_, Overlap::Skip) => Fire::Skipped {
                     name,
                     due,
                     why: "the run it started before still goes (overlap = \"skip\")",
@@ -217,7 +231,7 @@ pub async fn run(app: Arc<App>) {
             }
             let runs = started.entry(name.clone()).or_default();
             runs.retain(|run| app.is_running(run));
-            for fire in plan.tick(name, schedule, now, !runs.is_empty()) {
+            for fire in plan.tick(name, schedule, now, runs.len()) {
                 match fire {
                     Fire::Start { name, due } => match start(&app, spec, due).await {
                         Ok(run) => {
@@ -341,15 +355,15 @@ mod tests {
         let schedule = every_15(Overlap::Skip, Duration::ZERO);
         let mut plan = Plan::default();
         assert!(
-            plan.tick("r", &schedule, at(7), false).is_empty(),
+            plan.tick("r", &schedule, at(7), 0).is_empty(),
             "new: counts from now"
         );
-        assert!(plan.tick("r", &schedule, at(14), false).is_empty());
-        assert_eq!(starts(&plan.tick("r", &schedule, at(15), false)), [15]);
-        assert!(plan.tick("r", &schedule, at(15), false).is_empty(), "once");
+        assert!(plan.tick("r", &schedule, at(14), 0).is_empty());
+        assert_eq!(starts(&plan.tick("r", &schedule, at(15), 0)), [15]);
+        assert!(plan.tick("r", &schedule, at(15), 0).is_empty(), "once");
         // A tick that comes late still fires, for the time it was due.
         assert_eq!(
-            starts(&plan.tick("r", &schedule, Timestamp(at(30).0 + 5_000), false)),
+            starts(&plan.tick("r", &schedule, Timestamp(at(30).0 + 5_000), 0)),
             [30]
         );
         assert_eq!(plan.last("r"), Some(at(30)));
@@ -360,37 +374,47 @@ mod tests {
         let mut plan = Plan::default();
         let skip = every_15(Overlap::Skip, Duration::ZERO);
         plan.remember("s", Some(at(0)));
-        let fires = plan.tick("s", &skip, at(15), true);
+        let fires = plan.tick("s", &skip, at(15), 1);
         assert!(
             matches!(&fires[..], [Fire::Skipped { why, .. }] if why.contains("still goes")),
             "{fires:?}"
         );
-        assert_eq!(starts(&plan.tick("s", &skip, at(30), false)), [30]);
+        assert_eq!(starts(&plan.tick("s", &skip, at(30), 0)), [30]);
 
         let queue = every_15(Overlap::Queue, Duration::ZERO);
         plan.remember("q", Some(at(0)));
-        let fires = plan.tick("q", &queue, at(15), true);
+        let fires = plan.tick("q", &queue, at(15), 1);
         assert!(matches!(&fires[..], [Fire::Queued { .. }]), "{fires:?}");
         assert_eq!(plan.queued("q"), 1);
         assert!(
-            starts(&plan.tick("q", &queue, at(20), true)).is_empty(),
+            starts(&plan.tick("q", &queue, at(20), 1)).is_empty(),
             "still running"
         );
         assert_eq!(
-            starts(&plan.tick("q", &queue, at(21), false)),
+            starts(&plan.tick("q", &queue, at(21), 0)),
             [15],
             "after the run before"
         );
         assert_eq!(plan.queued("q"), 0);
         // Bounded: a queue holds at most MAX_QUEUED fires.
         for i in 0..(MAX_QUEUED as u64 + 2) {
-            plan.tick("q", &queue, at(30 + 15 * i), true);
+            plan.tick("q", &queue, at(30 + 15 * i), 1);
         }
         assert_eq!(plan.queued("q"), MAX_QUEUED);
 
         let allow = every_15(Overlap::Allow, Duration::ZERO);
         plan.remember("a", Some(at(0)));
-        assert_eq!(starts(&plan.tick("a", &allow, at(15), true)), [15]);
+        assert_eq!(starts(&plan.tick("a", &allow, at(15), 1)), [15]);
+        // Bounded: at most MAX_RUNNING runs of the schedule go at once.
+        assert_eq!(
+            starts(&plan.tick("a", &allow, at(30), MAX_RUNNING - 1)),
+            [30]
+        );
+        let fires = plan.tick("a", &allow, at(45), MAX_RUNNING);
+        assert!(
+            matches!(&fires[..], [Fire::Skipped { why, .. }] if why.contains("the most")),
+            "{fires:?}"
+        );
     }
 
     #[test]
@@ -400,7 +424,7 @@ mod tests {
         let schedule = every_15(Overlap::Allow, Duration::from_secs(3600));
         let mut plan = Plan::default();
         plan.remember("r", Some(at(0)));
-        let fires = plan.tick("r", &schedule, at(185), false);
+        let fires = plan.tick("r", &schedule, at(185), 0);
         assert_eq!(starts(&fires), [135, 150, 165, 180]);
         match &fires[0] {
             Fire::Missed { from, to, .. } => {
@@ -413,12 +437,12 @@ mod tests {
         // Without catch_up, only a fire late by less than a minute runs.
         let strict = every_15(Overlap::Allow, Duration::ZERO);
         plan.remember("s", Some(at(0)));
-        let fires = plan.tick("s", &strict, at(180), false);
+        let fires = plan.tick("s", &strict, at(180), 0);
         assert_eq!(starts(&fires), [180]);
         // With skip, the first catch-up runs and the others are skipped.
         let skip = every_15(Overlap::Skip, Duration::from_secs(3600));
         plan.remember("k", Some(at(0)));
-        let fires = plan.tick("k", &skip, at(185), false);
+        let fires = plan.tick("k", &skip, at(185), 0);
         assert_eq!(starts(&fires), [135]);
         assert_eq!(
             fires
@@ -436,18 +460,26 @@ mod tests {
         schedule.catch_up = Duration::from_secs(24 * 3600);
         let mut plan = Plan::default();
         plan.remember("s", Some(at(0)));
-        let fires = plan.tick("s", &schedule, at(600), false);
-        assert_eq!(starts(&fires).len(), MAX_CATCH_UP + 1);
+        let fires = plan.tick("s", &schedule, at(600), 0);
+        // The newest MAX_CATCH_UP + 1 fires; with "allow", MAX_RUNNING of
+        // them start and the last is skipped.
+        assert_eq!(fires.len(), MAX_CATCH_UP + 1);
+        assert_eq!(starts(&fires).len(), MAX_RUNNING);
+        assert!(
+            matches!(fires.last(), Some(Fire::Skipped { why, .. }) if why.contains("100 runs")),
+            "{:?}",
+            fires.last()
+        );
         assert_eq!(plan.last("s"), Some(at(600)));
         // A catch-up over half a century of a fire a second: the newest
         // fires, found without stepping through the 1.7 billion before.
         schedule.catch_up = Duration::from_secs(100 * 31_557_600);
         plan.remember("old", Some(Timestamp(0)));
-        let fires = plan.tick("old", &schedule, at(0), false);
+        let fires = plan.tick("old", &schedule, at(0), 0);
         let due: Vec<u64> = fires
             .iter()
             .filter_map(|fire| match fire {
-                Fire::Start { due, .. } => Some(due.0),
+                Fire::Start { due, .. } | Fire::Skipped { due, .. } => Some(due.0),
                 _ => None,
             })
             .collect();
@@ -466,7 +498,7 @@ mod tests {
         let schedule = every_15(Overlap::Skip, Duration::ZERO);
         let mut plan = Plan::default();
         plan.remember("r", Some(at(0)));
-        let fires = plan.tick("r", &schedule, at(67), false);
+        let fires = plan.tick("r", &schedule, at(67), 0);
         assert!(
             matches!(&fires[..], [Fire::Missed { from, .. }] if *from == at(15)),
             "{fires:?}"
@@ -476,9 +508,9 @@ mod tests {
         let last = plan.last("r").unwrap();
         assert_eq!(schedule.next_after(last), Some(at(75)));
         assert!(
-            plan.tick("r", &schedule, Timestamp(at(67).0 + 1_000), false)
+            plan.tick("r", &schedule, Timestamp(at(67).0 + 1_000), 0)
                 .is_empty()
         );
-        assert_eq!(starts(&plan.tick("r", &schedule, at(75), false)), [75]);
+        assert_eq!(starts(&plan.tick("r", &schedule, at(75), 0)), [75]);
     }
 }
