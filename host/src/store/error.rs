@@ -100,11 +100,11 @@ pub enum StoreError {
         id: String,
     },
     /// Several runs start with this prefix.
-    #[error("{count} runs have ids starting with `{id}`; give more of the id")]
+    #[error("{} runs have ids starting with `{id}`; give more of the id", counted(*.count))]
     AmbiguousRun {
         /// The prefix given.
         id: String,
-        /// How many matched.
+        /// How many matched, counted up to 1,000.
         count: usize,
     },
 }
@@ -124,5 +124,39 @@ impl StoreError {
             message: message.into(),
             source: None,
         }
+    }
+}
+
+/// Runs an ambiguous prefix matches are counted up to this many, so that
+/// a prefix of one character does not read every run of the store.
+pub const MOST_COUNTED: usize = 1_000;
+
+fn counted(count: usize) -> String {
+    if count >= MOST_COUNTED {
+        format!("{MOST_COUNTED} or more")
+    } else {
+        count.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ambiguous_prefix_says_how_many_runs_it_matches_up_to_a_bound() {
+        let error = |count| StoreError::AmbiguousRun {
+            id: "01".into(),
+            count,
+        };
+        assert_eq!(
+            error(2).to_string(),
+            "2 runs have ids starting with `01`; give more of the id"
+        );
+        assert!(
+            error(MOST_COUNTED)
+                .to_string()
+                .starts_with("1000 or more runs")
+        );
     }
 }

@@ -279,7 +279,7 @@ pub trait WorkflowStore: Send + Sync {
                 id: prefix.to_string(),
             });
         };
-        match matches.count() {
+        match matches.take(error::MOST_COUNTED - 1).count() {
             0 => Ok(first),
             more => Err(StoreError::AmbiguousRun {
                 id: prefix.to_string(),

@@ -42,19 +42,32 @@ pub enum TokenError {
         "{path} may be changed by other users (mode {mode:o}): anyone who can write it can let themselves in; run `chmod go-w {path}`"
     )]
     Unsafe { path: PathBuf, mode: u32 },
+    #[error(
+        "{path} belongs to another user (uid {uid}), who could let themselves in; use a token file of your own (`flow token --token-file FILE`)"
+    )]
+    Foreign { path: PathBuf, uid: u32 },
     #[error("cannot make a random token: {0}")]
     Random(String),
 }
 
 impl Tokens {
-    /// Reads a token file; refuses one that others may write.
+    /// Reads a token file; refuses one that others may write, or that
+    /// belongs to another user (root's is accepted, as for a service).
     pub fn read(path: &Path) -> Result<Self, TokenError> {
         use std::os::unix::fs::MetadataExt;
         let read = |source| TokenError::Read {
             path: path.to_path_buf(),
             source,
         };
-        let mode = std::fs::metadata(path).map_err(read)?.mode();
+        let meta = std::fs::metadata(path).map_err(read)?;
+        let uid = meta.uid();
+        if uid != rustix::process::geteuid().as_raw() && uid != 0 {
+            return Err(TokenError::Foreign {
+                path: path.to_path_buf(),
+                uid,
+            });
+        }
+        let mode = meta.mode();
         if mode & 0o022 != 0 {
             return Err(TokenError::Unsafe {
                 path: path.to_path_buf(),
@@ -181,6 +194,23 @@ mod tests {
         assert_eq!(tokens.check(&alice), Some(""));
         assert_eq!(tokens.check("flow_00"), None);
         assert_eq!(tokens.check(""), None);
+    }
+
+    #[test]
+    fn a_token_file_of_another_user_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens");
+        add_token(&path, "ci").unwrap();
+        // Giving a file away takes root (as tests run in CI).
+        if std::os::unix::fs::chown(&path, Some(12_345), None).is_err() {
+            assert_ne!(rustix::process::geteuid().as_raw(), 0);
+            return;
+        }
+        let error = Tokens::read(&path).err().unwrap().to_string();
+        assert!(
+            error.contains("belongs to another user (uid 12345)"),
+            "{error}"
+        );
     }
 
     #[test]
