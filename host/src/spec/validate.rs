@@ -25,8 +25,8 @@ pub(super) fn workflow(source: Arc<Source>) -> Result<WorkflowSpec, SpecError> {
     checked(source, &[], &mut HashMap::new())
 }
 
-/// The sub-workflow files checked in one validation, by path: each file
-/// once however many nodes (or files) run it, so files that run others
+/// The sub-workflow files checked in one validation (see
+/// [`checked_key`]): each file once however many nodes (or files) run it, so files that run others
 /// twice over cost their number, not two to the power of it. A file valid
 /// under one chain of files that run it is valid under any: a cycle
 /// through it is found from the file itself.
@@ -182,9 +182,11 @@ fn sub_workflow(
         ));
         return None;
     }
-    // Keyed by the path as written from the file that runs it (the
-    // checked file's own relative paths start from there).
-    let checked = match done.get(&path) {
+    // Keyed by the directory the file is read from (its own relative
+    // paths start there), resolved, and its name: however the path is
+    // written (`sub/../f.toml`), one file is checked once.
+    let key = checked_key(&path);
+    let checked = match done.get(&key) {
         Some(checked) => checked.clone(),
         None => {
             let text = match std::fs::read_to_string(&path) {
@@ -214,7 +216,7 @@ fn sub_workflow(
                             first: error.to_string(),
                         },
                     });
-            done.insert(path.clone(), checked.clone());
+            done.insert(key, checked.clone());
             checked
         }
     };
@@ -234,6 +236,19 @@ fn sub_workflow(
             ));
             None
         }
+    }
+}
+
+/// Where a sub-workflow file is remembered in [`Checked`]: its directory
+/// resolved, and its name as written.
+fn checked_key(path: &std::path::Path) -> PathBuf {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    match (std::fs::canonicalize(dir), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => path.to_path_buf(),
     }
 }
 
@@ -829,12 +844,14 @@ mod tests {
         // 40 files, each with two nodes that run the next: checked node by
         // node, the last file would be read 2^40 times.
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
         let files = 40;
         for i in 0..files {
             let text = if i + 1 < files {
+                // The second node writes the path another way.
                 format!(
                     "[workflow]\nid = \"f{i}\"\n[nodes.a]\nworkflow = \"f{next}.toml\"\n\
-                     [nodes.b]\nworkflow = \"f{next}.toml\"\n",
+                     [nodes.b]\nworkflow = \"sub/../f{next}.toml\"\n",
                     next = i + 1
                 )
             } else {

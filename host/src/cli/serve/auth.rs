@@ -59,7 +59,10 @@ impl Tokens {
             path: path.to_path_buf(),
             source,
         };
-        let meta = std::fs::metadata(path).map_err(read)?;
+        // What is checked is what is read: one open file, not the path
+        // twice (the file could be swapped between).
+        let mut file = std::fs::File::open(path).map_err(read)?;
+        let meta = file.metadata().map_err(read)?;
         let uid = meta.uid();
         if uid != rustix::process::geteuid().as_raw() && uid != 0 {
             return Err(TokenError::Foreign {
@@ -74,7 +77,8 @@ impl Tokens {
                 mode: mode & 0o777,
             });
         }
-        let text = std::fs::read_to_string(path).map_err(read)?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut file, &mut text).map_err(read)?;
         let mut hashes = Vec::new();
         for (number, line) in text.lines().enumerate() {
             let line = line.trim();

@@ -132,22 +132,26 @@ impl Plan {
         // missed ones end, so that the next tick neither reports them
         // again nor wakes at once to look at them.
         known.last = Some(due_times.last().copied().unwrap_or(from));
-        for due in due_times {
+        // With "allow", the newest fires start while fewer than
+        // MAX_RUNNING runs go; the oldest beyond are skipped.
+        let crowded = match schedule.overlap {
+            Overlap::Allow => due_times
+                .len()
+                .saturating_sub(MAX_RUNNING.saturating_sub(running)),
+            _ => 0,
+        };
+        for (index, due) in due_times.into_iter().enumerate() {
             let name = name.to_string();
             fires.push(match (running, schedule.overlap) {
-                (0, _) => {
-                    running = 1;
-                    Fire::Start { name, due }
-                }
-                (_, Overlap::Allow) if running < MAX_RUNNING => {
+                (_, Overlap::Allow) if index < crowded => Fire::Skipped {
+                    name,
+                    due,
+                    why: "100 runs of it go, the most overlap = \"allow\" lets go at once",
+                },
+                (0, _) | (_, Overlap::Allow) => {
                     running += 1;
                     Fire::Start { name, due }
                 }
-                (_, Overlap::Allow) => Fire::Skipped {
-                    name,
-                    due,
-                    why: "100 runs it started still go, the most overlap = \"allow\" lets go at once",
-                },
                 (_, Overlap::Queue) if known.queue.len() < MAX_QUEUED => {
                     known.queue.push_back(due);
                     Fire::Queued { name, due }
@@ -461,14 +465,16 @@ mod tests {
         let mut plan = Plan::default();
         plan.remember("s", Some(at(0)));
         let fires = plan.tick("s", &schedule, at(600), 0);
-        // The newest MAX_CATCH_UP + 1 fires; with "allow", MAX_RUNNING of
-        // them start and the last is skipped.
+        // The newest MAX_CATCH_UP + 1 fires; with "allow", the newest
+        // MAX_RUNNING of them start (the one due now among them) and the
+        // oldest is skipped.
         assert_eq!(fires.len(), MAX_CATCH_UP + 1);
         assert_eq!(starts(&fires).len(), MAX_RUNNING);
+        assert_eq!(starts(&fires).last(), Some(&600));
         assert!(
-            matches!(fires.last(), Some(Fire::Skipped { why, .. }) if why.contains("100 runs")),
+            matches!(fires.first(), Some(Fire::Skipped { why, .. }) if why.contains("100 runs")),
             "{:?}",
-            fires.last()
+            fires.first()
         );
         assert_eq!(plan.last("s"), Some(at(600)));
         // A catch-up over half a century of a fire a second: the newest

@@ -63,6 +63,19 @@ impl Keys {
         slot
     }
 
+    /// Forgets `key` if `slot` is still its slot and holds nothing: its
+    /// run did not start, so the key neither counts against the bound nor
+    /// stays a day.
+    pub fn forget_unused(&mut self, key: &str, slot: &Slot) {
+        let unused = self.runs.get(key).is_some_and(|held| {
+            Arc::ptr_eq(held, slot) && held.try_lock().is_ok_and(|entry| entry.is_none())
+        });
+        if unused {
+            self.runs.remove(key);
+            self.order.retain(|(_, old)| old != key);
+        }
+    }
+
     fn expire(&mut self, now: Instant) {
         while let Some((at, _)) = self.order.front() {
             if now.duration_since(*at) < KEEP {
@@ -126,5 +139,12 @@ mod tests {
                 .map(|s| s.run_id.as_str()),
             Some("1")
         );
+        // A key whose start failed is forgotten; one that started is kept.
+        let failed = keys.slot("c");
+        keys.forget_unused("c", &failed);
+        assert!(!keys.runs.contains_key("c") && keys.order.iter().all(|(_, k)| k != "c"));
+        let started = keys.slot("a");
+        keys.forget_unused("a", &started);
+        assert!(keys.runs.contains_key("a"));
     }
 }

@@ -28,9 +28,9 @@ pub struct Bounds {
     pub connections: usize,
     /// Time to send a request's head.
     pub header_timeout: Duration,
-    /// After shutdown, how long requests in flight may take to finish
+    /// After shutdown, how long the server waits for requests in flight
     /// (a client that stops sending a body, or reading an answer, holds
-    /// its connection no longer than this).
+    /// the shutdown no longer than this).
     pub grace: Duration,
 }
 
@@ -85,7 +85,7 @@ pub async fn serve(
     {
         tracing::warn!(
             target: "flow::serve",
-            "{} connection(s) still open after the shutdown grace; they are dropped",
+            "{} connection(s) still open after the shutdown grace; they are cut off when the server exits",
             connections.len()
         );
     }

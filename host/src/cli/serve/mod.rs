@@ -82,8 +82,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     max_attempts: Option<usize>,
 
-    /// On SIGTERM or Ctrl-C, how long runs may go on before they are
-    /// cancelled (they can be resumed later)
+    /// On SIGTERM or Ctrl-C, how long requests in flight and runs may go
+    /// on before the server stops waiting for the requests and cancels the
+    /// runs (they can be resumed later)
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = flow_host::options::parse_duration)]
     shutdown_grace: Duration,
 

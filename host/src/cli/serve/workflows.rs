@@ -129,7 +129,14 @@ pub async fn start(
         );
         return Ok(response);
     }
-    let run_id = start_run(&app, &name, request).await?;
+    let run_id = match start_run(&app, &name, request).await {
+        Ok(run_id) => run_id,
+        Err(problem) => {
+            drop(entry);
+            app.keys.lock().await.forget_unused(&key, &slot);
+            return Err(problem);
+        }
+    };
     *entry = Some(Started {
         request: asked,
         run_id: run_id.clone(),
