@@ -10,7 +10,7 @@ FLOW := $(TARGET)/release/flow
 PLUGIN_CRATES := $(foreach dir,$(wildcard plugins/*/Cargo.toml tests/plugins/*/Cargo.toml),-p $(shell sed -n 's/^name = "\(.*\)"/\1/p' $(dir) | head -n1))
 PYTHON_PLUGINS := $(patsubst %/app.py,%,$(wildcard plugins/*/app.py))
 
-.PHONY: build demo test test-guests install-check lint bench toolchain browser postgres clean
+.PHONY: build demo test test-guests package-check install-check lint bench toolchain browser postgres clean
 
 ## build: the host (target/release/flow), every plugin (target/plugins/,
 ## target/test-plugins/) and the tests. One build serves build, test and
@@ -45,12 +45,21 @@ demo: build
 ## test: the whole suite: unit, integration, golden and doc tests, and the
 ## tests of the Python and JavaScript SDKs and plugins. On the release
 ## profile, like build and bench, so that wasmtime compiles once for all.
-test: build browser postgres test-guests
-	$(CARGO) package --locked --allow-dirty --quiet -p flow-plugin-sdk
+test: build browser postgres
+	@# The guests' tests and the packages' checks run beside the Rust tests,
+	@# which leave a core idle for a third of their time.
+	$(MAKE) --no-print-directory test-guests package-check & side=$$!; \
+	$(CARGO) test --release --locked --workspace; rust=$$?; \
+	wait $$side && exit $$rust
+
+## package-check: the plugin SDK packs into a crate that builds on its own;
+## the host packs too. In a target directory of their own, so that they
+## run beside other builds without waiting for theirs.
+package-check:
+	CARGO_TARGET_DIR=$(abspath $(TARGET))/package-check $(CARGO) package --locked --allow-dirty --quiet -p flow-plugin-sdk
 	# The host package carries what it builds from (its WIT copy); verifying
 	# it would compile wasmtime once more, so it is only listed here.
-	$(CARGO) package --locked --allow-dirty --quiet --no-verify -p flow-host
-	$(CARGO) test --release --locked --workspace
+	CARGO_TARGET_DIR=$(abspath $(TARGET))/package-check $(CARGO) package --locked --allow-dirty --quiet --no-verify -p flow-host
 
 test-guests:
 	cd plugin-sdk/python && python3 -m unittest --quiet
