@@ -22,14 +22,21 @@ pub struct Address {
     pub token: bool,
 }
 
-/// The address a running server recorded beside `db`, if any (and its
-/// process is still there).
+/// The address a running server recorded beside `db`, if any, and if its
+/// process is still there: a process of the user the file belongs to (a
+/// server killed before it could remove the file leaves it behind, and
+/// its number may since be another user's process, which may listen on
+/// the port: it must not be sent `FLOW_TOKEN`).
 pub fn server_of(db: &Path) -> Option<Address> {
-    let text = std::fs::read_to_string(super::serve::address_file(db)).ok()?;
+    use std::io::Read as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let mut file = std::fs::File::open(super::serve::address_file(db)).ok()?;
+    let writer = file.metadata().ok()?.uid();
+    let mut text = String::new();
+    file.read_to_string(&mut text).ok()?;
     let address: Address = serde_json::from_str(&text).ok()?;
-    Path::new(&format!("/proc/{}", address.pid))
-        .exists()
-        .then_some(address)
+    let process = std::fs::metadata(format!("/proc/{}", address.pid)).ok()?;
+    (process.uid() == writer).then_some(address)
 }
 
 /// A read-only store that asks a server.
@@ -271,5 +278,37 @@ impl WorkflowStore for RemoteStore {
 
     fn set_last_fire(&self, _: &str, _: Timestamp) -> Result<(), StoreError> {
         Err(self.read_only())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recorded_server_counts_only_while_its_users_process_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        let file = super::super::serve::address_file(&db);
+        let write = |pid: u32| {
+            std::fs::write(
+                &file,
+                format!(r#"{{"url": "http://127.0.0.1:1", "pid": {pid}, "token": true}}"#),
+            )
+            .unwrap();
+        };
+        write(std::process::id());
+        assert_eq!(server_of(&db).map(|a| a.pid), Some(std::process::id()));
+        // Gone: the number is no process.
+        write(u32::MAX);
+        assert!(server_of(&db).is_none());
+        // The number is now another user's process (here: the file is
+        // another user's; giving it away takes root, as tests run in CI).
+        write(std::process::id());
+        if std::os::unix::fs::chown(&file, Some(12_345), None).is_err() {
+            assert_ne!(rustix::process::geteuid().as_raw(), 0);
+            return;
+        }
+        assert!(server_of(&db).is_none());
     }
 }
