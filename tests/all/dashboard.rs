@@ -342,8 +342,12 @@ fn a_run_is_started_watched_and_steered_from_the_browser() {
     browser.wait_until("document.querySelectorAll('table.table tbody tr').length === 3");
     browser.eval("document.getElementById('f-status').value = 'succeeded'");
     browser.press("Filter");
-    browser.wait_until("location.search === '?status=succeeded'");
-    browser.wait_until("document.querySelectorAll('table.table tbody tr').length === 3");
+    // The filtered page is drawn anew (with a Clear link in its form):
+    // the next filter must go into the new form, not the old one.
+    browser.wait_until(
+        "location.search === '?status=succeeded' && document.querySelector('form.filters a') !== null \
+         && document.querySelectorAll('table.table tbody tr').length === 3",
+    );
     browser.eval("document.getElementById('f-workflow').value = 'greet'");
     browser.press("Filter");
     browser.wait_until("document.querySelectorAll('table.table tbody tr').length === 1");

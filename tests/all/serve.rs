@@ -326,13 +326,18 @@ pub fn served(env: &Env, extra: &[&str]) -> Served {
     Served::start(env, extra)
 }
 
-/// A new token in `tokens` of `env`.
-pub fn token(env: &Env) -> String {
-    env.run(&["token", "--token-file", "tokens"])
+/// A new token called `name` in `tokens` of `env`.
+pub fn token_of(env: &Env, name: &str) -> String {
+    env.run(&["token", "--token-file", "tokens", "--name", name])
         .success()
         .stdout
         .trim()
         .to_string()
+}
+
+/// A new token in `tokens` of `env`.
+pub fn token(env: &Env) -> String {
+    token_of(env, "")
 }
 
 pub fn env() -> Env {
@@ -1022,6 +1027,29 @@ fn tokens_are_required_off_loopback_and_checked() {
     let mut events = right.events(None);
     let id = right.start_run("greet", json!({"times": 1}));
     assert_eq!(right.wait(&id, &mut events)["status"], "succeeded");
+    drop(events);
+
+    // Revoked without a restart: its line leaves the file.
+    let other = token_of(&env, "other");
+    let text = std::fs::read_to_string(env.path().join("tokens")).unwrap();
+    let kept: String = text
+        .lines()
+        .filter(|line| !line.ends_with(" ci"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(env.path().join("tokens"), kept).unwrap();
+    right.get("/api/v1/runs").problem(401);
+    let added = Served {
+        child: None,
+        url: server.url.clone(),
+        agent: agent(),
+        token: Some(other),
+    };
+    assert_eq!(
+        added.get("/api/v1/runs").status,
+        200,
+        "added without a restart"
+    );
 
     // A token file others may write is refused.
     std::fs::set_permissions(

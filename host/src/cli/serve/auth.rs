@@ -19,6 +19,90 @@ pub struct Tokens {
     hashes: Vec<([u8; 32], String)>,
 }
 
+/// A token file, read again when it changes (its size, times or inode),
+/// so that tokens are added and revoked without a restart. A file that
+/// can no longer be used (damaged, writable by others, removed) accepts no
+/// token until it is fixed: an error is logged, requests get a 401.
+#[derive(Debug)]
+pub struct TokenFile {
+    path: PathBuf,
+    read: std::sync::Mutex<Read>,
+}
+
+/// The file as last read.
+#[derive(Debug)]
+struct Read {
+    stamp: Option<Stamp>,
+    /// `None`: the file cannot be used.
+    tokens: Option<Tokens>,
+}
+
+/// What tells that a file changed: device, inode, modification and
+/// status-change times, size.
+type Stamp = (u64, u64, i64, i64, i64, i64, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some((
+        meta.dev(),
+        meta.ino(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec(),
+        meta.len(),
+    ))
+}
+
+impl TokenFile {
+    /// Reads the token file at `path`; refuses one that cannot be used.
+    pub fn open(path: &Path) -> Result<Self, TokenError> {
+        let stamp = stamp(path);
+        let tokens = Tokens::read(path)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            read: std::sync::Mutex::new(Read {
+                stamp,
+                tokens: Some(tokens),
+            }),
+        })
+    }
+
+    /// How many tokens the file held when last read.
+    pub fn len(&self) -> usize {
+        self.lock().tokens.as_ref().map_or(0, Tokens::len)
+    }
+
+    /// Whether `presented` is one of the tokens the file holds now.
+    pub fn accepts(&self, presented: &str) -> bool {
+        let now = stamp(&self.path);
+        let mut read = self.lock();
+        if now != read.stamp {
+            read.stamp = now;
+            read.tokens = match Tokens::read(&self.path) {
+                Ok(tokens) => {
+                    tracing::info!(target: "flow::tokens", "{}: read again, {} token(s)", self.path.display(), tokens.len());
+                    Some(tokens)
+                }
+                Err(error) => {
+                    tracing::error!(target: "flow::tokens", "{error}; no token is accepted until it is fixed");
+                    None
+                }
+            };
+        }
+        read.tokens
+            .as_ref()
+            .is_some_and(|tokens| tokens.check(presented).is_some())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Read> {
+        self.read
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// A token file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -198,6 +282,38 @@ mod tests {
         assert_eq!(tokens.check(&alice), Some(""));
         assert_eq!(tokens.check("flow_00"), None);
         assert_eq!(tokens.check(""), None);
+    }
+
+    #[test]
+    fn a_changed_token_file_is_read_again_and_a_broken_one_accepts_none() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens");
+        let first = add_token(&path, "first").unwrap();
+        let file = TokenFile::open(&path).unwrap();
+        assert!(file.accepts(&first));
+        // Added without a restart.
+        let second = add_token(&path, "second").unwrap();
+        assert!(file.accepts(&second));
+        assert_eq!(file.len(), 2);
+        // Revoked without a restart: the first token's line goes.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let kept: String = text
+            .lines()
+            .filter(|l| !l.ends_with(" first"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&path, kept).unwrap();
+        assert!(!file.accepts(&first));
+        assert!(file.accepts(&second));
+        // Made writable by others: no token at all until it is fixed.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(!file.accepts(&second));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(file.accepts(&second));
+        std::fs::remove_file(&path).unwrap();
+        assert!(!file.accepts(&second));
+        assert_eq!(file.len(), 0);
     }
 
     #[test]

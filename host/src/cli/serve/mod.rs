@@ -146,7 +146,7 @@ pub fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Success);
     }
     let tokens = match &args.token_file {
-        Some(file) => Some(auth::Tokens::read(file)?),
+        Some(file) => Some(auth::TokenFile::open(file)?),
         None => None,
     };
     if tokens.is_none() && !args.listen.ip().is_loopback() {
@@ -341,7 +341,7 @@ async fn authorize(State(app): State<Arc<App>>, request: Request, next: Next) ->
         };
     };
     match auth::Tokens::presented(request.headers()) {
-        Some(token) if tokens.check(token).is_some() => next.run(request).await,
+        Some(token) if tokens.accepts(token) => next.run(request).await,
         Some(_) => Problem::new(
             StatusCode::UNAUTHORIZED,
             "the bearer token is not one this server accepts",

@@ -16,7 +16,7 @@ use flow_host::{
 };
 use tokio_util::task::TaskTracker;
 
-use super::auth::Tokens;
+use super::auth::TokenFile;
 use super::catalog::Catalog;
 use super::events::Broadcaster;
 use super::problem::Problem;
@@ -33,7 +33,7 @@ pub struct App {
     pub catalog: Catalog,
     pub events: Broadcaster,
     pub metrics: Arc<PrometheusMetrics>,
-    pub tokens: Option<Tokens>,
+    pub tokens: Option<TokenFile>,
     pub started: Instant,
     /// Runs of this server that have not ended, by id, each with the
     /// number of its launch (a resumed run's old task must not remove
@@ -75,7 +75,7 @@ impl App {
         catalog: Catalog,
         events: Broadcaster,
         metrics: Arc<PrometheusMetrics>,
-        tokens: Option<Tokens>,
+        tokens: Option<TokenFile>,
     ) -> Self {
         Self {
             store,

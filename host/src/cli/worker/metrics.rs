@@ -19,19 +19,19 @@ use flow_host::observe::DURATION_BUCKETS;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::cli::UsageError;
-use crate::cli::serve::auth::Tokens;
+use crate::cli::serve::auth::{TokenFile, Tokens};
 
 /// What the endpoint serves, and to whom.
 struct Endpoint {
     handle: PrometheusHandle,
-    tokens: Option<Tokens>,
+    tokens: Option<TokenFile>,
 }
 
 /// Installs the process's metrics recorder and starts serving it on
 /// `listen`; returns the address it listens on (the port chosen when `0`
 /// was asked for).
 pub async fn serve(listen: SocketAddr, token_file: Option<&Path>) -> anyhow::Result<SocketAddr> {
-    let tokens = token_file.map(Tokens::read).transpose()?;
+    let tokens = token_file.map(TokenFile::open).transpose()?;
     if tokens.is_none() && !listen.ip().is_loopback() {
         return Err(UsageError(format!(
             "refusing to serve metrics on {listen} without --token-file: listen on 127.0.0.1, \
@@ -65,7 +65,7 @@ pub async fn serve(listen: SocketAddr, token_file: Option<&Path>) -> anyhow::Res
 /// `GET /metrics`: every series, in the Prometheus text format.
 async fn render(State(endpoint): State<Arc<Endpoint>>, request: Request) -> Response {
     if let Some(tokens) = &endpoint.tokens
-        && Tokens::presented(request.headers()).is_none_or(|token| tokens.check(token).is_none())
+        && Tokens::presented(request.headers()).is_none_or(|token| !tokens.accepts(token))
     {
         return (
             StatusCode::UNAUTHORIZED,
