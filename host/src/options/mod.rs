@@ -20,7 +20,7 @@ use crate::runtime::{Grants, Limits};
 
 pub use overrides::Overrides;
 pub use table::{OPTIONS, OptionError, OptionSpec, OptionValue, Scope};
-pub use values::{MAX_DURATION, parse_duration, parse_size};
+pub use values::{MAX_DURATION, parse_duration, parse_positive_duration, parse_size};
 
 /// Options of a whole run.
 #[derive(Debug, Clone, PartialEq)]

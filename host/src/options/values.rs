@@ -45,6 +45,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// Parses a duration as [`parse_duration`] does, of more than zero.
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        Duration::ZERO => Err("the duration must be more than zero".into()),
+        duration => Ok(duration),
+    }
+}
+
 fn memory_limit(bytes: usize) -> Result<usize, String> {
     if (bytes as u64) < MIN_MEMORY {
         return Err(format!(
@@ -129,10 +137,9 @@ visitor!(
     "a duration such as \"500ms\" or \"30s\"",
     {
         fn visit_str<E: de::Error>(self, text: &str) -> Result<PositiveDuration, E> {
-            match duration(text)? {
-                Duration::ZERO => Err(E::custom("the duration must be more than zero")),
-                duration => Ok(PositiveDuration(duration)),
-            }
+            parse_positive_duration(text)
+                .map(PositiveDuration)
+                .map_err(E::custom)
         }
         fn visit_i64<E: de::Error>(self, n: i64) -> Result<PositiveDuration, E> {
             Err(E::custom(format!(

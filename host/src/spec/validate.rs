@@ -22,13 +22,13 @@ const LISTED: usize = 10;
 
 /// Validates a workflow, and the workflow files its nodes run.
 pub(super) fn workflow(source: Arc<Source>) -> Result<WorkflowSpec, SpecError> {
-    checked(source, &[], &mut HashMap::new())
+    validate_file(source, &[], &mut HashMap::new())
 }
 
-/// The sub-workflow files checked in one validation (see
-/// [`checked_key`]): each file once however many nodes (or files) run it, so files that run others
-/// twice over cost their number, not two to the power of it. A file valid
-/// under one chain of files that run it is valid under any: a cycle
+/// The sub-workflow files checked in one validation (see [`checked_key`]):
+/// each file once however many nodes (or files) run it, so files that run
+/// others twice over cost their number, not two to the power of it. A file
+/// valid under one chain of files that run it is valid under any: a cycle
 /// through it is found from the file itself.
 type Checked = HashMap<PathBuf, Result<Arc<WorkflowSpec>, SubError>>;
 
@@ -43,7 +43,7 @@ struct SubError {
 /// Validates a workflow; `running` are the files of the workflows that run
 /// this one as a sub-workflow, outermost first (empty for a workflow run
 /// on its own), to refuse cycles of files.
-fn checked(
+fn validate_file(
     source: Arc<Source>,
     running: &[PathBuf],
     done: &mut Checked,
@@ -201,21 +201,20 @@ fn sub_workflow(
                 text,
                 origin: super::Origin::File,
             });
-            let checked =
-                checked(child, &chain, done)
-                    .map(Arc::new)
-                    .map_err(|error| match &error {
-                        SpecError::Invalid { diagnostics, .. } => SubError {
-                            count: diagnostics.len(),
-                            first: diagnostics
-                                .first()
-                                .map_or(String::new(), |d| d.message.clone()),
-                        },
-                        SpecError::Read { .. } => SubError {
-                            count: 1,
-                            first: error.to_string(),
-                        },
-                    });
+            let checked = validate_file(child, &chain, done)
+                .map(Arc::new)
+                .map_err(|error| match &error {
+                    SpecError::Invalid { diagnostics, .. } => SubError {
+                        count: diagnostics.len(),
+                        first: diagnostics
+                            .first()
+                            .map_or(String::new(), |d| d.message.clone()),
+                    },
+                    SpecError::Read { .. } => SubError {
+                        count: 1,
+                        first: error.to_string(),
+                    },
+                });
             done.insert(key, checked.clone());
             checked
         }

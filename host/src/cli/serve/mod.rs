@@ -94,7 +94,7 @@ pub struct ServeArgs {
 
     /// How long a client may take to send a request's headers, and an
     /// idle connection stays open
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = flow_host::options::parse_positive_duration)]
     header_timeout: Duration,
 
     /// Print the API's OpenAPI document and exit
@@ -112,14 +112,6 @@ pub struct TokenArgs {
     /// A name for the token, kept beside its hash
     #[arg(long, default_value = "")]
     name: String,
-}
-
-/// A duration of more than zero, for a flag.
-fn positive_duration(text: &str) -> Result<Duration, String> {
-    match flow_host::options::parse_duration(text)? {
-        Duration::ZERO => Err("the duration must be more than zero".into()),
-        duration => Ok(duration),
-    }
 }
 
 /// Makes a token, prints it once and keeps only its hash.
