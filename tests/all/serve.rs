@@ -106,22 +106,31 @@ impl Served {
         body: Option<&str>,
     ) -> Reply {
         let url = format!("{}{path}", self.url);
-        let mut builder = ureq::http::Request::builder().method(method).uri(&url);
-        if let Some(token) = &self.token {
-            builder = builder.header("authorization", format!("Bearer {token}"));
-        }
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        let result = match body {
-            Some(body) => self.agent.run(
-                builder
-                    .header("content-type", "application/json")
-                    .body(body.to_string())
-                    .unwrap(),
-            ),
-            None => self.agent.run(builder.body(()).unwrap()),
+        let send = || {
+            let mut builder = ureq::http::Request::builder().method(method).uri(&url);
+            if let Some(token) = &self.token {
+                builder = builder.header("authorization", format!("Bearer {token}"));
+            }
+            for (name, value) in headers {
+                builder = builder.header(*name, *value);
+            }
+            match body {
+                Some(body) => self.agent.run(
+                    builder
+                        .header("content-type", "application/json")
+                        .body(body.to_string())
+                        .unwrap(),
+                ),
+                None => self.agent.run(builder.body(()).unwrap()),
+            }
         };
+        let mut result = send();
+        // A server may close a kept-alive connection as the next request
+        // goes out on it (after refusing a request whose body it did not
+        // read, say); a GET is sent again, as HTTP clients do.
+        if method == "GET" && matches!(result, Err(ureq::Error::Io(_))) {
+            result = send();
+        }
         let mut response = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
         let headers = response
             .headers()
