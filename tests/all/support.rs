@@ -1,8 +1,10 @@
 //! Test helpers: a scratch directory with plugins, a database and a compile
 //! cache, and a way to run the real `flow` binary in it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
@@ -31,18 +33,11 @@ impl Env {
     }
 
     /// [`Env::new`] plus the Python (`words`) and JavaScript (`template`)
-    /// example plugins. These are large: the first test to ask compiles
-    /// them into the shared cache while the others wait for it.
+    /// example plugins.
     pub fn with_languages() -> Self {
-        static COMPILED: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
         let env = Self::new();
         for name in ["words", "template"] {
             env.add_plugin(&flow_test_artifacts::plugins_dir().join(format!("{name}.wasm")));
-        }
-        let mut compiled = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
-        if !*compiled {
-            env.run(&["plugins", "plugins"]).success();
-            *compiled = true;
         }
         env
     }
@@ -75,8 +70,14 @@ impl Env {
         self.path().join("plugins")
     }
 
-    /// Copies a plugin into the plugins directory.
+    /// Copies a plugin into the plugins directory, once it is in the
+    /// shared compile cache (see [`compile_once`]).
     pub fn add_plugin(&self, file: &Path) {
+        compile_once(file);
+        self.copy_plugin(file);
+    }
+
+    fn copy_plugin(&self, file: &Path) {
         let name = file.file_name().unwrap();
         std::fs::copy(file, self.plugins().join(name))
             .unwrap_or_else(|e| panic!("cannot copy {}: {e}", file.display()));
@@ -217,6 +218,33 @@ pub fn stderr_of(child: &mut std::process::Child) -> String {
 /// Compiled plugins shared by all tests, so each plugin compiles once.
 pub fn shared_cache() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("flow-compile-cache")
+}
+
+/// Compiles a plugin into the [`shared_cache`] unless a test of this
+/// process did: the first test to add it compiles it while the others that
+/// add it wait, as tests that start together would otherwise all compile
+/// the same plugins at once. Only warms the cache: a plugin that does not
+/// load is for the test's own run to report.
+fn compile_once(file: &Path) {
+    type Slots = BTreeMap<PathBuf, Arc<Mutex<bool>>>;
+    static COMPILED: Mutex<Slots> = Mutex::new(BTreeMap::new());
+    let slot = COMPILED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(file.to_path_buf())
+        .or_default()
+        .clone();
+    let mut compiled = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if !*compiled {
+        let scratch = Env::empty();
+        scratch.copy_plugin(file);
+        scratch
+            .flow()
+            .args(["plugins", "plugins"])
+            .output()
+            .unwrap();
+        *compiled = true;
+    }
 }
 
 /// What a `flow` command did.
