@@ -66,7 +66,7 @@ async fn the_pool_never_exceeds_max_concurrency_and_dependencies_come_first() {
     let cache = CompileCache::open(runtime.engine(), crate::support::shared_cache()).unwrap();
     let plugins = Arc::new(
         runtime
-            .load_plugins(&[flow_test_artifacts::plugins_dir()], &cache)
+            .load_plugins(&[crate::support::example_plugins()], &cache)
             .await
             .unwrap(),
     );

@@ -11,11 +11,8 @@ fn run_example(name: &str) -> String {
     let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
     let example: PathBuf = profile_dir.join("examples").join(name);
     let output = Command::new(&example)
-        .arg(flow_test_artifacts::plugins_dir())
-        .env(
-            "XDG_CACHE_HOME",
-            crate::support::shared_cache().parent().unwrap(),
-        )
+        .arg(crate::support::example_plugins())
+        .env("XDG_CACHE_HOME", crate::support::cache_home())
         .output()
         .unwrap_or_else(|error| panic!("cannot run {}: {error}", example.display()));
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();

@@ -147,7 +147,7 @@ async fn registry(natives: Vec<Arc<dyn Action>>) -> (Arc<Runtime>, Arc<PluginReg
     let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).unwrap());
     let cache = CompileCache::open(runtime.engine(), shared_cache()).unwrap();
     let mut plugins = runtime
-        .load_plugins(&[flow_test_artifacts::plugins_dir()], &cache)
+        .load_plugins(&[crate::support::example_plugins()], &cache)
         .await
         .unwrap();
     for native in natives {
@@ -347,7 +347,7 @@ async fn native_names_are_shared_with_plugins() {
     let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
     let cache = CompileCache::open(runtime.engine(), shared_cache()).unwrap();
     let mut plugins = runtime
-        .load_plugins(&[flow_test_artifacts::plugins_dir()], &cache)
+        .load_plugins(&[crate::support::example_plugins()], &cache)
         .await
         .unwrap();
     struct FakeEcho;

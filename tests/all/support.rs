@@ -215,9 +215,30 @@ pub fn stderr_of(child: &mut std::process::Child) -> String {
     stderr
 }
 
-/// Compiled plugins shared by all tests, so each plugin compiles once.
+/// Compiled plugins shared by all tests, so each plugin compiles once:
+/// where `flow` keeps its compile cache by default when [`cache_home`] is
+/// its `XDG_CACHE_HOME`, for tests that run a program which does.
 pub fn shared_cache() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("flow-compile-cache")
+    cache_home().join("flow").join("compiled")
+}
+
+/// The `XDG_CACHE_HOME` under which the default compile cache is the
+/// [`shared_cache`].
+pub fn cache_home() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+}
+
+/// The example plugins' directory, once each of its plugins is in the
+/// shared cache (see [`compile_once`]): for tests that load them all.
+pub fn example_plugins() -> PathBuf {
+    let dir = flow_test_artifacts::plugins_dir().to_path_buf();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            compile_once(&path);
+        }
+    }
+    dir
 }
 
 /// Compiles a plugin into the [`shared_cache`] unless a test of this
