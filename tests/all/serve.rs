@@ -59,6 +59,16 @@ impl Reply {
 }
 
 impl Served {
+    /// Another client of the same server, presenting `token`.
+    pub fn with_token(&self, token: String) -> Self {
+        Self {
+            child: None,
+            url: self.url.clone(),
+            agent: agent(),
+            token: Some(token),
+        }
+    }
+
     /// Starts `flow serve` in `env` with `workflows/` and `plugins/`, and
     /// these extra arguments; waits for its "listening" line.
     pub fn start(env: &Env, extra: &[&str]) -> Self {
@@ -1013,12 +1023,7 @@ fn tokens_are_required_off_loopback_and_checked() {
         .post("/api/v1/workflows/greet/runs", None)
         .problem(401);
     assert_eq!(server.get("/healthz").status, 200, "health needs no token");
-    let wrong = Served {
-        child: None,
-        url: server.url.clone(),
-        agent: agent(),
-        token: Some(format!("{token}x")),
-    };
+    let wrong = server.with_token(format!("{token}x"));
     let problem = wrong.get("/api/v1/runs").problem(401);
     assert!(
         problem["detail"]
@@ -1026,12 +1031,7 @@ fn tokens_are_required_off_loopback_and_checked() {
             .unwrap()
             .contains("not one this server accepts")
     );
-    let right = Served {
-        child: None,
-        url: server.url.clone(),
-        agent: agent(),
-        token: Some(token.clone()),
-    };
+    let right = server.with_token(token.clone());
     assert_eq!(right.get("/api/v1/runs").status, 200);
     let mut events = right.events(None);
     let id = right.start_run("greet", json!({"times": 1}));
@@ -1048,12 +1048,7 @@ fn tokens_are_required_off_loopback_and_checked() {
         .collect();
     std::fs::write(env.path().join("tokens"), kept).unwrap();
     right.get("/api/v1/runs").problem(401);
-    let added = Served {
-        child: None,
-        url: server.url.clone(),
-        agent: agent(),
-        token: Some(other),
-    };
+    let added = server.with_token(other);
     assert_eq!(
         added.get("/api/v1/runs").status,
         200,

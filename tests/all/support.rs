@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
 
@@ -247,16 +247,14 @@ pub fn example_plugins() -> PathBuf {
 /// the same plugins at once. Only warms the cache: a plugin that does not
 /// load is for the test's own run to report.
 fn compile_once(file: &Path) {
-    type Slots = BTreeMap<PathBuf, Arc<Mutex<bool>>>;
-    static COMPILED: Mutex<Slots> = Mutex::new(BTreeMap::new());
-    let slot = COMPILED
+    static COMPILED: Mutex<BTreeMap<PathBuf, Arc<OnceLock<()>>>> = Mutex::new(BTreeMap::new());
+    let compiled = COMPILED
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .entry(file.to_path_buf())
         .or_default()
         .clone();
-    let mut compiled = slot.lock().unwrap_or_else(|e| e.into_inner());
-    if !*compiled {
+    compiled.get_or_init(|| {
         let scratch = Env::empty();
         scratch.copy_plugin(file);
         scratch
@@ -264,8 +262,7 @@ fn compile_once(file: &Path) {
             .args(["plugins", "plugins"])
             .output()
             .unwrap();
-        *compiled = true;
-    }
+    });
 }
 
 /// What a `flow` command did.
