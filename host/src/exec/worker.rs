@@ -40,8 +40,9 @@ pub struct WorkerStats {
     pub given_back: u64,
 }
 
-/// A worker claims ahead of its free slots only while its attempts take
-/// less than this on average.
+/// By default a worker claims ahead of its free slots only while its
+/// attempts take less than this on average (see
+/// [`Worker::with_claim_ahead_below`]).
 pub const CLAIM_AHEAD_BELOW: Duration = Duration::from_millis(100);
 
 /// The durations of a worker's recent attempts.
@@ -49,6 +50,25 @@ pub const CLAIM_AHEAD_BELOW: Duration = Duration::from_millis(100);
 struct Recent {
     finished: u64,
     average: Duration,
+}
+
+impl Recent {
+    /// Counts a finished attempt's duration in a moving average over
+    /// roughly the last 16 attempts.
+    fn add(&mut self, took: Duration) {
+        self.finished += 1;
+        self.average = if self.finished == 1 {
+            took
+        } else {
+            self.average.mul_f64(15.0 / 16.0) + took.mul_f64(1.0 / 16.0)
+        };
+    }
+
+    /// Whether a worker of `capacity` slots has seen enough attempts, and
+    /// short enough, to claim ahead.
+    fn short(&self, capacity: usize, below: Duration) -> bool {
+        self.finished >= capacity as u64 && self.average < below
+    }
 }
 
 /// Claims and runs attempts until stopped.
@@ -61,6 +81,7 @@ pub struct Worker {
     secrets: Arc<Secrets>,
     redactor: Redactor,
     capacity: usize,
+    claim_ahead_below: Duration,
     specs: Mutex<HashMap<String, Arc<WorkflowSpec>>>,
     stats: Mutex<WorkerStats>,
     recent: Mutex<Recent>,
@@ -90,11 +111,20 @@ impl Worker {
             redactor: secrets.redactor(),
             secrets: Arc::new(secrets),
             capacity: capacity.max(1),
+            claim_ahead_below: CLAIM_AHEAD_BELOW,
             specs: Mutex::new(HashMap::new()),
             stats: Mutex::new(WorkerStats::default()),
             recent: Mutex::new(Recent::default()),
             reporting: TaskTracker::new(),
         }
+    }
+
+    /// Claims ahead of free slots only while attempts take less than
+    /// `below` on average ([`CLAIM_AHEAD_BELOW`] unless set); zero never
+    /// claims ahead.
+    pub fn with_claim_ahead_below(mut self, below: Duration) -> Self {
+        self.claim_ahead_below = below;
+        self
     }
 
     /// The plugins this worker serves: name and SHA-256 of each
@@ -133,7 +163,7 @@ impl Worker {
     /// Claims and runs attempts until `stop` is cancelled, then lets those
     /// it runs finish and gives back those it claimed ahead.
     ///
-    /// While its attempts are short (see [`CLAIM_AHEAD_BELOW`]) a worker
+    /// While its attempts are short (see [`Worker::with_claim_ahead_below`]) a worker
     /// claims up to its capacity more than it runs, so that the next
     /// attempts are at hand when slots free up and claims go in batches;
     /// with long attempts it claims only for free slots, so that no
@@ -293,23 +323,21 @@ impl Worker {
     }
 
     /// Whether this worker's recent attempts were short enough to claim
-    /// ahead: some finished, and they took under [`CLAIM_AHEAD_BELOW`] on
-    /// average.
+    /// ahead: some finished, and they took less than the threshold of
+    /// [`Worker::with_claim_ahead_below`] on average.
     fn short_attempts(&self) -> bool {
-        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        recent.finished >= self.capacity as u64 && recent.average < CLAIM_AHEAD_BELOW
+        self.recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .short(self.capacity, self.claim_ahead_below)
     }
 
     /// Counts a finished attempt's duration in the recent average.
     fn finished(&self, took: Duration) {
-        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        recent.finished += 1;
-        // A moving average over roughly the last 16 attempts.
-        recent.average = if recent.finished == 1 {
-            took
-        } else {
-            recent.average.mul_f64(15.0 / 16.0) + took.mul_f64(1.0 / 16.0)
-        };
+        self.recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add(took);
     }
 
     /// Runs one claimed attempt; its report, unless the claim was lost
@@ -596,5 +624,39 @@ async fn renew(
                 tracing::warn!(target: "flow::worker", "cannot renew leases: {error}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_worker_claims_ahead_once_its_slots_ran_short_attempts() {
+        let mut recent = Recent::default();
+        assert!(!recent.short(2, CLAIM_AHEAD_BELOW), "nothing ran yet");
+        recent.add(20 * MS);
+        assert!(!recent.short(2, CLAIM_AHEAD_BELOW), "one of two slots ran");
+        recent.add(20 * MS);
+        assert!(recent.short(2, CLAIM_AHEAD_BELOW));
+        assert!(!recent.short(2, 20 * MS), "not under a lower threshold");
+        assert!(!recent.short(2, Duration::ZERO), "zero never claims ahead");
+    }
+
+    #[test]
+    fn the_average_follows_the_recent_attempts() {
+        let mut recent = Recent::default();
+        recent.add(20 * MS);
+        for _ in 0..64 {
+            recent.add(500 * MS);
+        }
+        assert!(!recent.short(1, CLAIM_AHEAD_BELOW), "{:?}", recent.average);
+        assert!(recent.short(1, Duration::from_secs(3600)));
+        for _ in 0..64 {
+            recent.add(10 * MS);
+        }
+        assert!(recent.short(1, CLAIM_AHEAD_BELOW), "{:?}", recent.average);
     }
 }

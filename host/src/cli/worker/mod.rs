@@ -37,6 +37,12 @@ pub struct WorkerArgs {
     #[arg(long, value_name = "N")]
     max_concurrency: Option<usize>,
 
+    /// Claim up to --max-concurrency more attempts than run while the
+    /// attempts take less than this on average, so the next ones are at
+    /// hand when a slot frees; 0s never claims ahead [default: 100ms]
+    #[arg(long, value_name = "DURATION", value_parser = flow_host::options::parse_duration)]
+    claim_ahead_below: Option<Duration>,
+
     #[command(flatten)]
     secrets: SecretsArg,
 
@@ -86,7 +92,7 @@ pub fn run(context: &Context, args: WorkerArgs) -> anyhow::Result<Exit> {
         if metrics_at.is_some() {
             engine = engine.with_metrics(Arc::new(MetricsBridge::global()));
         }
-        let worker = Arc::new(Worker::new(
+        let mut worker = Worker::new(
             store.owner(),
             store.queue(),
             store.clone(),
@@ -94,7 +100,11 @@ pub fn run(context: &Context, args: WorkerArgs) -> anyhow::Result<Exit> {
             plugins.clone(),
             secrets,
             capacity,
-        ));
+        );
+        if let Some(below) = args.claim_ahead_below {
+            worker = worker.with_claim_ahead_below(below);
+        }
+        let worker = Arc::new(worker);
         let serves = worker.serves();
         if serves.is_empty() {
             return Err(UsageError(format!(
