@@ -34,6 +34,9 @@ except ImportError:  # Plain Python, e.g. unit tests: no host to send through.
 
 MAX_REDIRECTS = 5
 
+# A request: method, URL, headers, body.
+_Request = Tuple[str, str, Dict[str, str], bytes]
+
 __all__ = ["Response", "request", "get", "post_json", "send_all"]
 
 
@@ -91,51 +94,77 @@ def send_all(requests: List[Dict[str, Any]], in_flight: int = 8) -> List[Any]:
 
     Each request is a dict: ``url``, and optionally ``method`` (``GET``),
     ``headers`` and ``body`` (bytes). Each is checked by the host like one
-    sent alone; redirects are followed one request at a time.
+    sent alone. A redirect's next request takes the place of the one
+    redirected, so that following it holds up no other.
     """
     prepared = [
         (r.get("method", "GET").upper(), r["url"], dict(r.get("headers") or {}), r.get("body", b""))
         for r in requests
     ]
     results: List[Any] = [None] * len(prepared)
-    waiting: List[Tuple[int, Any, Any, str]] = []  # index, pollable, future, what
+    # index, redirects followed, request, pollable, future, what
+    waiting: List[Tuple[int, int, _Request, Any, Any, str]] = []
+
+    def begin(index: int, redirects: int, request: _Request) -> None:
+        try:
+            pending, what = _start(*request)
+        except (Fatal, Retryable) as error:
+            results[index] = error
+            return
+        waiting.append((index, redirects, request, pending.subscribe(), pending, what))
+
     following = 0
     while following < len(prepared) or waiting:
         while len(waiting) < max(1, in_flight) and following < len(prepared):
-            try:
-                pending, what = _start(*prepared[following])
-                waiting.append((following, pending.subscribe(), pending, what))
-            except (Fatal, Retryable) as error:
-                results[following] = error
+            begin(following, 0, prepared[following])
             following += 1
         if not waiting:
             continue
-        ready = poll.poll([pollable for _, pollable, _, _ in waiting])
-        # Removed from the back, so that the positions still to remove stay.
+        ready = poll.poll([entry[3] for entry in waiting])
+        # Removed from the back, so that the positions still to remove stay;
+        # a redirect's next request goes to the end.
         for position in sorted(ready, reverse=True):
-            index, pollable, pending, what = waiting.pop(position)
+            index, redirects, request, pollable, pending, what = waiting.pop(position)
             del pollable  # A child of the future: dropped first.
             try:
-                results[index] = _follow(*prepared[index], _finish(pending, what))
+                response = _finish(pending, what)
+                hop = _next_hop(request, response, MAX_REDIRECTS - redirects)
             except (Fatal, Retryable) as error:
                 results[index] = error
+                continue
+            if hop is None:
+                results[index] = response
+            else:
+                begin(index, redirects + 1, hop)
     return results
 
 
 def _follow(method: str, url: str, headers: Dict[str, str], body: bytes, response: Response) -> Response:
     """``response``, or the response at the end of its redirects."""
-    for hop in range(MAX_REDIRECTS + 1):
-        location = response.header("location")
-        if response.status not in (301, 302, 303, 307, 308) or location is None:
+    request: _Request = (method, url, headers, body)
+    left = MAX_REDIRECTS
+    while True:
+        hop = _next_hop(request, response, left)
+        if hop is None:
             return response
-        if hop == MAX_REDIRECTS:
-            break
-        url = _resolve(url, location)
-        if response.status == 303 or (response.status in (301, 302) and method == "POST"):
-            method, body = "GET", b""
-            headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
-        response = _send(method, url, headers, body)
-    raise Retryable(f"more than {MAX_REDIRECTS} redirects from {url}")
+        request, left = hop, left - 1
+        response = _send(*request)
+
+
+def _next_hop(request: _Request, response: Response, left: int) -> Optional[_Request]:
+    """The request ``response`` redirects ``request`` to, or None when it is no
+    redirect; :class:`flow_plugin.Retryable` when ``left`` is 0."""
+    method, url, headers, body = request
+    location = response.header("location")
+    if response.status not in (301, 302, 303, 307, 308) or location is None:
+        return None
+    url = _resolve(url, location)
+    if left == 0:
+        raise Retryable(f"more than {MAX_REDIRECTS} redirects from {url}")
+    if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+        method, body = "GET", b""
+        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+    return method, url, headers, body
 
 
 def _split(url: str) -> Tuple[bool, str, str]:

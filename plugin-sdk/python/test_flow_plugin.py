@@ -93,3 +93,72 @@ class InvokeTests(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class HttpTests(unittest.TestCase):
+    """The HTTP helper's own logic, against a scripted stand-in for the host."""
+
+    def setUp(self):
+        import flow_plugin_http as http
+
+        self.http = http
+        saved = {name: getattr(http, name) for name in ("_start", "_finish", "poll")}
+        self.addCleanup(lambda: [setattr(http, k, v) for k, v in saved.items()])
+
+    def test_a_redirect_leads_to_the_next_request_until_none_is_left(self):
+        http = self.http
+        post = ("POST", "https://a.example/v1/form", {"content-type": "text/plain", "x-keep": "1"}, b"data")
+        self.assertIsNone(http._next_hop(post, http.Response(200, [("location", "/x")]), 5))
+        see_other = http.Response(303, [("location", "/done")])
+        self.assertEqual(http._next_hop(post, see_other, 5), ("GET", "https://a.example/done", {"x-keep": "1"}, b""))
+        again = http.Response(307, [("location", "again")])
+        self.assertEqual(http._next_hop(post, again, 5)[:2], ("POST", "https://a.example/v1/again"))
+        with self.assertRaisesRegex(flow.Retryable, "more than 5 redirects from https://a.example/loop"):
+            http._next_hop(post, http.Response(302, [("location", "/loop")]), 0)
+
+    def test_following_a_redirect_holds_up_no_other_request(self):
+        # Three requests to /gather are answered only once all three were
+        # sent; /redirect answers at once. The host reports the redirect
+        # ready first and the refused request later.
+        http = self.http
+        sent = []
+
+        class Pending:
+            def __init__(self, url):
+                self.url = url
+
+            def subscribe(self):
+                return self
+
+            def ready(self):
+                if "/gather" in self.url:
+                    return sum("/gather" in url for url in sent) >= 3
+                return True
+
+        def start(method, url, headers, body):
+            sent.append(url)
+            return Pending(url), f"{method} {url}"
+
+        def finish(pending, what):
+            self.assertTrue(pending.ready(), f"{what} was read before it was answered")
+            if "/redirect" in pending.url:
+                return http.Response(302, [("location", "/gather")])
+            if "/refused" in pending.url:
+                raise flow.Fatal(f"request refused by the host: {what}")
+            return http.Response(200, [], b"together")
+
+        class Poll:
+            @staticmethod
+            def poll(pollables):
+                ready = [i for i, p in enumerate(pollables) if p.ready()]
+                self.assertTrue(ready, f"no request can be answered: {[p.url for p in pollables]}")
+                redirects = [i for i in ready if "/redirect" in pollables[i].url]
+                return redirects or ready
+
+        http._start, http._finish, http.poll = start, finish, Poll
+        base = "http://h.example"
+        urls = ["/gather", "/redirect", "/refused", "/gather"]
+        results = http.send_all([{"url": base + url} for url in urls], in_flight=3)
+        self.assertEqual([r.body for r in results if isinstance(r, http.Response)], [b"together"] * 3)
+        self.assertIsInstance(results[2], flow.Fatal)
+        self.assertEqual(sent.count(base + "/gather"), 3)

@@ -192,31 +192,41 @@ impl Request {
         self.follow(response)
     }
 
-    /// `response` to this request, or, when it redirects, the response at
-    /// the end of its redirects.
-    fn then(&self, response: Response) -> Result<Response, HttpError> {
-        if self.location(&response).is_some() {
-            self.clone().follow(response)
-        } else {
-            Ok(response)
-        }
-    }
-
     /// `response` to this request, or the response at the end of its
     /// redirects.
-    fn follow(mut self, mut response: Response) -> Result<Response, HttpError> {
+    fn follow(self, mut response: Response) -> Result<Response, HttpError> {
+        let mut current = self;
         let mut left = MAX_REDIRECTS;
-        while self.redirect(&response)? {
-            if left == 0 {
-                return Err(HttpError::Failed(format!(
-                    "more than {MAX_REDIRECTS} redirects from {}",
-                    self.url
-                )));
-            }
+        while let Some(next) = current.next_hop(&response, left)? {
             left -= 1;
-            response = send_once(&self)?;
+            response = send_once(&next)?;
+            current = next;
         }
         Ok(response)
+    }
+
+    /// The request `response` redirects this one to, when it is a redirect
+    /// to follow and `left` more redirects may be: an error when none may.
+    fn next_hop(&self, response: &Response, left: usize) -> Result<Option<Request>, HttpError> {
+        let Some(location) = self.location(response) else {
+            return Ok(None);
+        };
+        let mut next = self.clone();
+        next.url = resolve(&self.url, location)?;
+        if response.status == 303 || (matches!(response.status, 301 | 302) && self.method == "POST")
+        {
+            next.method = "GET".into();
+            next.body.clear();
+            next.headers
+                .retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
+        }
+        if left == 0 {
+            return Err(HttpError::Failed(format!(
+                "more than {MAX_REDIRECTS} redirects from {}",
+                next.url
+            )));
+        }
+        Ok(Some(next))
     }
 
     /// Where `response` redirects this request, if it is a redirect to
@@ -227,31 +237,14 @@ impl Request {
             .then(|| response.header("location"))
             .flatten()
     }
-
-    /// Turns this request into the one `response` redirects to, if it is a
-    /// redirect to follow.
-    fn redirect(&mut self, response: &Response) -> Result<bool, HttpError> {
-        let Some(location) = self.location(response) else {
-            return Ok(false);
-        };
-        self.url = resolve(&self.url, location)?;
-        if response.status == 303 || (matches!(response.status, 301 | 302) && self.method == "POST")
-        {
-            self.method = "GET".into();
-            self.body.clear();
-            self.headers
-                .retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
-        }
-        Ok(true)
-    }
 }
 
 /// Sends every request, `in_flight` at a time (at least one), and returns
 /// their results in the order of `requests`.
 ///
 /// Each request is checked by the host like one sent alone, and counts
-/// towards the attempt's `http_max_requests`. Redirects are followed one
-/// request at a time.
+/// towards the attempt's `http_max_requests`. A redirect's next request
+/// takes the place of the one redirected, while the others wait on.
 pub fn send_all(
     requests: impl IntoIterator<Item = Request>,
     in_flight: usize,
@@ -295,10 +288,7 @@ pub fn send_each(
     mut each: impl FnMut(usize, Result<Response, HttpError>),
 ) {
     let requests: Vec<Request> = requests.into_iter().collect();
-    send_concurrently(&requests, in_flight.max(1), |index, first| {
-        let request = &requests[index];
-        each(index, first.and_then(|response| request.then(response)));
-    });
+    send_concurrently(&requests, in_flight.max(1), &mut each);
 }
 
 /// The parts of an `http://` or `https://` URL.
@@ -373,7 +363,10 @@ fn send_concurrently(
     mut each: impl FnMut(usize, Result<Response, HttpError>),
 ) {
     for (index, request) in requests.iter().enumerate() {
-        each(index, send_once(request));
+        each(
+            index,
+            send_once(request).and_then(|response| request.clone().follow(response)),
+        );
     }
 }
 
@@ -412,6 +405,56 @@ mod tests {
         assert_eq!(
             resolve(base, "http://c.example/").unwrap(),
             "http://c.example/"
+        );
+    }
+
+    fn redirect(status: u16, to: &str) -> Response {
+        Response {
+            status,
+            headers: vec![("location".into(), to.into())],
+            body: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_redirect_leads_to_the_next_request_until_none_is_left() {
+        let post = request("POST", "https://a.example/v1/form")
+            .header("content-type", "text/plain")
+            .header("x-keep", "1")
+            .body("data");
+        let ok = Response {
+            status: 200,
+            ..redirect(200, "/elsewhere")
+        };
+        assert!(post.next_hop(&ok, 5).unwrap().is_none(), "not a redirect");
+
+        // 303 (and 301 or 302 after a POST) asks for a GET without the body.
+        let next = post.next_hop(&redirect(303, "/done"), 5).unwrap().unwrap();
+        assert_eq!(
+            (next.method.as_str(), next.url.as_str()),
+            ("GET", "https://a.example/done")
+        );
+        assert!(next.body.is_empty());
+        assert_eq!(next.headers, [("x-keep".to_string(), "1".to_string())]);
+        // 307 repeats the request as it was.
+        let next = post.next_hop(&redirect(307, "again"), 5).unwrap().unwrap();
+        assert_eq!(
+            (next.method.as_str(), next.body.as_slice()),
+            ("POST", &b"data"[..])
+        );
+        assert_eq!(next.url, "https://a.example/v1/again");
+
+        let error = post.next_hop(&redirect(302, "/loop"), 0).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "request failed: more than 5 redirects from https://a.example/loop"
+        );
+        let unfollowed = post.clone().follow_redirects(false);
+        assert!(
+            unfollowed
+                .next_hop(&redirect(302, "/x"), 5)
+                .unwrap()
+                .is_none()
         );
     }
 

@@ -9,7 +9,7 @@ use wasip2::http::types::{
 use wasip2::io::poll::{Pollable, poll};
 use wasip2::io::streams::StreamError;
 
-use super::{HttpError, Request, Response, parse_url};
+use super::{HttpError, MAX_REDIRECTS, Request, Response, parse_url};
 
 /// Sends `request` and reads its whole response.
 pub(super) fn send_once(request: &Request) -> Result<Response, HttpError> {
@@ -19,7 +19,9 @@ pub(super) fn send_once(request: &Request) -> Result<Response, HttpError> {
 }
 
 /// Sends `requests`, at most `in_flight` waiting for their responses at
-/// once, and hands each result to `each` as it arrives.
+/// once, and hands each result to `each` as it arrives. A redirect's next
+/// request takes the place of the one redirected, so that following it
+/// holds up no other.
 pub(super) fn send_concurrently(
     requests: &[Request],
     in_flight: usize,
@@ -32,22 +34,46 @@ pub(super) fn send_concurrently(
         if waiting.is_empty() {
             return;
         }
-        let pollables: Vec<&Pollable> = waiting.iter().map(|(_, pollable, _)| pollable).collect();
+        let pollables: Vec<&Pollable> = waiting.iter().map(|w| &w.pollable).collect();
         let mut ready = poll(&pollables);
         // Removed from the back, so that the indices still to remove stay
         // where they are.
         ready.sort_unstable_by(|a, b| b.cmp(a));
-        let arrived: Vec<(usize, Result<Response, HttpError>)> = ready
-            .into_iter()
-            .map(|position| {
-                let (index, pollable, pending) = waiting.swap_remove(position as usize);
-                // The pollable is a child of the response: it goes first.
-                drop(pollable);
-                (index, finish(&requests[index], pending))
-            })
-            .collect();
-        // The next requests go out first, so that they wait on the network
-        // while `each` works.
+        let mut arrived = Vec::new();
+        let mut hops = Vec::new();
+        for position in ready {
+            let Waiting {
+                index,
+                hop,
+                left,
+                pollable,
+                pending,
+            } = waiting.swap_remove(position as usize);
+            // The pollable is a child of the response: it goes first.
+            drop(pollable);
+            let request = hop.as_ref().unwrap_or(&requests[index]);
+            let outcome = finish(request, pending)
+                .and_then(|response| Ok((request.next_hop(&response, left)?, response)));
+            match outcome {
+                Ok((Some(next), _)) => hops.push((index, left - 1, next)),
+                Ok((None, response)) => arrived.push((index, Ok(response))),
+                Err(error) => arrived.push((index, Err(error))),
+            }
+        }
+        // Redirects and the next requests go out first, so that they wait
+        // on the network while `each` works.
+        for (index, left, hop) in hops {
+            match start(&hop) {
+                Ok(pending) => waiting.push(Waiting {
+                    index,
+                    left,
+                    pollable: pending.subscribe(),
+                    pending,
+                    hop: Some(hop),
+                }),
+                Err(error) => arrived.push((index, Err(error))),
+            }
+        }
         start_more(requests, in_flight, &mut next, &mut waiting, &mut each);
         for (index, result) in arrived {
             each(index, result);
@@ -55,9 +81,17 @@ pub(super) fn send_concurrently(
     }
 }
 
-/// A request sent: its index, what its response is awaited by, the
-/// response.
-type Waiting = (usize, Pollable, FutureIncomingResponse);
+/// A request sent, and what its response is awaited by.
+struct Waiting {
+    /// Its place in the requests.
+    index: usize,
+    /// The request a redirect led to, when it is not the one at `index`.
+    hop: Option<Request>,
+    /// How many more redirects may be followed.
+    left: usize,
+    pollable: Pollable,
+    pending: FutureIncomingResponse,
+}
 
 /// Starts the requests from `next` on until `in_flight` wait for their
 /// responses; one that cannot start goes to `each` at once.
@@ -70,7 +104,13 @@ fn start_more(
 ) {
     while waiting.len() < in_flight && *next < requests.len() {
         match start(&requests[*next]) {
-            Ok(pending) => waiting.push((*next, pending.subscribe(), pending)),
+            Ok(pending) => waiting.push(Waiting {
+                index: *next,
+                hop: None,
+                left: MAX_REDIRECTS,
+                pollable: pending.subscribe(),
+                pending,
+            }),
             Err(error) => each(*next, Err(error)),
         }
         *next += 1;
