@@ -9,6 +9,7 @@ TARGET := $(or $(CARGO_TARGET_DIR),target)
 FLOW := $(TARGET)/release/flow
 PLUGIN_CRATES := $(foreach dir,$(wildcard plugins/*/Cargo.toml tests/plugins/*/Cargo.toml),-p $(shell sed -n 's/^name = "\(.*\)"/\1/p' $(dir) | head -n1))
 PYTHON_PLUGINS := $(patsubst %/app.py,%,$(wildcard plugins/*/app.py))
+TEST_THREADS ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1) )))
 
 .PHONY: build demo test test-guests package-check install-check lint bench toolchain browser postgres clean
 
@@ -46,10 +47,12 @@ demo: build
 ## tests of the Python and JavaScript SDKs and plugins. On the release
 ## profile, like build and bench, so that wasmtime compiles once for all.
 test: build browser postgres
-	@# The guests' tests and the packages' checks run beside the Rust tests,
-	@# which leave a core idle for part of their time.
+	@# The guests' tests and the packages' checks run beside the Rust tests.
+	@# Most integration tests wait on the `flow` processes they start (and
+	@# those on servers, timeouts and backoffs), so twice as many tests as
+	@# cores run at once.
 	$(MAKE) --no-print-directory test-guests package-check & side=$$!; \
-	$(CARGO) test --release --locked --workspace; rust=$$?; \
+	$(CARGO) test --release --locked --workspace -- --test-threads=$(TEST_THREADS); rust=$$?; \
 	wait $$side && exit $$rust
 
 ## package-check: the plugin SDK packs into a crate that builds on its own;
