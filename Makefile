@@ -9,6 +9,9 @@ TARGET := $(or $(CARGO_TARGET_DIR),target)
 FLOW := $(TARGET)/release/flow
 PLUGIN_CRATES := $(foreach dir,$(wildcard plugins/*/Cargo.toml tests/plugins/*/Cargo.toml),-p $(shell sed -n 's/^name = "\(.*\)"/\1/p' $(dir) | head -n1))
 PYTHON_PLUGINS := $(patsubst %/app.py,%,$(wildcard plugins/*/app.py))
+# The side jobs of `make test`, through a variable of their own: a recipe
+# line that names $(MAKE) itself runs even under `make -n`.
+SIDE_MAKE = $(MAKE) --no-print-directory
 TEST_THREADS ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1) )))
 
 .PHONY: build demo test test-guests package-check install-check lint bench toolchain browser postgres clean
@@ -51,7 +54,7 @@ test: build browser postgres
 	@# Most integration tests wait on the `flow` processes they start (and
 	@# those on servers, timeouts and backoffs), so twice as many tests as
 	@# cores run at once.
-	$(MAKE) --no-print-directory test-guests package-check & side=$$!; \
+	$(SIDE_MAKE) test-guests package-check & side=$$!; \
 	$(CARGO) test --release --locked --workspace -- --test-threads=$(TEST_THREADS); rust=$$?; \
 	wait $$side && exit $$rust
 
