@@ -12,7 +12,6 @@ PYTHON_PLUGINS := $(patsubst %/app.py,%,$(wildcard plugins/*/app.py))
 # The side jobs of `make test`, through a variable of their own: a recipe
 # line that names $(MAKE) itself runs even under `make -n`.
 SIDE_MAKE = $(MAKE) --no-print-directory
-TEST_THREADS ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1) )))
 
 .PHONY: build demo test test-guests package-check install-check lint bench toolchain browser postgres clean
 
@@ -50,12 +49,12 @@ demo: build
 ## tests of the Python and JavaScript SDKs and plugins. On the release
 ## profile, like build and bench, so that wasmtime compiles once for all.
 test: build browser postgres
-	@# The guests' tests and the packages' checks run beside the Rust tests.
-	@# Most integration tests wait on the `flow` processes they start (and
-	@# those on servers, timeouts and backoffs), so twice as many tests as
-	@# cores run at once.
+	@# The guests' tests and the packages' checks run beside the Rust tests,
+	@# one test per core (cargo's default): tests of the shared store see
+	@# leases of one second lapse, and more at once on a busy machine can
+	@# delay a live process's renewal past its lease.
 	$(SIDE_MAKE) test-guests package-check & side=$$!; \
-	$(CARGO) test --release --locked --workspace -- --test-threads=$(TEST_THREADS); rust=$$?; \
+	$(CARGO) test --release --locked --workspace; rust=$$?; \
 	wait $$side && exit $$rust
 
 ## package-check: the plugin SDK packs into a crate that builds on its own;
