@@ -6,7 +6,7 @@ use crate::support::Env;
 fn env() -> Env {
     let env = Env::empty();
     for name in ["echo", "math"] {
-        env.add_plugin(&flow_test_artifacts::plugins_dir().join(format!("{name}.wasm")));
+        env.add_example(name);
     }
     env
 }

@@ -402,7 +402,7 @@ fn the_report_example_reads_fetches_with_a_secret_and_writes() {
 /// the refused one fails with `refusal` in its error.
 fn requests_from(plugin: &str, refusal: &str) -> Env {
     let env = env();
-    env.add_plugin(&flow_test_artifacts::test_plugins_dir().join(format!("{plugin}.wasm")));
+    env.add_test_plugin(plugin);
     let server = TestServer::start();
     let elsewhere = server.port().wrapping_add(1).max(1);
     let mut nodes = String::new();

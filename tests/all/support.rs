@@ -24,10 +24,10 @@ impl Env {
     pub fn new() -> Self {
         let env = Self::empty();
         for name in EXAMPLES {
-            env.add_plugin(&flow_test_artifacts::plugins_dir().join(format!("{name}.wasm")));
+            env.add_example(name);
         }
         for name in ["flaky", "misbehave"] {
-            env.add_plugin(&flow_test_artifacts::test_plugins_dir().join(format!("{name}.wasm")));
+            env.add_test_plugin(name);
         }
         env
     }
@@ -37,7 +37,7 @@ impl Env {
     pub fn with_languages() -> Self {
         let env = Self::new();
         for name in ["words", "template"] {
-            env.add_plugin(&flow_test_artifacts::plugins_dir().join(format!("{name}.wasm")));
+            env.add_example(name);
         }
         env
     }
@@ -75,6 +75,16 @@ impl Env {
     pub fn add_plugin(&self, file: &Path) {
         compile_once(file);
         self.copy_plugin(file);
+    }
+
+    /// Adds the example plugin `name` (see [`Env::add_plugin`]).
+    pub fn add_example(&self, name: &str) {
+        self.add_plugin(&flow_test_artifacts::plugins_dir().join(format!("{name}.wasm")));
+    }
+
+    /// Adds the test plugin `name` (see [`Env::add_plugin`]).
+    pub fn add_test_plugin(&self, name: &str) {
+        self.add_plugin(&flow_test_artifacts::test_plugins_dir().join(format!("{name}.wasm")));
     }
 
     fn copy_plugin(&self, file: &Path) {

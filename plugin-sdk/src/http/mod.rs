@@ -194,13 +194,12 @@ impl Request {
 
     /// `response` to this request, or the response at the end of its
     /// redirects.
-    fn follow(self, mut response: Response) -> Result<Response, HttpError> {
-        let mut current = self;
+    fn follow(mut self, mut response: Response) -> Result<Response, HttpError> {
         let mut left = MAX_REDIRECTS;
-        while let Some(next) = current.next_hop(&response, left)? {
+        while let Some(next) = self.next_hop(&response, left)? {
             left -= 1;
             response = send_once(&next)?;
-            current = next;
+            self = next;
         }
         Ok(response)
     }
